@@ -86,9 +86,7 @@ pub fn parse_close_payload(payload: &[u8]) -> Result<Option<CloseFrame>, Protoco
             if !code.is_valid_on_wire() {
                 return Err(ProtocolError::InvalidCloseCode(code.0));
             }
-            let reason = simdutf8::basic::from_utf8(&payload[2..])
-                .map_err(|_| ProtocolError::InvalidUtf8)?
-                .to_owned();
+            let reason = simdutf8::basic::from_utf8(&payload[2..]).map_err(|_| ProtocolError::InvalidUtf8)?.to_owned();
             Ok(Some(CloseFrame { code, reason }))
         }
     }

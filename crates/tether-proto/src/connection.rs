@@ -168,8 +168,16 @@ impl Connection {
     pub fn new(role: Role, config: Config, deflate: Option<DeflateParams>) -> Self {
         let deflate = deflate.map(|params| {
             let (own_bits, own_reset, peer_reset) = match role {
-                Role::Server => (params.server_max_window_bits, params.server_no_context_takeover, params.client_no_context_takeover),
-                Role::Client => (params.client_max_window_bits, params.client_no_context_takeover, params.server_no_context_takeover),
+                Role::Server => (
+                    params.server_max_window_bits,
+                    params.server_no_context_takeover,
+                    params.client_no_context_takeover,
+                ),
+                Role::Client => (
+                    params.client_max_window_bits,
+                    params.client_no_context_takeover,
+                    params.server_no_context_takeover,
+                ),
             };
             DeflateState {
                 own_window_bits: Some(own_bits.min(config.deflate.max_window_bits)).filter(|bits| *bits >= 9),
@@ -501,6 +509,11 @@ impl Connection {
     /// Whether there are bytes to write.
     pub fn has_output(&self) -> bool {
         !self.out.is_empty()
+    }
+
+    /// How many bytes are queued for writing.
+    pub fn output_len(&self) -> usize {
+        self.out.len()
     }
 
     /// Takes the bytes to write. The caller must write all of them, in order.

@@ -158,7 +158,7 @@ fn fragmentation_rules() {
 #[test]
 fn invalid_utf8_fails_before_the_frame_ends() {
     // Autobahn 6.4.3: the first part of the frame already holds an impossible sequence.
-    let payload = [&"κόσμε".as_bytes()[..], &[0xf4, 0x90, 0x80, 0x80], b"edited"].concat();
+    let payload = ["κόσμε".as_bytes(), &[0xf4, 0x90, 0x80, 0x80], b"edited"].concat();
     let bytes = frame(OpCode::Text, true, &payload);
     let header_len = 2 + 4;
     let cut = header_len + "κόσμε".len() + 2;
@@ -257,7 +257,8 @@ fn client_masks_and_server_does_not() {
 fn compressed_pair(offer: &str, server_config: DeflateConfig) -> (Connection, Connection) {
     let offers = parse_extensions([offer.as_bytes()]).unwrap();
     let (params, response) = accept_offer(&server_config, &offers).unwrap();
-    let client_params = accept_response(&DeflateConfig::default(), &parse_extensions([response.as_bytes()]).unwrap()[0]).unwrap();
+    let client_params =
+        accept_response(&DeflateConfig::default(), &parse_extensions([response.as_bytes()]).unwrap()[0]).unwrap();
     let server = Connection::new(Role::Server, Config { deflate: server_config, ..Config::default() }, Some(params));
     let client = Connection::new(Role::Client, Config::default(), Some(client_params));
     (client, server)

@@ -39,9 +39,7 @@ impl Compressor {
         out.reserve(input.len() / 2 + 16);
         loop {
             let before = self.inner.total_in();
-            self.inner
-                .compress_vec(input, out, FlushCompress::Sync)
-                .expect("deflate cannot fail on valid state");
+            self.inner.compress_vec(input, out, FlushCompress::Sync).expect("deflate cannot fail on valid state");
             input = &input[(self.inner.total_in() - before) as usize..];
             // Done when all input is in and the flush fit in the space we gave it.
             if input.is_empty() && out.len() < out.capacity() {

@@ -109,8 +109,7 @@ pub fn accept_offer(config: &DeflateConfig, offers: &[ExtensionOffer]) -> Option
         let offered = parse_params(offer, true)?;
         let server_bits = offered.server_max_window_bits.unwrap_or(15).min(config.max_window_bits);
         let server_no_context_takeover = offered.server_no_context_takeover || config.no_context_takeover;
-        let client_no_context_takeover =
-            offered.client_no_context_takeover || config.request_peer_no_context_takeover;
+        let client_no_context_takeover = offered.client_no_context_takeover || config.request_peer_no_context_takeover;
         // We may only ask the client to limit its window if it said it can (client_max_window_bits
         // in the offer); otherwise it compresses with whatever window it offered, or 15.
         let client_bits_answer = match offered.client_max_window_bits {

@@ -128,10 +128,7 @@ mod tests {
         let mut decoder = FrameDecoder::new();
         let mut src = BytesMut::from(&[0x89, 0x00][..]);
         assert!(matches!(decoder.decode(&mut src).unwrap(), Some(FrameEvent::Header(_))));
-        assert_eq!(
-            decoder.decode(&mut src).unwrap(),
-            Some(FrameEvent::Payload { data: BytesMut::new(), last: true })
-        );
+        assert_eq!(decoder.decode(&mut src).unwrap(), Some(FrameEvent::Payload { data: BytesMut::new(), last: true }));
         assert!(decoder.is_between_frames());
     }
 }

@@ -211,10 +211,7 @@ mod tests {
             FrameHeader::parse(&[0x82, 127, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]),
             Err(ProtocolError::NonMinimalLength)
         );
-        assert_eq!(
-            FrameHeader::parse(&[0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0]),
-            Err(ProtocolError::LengthOutOfRange)
-        );
+        assert_eq!(FrameHeader::parse(&[0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0]), Err(ProtocolError::LengthOutOfRange));
     }
 
     #[test]

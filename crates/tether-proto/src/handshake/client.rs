@@ -159,9 +159,10 @@ impl ClientHandshake {
             if deflate.is_some() {
                 return invalid("permessage-deflate accepted twice");
             }
-            deflate = Some(negotiation::accept_response(config, extension).map_err(|why| {
-                ClientHandshakeError::InvalidResponse(why.to_owned())
-            })?);
+            deflate = Some(
+                negotiation::accept_response(config, extension)
+                    .map_err(|why| ClientHandshakeError::InvalidResponse(why.to_owned()))?,
+            );
         }
         Ok(ClientAccepted { response: head, protocol, deflate })
     }

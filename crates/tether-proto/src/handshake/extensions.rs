@@ -13,11 +13,23 @@ pub struct ExtensionOffer {
     pub params: Vec<(String, Option<String>)>,
 }
 
+/// A `Sec-WebSocket-Extensions` value that does not follow the grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedExtensions;
+
+impl std::fmt::Display for MalformedExtensions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("malformed Sec-WebSocket-Extensions")
+    }
+}
+
+impl std::error::Error for MalformedExtensions {}
+
 /// Parses every `Sec-WebSocket-Extensions` value into its elements. `Err` on syntax errors.
-pub fn parse_extensions<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<ExtensionOffer>, ()> {
+pub fn parse_extensions<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<ExtensionOffer>, MalformedExtensions> {
     let mut offers = Vec::new();
     for value in values {
-        let value = std::str::from_utf8(value).map_err(|_| ())?;
+        let value = std::str::from_utf8(value).map_err(|_| MalformedExtensions)?;
         for element in split_outside_quotes(value, ',') {
             let element = element.trim();
             if element.is_empty() {
@@ -26,7 +38,7 @@ pub fn parse_extensions<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Resul
             let mut parts = split_outside_quotes(element, ';').into_iter();
             let name = parts.next().unwrap_or_default().trim();
             if !is_token(name) {
-                return Err(());
+                return Err(MalformedExtensions);
             }
             let mut params = Vec::new();
             for part in parts {
@@ -36,7 +48,7 @@ pub fn parse_extensions<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Resul
                     None => (part, None),
                 };
                 if !is_token(key) {
-                    return Err(());
+                    return Err(MalformedExtensions);
                 }
                 params.push((key.to_owned(), value));
             }
@@ -46,15 +58,15 @@ pub fn parse_extensions<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Resul
     Ok(offers)
 }
 
-fn unquote(value: &str) -> Result<String, ()> {
+fn unquote(value: &str) -> Result<String, MalformedExtensions> {
     let unquoted = match value.strip_prefix('"') {
-        Some(rest) => rest.strip_suffix('"').ok_or(())?.replace('\\', ""),
+        Some(rest) => rest.strip_suffix('"').ok_or(MalformedExtensions)?.replace('\\', ""),
         None => value.to_owned(),
     };
     if is_token(&unquoted) {
         Ok(unquoted)
     } else {
-        Err(())
+        Err(MalformedExtensions)
     }
 }
 

@@ -58,12 +58,7 @@ impl Headers {
     }
 
     fn from_httparse(headers: &[httparse::Header<'_>]) -> Self {
-        Self(
-            headers
-                .iter()
-                .map(|h| Header { name: h.name.to_owned(), value: h.value.trim_ascii().to_vec() })
-                .collect(),
-        )
+        Self(headers.iter().map(|h| Header { name: h.name.to_owned(), value: h.value.trim_ascii().to_vec() }).collect())
     }
 }
 
@@ -130,18 +125,14 @@ impl HeadReader {
         // Resume two bytes back: the terminator may straddle the previous end of the buffer.
         let start = self.scanned.saturating_sub(3);
         let end = buf.len().min(self.limits.max_bytes);
-        let found = buf[start..end]
-            .iter()
-            .enumerate()
-            .filter(|(_, &b)| b == b'\n')
-            .find_map(|(i, _)| {
-                let at = start + i;
-                match buf.get(at + 1..end) {
-                    Some([b'\n', ..]) => Some(at + 2),
-                    Some([b'\r', b'\n', ..]) => Some(at + 3),
-                    _ => None,
-                }
-            });
+        let found = buf[start..end].iter().enumerate().filter(|(_, &b)| b == b'\n').find_map(|(i, _)| {
+            let at = start + i;
+            match buf.get(at + 1..end) {
+                Some([b'\n', ..]) => Some(at + 2),
+                Some([b'\r', b'\n', ..]) => Some(at + 3),
+                _ => None,
+            }
+        });
         self.scanned = end;
         match found {
             Some(len) => Ok(Some(len)),

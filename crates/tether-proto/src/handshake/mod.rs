@@ -33,8 +33,7 @@ pub(crate) fn has_token(value: &[u8], token: &str) -> bool {
 
 /// RFC 7230 `tchar`: the characters allowed in a token such as a sub-protocol name.
 pub(crate) fn is_token(value: &str) -> bool {
-    !value.is_empty()
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]

@@ -57,6 +57,10 @@ pub enum Rejection {
     HeadersTooLarge,
     /// 403: the origin is not allowed (decided by the runtime's policy).
     Forbidden(String),
+    /// 404: nothing is served at this path.
+    NotFound(String),
+    /// 408: the handshake did not complete in time.
+    Timeout,
     /// 503: the server is at its connection limit.
     Unavailable,
 }
@@ -69,6 +73,8 @@ impl Rejection {
             Self::UpgradeRequired | Self::UnsupportedVersion(_) => 426,
             Self::HeadersTooLarge => 431,
             Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::Timeout => 408,
             Self::Unavailable => 503,
         }
     }
@@ -81,6 +87,8 @@ impl Rejection {
             Self::UnsupportedVersion(_) => ("Upgrade Required", "Sec-WebSocket-Version: 13\r\n"),
             Self::HeadersTooLarge => ("Request Header Fields Too Large", ""),
             Self::Forbidden(_) => ("Forbidden", ""),
+            Self::NotFound(_) => ("Not Found", ""),
+            Self::Timeout => ("Request Timeout", ""),
             Self::Unavailable => ("Service Unavailable", "Retry-After: 1\r\n"),
         };
         let body = format!("{self}\n");
@@ -102,6 +110,8 @@ impl fmt::Display for Rejection {
             Self::UnsupportedVersion(v) => write!(f, "unsupported WebSocket version {v:?}; this server speaks 13"),
             Self::HeadersTooLarge => f.write_str("request head too large"),
             Self::Forbidden(why) => write!(f, "forbidden: {why}"),
+            Self::NotFound(path) => write!(f, "no WebSocket endpoint at {path}"),
+            Self::Timeout => f.write_str("handshake timed out"),
             Self::Unavailable => f.write_str("server at capacity, try again"),
         }
     }
@@ -276,7 +286,8 @@ mod tests {
 
     #[test]
     fn header_names_and_tokens_are_case_insensitive() {
-        let shouting = GOOD.replace("Upgrade: websocket", "UPGRADE: WebSocket").replace("keep-alive, Upgrade", "UPGRADE");
+        let shouting =
+            GOOD.replace("Upgrade: websocket", "UPGRADE: WebSocket").replace("keep-alive, Upgrade", "UPGRADE");
         assert!(parse(&shouting).is_ok());
     }
 

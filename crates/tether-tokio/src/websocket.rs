@@ -1,0 +1,230 @@
+//! One upgraded WebSocket connection over any async byte stream.
+//!
+//! [`WebSocket::recv`] returns the next message; pings are answered and the closing handshake is
+//! completed inside it. Outgoing frames are queued by [`WebSocket::feed`] and written in one go
+//! before the next read waits for the socket, so a handler that answers each message with
+//! `feed` produces one write per batch of input rather than one per message.
+//!
+//! The transport is closed the way RFC 6455 §7 asks: after the Close frames are exchanged (or the
+//! connection failed), the server shuts down its sending side first and then reads until the peer
+//! closes too, for at most the close timeout. Reading to the end keeps the kernel from answering
+//! unread data with a reset, which could destroy the Close frame on its way to the peer.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tether_proto::{CloseCode, CloseFrame, Connection, Event, Message, ProtocolError, SendError, State};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// How a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closed {
+    /// The close code: the peer's, ours when we failed the connection, 1005 for a Close frame
+    /// without a code, or 1006 when the transport ended without a closing handshake.
+    pub code: CloseCode,
+    /// The reason the peer gave, if any.
+    pub reason: String,
+    /// Whether the closing handshake completed.
+    pub clean: bool,
+}
+
+/// Why an operation on a [`WebSocket`] failed.
+#[derive(Debug)]
+pub enum Error {
+    /// The peer broke the protocol; the connection was failed with the matching close code.
+    Protocol(ProtocolError),
+    /// The transport failed.
+    Io(std::io::Error),
+    /// The connection is closing or closed: no more messages may be sent.
+    Closed,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Protocol(e) => write!(f, "protocol error: {e}"),
+            Self::Io(e) => write!(f, "I/O error: {e}"),
+            Self::Closed => f.write_str("connection closed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+impl From<SendError> for Error {
+    fn from(_: SendError) -> Self {
+        Self::Closed
+    }
+}
+
+/// The read buffer's minimum free space before a read.
+const READ_CHUNK: usize = 16 * 1024;
+/// Queued output beyond this is written at once by [`WebSocket::feed`] rather than at the next read.
+const FLUSH_THRESHOLD: usize = 64 * 1024;
+
+/// An upgraded connection.
+pub struct WebSocket<S> {
+    io: S,
+    protocol: Connection,
+    read_buf: BytesMut,
+    close_timeout: Duration,
+    closed: Option<Closed>,
+}
+
+impl<S> fmt::Debug for WebSocket<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocket").field("state", &self.protocol.state()).field("closed", &self.closed).finish()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Wraps a stream on which the handshake is done. `leftover` holds bytes read past the
+    /// handshake (frames the peer sent right behind it).
+    pub fn from_parts(io: S, protocol: Connection, leftover: BytesMut, close_timeout: Duration) -> Self {
+        Self { io, protocol, read_buf: leftover, close_timeout, closed: None }
+    }
+
+    /// How the connection ended, once it has.
+    pub fn closed(&self) -> Option<&Closed> {
+        self.closed.as_ref()
+    }
+
+    /// The next message, or `None` once the connection is closed (see [`WebSocket::closed`]).
+    ///
+    /// A protocol error is returned once, after the connection was failed with its close code.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        if self.closed.is_some() {
+            return None;
+        }
+        loop {
+            match self.protocol.receive(&mut self.read_buf) {
+                Ok(Some(Event::Message(message))) => return Some(Ok(message)),
+                Ok(Some(Event::Ping(_) | Event::Pong(_))) => continue,
+                Ok(Some(Event::Close(frame))) => {
+                    let closed = match frame {
+                        Some(CloseFrame { code, reason }) => Closed { code, reason, clean: true },
+                        None => Closed { code: CloseCode::NO_STATUS, reason: String::new(), clean: true },
+                    };
+                    self.finish(closed).await;
+                    return None;
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    let closed = Closed { code: error.close_code(), reason: error.to_string(), clean: false };
+                    self.finish(closed).await;
+                    return Some(Err(Error::Protocol(error)));
+                }
+            }
+            if let Err(error) = self.flush().await {
+                self.abort();
+                return Some(Err(error));
+            }
+            if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK {
+                self.read_buf.reserve(READ_CHUNK);
+            }
+            let read = self.io.read_buf(&mut self.read_buf);
+            let read = if self.protocol.state() == State::Closing {
+                // We sent a Close: the peer has the close timeout to answer it.
+                match tokio::time::timeout(self.close_timeout, read).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        self.abort();
+                        return None;
+                    }
+                }
+            } else {
+                read.await
+            };
+            match read {
+                Ok(0) => {
+                    self.abort();
+                    return None;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    self.abort();
+                    return Some(Err(Error::Io(error)));
+                }
+            }
+        }
+    }
+
+    /// Queues a message; it is written before the next read, or now if much output is queued.
+    pub async fn feed(&mut self, message: &Message) -> Result<(), Error> {
+        self.protocol.send(message)?;
+        if self.protocol.output_len() >= FLUSH_THRESHOLD {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends a message now.
+    pub async fn send(&mut self, message: &Message) -> Result<(), Error> {
+        self.protocol.send(message)?;
+        self.flush().await
+    }
+
+    /// Sends a ping.
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.protocol.ping(payload)?;
+        self.flush().await
+    }
+
+    /// Starts the closing handshake; keep calling [`WebSocket::recv`] until it returns `None` to
+    /// let the peer answer.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.protocol.close(code, reason)?;
+        self.flush().await
+    }
+
+    /// Writes all queued output.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        while self.protocol.has_output() {
+            let out = self.protocol.take_output();
+            self.io.write_all(&out).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the connection after the closing handshake or a failure: write what is queued, send our
+    /// FIN, then read until the peer's FIN (bounded by the close timeout).
+    async fn finish(&mut self, closed: Closed) {
+        self.closed = Some(closed);
+        debug_assert_eq!(self.protocol.state(), State::Closed);
+        let close_timeout = self.close_timeout;
+        let linger = async {
+            self.flush().await?;
+            self.io.shutdown().await?;
+            let mut sink = [0u8; 4096];
+            while self.io.read(&mut sink).await? > 0 {}
+            Ok::<(), Error>(())
+        };
+        let _ = tokio::time::timeout(close_timeout, linger).await;
+        self.read_buf = BytesMut::new();
+    }
+
+    /// The transport ended or failed without a closing handshake.
+    fn abort(&mut self) {
+        if self.closed.is_none() {
+            self.closed = Some(Closed { code: CloseCode::ABNORMAL, reason: String::new(), clean: false });
+        }
+        self.read_buf = BytesMut::new();
+    }
+
+    /// The protocol state machine (for inspection).
+    pub fn protocol(&self) -> &Connection {
+        &self.protocol
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Tether's whole test suite, as CI runs it: formatting, lints, unit + integration + property tests,
+# a short run of every fuzz target, and the complete Autobahn|Testsuite against `tether serve`.
+# Installs what it needs (cargo-fuzz, Autobahn's wstest) on first use. Fails loudly on the first error.
+#
+# Environment: FUZZ_SECONDS (default 30) per fuzz target; AUTOBAHN_CASES (default "*").
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+step() { printf '\n==> %s\n' "$*"; }
+started=$(date +%s)
+
+step "toolchain"
+cargo --version
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$component"
+  fi
+done
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "cargo test --workspace"
+cargo test --workspace
+
+step "fuzz targets (${FUZZ_SECONDS:-30} s each)"
+FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash scripts/fuzz.sh
+
+step "Autobahn|Testsuite fuzzingclient against tether serve /echo"
+bash scripts/autobahn.sh "${AUTOBAHN_CASES:-*}"
+
+step "all checks passed in $(( $(date +%s) - started )) s"
