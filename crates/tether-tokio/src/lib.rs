@@ -1,19 +1,38 @@
 //! # tether-tokio: Tether's runtime
 //!
 //! A thin adapter between tokio sockets and the sans-IO protocol core in `tether-proto`. All protocol
-//! decisions live in the core; this crate moves bytes, owns timers and tasks, and decides when to
-//! write (it batches the frames produced while handling one read into a single write).
+//! decisions live in the core; this crate moves bytes, owns timers and tasks, and applies
+//! backpressure.
 //!
-//! - [`websocket`]: [`WebSocket`], one upgraded connection as an async `recv`/`send` API, with
-//!   the closing handshake and TCP shutdown done right.
-//! - [`server`]: accepting TCP connections, the opening handshake with its timeout and limits, and
-//!   routing by path to handlers.
+//! Two ways to handle connections:
+//! - the listener API ([`Listener`], [`Conn`]): callbacks for opened, message, closed and error,
+//!   with a handle that can send from any task (the tutorial's processOpened / processPacket /
+//!   processClosed);
+//! - the lower-level [`WebSocket`]: own the connection and call `recv` / `feed` / `send` / `close`.
+//!
+//! Modules:
+//! - [`server`]: [`Server`] (routes, Origin policy, limits, TLS, plain HTTP on the same port,
+//!   graceful shutdown) and [`ServerHandle`] (connections by id).
+//! - [`listener`]: the [`Listener`] trait and the [`Conn`] handle; `driver` runs each listener
+//!   connection's task.
+//! - [`websocket`]: the [`WebSocket`] type.
+//! - [`origin`]: [`OriginPolicy`]. [`tls`]: loading certificates. [`transport`]: TCP, TLS or upgraded
+//!   streams behind one type.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod driver;
+mod http;
+pub mod listener;
+pub mod origin;
 pub mod server;
+pub mod tls;
+pub mod transport;
 pub mod websocket;
 
-pub use server::{Handler, Server, ServerConfig};
+pub use listener::{Conn, Listener};
+pub use origin::OriginPolicy;
+pub use server::{BoundServer, RouteOptions, Server, ServerConfig, ServerHandle};
 pub use tether_proto::{CloseCode, CloseFrame, Message, Utf8Bytes};
-pub use websocket::{Closed, Error, WebSocket};
+pub use transport::Transport;
+pub use websocket::{Closed, Error, KeepAlive, WebSocket};

@@ -1,42 +1,67 @@
-//! Accepting connections: TCP, the opening handshake, and routing to handlers by path.
+//! Accepting connections: TCP and TLS, the opening handshake, the Origin policy, routing, plain
+//! HTTP on the same port, connection limits and graceful shutdown.
 //!
-//! Each accepted socket gets its own task. The task reads the request head under the handshake
-//! timeout and the head limits, answers a bad request with its HTTP status (400, 404, 408, 426, 431)
-//! and closes, or answers 101 and hands a [`WebSocket`] to the handler registered for the path.
-//! One connection's failure never touches another's.
+//! Each accepted socket gets its own task. The task reads the first request head under the
+//! handshake timeout and the head limits. A WebSocket upgrade is validated, checked against the
+//! Origin policy and the route's sub-protocol rules, answered with 101 and handed to the route; a
+//! bad one gets its HTTP status (400, 403, 404, 408, 426, 431, 503) and the socket is closed. A
+//! plain HTTP request goes to the configured axum router (static files, health checks), which keeps
+//! the connection alive and can still upgrade a later request on it. One connection's failure never
+//! touches another's.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tether_proto::handshake::head::{HeadLimits, HeadReader, RequestHead};
-use tether_proto::handshake::server::{accept, validate, AcceptOptions, Rejection, UpgradeRequest};
+use tether_proto::handshake::server::{
+    accept, is_upgrade_request, select_protocol, validate, AcceptOptions, Accepted, Rejection, UpgradeRequest,
+};
 use tether_proto::{Config, Connection, Role};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::{mpsc, watch};
 
-use crate::websocket::WebSocket;
+use crate::driver::{drive, DriverSettings};
+use crate::listener::{new_connection_id, Conn, ConnInfo, Listener};
+use crate::origin::OriginPolicy;
+use crate::transport::{Rewind, Transport};
+use crate::websocket::{KeepAlive, WebSocket};
 
-/// Server settings. Every limit has a safe default.
+/// Server settings. Every limit has a safe default; each field says what happens when it is hit.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Time a client has to send its complete handshake request. Default 10 s; then it gets 408.
+    /// Time a client has to complete TLS and send its request head. Default 10 s; then 408.
     pub handshake_timeout: Duration,
-    /// Time the peer has to answer our Close frame, and to close TCP after the closing handshake.
-    /// Default 5 s.
+    /// Time the peer has to answer our Close frame and then close TCP. Default 5 s.
     pub close_timeout: Duration,
+    /// Interval between server pings on an open connection. Default 30 s.
+    pub ping_interval: Duration,
+    /// A connection that sent nothing (not even a pong) for this long is closed with 1001.
+    /// Default 120 s.
+    pub idle_timeout: Duration,
+    /// On shutdown, how long open connections get to finish their closing handshakes. Default 10 s.
+    pub drain_timeout: Duration,
+    /// Open connections at most; further clients get 503. Default 10 000.
+    pub max_connections: usize,
+    /// Bytes queued for one connection at most; a client that reads too slowly is closed with 1008
+    /// when its queue passes this. Default 16 MiB.
+    pub max_queue_bytes: usize,
     /// Bounds on the request head (default 16 KiB, 64 headers); over them the client gets 431.
     pub head_limits: HeadLimits,
     /// Frame and message size limits and compression settings of each connection.
     pub connection: Config,
     /// Negotiate permessage-deflate when a client offers it. Default true.
     pub compression: bool,
-    /// Supported sub-protocols, in order of preference.
-    pub protocols: Vec<String>,
+    /// Which browser origins may connect. Default: requests without Origin and same-origin ones.
+    pub origins: OriginPolicy,
+    /// Serve `wss://` and `https://` with this TLS configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerConfig {
@@ -44,54 +69,215 @@ impl Default for ServerConfig {
         Self {
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
+            drain_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_queue_bytes: 16 << 20,
             head_limits: HeadLimits::default(),
             connection: Config::default(),
             compression: true,
-            protocols: Vec::new(),
+            origins: OriginPolicy::same_origin(),
+            tls: None,
         }
+    }
+}
+
+/// Per-route handshake rules.
+#[derive(Debug, Clone, Default)]
+pub struct RouteOptions {
+    /// Supported sub-protocols in the server's order of preference. The first one the client also
+    /// offered is chosen. If the client offered some and none matches, the handshake succeeds
+    /// without `Sec-WebSocket-Protocol` (browsers then fail it themselves) ...
+    pub protocols: Vec<String>,
+    /// ... unless this is set: then a handshake without a common sub-protocol gets 400.
+    pub require_protocol: bool,
+}
+
+impl RouteOptions {
+    /// Options accepting these sub-protocols, in this order of preference.
+    pub fn protocols<I: IntoIterator<Item = S>, S: Into<String>>(protocols: I) -> Self {
+        Self { protocols: protocols.into_iter().map(Into::into).collect(), require_protocol: false }
     }
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
-/// Serves one upgraded connection; gets the request it was upgraded with.
-pub type Handler = Arc<dyn Fn(WebSocket<TcpStream>, UpgradeRequest) -> BoxFuture + Send + Sync>;
+/// What a route's handler receives.
+pub(crate) struct Upgrade {
+    transport: Transport,
+    protocol: Connection,
+    leftover: BytesMut,
+    request: UpgradeRequest,
+    subprotocol: Option<String>,
+    remote_addr: SocketAddr,
+}
 
-/// A WebSocket server: configuration plus routes.
+type RouteHandler = Arc<dyn Fn(Upgrade, Arc<Shared>) -> BoxFuture + Send + Sync>;
+
+#[derive(Clone)]
+struct Route {
+    handler: RouteHandler,
+    options: RouteOptions,
+}
+
+/// A WebSocket server: configuration, routes, and optionally a router for plain HTTP.
 #[derive(Clone, Default)]
 pub struct Server {
     config: ServerConfig,
-    routes: HashMap<String, Handler>,
+    routes: HashMap<String, Route>,
+    http: Option<axum::Router>,
 }
 
 impl Server {
     /// A server with the given configuration and no routes.
     pub fn new(config: ServerConfig) -> Self {
-        Self { config, routes: HashMap::new() }
+        Self { config, routes: HashMap::new(), http: None }
     }
 
-    /// Serves WebSocket connections to `path` with `handler`.
-    pub fn route<F, Fut>(mut self, path: &str, handler: F) -> Self
+    /// Serves WebSocket connections to `path` with a [`Listener`].
+    pub fn route<L: Listener>(self, path: &str, listener: L) -> Self {
+        self.route_with(path, RouteOptions::default(), listener)
+    }
+
+    /// Like [`Server::route`], with sub-protocol rules.
+    pub fn route_with<L: Listener>(mut self, path: &str, options: RouteOptions, listener: L) -> Self {
+        let listener = Arc::new(listener);
+        let handler: RouteHandler =
+            Arc::new(move |upgrade, shared| Box::pin(run_listener(upgrade, shared, Arc::clone(&listener))));
+        self.routes.insert(path.to_owned(), Route { handler, options });
+        self
+    }
+
+    /// Serves WebSocket connections to `path` with the lower-level [`WebSocket`] API: the handler
+    /// owns the connection and calls `recv`/`send` itself.
+    pub fn route_stream<F, Fut>(mut self, path: &str, options: RouteOptions, handler: F) -> Self
     where
-        F: Fn(WebSocket<TcpStream>, UpgradeRequest) -> Fut + Send + Sync + 'static,
+        F: Fn(WebSocket<Transport>, UpgradeRequest) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let handler: Handler = Arc::new(move |ws, request| Box::pin(handler(ws, request)));
-        self.routes.insert(path.to_owned(), handler);
+        let handler = Arc::new(handler);
+        let route_handler: RouteHandler = Arc::new(move |upgrade: Upgrade, shared: Arc<Shared>| {
+            let handler = Arc::clone(&handler);
+            Box::pin(async move {
+                let config = &shared.server.config;
+                let keepalive = KeepAlive {
+                    ping_interval: config.ping_interval,
+                    idle_timeout: config.idle_timeout,
+                    shutdown: Some(shared.shutdown.subscribe()),
+                };
+                let ws =
+                    WebSocket::from_parts(upgrade.transport, upgrade.protocol, upgrade.leftover, config.close_timeout)
+                        .with_keepalive(keepalive);
+                let peer = upgrade.remote_addr;
+                let path = upgrade.request.path().to_owned();
+                let started = Instant::now();
+                tracing::info!(%peer, %path, protocol = upgrade.subprotocol.as_deref().unwrap_or(""), "open");
+                handler(ws, upgrade.request).await;
+                tracing::info!(%peer, %path, duration_ms = started.elapsed().as_millis() as u64, "close");
+            })
+        });
+        self.routes.insert(path.to_owned(), Route { handler: route_handler, options });
+        self
+    }
+
+    /// Serves requests that are not WebSocket upgrades with this router. Without one they get 426.
+    pub fn http(mut self, router: axum::Router) -> Self {
+        self.http = Some(router);
         self
     }
 
     /// Binds the listening socket.
     pub async fn bind(self, addr: impl ToSocketAddrs) -> std::io::Result<BoundServer> {
         let listener = TcpListener::bind(addr).await?;
-        Ok(BoundServer { listener, server: Arc::new(self) })
+        let tls = self.config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            server: self,
+            tls,
+            registry: Mutex::new(HashMap::new()),
+            shutdown,
+            active: AtomicUsize::new(0),
+        });
+        Ok(BoundServer { listener, shared })
+    }
+}
+
+/// State shared by the accept loop and every connection task.
+pub(crate) struct Shared {
+    server: Server,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    registry: Mutex<HashMap<String, Conn>>,
+    shutdown: watch::Sender<bool>,
+    active: AtomicUsize,
+}
+
+impl Shared {
+    pub(crate) fn config(&self) -> &ServerConfig {
+        &self.server.config
+    }
+
+    pub(crate) fn subscribe_shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    pub(crate) fn has_route(&self, path: &str) -> bool {
+        self.server.routes.contains_key(path)
+    }
+
+    pub(crate) fn http_router(&self) -> Option<&axum::Router> {
+        self.server.http.as_ref()
+    }
+}
+
+/// Counts a connection as open for as long as it lives.
+struct Active(Arc<Shared>);
+
+impl Active {
+    fn new(shared: &Arc<Shared>) -> Self {
+        shared.active.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(shared))
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// A server with its listening socket.
 pub struct BoundServer {
     listener: TcpListener,
-    server: Arc<Server>,
+    shared: Arc<Shared>,
+}
+
+/// A handle to a running server: its open connections by id, and shutdown.
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl ServerHandle {
+    /// The open listener-style connection with this id.
+    pub fn connection(&self, id: &str) -> Option<Conn> {
+        self.shared.registry.lock().expect("not poisoned").get(id).cloned()
+    }
+
+    /// All open listener-style connections.
+    pub fn connections(&self) -> Vec<Conn> {
+        self.shared.registry.lock().expect("not poisoned").values().cloned().collect()
+    }
+
+    /// Open sockets (WebSocket and HTTP, including those still in their handshake).
+    pub fn active_connections(&self) -> usize {
+        self.shared.active.load(Ordering::Acquire)
+    }
+
+    /// Starts a graceful shutdown: stop accepting, close every connection with 1001.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+    }
 }
 
 impl BoundServer {
@@ -100,18 +286,37 @@ impl BoundServer {
         self.listener.local_addr()
     }
 
-    /// Accepts connections until `shutdown` completes.
+    /// A handle for looking up connections and shutting down.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle { shared: Arc::clone(&self.shared) }
+    }
+
+    /// Accepts connections until `shutdown` completes (or [`ServerHandle::shutdown`] is called),
+    /// then shuts down gracefully: stops accepting, sends 1001 to every connection, and waits up to
+    /// the drain timeout for them to close.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let Self { listener, shared } = self;
+        let mut stop = shared.shutdown.subscribe();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                () = &mut shutdown => return Ok(()),
-                accepted = self.listener.accept() => match accepted {
+                () = &mut shutdown => break,
+                _ = stop.wait_for(|stopping| *stopping) => break,
+                accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        let server = Arc::clone(&self.server);
-                        tokio::spawn(async move { serve_connection(server, stream, peer).await });
+                        let shared = Arc::clone(&shared);
+                        if shared.active.load(Ordering::Acquire) >= shared.server.config.max_connections {
+                            tracing::warn!(%peer, limit = shared.server.config.max_connections, "at connection limit: 503");
+                            tokio::spawn(refuse(shared, stream));
+                        } else {
+                            let active = Active::new(&shared);
+                            tokio::spawn(async move {
+                                serve_socket(&shared, stream, peer).await;
+                                drop(active);
+                            });
+                        }
                     }
-                    // Out of file descriptors and similar: wait a little instead of spinning.
+                    // Out of file descriptors and the like: back off instead of spinning.
                     Err(error) => {
                         tracing::warn!(%error, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -119,9 +324,25 @@ impl BoundServer {
                 }
             }
         }
+        drop(listener);
+        let open = shared.active.load(Ordering::Acquire);
+        tracing::info!(open, "shutting down: closing connections with 1001");
+        shared.shutdown.send_replace(true);
+        let drained = async {
+            while shared.active.load(Ordering::Acquire) > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        if tokio::time::timeout(shared.server.config.drain_timeout, drained).await.is_err() {
+            tracing::warn!(
+                open = shared.active.load(Ordering::Acquire),
+                "drain timeout: dropping remaining connections"
+            );
+        }
+        Ok(())
     }
 
-    /// Accepts connections forever.
+    /// Accepts connections until [`ServerHandle::shutdown`].
     pub async fn run(self) -> std::io::Result<()> {
         self.run_until(std::future::pending()).await
     }
@@ -134,15 +355,16 @@ enum HandshakeFailure {
     Gone,
 }
 
-async fn read_head(stream: &mut TcpStream, limits: HeadLimits) -> Result<(RequestHead, BytesMut), HandshakeFailure> {
+/// Reads a request head; returns it, its length, and the whole buffer (head plus what followed).
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    limits: HeadLimits,
+) -> Result<(RequestHead, usize, BytesMut), HandshakeFailure> {
     let mut buf = BytesMut::with_capacity(1024);
     let mut reader = HeadReader::new(limits);
     loop {
         match reader.read_request(&buf) {
-            Ok(Some((head, len))) => {
-                let _ = buf.split_to(len);
-                return Ok((head, buf));
-            }
+            Ok(Some((head, len))) => return Ok((head, len, buf)),
             Ok(None) => {}
             Err(error) => return Err(HandshakeFailure::Reject(error.into())),
         }
@@ -153,49 +375,165 @@ async fn read_head(stream: &mut TcpStream, limits: HeadLimits) -> Result<(Reques
     }
 }
 
-async fn handshake(
-    server: &Server,
-    stream: &mut TcpStream,
-) -> Result<(UpgradeRequest, Connection, BytesMut, Handler, Option<String>), HandshakeFailure> {
-    let config = &server.config;
-    let (head, leftover) =
-        match tokio::time::timeout(config.handshake_timeout, read_head(stream, config.head_limits)).await {
-            Ok(result) => result?,
-            Err(_) => return Err(HandshakeFailure::Reject(Rejection::Timeout)),
-        };
-    let request = validate(head).map_err(HandshakeFailure::Reject)?;
-    let Some(handler) = server.routes.get(request.path()) else {
-        return Err(HandshakeFailure::Reject(Rejection::NotFound(request.path().to_owned())));
-    };
-    let deflate = config.compression.then_some(&config.connection.deflate);
-    let accepted = accept(&request, &AcceptOptions { protocols: &config.protocols, deflate });
-    stream.write_all(&accepted.response).await.map_err(|_| HandshakeFailure::Gone)?;
-    let connection = Connection::new(Role::Server, config.connection.clone(), accepted.deflate);
-    Ok((request, connection, leftover, Arc::clone(handler), accepted.protocol))
+/// Answers 503 to a client that arrived while the server was full.
+async fn refuse(shared: Arc<Shared>, mut stream: TcpStream) {
+    let limits = shared.server.config.head_limits;
+    let _ = tokio::time::timeout(Duration::from_secs(2), read_head(&mut stream, limits)).await;
+    respond_and_close(&mut stream, &Rejection::Unavailable).await;
 }
 
-async fn serve_connection(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    let started = Instant::now();
-    match handshake(&server, &mut stream).await {
-        Ok((request, connection, leftover, handler, protocol)) => {
-            let path = request.path().to_owned();
-            tracing::info!(%peer, %path, protocol = protocol.as_deref().unwrap_or(""), compressed = connection.is_compressed(), "open");
-            let ws = WebSocket::from_parts(stream, connection, leftover, server.config.close_timeout);
-            handler(ws, request).await;
-            tracing::info!(%peer, %path, duration_ms = started.elapsed().as_millis() as u64, "closed");
-        }
-        Err(HandshakeFailure::Reject(rejection)) => {
-            tracing::info!(%peer, status = rejection.status(), %rejection, "handshake refused");
-            let linger = async {
-                stream.write_all(&rejection.response()).await?;
-                stream.shutdown().await?;
-                let mut sink = [0u8; 1024];
-                while stream.read(&mut sink).await? > 0 {}
-                Ok::<(), std::io::Error>(())
-            };
-            let _ = tokio::time::timeout(Duration::from_secs(1), linger).await;
-        }
-        Err(HandshakeFailure::Gone) => {}
+async fn respond_and_close<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, rejection: &Rejection) {
+    let linger = async {
+        stream.write_all(&rejection.response()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), linger).await;
+}
+
+/// The checks and negotiation shared by the direct path and the hyper path.
+fn decide(shared: &Shared, head: RequestHead, tls: bool) -> Result<(UpgradeRequest, Route, Accepted), Rejection> {
+    let config = &shared.server.config;
+    let request = validate(head)?;
+    let route =
+        shared.server.routes.get(request.path()).ok_or_else(|| Rejection::NotFound(request.path().to_owned()))?;
+    config.origins.check(request.origin.as_deref(), &request.host, tls).map_err(Rejection::Forbidden)?;
+    let options = &route.options;
+    if options.require_protocol && select_protocol(&options.protocols, &request.protocols).is_none() {
+        return Err(Rejection::BadRequest(format!(
+            "this endpoint requires one of the sub-protocols {:?}",
+            options.protocols
+        )));
     }
+    let deflate = config.compression.then_some(&config.connection.deflate);
+    let accepted = accept(&request, &AcceptOptions { protocols: &options.protocols, deflate });
+    Ok((request, route.clone(), accepted))
+}
+
+fn upgrade(
+    shared: &Shared,
+    transport: Transport,
+    leftover: BytesMut,
+    request: UpgradeRequest,
+    accepted: Accepted,
+    remote_addr: SocketAddr,
+) -> Upgrade {
+    let protocol = Connection::new(Role::Server, shared.server.config.connection.clone(), accepted.deflate);
+    Upgrade { transport, protocol, leftover, request, subprotocol: accepted.protocol, remote_addr }
+}
+
+async fn serve_socket(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let config = &shared.server.config;
+    let tls = shared.tls.is_some();
+    let deadline = tokio::time::Instant::now() + config.handshake_timeout;
+    let mut transport = match &shared.tls {
+        Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => Transport::Tls(Box::new(stream)),
+            Ok(Err(error)) => {
+                tracing::debug!(%peer, %error, "TLS handshake failed");
+                return;
+            }
+            Err(_) => return,
+        },
+        None => Transport::Tcp(stream),
+    };
+    let (head, head_len, mut buf) =
+        match tokio::time::timeout_at(deadline, read_head(&mut transport, config.head_limits)).await {
+            Ok(Ok(read)) => read,
+            Ok(Err(HandshakeFailure::Reject(rejection))) => {
+                tracing::info!(%peer, status = rejection.status(), %rejection, "handshake refused");
+                respond_and_close(&mut transport, &rejection).await;
+                return;
+            }
+            Ok(Err(HandshakeFailure::Gone)) => return,
+            Err(_) => {
+                tracing::info!(%peer, "handshake timeout: 408");
+                respond_and_close(&mut transport, &Rejection::Timeout).await;
+                return;
+            }
+        };
+    if !is_upgrade_request(&head) {
+        if shared.server.http.is_some() {
+            crate::http::serve(Arc::clone(shared), Rewind::new(buf.freeze(), transport), peer, tls).await;
+        } else {
+            respond_and_close(&mut transport, &Rejection::UpgradeRequired).await;
+        }
+        return;
+    }
+    let _ = buf.split_to(head_len);
+    match decide(shared, head, tls) {
+        Ok((request, route, accepted)) => {
+            if transport.write_all(&accepted.response).await.is_err() {
+                return;
+            }
+            let upgrade = upgrade(shared, transport, buf, request, accepted, peer);
+            (route.handler)(upgrade, Arc::clone(shared)).await;
+        }
+        Err(rejection) => {
+            tracing::info!(%peer, status = rejection.status(), %rejection, "handshake refused");
+            respond_and_close(&mut transport, &rejection).await;
+        }
+    }
+}
+
+/// The hyper path: a WebSocket upgrade on a connection that served plain HTTP first.
+pub(crate) fn decide_for_hyper(
+    shared: &Arc<Shared>,
+    head: RequestHead,
+    tls: bool,
+) -> Result<(Accepted, impl FnOnce(Transport, SocketAddr) -> BoxFuture), Rejection> {
+    let (request, route, accepted) = decide(shared, head, tls)?;
+    let shared = Arc::clone(shared);
+    let accepted_for_connection = accepted.clone();
+    let start = move |transport: Transport, peer: SocketAddr| -> BoxFuture {
+        Box::pin(async move {
+            let active = Active::new(&shared);
+            let upgrade = upgrade(&shared, transport, BytesMut::new(), request, accepted_for_connection, peer);
+            (route.handler)(upgrade, Arc::clone(&shared)).await;
+            drop(active);
+        })
+    };
+    Ok((accepted, start))
+}
+
+/// Runs a listener-style connection, registered by id while it is open.
+async fn run_listener<L: Listener>(upgrade: Upgrade, shared: Arc<Shared>, listener: Arc<L>) {
+    let config = &shared.server.config;
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let Upgrade { transport, protocol, leftover, request, subprotocol, remote_addr } = upgrade;
+    let info = ConnInfo {
+        id: new_connection_id(),
+        remote_addr,
+        protocol: subprotocol,
+        path: request.path().to_owned(),
+        query: request.query().map(str::to_owned),
+        headers: request.headers,
+    };
+    let conn = Conn::new(info, commands_tx, config.max_queue_bytes);
+    let id = conn.id().to_owned();
+    shared.registry.lock().expect("not poisoned").insert(id.clone(), conn.clone());
+    let started = Instant::now();
+    tracing::info!(%id, peer = %remote_addr, path = conn.path(), protocol = conn.protocol().unwrap_or(""), compressed = protocol.is_compressed(), "open");
+    let settings = DriverSettings {
+        ping_interval: config.ping_interval,
+        idle_timeout: config.idle_timeout,
+        close_timeout: config.close_timeout,
+        max_queue_bytes: config.max_queue_bytes,
+    };
+    let closed = drive(
+        transport,
+        protocol,
+        leftover,
+        conn.clone(),
+        commands_rx,
+        listener,
+        settings,
+        shared.shutdown.subscribe(),
+    )
+    .await;
+    shared.registry.lock().expect("not poisoned").remove(&id);
+    tracing::info!(%id, peer = %remote_addr, protocol = conn.protocol().unwrap_or(""), duration_ms = started.elapsed().as_millis() as u64, code = closed.code.0, clean = closed.clean, "close");
 }

@@ -16,6 +16,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tether_proto::{CloseCode, CloseFrame, Connection, Event, Message, ProtocolError, SendError, State};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::time::{sleep_until, Instant};
 
 /// How a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +40,8 @@ pub enum Error {
     Io(std::io::Error),
     /// The connection is closing or closed: no more messages may be sent.
     Closed,
+    /// The connection's outbound queue is over its limit (a slow consumer); it is being closed.
+    QueueFull,
 }
 
 impl fmt::Display for Error {
@@ -46,6 +50,7 @@ impl fmt::Display for Error {
             Self::Protocol(e) => write!(f, "protocol error: {e}"),
             Self::Io(e) => write!(f, "I/O error: {e}"),
             Self::Closed => f.write_str("connection closed"),
+            Self::QueueFull => f.write_str("outbound queue full: slow consumer"),
         }
     }
 }
@@ -69,6 +74,17 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Queued output beyond this is written at once by [`WebSocket::feed`] rather than at the next read.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
 
+/// Keepalive and shutdown for a [`WebSocket`]: the server sets these for its connections.
+#[derive(Debug, Clone)]
+pub struct KeepAlive {
+    /// Send a ping this often.
+    pub ping_interval: Duration,
+    /// Close with 1001 after this long without receiving anything.
+    pub idle_timeout: Duration,
+    /// When this turns true, close with 1001 (graceful server shutdown).
+    pub shutdown: Option<watch::Receiver<bool>>,
+}
+
 /// An upgraded connection.
 pub struct WebSocket<S> {
     io: S,
@@ -76,6 +92,10 @@ pub struct WebSocket<S> {
     read_buf: BytesMut,
     close_timeout: Duration,
     closed: Option<Closed>,
+    keepalive: Option<KeepAlive>,
+    idle_deadline: Instant,
+    next_ping: Instant,
+    close_deadline: Option<Instant>,
 }
 
 impl<S> fmt::Debug for WebSocket<S> {
@@ -88,7 +108,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Wraps a stream on which the handshake is done. `leftover` holds bytes read past the
     /// handshake (frames the peer sent right behind it).
     pub fn from_parts(io: S, protocol: Connection, leftover: BytesMut, close_timeout: Duration) -> Self {
-        Self { io, protocol, read_buf: leftover, close_timeout, closed: None }
+        let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        Self {
+            io,
+            protocol,
+            read_buf: leftover,
+            close_timeout,
+            closed: None,
+            keepalive: None,
+            idle_deadline: far,
+            next_ping: far,
+            close_deadline: None,
+        }
+    }
+
+    /// Adds pings, an idle timeout and a shutdown signal, all handled inside [`WebSocket::recv`].
+    pub fn with_keepalive(mut self, keepalive: KeepAlive) -> Self {
+        self.idle_deadline = Instant::now() + keepalive.idle_timeout;
+        self.next_ping = Instant::now() + keepalive.ping_interval;
+        self.keepalive = Some(keepalive);
+        self
     }
 
     /// How the connection ended, once it has.
@@ -129,19 +168,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK {
                 self.read_buf.reserve(READ_CHUNK);
             }
-            let read = self.io.read_buf(&mut self.read_buf);
-            let read = if self.protocol.state() == State::Closing {
+            let closing = self.protocol.state() == State::Closing;
+            let stopping = self.keepalive.as_ref().and_then(|k| k.shutdown.as_ref()).is_some_and(|rx| *rx.borrow());
+            if stopping && !closing {
+                let _ = self.protocol.close(CloseCode::GOING_AWAY, "server shutting down");
+                continue;
+            }
+            if closing && self.close_deadline.is_none() {
+                self.close_deadline = Some(Instant::now() + self.close_timeout);
+            }
+            let close_deadline = self.close_deadline.unwrap_or(self.idle_deadline);
+            let mut shutdown = self.keepalive.as_ref().and_then(|k| k.shutdown.clone());
+            let read = tokio::select! {
+                read = self.io.read_buf(&mut self.read_buf) => read,
                 // We sent a Close: the peer has the close timeout to answer it.
-                match tokio::time::timeout(self.close_timeout, read).await {
-                    Ok(result) => result,
-                    Err(_) => {
-                        self.abort();
-                        return None;
-                    }
+                () = sleep_until(close_deadline), if closing => {
+                    self.abort();
+                    return None;
                 }
-            } else {
-                read.await
+                () = sleep_until(self.next_ping), if !closing => {
+                    let interval = self.keepalive.as_ref().map_or(Duration::MAX, |k| k.ping_interval);
+                    self.next_ping = Instant::now() + interval;
+                    let _ = self.protocol.ping(b"");
+                    continue;
+                }
+                () = sleep_until(self.idle_deadline), if !closing => {
+                    let _ = self.protocol.close(CloseCode::GOING_AWAY, "idle timeout");
+                    continue;
+                }
+                Ok(()) = wait_for_shutdown(&mut shutdown), if !closing && shutdown.is_some() => continue,
             };
+            if let Some(keepalive) = &self.keepalive {
+                self.idle_deadline = Instant::now() + keepalive.idle_timeout;
+            }
             match read {
                 Ok(0) => {
                     self.abort();
@@ -226,5 +285,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// The underlying stream.
     pub fn get_ref(&self) -> &S {
         &self.io
+    }
+}
+
+async fn wait_for_shutdown(shutdown: &mut Option<watch::Receiver<bool>>) -> Result<(), watch::error::RecvError> {
+    match shutdown {
+        Some(rx) => rx.wait_for(|stopping| *stopping).await.map(|_| ()),
+        None => std::future::pending().await,
     }
 }

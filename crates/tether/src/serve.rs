@@ -1,72 +1,45 @@
 //! `tether serve`: runs the server.
 //!
-//! Endpoints: `/echo` echoes every message back with its type (text as text, binary as binary),
-//! with permessage-deflate accepted when offered. It is the endpoint the Autobahn suite runs against.
+//! With no arguments it listens on 127.0.0.1:8787 and serves the demos of [`crate::demo`]: the
+//! tutorial's question page and server on `/`, and `/echo`. SIGINT or SIGTERM shut it down
+//! gracefully: stop accepting, close every connection with 1001, wait up to the drain timeout.
 
 use std::io::Write as _;
-use std::net::IpAddr;
 
-use clap::Parser;
-use tether_proto::handshake::server::UpgradeRequest;
-use tether_tokio::{Server, ServerConfig, WebSocket};
-use tokio::net::TcpStream;
+use tether_tokio::{RouteOptions, Server};
 
-/// Settings of `tether serve`.
-#[derive(Debug, Parser)]
-pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: IpAddr,
-    /// Port to listen on; 0 picks a free one (printed as `listening on ws://HOST:PORT`).
-    #[arg(long, short, default_value_t = 8787)]
-    port: u16,
-    /// Largest accepted message in bytes, after decompression; larger ones close with 1009.
-    #[arg(long, default_value_t = 64 << 20)]
-    max_message_size: usize,
-    /// Largest accepted frame payload in bytes; larger frames close with 1009.
-    #[arg(long, default_value_t = 64 << 20)]
-    max_frame_size: usize,
-    /// Largest request head in bytes; larger requests get 431.
-    #[arg(long, default_value_t = 16 * 1024)]
-    max_header_bytes: usize,
-    /// Seconds a client has to complete the opening handshake; slower ones get 408.
-    #[arg(long, default_value_t = 10)]
-    handshake_timeout: u64,
-    /// Never negotiate permessage-deflate.
-    #[arg(long)]
-    no_compression: bool,
-}
+use crate::demo;
+use crate::settings::ServeSettings;
 
-/// Runs the server until Ctrl-C.
-pub async fn run(args: ServeArgs) -> std::io::Result<()> {
-    let mut config = ServerConfig {
-        handshake_timeout: std::time::Duration::from_secs(args.handshake_timeout),
-        compression: !args.no_compression,
-        ..ServerConfig::default()
-    };
-    config.connection.max_message_size = args.max_message_size;
-    config.connection.max_frame_size = args.max_frame_size;
-    config.head_limits.max_bytes = args.max_header_bytes;
-    let server = Server::new(config).route("/echo", echo).bind((args.host, args.port)).await?;
-    let addr = server.local_addr()?;
-    {
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening on ws://{addr}")?;
-        stdout.flush()?;
-    }
-    server
-        .run_until(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(settings: ServeSettings) -> Result<(), String> {
+    let resolved = settings.with_file()?.resolve()?;
+    let tls = resolved.server.tls.is_some();
+    let server = Server::new(resolved.server)
+        .route_with("/", RouteOptions::protocols(["json", "soap"]), demo::question::QuestionServer)
+        .route("/echo", demo::echo::Echo)
+        .http(demo::http_router(resolved.static_dir))
+        .bind((resolved.host, resolved.port))
         .await
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", resolved.host, resolved.port))?;
+    let addr = server.local_addr().map_err(|e| e.to_string())?;
+    {
+        let scheme = if tls { "wss" } else { "ws" };
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "listening on {scheme}://{addr}");
+        let _ = stdout.flush();
+    }
+    tracing::info!(%addr, tls, "listening; open http{}://{addr}/ for the demo", if tls { "s" } else { "" });
+    server.run_until(shutdown_signal()).await.map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
 }
 
-/// Echoes every message. `feed` queues the answer; it is written with the others produced from the
-/// same read, before the connection waits for more input.
-async fn echo(mut ws: WebSocket<TcpStream>, _request: UpgradeRequest) {
-    while let Some(Ok(message)) = ws.recv().await {
-        if ws.feed(&message).await.is_err() {
-            break;
-        }
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler works");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
     }
 }

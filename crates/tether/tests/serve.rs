@@ -3,132 +3,15 @@
 //! Bad handshakes must get the right HTTP status, protocol errors the right close code, and the
 //! server must keep serving everyone else.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod common;
+
+use std::io::{Read, Write};
 
 use bytes::BytesMut;
+use common::{status_of, upgrade, Served};
 use tether_proto::frame::{encode_frame, OpCode};
-use tether_proto::handshake::client::{ClientHandshake, ClientRequest};
-use tether_proto::{CloseCode, CloseFrame, Config, Connection, Event, Message, Role};
-
-/// A `tether serve --port 0` process, killed on drop.
-struct Served {
-    child: Child,
-    addr: String,
-}
-
-impl Served {
-    fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
-            .args(["serve", "--port", "0"])
-            .args(extra)
-            .env("TETHER_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tether");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().strip_prefix("listening on ws://").expect("listening line").to_owned();
-        Self { child, addr }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect(&self.addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        stream
-    }
-
-    /// Sends a raw request and returns the whole response (the server closes after an error).
-    fn raw(&self, request: &[u8]) -> String {
-        let mut stream = self.connect();
-        stream.write_all(request).unwrap();
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).unwrap();
-        String::from_utf8_lossy(&response).into_owned()
-    }
-
-    /// Sends a raw request and returns the response head only (for requests that succeed).
-    fn raw_head(&self, request: &[u8]) -> String {
-        let mut stream = self.connect();
-        stream.write_all(request).unwrap();
-        let mut response = Vec::new();
-        let mut byte = [0u8; 1];
-        while !response.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap() == 1 {
-            response.push(byte[0]);
-        }
-        String::from_utf8_lossy(&response).into_owned()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn upgrade(path: &str, extra: &str) -> String {
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
-    )
-}
-
-/// A blocking WebSocket client built from the protocol core.
-struct Client {
-    stream: TcpStream,
-    conn: Connection,
-    buf: BytesMut,
-}
-
-impl Client {
-    fn open(served: &Served, request: ClientRequest) -> Self {
-        let mut stream = served.connect();
-        let request = ClientRequest { host: served.addr.clone(), target: "/echo".into(), ..request };
-        let (mut handshake, bytes) = ClientHandshake::new(&request);
-        stream.write_all(&bytes).unwrap();
-        let mut buf = BytesMut::new();
-        let accepted = loop {
-            if let Some((accepted, len)) = handshake.receive(&buf).unwrap() {
-                let _ = buf.split_to(len);
-                break accepted;
-            }
-            read_more(&mut stream, &mut buf);
-        };
-        Self { stream, conn: Connection::new(Role::Client, Config::default(), accepted.deflate), buf }
-    }
-
-    fn flush(&mut self) {
-        let out = self.conn.take_output();
-        self.stream.write_all(&out).unwrap();
-    }
-
-    fn next_event(&mut self) -> Result<Event, String> {
-        loop {
-            match self.conn.receive(&mut self.buf) {
-                Ok(Some(event)) => return Ok(event),
-                Ok(None) => {}
-                Err(error) => return Err(error.to_string()),
-            }
-            if !read_more(&mut self.stream, &mut self.buf) {
-                return Err("connection closed".into());
-            }
-        }
-    }
-}
-
-fn read_more(stream: &mut TcpStream, buf: &mut BytesMut) -> bool {
-    let mut chunk = [0u8; 16 * 1024];
-    let n = stream.read(&mut chunk).unwrap();
-    buf.extend_from_slice(&chunk[..n]);
-    n > 0
-}
-
-fn status_of(response: &str) -> &str {
-    response.split(' ').nth(1).unwrap_or("")
-}
+use tether_proto::handshake::client::ClientRequest;
+use tether_proto::{CloseCode, CloseFrame, Event, Message};
 
 #[test]
 fn bad_handshakes_get_the_right_status() {
@@ -142,7 +25,7 @@ fn bad_handshakes_get_the_right_status() {
         ),
         (upgrade("/echo", "Sec-WebSocket-Version: 13\r\n").replace("GET", "POST"), "400", "not GET"),
         (upgrade("/echo", "Sec-WebSocket-Version: 8\r\n"), "426", "wrong version"),
-        ("GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n".to_owned(), "426", "plain HTTP"),
+        ("GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_owned(), "426", "plain HTTP"),
         (upgrade("/nowhere", "Sec-WebSocket-Version: 13\r\n"), "404", "unknown path"),
         (
             upgrade("/echo", &format!("Sec-WebSocket-Version: 13\r\nX-Big: {}\r\n", "a".repeat(20_000))),
@@ -180,7 +63,7 @@ fn echoes_text_and_binary_with_and_without_compression() {
     let served = Served::start(&[]);
     for deflate in [None, Some(Default::default())] {
         let compressed = deflate.is_some();
-        let mut client = Client::open(&served, ClientRequest { deflate, ..ClientRequest::default() });
+        let mut client = served.open("/echo", ClientRequest { deflate, ..ClientRequest::default() });
         assert_eq!(client.conn.is_compressed(), compressed);
         client.conn.send_text("héllo").unwrap();
         client.conn.send_binary(&[0, 1, 2, 255]).unwrap();
@@ -208,7 +91,7 @@ fn echoes_text_and_binary_with_and_without_compression() {
 fn protocol_errors_get_close_codes_and_others_keep_being_served() {
     let served = Served::start(&["--max-message-size", "1000"]);
     let bystander = {
-        let mut client = Client::open(&served, ClientRequest::default());
+        let mut client = served.open("/echo", ClientRequest::default());
         client.conn.send_text("before").unwrap();
         client.flush();
         assert!(matches!(client.next_event().unwrap(), Event::Message(_)));
@@ -222,7 +105,7 @@ fn protocol_errors_get_close_codes_and_others_keep_being_served() {
         (&|b| encode_frame(b, OpCode::Ping, false, false, b"", Some([1, 2, 3, 4])), 1002),
     ];
     for (write_bad_frame, code) in cases {
-        let mut client = Client::open(&served, ClientRequest::default());
+        let mut client = served.open("/echo", ClientRequest::default());
         let mut bad = BytesMut::new();
         write_bad_frame(&mut bad);
         client.stream.write_all(&bad).unwrap();

@@ -215,6 +215,10 @@ pub struct Accepted {
     pub protocol: Option<String>,
     /// The negotiated permessage-deflate parameters, if any.
     pub deflate: Option<DeflateParams>,
+    /// The `Sec-WebSocket-Accept` value (also in `response`).
+    pub accept_key: String,
+    /// The `Sec-WebSocket-Extensions` value, if any (also in `response`).
+    pub extensions: Option<String>,
 }
 
 /// The first of the server's protocols that the client offered (exact match, as RFC 6455 requires).
@@ -226,9 +230,9 @@ pub fn select_protocol(server_preference: &[String], offered: &[String]) -> Opti
 pub fn accept(request: &UpgradeRequest, options: &AcceptOptions<'_>) -> Accepted {
     let protocol = select_protocol(options.protocols, &request.protocols);
     let deflate = options.deflate.and_then(|config| negotiation::accept_offer(config, &request.extensions));
+    let key = accept_key(&request.key);
     let mut response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
-        accept_key(&request.key)
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {key}\r\n"
     );
     if let Some(protocol) = &protocol {
         response.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
@@ -237,7 +241,8 @@ pub fn accept(request: &UpgradeRequest, options: &AcceptOptions<'_>) -> Accepted
         response.push_str(&format!("Sec-WebSocket-Extensions: {extension}\r\n"));
     }
     response.push_str("\r\n");
-    Accepted { response: response.into_bytes(), protocol, deflate: deflate.map(|(params, _)| params) }
+    let (deflate, extensions) = deflate.map_or((None, None), |(params, header)| (Some(params), Some(header)));
+    Accepted { response: response.into_bytes(), protocol, deflate, accept_key: key, extensions }
 }
 
 #[cfg(test)]

@@ -1,0 +1,215 @@
+//! The task behind each listener-style connection.
+//!
+//! One loop per connection waits on whichever comes first: bytes from the peer, room to write
+//! queued output, a command from a [`Conn`] handle, the ping timer, the idle deadline, or server
+//! shutdown. Everything protocol-related is decided by the sans-IO core; this loop only moves
+//! bytes and calls the listener.
+//!
+//! Backpressure: while more than `max_queue_bytes` of output waits to be written, the loop stops
+//! reading from the peer, so a client that sends without reading is slowed down by TCP itself
+//! instead of growing our buffers. Pushes from other tasks are bounded by the same limit in
+//! [`Conn::send`].
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tether_proto::{CloseCode, CloseFrame, Connection, Event, State};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{sleep_until, Instant};
+
+use crate::listener::{Command, Conn, Listener};
+use crate::websocket::{Closed, Error};
+
+/// Timers and limits of a connection's task.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DriverSettings {
+    pub ping_interval: Duration,
+    pub idle_timeout: Duration,
+    pub close_timeout: Duration,
+    pub max_queue_bytes: usize,
+}
+
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Runs one connection to its end, then calls [`Listener::closed`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn drive<S, L>(
+    io: S,
+    mut protocol: Connection,
+    mut read_buf: BytesMut,
+    conn: Conn,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    listener: Arc<L>,
+    settings: DriverSettings,
+    mut shutdown: watch::Receiver<bool>,
+) -> Closed
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    L: Listener,
+{
+    listener.opened(&conn).await;
+    // Reading and writing wait side by side in one select, so each needs its own half.
+    let (mut reader, mut writer) = tokio::io::split(io);
+    let shared = conn.shared();
+    let mut out = BytesMut::new();
+    let mut idle_deadline = Instant::now() + settings.idle_timeout;
+    let mut next_ping = Instant::now() + settings.ping_interval;
+    let mut close_deadline: Option<Instant> = None;
+    let mut peer_gone = false;
+    let mut shutting_down = *shutdown.borrow();
+    let mut result: Option<Closed> = None;
+
+    if shutting_down {
+        let _ = protocol.close(CloseCode::GOING_AWAY, "server shutting down");
+    }
+
+    'connection: loop {
+        // 1. Everything the buffered input holds.
+        loop {
+            match protocol.receive(&mut read_buf) {
+                Ok(Some(Event::Message(message))) => listener.message(&conn, message).await,
+                Ok(Some(Event::Ping(_) | Event::Pong(_))) => {}
+                Ok(Some(Event::Close(frame))) => {
+                    let (code, reason) = match frame {
+                        Some(CloseFrame { code, reason }) => (code, reason),
+                        None => (CloseCode::NO_STATUS, String::new()),
+                    };
+                    result = Some(Closed { code, reason, clean: true });
+                    break;
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    let closed = Closed { code: error.close_code(), reason: error.to_string(), clean: false };
+                    tracing::info!(id = conn.id(), peer = %conn.remote_addr(), %error, "protocol error");
+                    listener.error(&conn, &Error::Protocol(error)).await;
+                    result = Some(closed);
+                    break;
+                }
+            }
+        }
+        // 2. Commands queued by handles (the callbacks above may have sent some).
+        while let Ok(command) = commands.try_recv() {
+            apply(&mut protocol, &conn, command, &mut close_deadline, settings.close_timeout);
+        }
+        if protocol.has_output() {
+            let produced = protocol.take_output();
+            if out.is_empty() {
+                out = produced;
+            } else {
+                out.extend_from_slice(&produced);
+            }
+        }
+        if protocol.state() == State::Closed {
+            break 'connection;
+        }
+        if peer_gone {
+            break 'connection;
+        }
+
+        let can_read = out.len() <= settings.max_queue_bytes;
+        if can_read && read_buf.capacity() - read_buf.len() < READ_CHUNK {
+            read_buf.reserve(READ_CHUNK);
+        }
+        let close_at = close_deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+        tokio::select! {
+            read = reader.read_buf(&mut read_buf), if can_read => match read {
+                Ok(0) => peer_gone = true,
+                Ok(_) => idle_deadline = Instant::now() + settings.idle_timeout,
+                Err(error) => {
+                    listener.error(&conn, &Error::Io(error)).await;
+                    peer_gone = true;
+                }
+            },
+            written = writer.write(&out), if !out.is_empty() => match written {
+                Ok(n) => {
+                    out.advance(n);
+                    let _ = shared.queued_bytes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| Some(q.saturating_sub(n)));
+                    if out.is_empty() {
+                        out = BytesMut::new();
+                    }
+                }
+                Err(error) => {
+                    listener.error(&conn, &Error::Io(error)).await;
+                    peer_gone = true;
+                }
+            },
+            command = commands.recv() => {
+                if let Some(command) = command {
+                    apply(&mut protocol, &conn, command, &mut close_deadline, settings.close_timeout);
+                }
+            }
+            () = sleep_until(next_ping) => {
+                next_ping = Instant::now() + settings.ping_interval;
+                let _ = protocol.ping(b"");
+            }
+            () = sleep_until(idle_deadline), if close_deadline.is_none() => {
+                tracing::info!(id = conn.id(), peer = %conn.remote_addr(), "idle timeout");
+                let _ = protocol.close(CloseCode::GOING_AWAY, "idle timeout");
+                close_deadline = Some(Instant::now() + settings.close_timeout);
+            }
+            changed = shutdown.changed(), if !shutting_down => {
+                shutting_down = true;
+                if changed.is_ok() && *shutdown.borrow() {
+                    let _ = protocol.close(CloseCode::GOING_AWAY, "server shutting down");
+                    close_deadline.get_or_insert(Instant::now() + settings.close_timeout);
+                }
+            }
+            () = sleep_until(close_at), if close_deadline.is_some() => {
+                result.get_or_insert(Closed { code: CloseCode::ABNORMAL, reason: "close timeout".into(), clean: false });
+                break 'connection;
+            }
+        }
+        if protocol.state() == State::Closing && close_deadline.is_none() {
+            close_deadline = Some(Instant::now() + settings.close_timeout);
+        }
+    }
+
+    shared.closed.store(true, Ordering::Release);
+    if !peer_gone {
+        // Write what is left (our Close among it), send FIN, read until the peer's FIN.
+        let linger = async {
+            writer.write_all(&out).await?;
+            writer.shutdown().await?;
+            let mut sink = [0u8; 1024];
+            while reader.read(&mut sink).await? > 0 {}
+            Ok::<(), std::io::Error>(())
+        };
+        let _ = tokio::time::timeout(settings.close_timeout, linger).await;
+    }
+    let closed = result.unwrap_or(Closed { code: CloseCode::ABNORMAL, reason: String::new(), clean: false });
+    listener.closed(&conn, &closed).await;
+    closed
+}
+
+fn apply(
+    protocol: &mut Connection,
+    conn: &Conn,
+    command: Command,
+    close_deadline: &mut Option<Instant>,
+    close_timeout: Duration,
+) {
+    let shared = conn.shared();
+    match command {
+        Command::Send(message) => {
+            let len = message.as_bytes().len();
+            let before = protocol.output_len();
+            let _ = protocol.send(&message);
+            // The queue now holds the encoded frame instead of the message.
+            let encoded = protocol.output_len() - before;
+            let _ = shared
+                .queued_bytes
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| Some(q.saturating_sub(len) + encoded));
+        }
+        Command::Ping(payload) => {
+            let _ = protocol.ping(&payload);
+        }
+        Command::Close(code, reason) => {
+            if protocol.close(code, &reason).is_ok() {
+                close_deadline.get_or_insert(Instant::now() + close_timeout);
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Plain HTTP on the WebSocket port, served by hyper with the application's axum router.
+//!
+//! A connection lands here when its first request is not a WebSocket upgrade. hyper then owns it,
+//! with keep-alive; a later request on it that asks for an upgrade goes through the same checks as
+//! the direct path ([`crate::server`]) and, once hyper has sent our 101, becomes a WebSocket
+//! connection over hyper's upgraded stream.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tether_proto::handshake::head::{Header, Headers, RequestHead};
+use tether_proto::handshake::server::is_upgrade_request;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tower::ServiceExt as _;
+
+use crate::server::{decide_for_hyper, Shared};
+use crate::transport::Transport;
+
+/// Serves HTTP/1.1 on `io` until the client or hyper closes it.
+pub(crate) async fn serve<S>(shared: Arc<Shared>, io: S, peer: SocketAddr, tls: bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = shared_config(&shared);
+    let mut stop = shared.subscribe_shutdown();
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let shared = Arc::clone(&shared);
+        async move { Ok::<_, Infallible>(handle(shared, request, peer, tls).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.0)
+        .max_buf_size(config.1.max(8192))
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    // On shutdown, finish the request in flight (if any) and close instead of keeping alive.
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = async { let _ = stop.wait_for(|stopping| *stopping).await; } => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%peer, %error, "HTTP connection ended with an error");
+    }
+}
+
+fn shared_config(shared: &Shared) -> (std::time::Duration, usize) {
+    let config = shared.config();
+    (config.handshake_timeout, config.head_limits.max_bytes)
+}
+
+async fn handle(shared: Arc<Shared>, mut request: Request<Incoming>, peer: SocketAddr, tls: bool) -> Response<Body> {
+    let head = request_head(&request);
+    if !is_upgrade_request(&head) {
+        let router = shared.http_router().expect("the HTTP path is only taken with a router").clone();
+        let websocket_route = shared.has_route(request.uri().path());
+        let request = request.map(|body| Body::new(body.map_err(axum::Error::new)));
+        let response = router.oneshot(request).await.unwrap_or_else(|never| match never {});
+        // A WebSocket-only path answers plain HTTP with 426, not 404.
+        if websocket_route && response.status() == StatusCode::NOT_FOUND {
+            return Response::builder()
+                .status(StatusCode::UPGRADE_REQUIRED)
+                .header("upgrade", "websocket")
+                .header("connection", "Upgrade")
+                .header("content-type", "text/plain; charset=utf-8")
+                .body(Body::from("this endpoint speaks WebSocket only\n"))
+                .expect("valid response");
+        }
+        return response;
+    }
+    match decide_for_hyper(&shared, head, tls) {
+        Ok((accepted, start)) => {
+            let on_upgrade = hyper::upgrade::on(&mut request);
+            tokio::spawn(async move {
+                match on_upgrade.await {
+                    Ok(upgraded) => start(Transport::Upgraded(Box::new(TokioIo::new(upgraded))), peer).await,
+                    Err(error) => tracing::debug!(%peer, %error, "upgrade failed"),
+                }
+            });
+            let mut response = Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header("upgrade", "websocket")
+                .header("connection", "Upgrade")
+                .header("sec-websocket-accept", accepted.accept_key.as_str());
+            if let Some(protocol) = &accepted.protocol {
+                response = response.header("sec-websocket-protocol", protocol.as_str());
+            }
+            if let Some(extensions) = &accepted.extensions {
+                response = response.header("sec-websocket-extensions", extensions.as_str());
+            }
+            response.body(Body::empty()).expect("valid response")
+        }
+        Err(rejection) => {
+            tracing::info!(%peer, status = rejection.status(), %rejection, "handshake refused");
+            let mut response =
+                Response::builder().status(rejection.status()).header("content-type", "text/plain; charset=utf-8");
+            if rejection.status() == 426 {
+                response = response.header("sec-websocket-version", "13");
+            }
+            response.body(Body::from(format!("{rejection}\n"))).expect("valid response")
+        }
+    }
+}
+
+/// Our handshake validator works on [`RequestHead`]; build one from hyper's parsed request.
+fn request_head<B>(request: &Request<B>) -> RequestHead {
+    RequestHead {
+        method: request.method().as_str().to_owned(),
+        target: request.uri().path_and_query().map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned()),
+        minor_version: if request.version() == hyper::Version::HTTP_11 { 1 } else { 0 },
+        headers: Headers(
+            request
+                .headers()
+                .iter()
+                .map(|(name, value)| Header { name: name.as_str().to_owned(), value: value.as_bytes().to_vec() })
+                .collect(),
+        ),
+    }
+}

@@ -1,0 +1,270 @@
+//! The listener API: callbacks for opened, message, closed and error, and the [`Conn`] handle.
+//!
+//! This is the tutorial's model (processOpened / processPacket / processClosed) made async. A
+//! [`Listener`] is registered for a path; for each connection the runtime calls
+//! [`Listener::opened`], then [`Listener::message`] for every message in order, then
+//! [`Listener::closed`] exactly once. The [`Conn`] handle given to each callback is cheap to clone
+//! and can be kept and used from any task: sending through it queues the message for the
+//! connection's own task, which writes it.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tether_proto::handshake::head::Headers;
+use tether_proto::{CloseCode, Message, Utf8Bytes};
+use tokio::sync::mpsc;
+
+use crate::websocket::{Closed, Error};
+
+/// Callbacks for the connections on one route. Every method but [`Listener::message`] has a default
+/// that does nothing.
+pub trait Listener: Send + Sync + 'static {
+    /// The handshake completed; `conn` may be used to send at once (a welcome message, say).
+    fn opened(&self, conn: &Conn) -> impl Future<Output = ()> + Send {
+        let _ = conn;
+        async {}
+    }
+
+    /// A message arrived. Messages of one connection are delivered one at a time, in order.
+    fn message(&self, conn: &Conn, message: Message) -> impl Future<Output = ()> + Send;
+
+    /// The connection ended: `closed` tells how, with the close code and whether the closing
+    /// handshake completed. Called once per connection, also after an error.
+    fn closed(&self, conn: &Conn, closed: &Closed) -> impl Future<Output = ()> + Send {
+        let _ = (conn, closed);
+        async {}
+    }
+
+    /// The connection failed: a protocol error by the peer (already answered with its close code), a
+    /// transport error, or a slow consumer. [`Listener::closed`] follows.
+    fn error(&self, conn: &Conn, error: &Error) -> impl Future<Output = ()> + Send {
+        let _ = (conn, error);
+        async {}
+    }
+}
+
+/// What other tasks ask a connection's task to do.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Send(Message),
+    Ping(Bytes),
+    Close(CloseCode, String),
+}
+
+/// Facts about a connection, fixed at the handshake.
+#[derive(Debug)]
+pub(crate) struct ConnInfo {
+    pub id: String,
+    pub remote_addr: SocketAddr,
+    pub protocol: Option<String>,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: Headers,
+}
+
+pub(crate) struct ConnShared {
+    pub info: ConnInfo,
+    pub commands: mpsc::UnboundedSender<Command>,
+    /// Bytes queued for this connection and not yet written to the socket.
+    pub queued_bytes: AtomicUsize,
+    pub max_queue_bytes: usize,
+    /// Set once the queue overflowed: the connection is being closed as a slow consumer.
+    pub overflowed: AtomicBool,
+    pub closed: AtomicBool,
+    data: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+/// A handle to one connection: identity, request facts, sending and closing, and user data.
+///
+/// Cloning is cheap (one reference count). Sending never waits: the message is queued for the
+/// connection's task. A connection whose queue grows past the server's `max_queue_bytes` (a client
+/// that does not read) is closed with 1008 and further sends fail.
+#[derive(Clone)]
+pub struct Conn {
+    shared: Arc<ConnShared>,
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn")
+            .field("id", &self.shared.info.id)
+            .field("remote_addr", &self.shared.info.remote_addr)
+            .field("protocol", &self.shared.info.protocol)
+            .field("path", &self.shared.info.path)
+            .finish()
+    }
+}
+
+impl Conn {
+    pub(crate) fn new(info: ConnInfo, commands: mpsc::UnboundedSender<Command>, max_queue_bytes: usize) -> Self {
+        Self {
+            shared: Arc::new(ConnShared {
+                info,
+                commands,
+                queued_bytes: AtomicUsize::new(0),
+                max_queue_bytes,
+                overflowed: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                data: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &ConnShared {
+        &self.shared
+    }
+
+    /// A unique, URL-safe identifier.
+    pub fn id(&self) -> &str {
+        &self.shared.info.id
+    }
+
+    /// The peer's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.shared.info.remote_addr
+    }
+
+    /// The negotiated sub-protocol.
+    pub fn protocol(&self) -> Option<&str> {
+        self.shared.info.protocol.as_deref()
+    }
+
+    /// The request path.
+    pub fn path(&self) -> &str {
+        &self.shared.info.path
+    }
+
+    /// The request query, without `?`.
+    pub fn query(&self) -> Option<&str> {
+        self.shared.info.query.as_deref()
+    }
+
+    /// The handshake request's headers.
+    pub fn headers(&self) -> &Headers {
+        &self.shared.info.headers
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Queues a text message.
+    pub fn send_text(&self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
+        self.send(Message::Text(text.into()))
+    }
+
+    /// Queues a binary message.
+    pub fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.send(Message::Binary(data.into()))
+    }
+
+    /// Queues a message. Fails when the connection is closed or its queue is over the limit.
+    pub fn send(&self, message: Message) -> Result<(), Error> {
+        let shared = &self.shared;
+        if self.is_closed() || shared.overflowed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let len = message.as_bytes().len();
+        let queued = shared.queued_bytes.fetch_add(len, Ordering::AcqRel) + len;
+        if queued > shared.max_queue_bytes {
+            shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            if !shared.overflowed.swap(true, Ordering::AcqRel) {
+                tracing::warn!(id = %shared.info.id, peer = %shared.info.remote_addr, queued, limit = shared.max_queue_bytes, "slow consumer: closing with 1008");
+                let reason = format!("slow consumer: more than {} bytes queued", shared.max_queue_bytes);
+                let _ = shared.commands.send(Command::Close(CloseCode::POLICY_VIOLATION, reason));
+            }
+            return Err(Error::QueueFull);
+        }
+        shared.commands.send(Command::Send(message)).map_err(|_| Error::Closed)
+    }
+
+    /// Queues a ping.
+    pub fn ping(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.shared.commands.send(Command::Ping(payload.into())).map_err(|_| Error::Closed)
+    }
+
+    /// Starts the closing handshake with this code and reason.
+    pub fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.shared.commands.send(Command::Close(code, reason.to_owned())).map_err(|_| Error::Closed)
+    }
+
+    /// Stores per-connection data of type `T`, replacing any earlier value of that type.
+    pub fn set_data<T: Any + Send + Sync>(&self, value: T) {
+        self.shared.data.lock().expect("not poisoned").insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    /// The per-connection data of type `T`, if set.
+    pub fn data<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        let value = self.shared.data.lock().expect("not poisoned").get(&TypeId::of::<T>()).cloned()?;
+        value.downcast::<T>().ok()
+    }
+}
+
+/// A fresh connection id: 96 random bits in URL-safe base64 (16 characters).
+pub(crate) fn new_connection_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut random = [0u8; 12];
+    getrandom::fill(&mut random).expect("the operating system's random source works");
+    let mut id = String::with_capacity(16);
+    for chunk in random.chunks(3) {
+        let n = u32::from(chunk[0]) << 16 | u32::from(chunk[1]) << 8 | u32::from(chunk[2]);
+        for shift in [18, 12, 6, 0] {
+            id.push(char::from(ALPHABET[(n >> shift & 63) as usize]));
+        }
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(max_queue_bytes: usize) -> (Conn, mpsc::UnboundedReceiver<Command>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let info = ConnInfo {
+            id: new_connection_id(),
+            remote_addr: "127.0.0.1:1".parse().unwrap(),
+            protocol: None,
+            path: "/".into(),
+            query: None,
+            headers: Headers::default(),
+        };
+        (Conn::new(info, tx, max_queue_bytes), rx)
+    }
+
+    #[test]
+    fn ids_are_unique_and_url_safe() {
+        let a = new_connection_id();
+        assert_eq!(a.len(), 16);
+        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_ne!(a, new_connection_id());
+    }
+
+    #[test]
+    fn a_full_queue_closes_with_1008_once() {
+        let (conn, mut rx) = conn(10);
+        conn.send_text("12345").unwrap();
+        assert!(matches!(conn.send_text("123456"), Err(Error::QueueFull)));
+        assert!(matches!(conn.send_text("1"), Err(Error::Closed)));
+        assert!(matches!(rx.try_recv(), Ok(Command::Send(_))));
+        assert!(matches!(rx.try_recv(), Ok(Command::Close(CloseCode::POLICY_VIOLATION, _))));
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn user_data_by_type() {
+        let (conn, _rx) = conn(10);
+        assert!(conn.data::<String>().is_none());
+        conn.set_data("alice".to_owned());
+        conn.set_data(7u32);
+        assert_eq!(conn.data::<String>().as_deref().map(String::as_str), Some("alice"));
+        assert_eq!(conn.data::<u32>().as_deref(), Some(&7));
+    }
+}

@@ -1,0 +1,177 @@
+//! Helpers for tests that run the real `tether` binary on an ephemeral port and talk to it over
+//! blocking sockets with a client built from the protocol core.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tether_proto::handshake::client::{ClientAccepted, ClientHandshake, ClientHandshakeError, ClientRequest};
+use tether_proto::{Config, Connection, Event, Message, Role};
+
+/// A `tether serve --port 0` process, killed on drop.
+pub struct Served {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Served {
+    pub fn start(extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
+            .args(["serve", "--port", "0"])
+            .args(extra)
+            .env("TETHER_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tether");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.trim().rsplit_once("://").expect("listening line").1.to_owned();
+        Self { child, addr }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.rsplit_once(':').unwrap().1.parse().unwrap()
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(&self.addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+    }
+
+    /// Sends a raw request and returns the whole response (for requests the server closes after).
+    pub fn raw(&self, request: &[u8]) -> String {
+        let mut stream = self.connect();
+        stream.write_all(request).unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        String::from_utf8_lossy(&response).into_owned()
+    }
+
+    /// Sends a raw request and returns the response head only.
+    pub fn raw_head(&self, request: &[u8]) -> String {
+        let mut stream = self.connect();
+        stream.write_all(request).unwrap();
+        read_head(&mut stream)
+    }
+
+    /// Opens a WebSocket connection.
+    pub fn open(&self, target: &str, request: ClientRequest) -> Client<TcpStream> {
+        Client::open(self.connect(), &self.addr, target, request).expect("handshake succeeds")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn read_head(stream: &mut impl Read) -> String {
+    let mut response = Vec::new();
+    let mut byte = [0u8; 1];
+    while !response.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap() == 1 {
+        response.push(byte[0]);
+    }
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// An upgrade request for `path` with the RFC's sample key, without `Sec-WebSocket-Version`.
+pub fn upgrade(path: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+    )
+}
+
+pub fn status_of(response: &str) -> &str {
+    response.split(' ').nth(1).unwrap_or("")
+}
+
+/// A blocking WebSocket client built from the protocol core.
+pub struct Client<S> {
+    pub stream: S,
+    pub conn: Connection,
+    pub accepted: ClientAccepted,
+    buf: BytesMut,
+}
+
+impl<S: Read + Write> Client<S> {
+    pub fn open(mut stream: S, host: &str, target: &str, request: ClientRequest) -> Result<Self, ClientHandshakeError> {
+        let request = ClientRequest { host: host.to_owned(), target: target.into(), ..request };
+        let (mut handshake, bytes) = ClientHandshake::new(&request);
+        stream.write_all(&bytes).unwrap();
+        let mut buf = BytesMut::new();
+        let accepted = loop {
+            if let Some((accepted, len)) = handshake.receive(&buf)? {
+                let _ = buf.split_to(len);
+                break accepted;
+            }
+            assert!(read_more(&mut stream, &mut buf), "server closed during the handshake");
+        };
+        let conn = Connection::new(Role::Client, Config::default(), accepted.deflate);
+        Ok(Self { stream, conn, accepted, buf })
+    }
+
+    pub fn flush(&mut self) {
+        let out = self.conn.take_output();
+        self.stream.write_all(&out).unwrap();
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.conn.send_text(text).unwrap();
+        self.flush();
+    }
+
+    pub fn next_event(&mut self) -> Result<Event, String> {
+        loop {
+            match self.conn.receive(&mut self.buf) {
+                Ok(Some(event)) => {
+                    // Answer pings and echo a Close at once, as a real client does.
+                    self.flush();
+                    return Ok(event);
+                }
+                Ok(None) => {}
+                Err(error) => return Err(error.to_string()),
+            }
+            if !read_more(&mut self.stream, &mut self.buf) {
+                return Err("connection closed".into());
+            }
+        }
+    }
+
+    /// The next message, skipping pings and pongs.
+    pub fn next_message(&mut self) -> Message {
+        loop {
+            match self.next_event().unwrap() {
+                Event::Message(message) => return message,
+                Event::Ping(_) | Event::Pong(_) => {}
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next text message parsed as JSON.
+    pub fn next_json(&mut self) -> serde_json::Value {
+        match self.next_message() {
+            Message::Text(text) => serde_json::from_str(&text).unwrap(),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+pub fn read_more(stream: &mut impl Read, buf: &mut BytesMut) -> bool {
+    let mut chunk = [0u8; 16 * 1024];
+    match stream.read(&mut chunk) {
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            n > 0
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => false,
+        Err(e) => panic!("read failed: {e}"),
+    }
+}

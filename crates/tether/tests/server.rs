@@ -1,0 +1,214 @@
+//! The server's features end to end, against the real binary on an ephemeral port: the demo,
+//! sub-protocols, the Origin policy, TLS, plain HTTP beside WebSocket, limits, slow consumers,
+//! idle timeout and graceful shutdown.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{read_head, status_of, upgrade, Client, Served};
+use tether_proto::handshake::client::ClientRequest;
+use tether_proto::{CloseCode, Event, Message};
+
+fn offering(protocols: &[&str]) -> ClientRequest {
+    ClientRequest { protocols: protocols.iter().map(|p| p.to_string()).collect(), ..ClientRequest::default() }
+}
+
+fn expect_close(client: &mut Client<impl Read + Write>) -> (u16, String) {
+    loop {
+        match client.next_event() {
+            Ok(Event::Close(Some(frame))) => return (frame.code.0, frame.reason),
+            Ok(Event::Close(None)) => return (1005, String::new()),
+            Ok(_) => {}
+            Err(error) => panic!("expected a Close frame, got {error}"),
+        }
+    }
+}
+
+#[test]
+fn the_demo_chooses_a_sub_protocol_welcomes_and_answers_1_2_3() {
+    let served = Served::start(&[]);
+    let mut client = served.open("/", offering(&["soap", "json"]));
+    assert_eq!(client.accepted.protocol.as_deref(), Some("json"), "the server prefers json");
+    let welcome = client.next_json();
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["subProtocol"], "json");
+    assert_eq!(welcome["server"], "tether");
+    assert_eq!(welcome["connectionId"].as_str().unwrap().len(), 16);
+
+    client.send_text("1");
+    assert_eq!(client.next_json()["answer"], format!("tether {}", env!("CARGO_PKG_VERSION")));
+    client.send_text("2");
+    let os = client.next_json()["answer"].as_str().unwrap().to_owned();
+    assert!(os.starts_with("Linux "), "{os}");
+    client.send_text("3");
+    let time = client.next_json()["answer"].as_str().unwrap().to_owned();
+    assert!(time.len() == 8 && time.as_bytes()[2] == b':' && time.as_bytes()[5] == b':', "{time}");
+    client.send_text("what?");
+    let error = client.next_json();
+    assert_eq!(error["type"], "error");
+    assert!(error["message"].as_str().unwrap().contains("send 1"));
+    client.conn.send_binary(&[1, 2, 3]).unwrap();
+    client.flush();
+    assert_eq!(client.next_json()["answer"], "received 3 bytes");
+    client.send_text("1");
+    assert_eq!(client.next_json()["type"], "answer", "the connection stays open after an error");
+}
+
+#[test]
+fn soap_clients_get_soap_and_unknown_protocols_get_none() {
+    let served = Served::start(&[]);
+    let mut soap = served.open("/", offering(&["soap"]));
+    assert_eq!(soap.accepted.protocol.as_deref(), Some("soap"));
+    let Message::Text(welcome) = soap.next_message() else { panic!() };
+    assert!(welcome.contains("<soap:Envelope") && welcome.contains("<subProtocol>soap</subProtocol>"), "{welcome}");
+
+    let none = served.open("/", offering(&["mqtt"]));
+    assert_eq!(none.accepted.protocol, None, "no common protocol: accepted without one");
+}
+
+#[test]
+fn foreign_origins_get_403_unless_allowed() {
+    let served = Served::start(&[]);
+    let foreign = upgrade("/echo", "Sec-WebSocket-Version: 13\r\nOrigin: http://evil.example\r\n");
+    assert_eq!(status_of(&served.raw(foreign.as_bytes())), "403");
+    let same = upgrade("/echo", "Sec-WebSocket-Version: 13\r\nOrigin: http://localhost\r\n");
+    assert_eq!(status_of(&served.raw_head(same.as_bytes())), "101");
+    let none = upgrade("/echo", "Sec-WebSocket-Version: 13\r\n");
+    assert_eq!(status_of(&served.raw_head(none.as_bytes())), "101");
+
+    let allowing = Served::start(&["--allowed-origin", "http://evil.example"]);
+    assert_eq!(status_of(&allowing.raw_head(foreign.as_bytes())), "101");
+    let other = upgrade("/echo", "Sec-WebSocket-Version: 13\r\nOrigin: http://other.example\r\n");
+    assert_eq!(status_of(&allowing.raw(other.as_bytes())), "403");
+}
+
+#[test]
+fn plain_http_is_served_on_the_same_port_and_can_upgrade_later() {
+    let served = Served::start(&[]);
+    let mut stream = served.connect();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let head = read_head(&mut stream);
+    assert_eq!(status_of(&head), "200", "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse().unwrap()))
+        .expect("content-length");
+    let mut page = vec![0; length];
+    stream.read_exact(&mut page).unwrap();
+    let page = String::from_utf8(page).unwrap();
+    assert!(page.contains(r#"id="question""#) && page.contains(r#"id="response""#));
+
+    // The same kept-alive connection now upgrades.
+    let mut client = Client::open(stream, &served.addr, "/echo", ClientRequest::default()).unwrap();
+    client.send_text("over hyper");
+    assert_eq!(client.next_message(), Message::Text("over hyper".into()));
+
+    assert!(served.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ends_with("ok\n"));
+    assert_eq!(status_of(&served.raw(b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")), "404");
+}
+
+#[test]
+fn wss_with_an_rcgen_certificate() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("tether-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
+    std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
+    let served = Served::start(&["--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()]);
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tls = |served: &Served| {
+        let name = "localhost".try_into().unwrap();
+        let conn = rustls::ClientConnection::new(Arc::new(config.clone()), name).unwrap();
+        rustls::StreamOwned::new(conn, served.connect())
+    };
+    let mut client = Client::open(tls(&served), &served.addr, "/", offering(&["json"])).unwrap();
+    assert_eq!(client.next_json()["type"], "welcome");
+    client.send_text("1");
+    assert_eq!(client.next_json()["type"], "answer");
+
+    let mut https = tls(&served);
+    https.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    let _ = https.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("ok\n"), "{response}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_full_server_answers_503() {
+    let served = Served::start(&["--max-connections", "1"]);
+    let mut first = served.open("/echo", ClientRequest::default());
+    let response = served.raw(upgrade("/echo", "Sec-WebSocket-Version: 13\r\n").as_bytes());
+    assert_eq!(status_of(&response), "503", "{response}");
+    first.send_text("still here");
+    assert_eq!(first.next_message(), Message::Text("still here".into()));
+}
+
+#[test]
+fn a_slow_consumer_is_closed_with_1008_while_others_keep_their_echoes() {
+    let served = Served::start(&["--max-queue-bytes", "65536", "--close-timeout", "30"]);
+    let mut slow = served.open("/echo", ClientRequest::default());
+    slow.stream.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let chunk = "x".repeat(16 * 1024);
+    // Send ~8 MiB without reading a byte: the echoes pile up on the server.
+    for _ in 0..512 {
+        slow.conn.send_text(&chunk).unwrap();
+        let out = slow.conn.take_output();
+        if slow.stream.write_all(&out).is_err() {
+            break; // The server stopped reading us: TCP backpressure.
+        }
+    }
+    let mut other = served.open("/echo", ClientRequest::default());
+    other.send_text("fine");
+    assert_eq!(other.next_message(), Message::Text("fine".into()));
+    let (code, reason) = expect_close(&mut slow);
+    assert_eq!(code, 1008, "{reason}");
+    assert!(reason.contains("slow consumer"), "{reason}");
+}
+
+#[test]
+fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    let served = Served::start(&["--idle-timeout", "1"]);
+    let mut client = served.open("/echo", ClientRequest::default());
+    let started = Instant::now();
+    let (code, reason) = expect_close(&mut client);
+    assert_eq!((code, reason.as_str()), (CloseCode::GOING_AWAY.0, "idle timeout"));
+    assert!(started.elapsed() >= Duration::from_millis(900) && started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn sigterm_closes_every_connection_with_1001_and_exits_0() {
+    let mut served = Served::start(&[]);
+    let mut echo = served.open("/echo", ClientRequest::default());
+    let mut demo = served.open("/", offering(&["json"]));
+    assert_eq!(demo.next_json()["type"], "welcome");
+    let status = std::process::Command::new("kill").args(["-TERM", &served.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    for client in [&mut echo, &mut demo] {
+        let (code, _) = expect_close(client);
+        assert_eq!(code, 1001);
+    }
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = served.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "server did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit:?}");
+    assert!(TcpStream::connect(&served.addr).is_err(), "no longer accepting");
+}
