@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Tether's whole test suite, as CI runs it: formatting, lints, unit + integration + property tests,
-# a short run of every fuzz target, and the complete Autobahn|Testsuite against `tether serve`.
-# Installs what it needs (cargo-fuzz, Autobahn's wstest) on first use. Fails loudly on the first error.
+# the demo page in headless Chromium, a short run of every fuzz target, and the complete
+# Autobahn|Testsuite against `tether serve`. Installs what it needs (Debian's chromium, the npm
+# packages of tests/browser, cargo-fuzz, Autobahn's wstest) on first use. Fails loudly on the first
+# error.
 #
 # Environment: FUZZ_SECONDS (default 30) per fuzz target; AUTOBAHN_CASES (default "*").
 set -euo pipefail
@@ -28,6 +30,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "cargo test --workspace"
 cargo test --workspace
+
+step "demo page in headless Chromium"
+bash scripts/browser-test.sh
 
 step "fuzz targets (${FUZZ_SECONDS:-30} s each)"
 FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash scripts/fuzz.sh

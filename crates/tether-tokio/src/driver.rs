@@ -70,7 +70,15 @@ where
         // 1. Everything the buffered input holds.
         loop {
             match protocol.receive(&mut read_buf) {
-                Ok(Some(Event::Message(message))) => listener.message(&conn, message).await,
+                Ok(Some(Event::Message(message))) => {
+                    listener.message(&conn, message).await;
+                    // What the callback sent goes out before anything later in the input is
+                    // processed: an answer must not lose the race against a protocol error that
+                    // follows its question.
+                    while let Ok(command) = commands.try_recv() {
+                        apply(&mut protocol, &conn, command, &mut close_deadline, settings.close_timeout);
+                    }
+                }
                 Ok(Some(Event::Ping(_) | Event::Pong(_))) => {}
                 Ok(Some(Event::Close(frame))) => {
                     let (code, reason) = match frame {
