@@ -47,27 +47,4 @@ start=$(date +%s)
 elapsed=$(( $(date +%s) - start ))
 kill -0 $server 2>/dev/null || { echo "autobahn: tether died during the suite" >&2; cat "$log" >&2; exit 1; }
 
-python3 - "$outdir/index.json" "$elapsed" "$cases" <<'PY'
-import collections, json, sys
-index_path, elapsed, cases = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-results = json.load(open(index_path))["tether"]
-acceptable = {"OK", "INFORMATIONAL"}
-behavior = collections.Counter(r["behavior"] for r in results.values())
-closing = collections.Counter(r["behaviorClose"] for r in results.values())
-bad = sorted(
-    (case for case, r in results.items() if r["behavior"] not in acceptable or r["behaviorClose"] not in acceptable),
-    key=lambda c: [int(p) for p in c.split(".")],
-)
-print(f"autobahn: {len(results)} cases in {elapsed} s")
-print("autobahn: behavior       " + ", ".join(f"{k} {v}" for k, v in sorted(behavior.items())))
-print("autobahn: close behavior " + ", ".join(f"{k} {v}" for k, v in sorted(closing.items())))
-for case in bad:
-    r = results[case]
-    print(f"autobahn: case {case}: {r['behavior']} / close {r['behaviorClose']}")
-if cases == "*" and len(results) != 517:
-    print(f"autobahn: expected 517 cases, got {len(results)}")
-    sys.exit(1)
-if bad:
-    sys.exit(1)
-print(f"autobahn: {len(results)} passed, 0 failed")
-PY
+python3 scripts/autobahn-verdict.py "$outdir/index.json" tether "$elapsed" "$cases" autobahn

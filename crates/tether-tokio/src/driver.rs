@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tether_proto::{CloseCode, CloseFrame, Connection, Event, State};
+use tether_proto::{CloseCode, CloseFrame, Connection, Event, Role, State};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, Instant};
@@ -178,11 +178,18 @@ where
     shared.closed.store(true, Ordering::Release);
     if !peer_gone {
         // Write what is left (our Close among it), send FIN, read until the peer's FIN.
+        // RFC 6455 §7.1.1: the server closes TCP first; a client waits for it.
+        let server = protocol.role() == Role::Server;
         let linger = async {
             writer.write_all(&out).await?;
-            writer.shutdown().await?;
+            if server {
+                writer.shutdown().await?;
+            }
             let mut sink = [0u8; 1024];
             while reader.read(&mut sink).await? > 0 {}
+            if !server {
+                writer.shutdown().await?;
+            }
             Ok::<(), std::io::Error>(())
         };
         let _ = tokio::time::timeout(settings.close_timeout, linger).await;

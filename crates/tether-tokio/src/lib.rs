@@ -16,11 +16,13 @@
 //! - [`listener`]: the [`Listener`] trait and the [`Conn`] handle; `driver` runs each listener
 //!   connection's task.
 //! - [`websocket`]: the [`WebSocket`] type.
+//! - [`client`]: [`ClientBuilder`] and [`connect`] for `ws://` and `wss://`, with the same two APIs.
 //! - [`origin`]: [`OriginPolicy`]. [`tls`]: loading certificates. [`transport`]: TCP, TLS or upgraded
 //!   streams behind one type.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
 mod driver;
 mod http;
 pub mod listener;
@@ -30,6 +32,7 @@ pub mod tls;
 pub mod transport;
 pub mod websocket;
 
+pub use client::{connect, ClientBuilder, ClientError, ClientResponse};
 pub use listener::{Conn, Listener};
 pub use origin::OriginPolicy;
 pub use server::{BoundServer, RouteOptions, Server, ServerConfig, ServerHandle};

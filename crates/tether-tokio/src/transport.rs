@@ -1,4 +1,4 @@
-//! The byte streams a WebSocket can run over: plain TCP, TLS over TCP, or a connection that hyper
+//! The byte streams a WebSocket can run over: plain TCP, TLS over TCP (either side), or a connection that hyper
 //! upgraded after serving plain HTTP requests on it. One enum with static dispatch, so handlers and
 //! the connection task have a single concrete stream type.
 
@@ -16,8 +16,10 @@ use tokio_rustls::server::TlsStream;
 pub enum Transport {
     /// Plain TCP (`ws://`).
     Tcp(TcpStream),
-    /// TLS over TCP (`wss://`).
+    /// TLS over TCP (`wss://`), server side.
     Tls(Box<TlsStream<TcpStream>>),
+    /// TLS over TCP (`wss://`), client side.
+    ClientTls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     /// A stream hyper handed over after an HTTP/1.1 upgrade on a kept-alive connection.
     Upgraded(Box<TokioIo<hyper::upgrade::Upgraded>>),
 }
@@ -27,6 +29,7 @@ macro_rules! delegate {
         match $self.get_mut() {
             Transport::Tcp($stream) => $call,
             Transport::Tls($stream) => $call,
+            Transport::ClientTls($stream) => $call,
             Transport::Upgraded($stream) => $call,
         }
     };
@@ -55,6 +58,7 @@ impl AsyncWrite for Transport {
         match self {
             Self::Tcp(s) => s.is_write_vectored(),
             Self::Tls(s) => s.is_write_vectored(),
+            Self::ClientTls(s) => s.is_write_vectored(),
             Self::Upgraded(s) => s.is_write_vectored(),
         }
     }

@@ -7,14 +7,14 @@
 //!
 //! The transport is closed the way RFC 6455 §7 asks: after the Close frames are exchanged (or the
 //! connection failed), the server shuts down its sending side first and then reads until the peer
-//! closes too, for at most the close timeout. Reading to the end keeps the kernel from answering
+//! closes too, for at most the close timeout; a client reads until the server has closed. Reading to the end keeps the kernel from answering
 //! unread data with a reset, which could destroy the Close frame on its way to the peer.
 
 use std::fmt;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tether_proto::{CloseCode, CloseFrame, Connection, Event, Message, ProtocolError, SendError, State};
+use tether_proto::{CloseCode, CloseFrame, Connection, Event, Message, ProtocolError, Role, SendError, State};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
@@ -258,11 +258,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.closed = Some(closed);
         debug_assert_eq!(self.protocol.state(), State::Closed);
         let close_timeout = self.close_timeout;
+        // RFC 6455 §7.1.1: the server closes TCP first; a client waits for it.
+        let server = self.protocol.role() == Role::Server;
         let linger = async {
             self.flush().await?;
-            self.io.shutdown().await?;
+            if server {
+                self.io.shutdown().await?;
+            }
             let mut sink = [0u8; 4096];
             while self.io.read(&mut sink).await? > 0 {}
+            if !server {
+                self.io.shutdown().await?;
+            }
             Ok::<(), Error>(())
         };
         let _ = tokio::time::timeout(close_timeout, linger).await;

@@ -1,0 +1,425 @@
+//! The client: `ws://` and `wss://` connections with the same [`WebSocket`] and [`Listener`] APIs
+//! the server uses.
+//!
+//! [`ClientBuilder`] resolves and connects (with a timeout), does TLS for `wss://` (the bundled
+//! Mozilla roots, plus any private CA given, or no verification at all when explicitly asked for),
+//! sends the handshake with a fresh key, and checks the answer. A response other than 101 is an
+//! error carrying its status and the start of its body; redirects are reported, never followed
+//! silently.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tether_proto::deflate::DeflateConfig;
+use tether_proto::handshake::client::{ClientHandshake, ClientHandshakeError, ClientRequest};
+use tether_proto::handshake::head::{HeadLimits, ResponseHead};
+use tether_proto::{Config, Connection, Role};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use crate::driver::{drive, DriverSettings};
+use crate::listener::{new_connection_id, Conn, ConnInfo, Listener};
+use crate::transport::Transport;
+use crate::websocket::{KeepAlive, WebSocket};
+
+/// A timer that never fires in practice (a year), without overflowing `Instant` arithmetic.
+const NEVER: Duration = Duration::from_secs(86_400 * 365);
+
+/// Why a client could not connect.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The URL is not a `ws://` or `wss://` URL.
+    Url(String),
+    /// Connecting or reading failed.
+    Io(std::io::Error),
+    /// Connecting, TLS or the handshake took longer than allowed.
+    Timeout(&'static str),
+    /// TLS failed (certificate not trusted, wrong name, ...).
+    Tls(String),
+    /// The server answered with an HTTP status other than 101 (redirects included).
+    Rejected {
+        /// The status code.
+        status: u16,
+        /// The reason phrase.
+        reason: String,
+        /// `Location`, for redirects.
+        location: Option<String>,
+        /// The start of the body, for the error message.
+        body: String,
+    },
+    /// The server said 101 but broke the handshake rules.
+    InvalidResponse(String),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Url(why) => write!(f, "invalid URL: {why}"),
+            Self::Io(error) => write!(f, "{error}"),
+            Self::Timeout(what) => write!(f, "{what} timed out"),
+            Self::Tls(why) => write!(f, "TLS: {why}"),
+            Self::Rejected { status, reason, location, body } => {
+                write!(f, "server refused the handshake: HTTP {status} {reason}")?;
+                if let Some(location) = location {
+                    write!(f, " (redirect to {location}, not followed)")?;
+                }
+                let body = body.trim();
+                if !body.is_empty() {
+                    write!(f, ": {body}")?;
+                }
+                Ok(())
+            }
+            Self::InvalidResponse(why) => write!(f, "invalid handshake response: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<std::io::Error> for ClientError {
+    fn from(error: std::io::Error) -> Self {
+        Self::Io(error)
+    }
+}
+
+/// What the server answered.
+#[derive(Debug, Clone)]
+pub struct ClientResponse {
+    /// The 101 response head.
+    pub head: ResponseHead,
+    /// The chosen sub-protocol.
+    pub protocol: Option<String>,
+    /// Whether permessage-deflate was agreed.
+    pub compressed: bool,
+}
+
+/// Connects with default settings.
+pub async fn connect(url: &str) -> Result<(WebSocket<Transport>, ClientResponse), ClientError> {
+    ClientBuilder::new(url).connect().await
+}
+
+/// Client settings. Every limit has a default; see each method.
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    url: String,
+    protocols: Vec<String>,
+    headers: Vec<(String, String)>,
+    deflate: Option<DeflateConfig>,
+    connect_timeout: Duration,
+    handshake_timeout: Duration,
+    close_timeout: Duration,
+    ping_interval: Option<Duration>,
+    config: Config,
+    extra_roots: Vec<CertificateDer<'static>>,
+    insecure: bool,
+}
+
+impl ClientBuilder {
+    /// A client for `url` (`ws://` or `wss://`).
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            protocols: Vec::new(),
+            headers: Vec::new(),
+            deflate: Some(DeflateConfig::default()),
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            ping_interval: None,
+            config: Config::default(),
+            extra_roots: Vec::new(),
+            insecure: false,
+        }
+    }
+
+    /// Offers a sub-protocol (call again for more, in order of preference).
+    pub fn protocol(mut self, protocol: &str) -> Self {
+        self.protocols.push(protocol.to_owned());
+        self
+    }
+
+    /// Adds a request header (`Authorization`, `Cookie`, ...).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sends an `Origin` header, as a browser would.
+    pub fn origin(self, origin: &str) -> Self {
+        self.header("Origin", origin)
+    }
+
+    /// Offers permessage-deflate with these parameters, or not at all with `None`. Default: offered
+    /// with [`DeflateConfig::default`].
+    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
+        self.deflate = deflate;
+        self
+    }
+
+    /// Time to resolve and connect TCP. Default 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time for TLS and the opening handshake. Default 10 s.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Time the server has to answer our Close and close TCP. Default 5 s.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Ping the server this often (pongs are always sent automatically). Default: never.
+    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
+        self.ping_interval = interval;
+        self
+    }
+
+    /// The largest message accepted (after decompression); larger ones fail with 1009. Default 64 MiB.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_message_size = bytes;
+        self.config.max_frame_size = self.config.max_frame_size.min(bytes).max(1);
+        self
+    }
+
+    /// Trusts the CA certificates in a PEM file, besides the bundled roots.
+    pub fn ca_file(mut self, path: &Path) -> Result<Self, ClientError> {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| ClientError::Tls(format!("cannot read CA file {}: {e}", path.display())))?;
+        self.extra_roots.extend(certs);
+        Ok(self)
+    }
+
+    /// Trusts this CA certificate, besides the bundled roots.
+    pub fn ca_certificate(mut self, cert: CertificateDer<'static>) -> Self {
+        self.extra_roots.push(cert);
+        self
+    }
+
+    /// Accepts any server certificate. For testing only: it disables TLS's protection entirely.
+    pub fn danger_accept_invalid_certificates(mut self, insecure: bool) -> Self {
+        self.insecure = insecure;
+        self
+    }
+
+    /// Connects and completes the handshake.
+    pub async fn connect(self) -> Result<(WebSocket<Transport>, ClientResponse), ClientError> {
+        let (transport, protocol, leftover, response) = self.open().await?;
+        let keepalive =
+            KeepAlive { ping_interval: self.ping_interval.unwrap_or(NEVER), idle_timeout: NEVER, shutdown: None };
+        let ws = WebSocket::from_parts(transport, protocol, leftover, self.close_timeout).with_keepalive(keepalive);
+        Ok((ws, response))
+    }
+
+    /// Connects and runs the connection with a [`Listener`] in a task of its own; returns the handle.
+    pub async fn spawn<L: Listener>(self, listener: L) -> Result<(Conn, ClientResponse), ClientError> {
+        let (transport, protocol, leftover, response) = self.open().await?;
+        let url = url::Url::parse(&self.url).map_err(|e| ClientError::Url(e.to_string()))?;
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let info = ConnInfo {
+            id: new_connection_id(),
+            remote_addr: peer_addr(&transport).unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
+            protocol: response.protocol.clone(),
+            path: url.path().to_owned(),
+            query: url.query().map(str::to_owned),
+            headers: response.head.headers.clone(),
+        };
+        let conn = Conn::new(info, commands_tx, usize::MAX / 2);
+        let settings = DriverSettings {
+            ping_interval: self.ping_interval.unwrap_or(NEVER),
+            idle_timeout: NEVER,
+            close_timeout: self.close_timeout,
+            max_queue_bytes: usize::MAX / 2,
+        };
+        let (_never, shutdown) = watch::channel(false);
+        let task_conn = conn.clone();
+        tokio::spawn(async move {
+            let _keep_sender = _never;
+            drive(transport, protocol, leftover, task_conn, commands_rx, Arc::new(listener), settings, shutdown).await;
+        });
+        Ok((conn, response))
+    }
+
+    async fn open(&self) -> Result<(Transport, Connection, BytesMut, ClientResponse), ClientError> {
+        let url = url::Url::parse(&self.url).map_err(|e| ClientError::Url(e.to_string()))?;
+        let tls = match url.scheme() {
+            "ws" => false,
+            "wss" => true,
+            other => return Err(ClientError::Url(format!("scheme {other:?}: use ws:// or wss://"))),
+        };
+        let host = url.host_str().ok_or_else(|| ClientError::Url("no host".into()))?.to_owned();
+        let port = url.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
+        let host_header = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.clone(),
+        };
+        let connect_host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect((connect_host.as_str(), port)))
+            .await
+            .map_err(|_| ClientError::Timeout("connecting"))??;
+        let _ = tcp.set_nodelay(true);
+        let handshake = async {
+            let mut transport = if tls {
+                let connector = tokio_rustls::TlsConnector::from(self.tls_config()?);
+                let name = ServerName::try_from(connect_host.clone()).map_err(|e| ClientError::Url(e.to_string()))?;
+                let stream = connector.connect(name, tcp).await.map_err(|e| ClientError::Tls(e.to_string()))?;
+                Transport::ClientTls(Box::new(stream))
+            } else {
+                Transport::Tcp(tcp)
+            };
+            let mut target = url.path().to_owned();
+            if let Some(query) = url.query() {
+                target.push('?');
+                target.push_str(query);
+            }
+            let request = ClientRequest {
+                host: host_header,
+                target,
+                protocols: self.protocols.clone(),
+                deflate: self.deflate.clone(),
+                headers: self.headers.clone(),
+                limits: HeadLimits::default(),
+            };
+            let (mut handshake, bytes) = ClientHandshake::new(&request);
+            transport.write_all(&bytes).await?;
+            let mut buf = BytesMut::with_capacity(4096);
+            loop {
+                match handshake.receive(&buf) {
+                    Ok(Some((accepted, len))) => {
+                        let _ = buf.split_to(len);
+                        let response = ClientResponse {
+                            protocol: accepted.protocol.clone(),
+                            compressed: accepted.deflate.is_some(),
+                            head: accepted.response,
+                        };
+                        let protocol = Connection::new(Role::Client, self.config.clone(), accepted.deflate);
+                        return Ok((transport, protocol, buf, response));
+                    }
+                    Ok(None) => {}
+                    Err(ClientHandshakeError::Rejected(head)) => {
+                        return Err(rejected(&mut transport, head, &mut buf).await);
+                    }
+                    Err(ClientHandshakeError::InvalidResponse(why)) => return Err(ClientError::InvalidResponse(why)),
+                    Err(ClientHandshakeError::Head(error)) => {
+                        return Err(ClientError::InvalidResponse(error.to_string()))
+                    }
+                }
+                if transport.read_buf(&mut buf).await? == 0 {
+                    return Err(ClientError::InvalidResponse(
+                        "the server closed the connection during the handshake".into(),
+                    ));
+                }
+            }
+        };
+        tokio::time::timeout(self.handshake_timeout, handshake).await.map_err(|_| ClientError::Timeout("handshake"))?
+    }
+
+    fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+        let mut config = if self.insecure {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+                .with_no_client_auth()
+        } else {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            for cert in &self.extra_roots {
+                roots.add(cert.clone()).map_err(|e| ClientError::Tls(format!("bad CA certificate: {e}")))?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// Builds the error for a non-101 answer, with up to 512 bytes of its body (read briefly).
+async fn rejected(transport: &mut Transport, head: ResponseHead, buf: &mut BytesMut) -> ClientError {
+    let length = head.headers.get_one("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(512).min(512);
+    // The head was parsed from the front of `buf`; whatever follows it is the body's start.
+    let body_start = find_body(buf).unwrap_or(buf.len());
+    let mut body = buf.split_off(body_start);
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while body.len() < length {
+            if transport.read_buf(&mut body).await.unwrap_or(0) == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    body.truncate(length);
+    ClientError::Rejected {
+        status: head.status,
+        reason: head.reason.clone(),
+        location: head.headers.get_one("location").map(str::to_owned),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn find_body(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+fn peer_addr(transport: &Transport) -> Option<std::net::SocketAddr> {
+    match transport {
+        Transport::Tcp(tcp) => tcp.peer_addr().ok(),
+        Transport::ClientTls(tls) => tls.get_ref().0.peer_addr().ok(),
+        _ => None,
+    }
+}
+
+/// The certificate verifier behind [`ClientBuilder::danger_accept_invalid_certificates`]: signatures
+/// are still checked, the certificate chain and name are not.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
