@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Tether's whole test suite, as CI runs it: formatting, lints, unit + integration + property tests,
-# the demo page in headless Chromium, a short run of every fuzz target, and the complete
-# Autobahn|Testsuite against `tether serve`. Installs what it needs (Debian's chromium, the npm
+# Tether's whole test suite, as CI runs it: formatting, lints, unit + integration + property tests
+# (interop included, against Python websockets), the demo page in headless Chromium, a short run of
+# every fuzz target, and the complete Autobahn|Testsuite against `tether serve` and against
+# Tether's client. Installs what it needs (Debian's chromium, the npm
 # packages of tests/browser, cargo-fuzz, Autobahn's wstest) on first use. Fails loudly on the first
 # error.
 #
@@ -22,6 +23,9 @@ for component in rustfmt clippy; do
   fi
 done
 
+step "Python websockets (the independent peer of the interop tests)"
+python3 -c 'import websockets.asyncio.server' 2>/dev/null || python3 -m pip install --quiet "websockets>=14,<18"
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
@@ -39,5 +43,8 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash scripts/fuzz.sh
 
 step "Autobahn|Testsuite fuzzingclient against tether serve /echo"
 bash scripts/autobahn.sh "${AUTOBAHN_CASES:-*}"
+
+step "Autobahn|Testsuite fuzzingserver against Tether's client"
+bash scripts/autobahn-client.sh "${AUTOBAHN_CASES:-*}"
 
 step "all checks passed in $(( $(date +%s) - started )) s"

@@ -301,7 +301,8 @@ impl BoundServer {
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                _ = stop.wait_for(|stopping| *stopping) => break,
+                // (The borrow `wait_for` returns is not Send: drop it inside the block.)
+                () = async { let _ = stop.wait_for(|stopping| *stopping).await; } => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let shared = Arc::clone(&shared);

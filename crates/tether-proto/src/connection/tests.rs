@@ -352,3 +352,30 @@ fn corrupt_compressed_data_fails_with_1007() {
     assert_eq!(error, Some(ProtocolError::InvalidCompressedData));
     assert_eq!(close_code_written(&mut server), Some(1007));
 }
+
+#[test]
+fn empty_messages_between_compressed_ones_arrive_empty() {
+    // With context takeover, zlib writes nothing for an empty message after another one; the
+    // payload must still be a compressed empty message, or the next message arrives corrupted.
+    let (mut client, mut server) = compressed_pair("permessage-deflate", DeflateConfig::default());
+    for message in ["hello", "", "", "hello", ""] {
+        server.send_text(message).unwrap();
+        assert_eq!(pass(&mut server, &mut client), vec![text(message)], "{message:?}");
+        client.send_text(message).unwrap();
+        assert_eq!(pass(&mut client, &mut server), vec![text(message)], "{message:?}");
+    }
+}
+
+#[test]
+fn rfc_7692_final_block_example_arrives_in_one_read() {
+    // RFC 7692 §7.2.3.4: "Hello" compressed in a block with BFINAL set, followed by 0x00. Whether it
+    // arrives in one read or in pieces, it is the same message.
+    let payload = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
+    let mut bytes = BytesMut::new();
+    encode_frame(&mut bytes, OpCode::Text, true, true, &payload, MASK);
+    encode_frame(&mut bytes, OpCode::Text, true, true, &payload, MASK);
+    let (_, mut server) = compressed_pair("permessage-deflate", DeflateConfig::default());
+    let (events, error) = feed(&mut server, &bytes);
+    assert_eq!(error, None);
+    assert_eq!(events, vec![text("Hello"), text("Hello")]);
+}

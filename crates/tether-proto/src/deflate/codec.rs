@@ -36,6 +36,7 @@ impl Compressor {
 
     /// Compresses one whole message, appending the wire form (tail removed) to `out`.
     pub fn compress(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
+        let start = out.len();
         out.reserve(input.len() / 2 + 16);
         loop {
             let before = self.inner.total_in();
@@ -47,8 +48,15 @@ impl Compressor {
             }
             out.reserve(out.capacity().max(64));
         }
-        if out.ends_with(&SYNC_TAIL) {
+        if out[start..].ends_with(&SYNC_TAIL) {
             out.truncate(out.len() - SYNC_TAIL.len());
+        } else if out.len() == start {
+            // zlib skips a sync flush that follows another with no input in between, so an empty
+            // message after an earlier one (context takeover) comes out as nothing at all. An empty
+            // payload is not a compressed empty message: the tail the receiver appends would be read
+            // as half a stored block header, corrupting the stream. Send the header byte of an empty
+            // stored block instead (RFC 7692 §7.2.3.6); with the appended tail it is a whole block.
+            out.push(0x00);
         }
         if self.reset_after_message {
             self.inner.reset();
@@ -98,13 +106,15 @@ impl Decompressor {
                 return Err(ProtocolError::MessageTooLarge { limit });
             }
             if status == Status::StreamEnd {
-                // A final block ends the stream; RFC 7692 allows it, and the next message then
-                // starts a fresh stream. Anything after it in this piece would be garbage.
+                // A final block ends the stream (RFC 7692 §7.2.3.4 allows it). Whatever follows it
+                // starts a fresh stream: RFC 7692's own example follows its final block with a 0x00
+                // that, with the tail appended on receipt, is an empty stored block. The bytes are
+                // read the same way whether they come in this piece or the next one.
                 self.inner.reset(false);
-                if !input.is_empty() {
-                    return Err(ProtocolError::InvalidCompressedData);
+                if input.is_empty() {
+                    return Ok(());
                 }
-                return Ok(());
+                continue;
             }
             let made_progress = out.len() > before_out || self.inner.total_in() > before_in;
             if input.is_empty() && out.len() < out.capacity() {
@@ -147,6 +157,27 @@ mod tests {
     }
 
     #[test]
+    fn rfc_7692_final_block_examples_in_any_split() {
+        // §7.2.3.4: "Hello" in a block with BFINAL set, followed by 0x00.
+        let bfinal: &[u8] = &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
+        // §7.2.3.5: two blocks in one message.
+        let two_blocks: &[u8] = &[0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00];
+        for wire in [bfinal, two_blocks] {
+            for piece_len in [wire.len(), 1, 2, 3] {
+                let mut d = Decompressor::new(false);
+                let mut out = Vec::new();
+                for piece in wire.chunks(piece_len) {
+                    d.decompress(piece, &mut out, 100).unwrap();
+                }
+                d.finish_message(&mut out, 100).unwrap();
+                assert_eq!(out, b"Hello", "{wire:02x?} in pieces of {piece_len}");
+                // The next message on the same context still inflates.
+                assert_eq!(inflate(&mut d, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], 100).unwrap(), b"Hello");
+            }
+        }
+    }
+
+    #[test]
     fn round_trips_with_and_without_context_takeover() {
         for reset in [false, true] {
             for bits in [9, 12, 15] {
@@ -158,6 +189,20 @@ mod tests {
                     assert_eq!(inflate(&mut d, &wire, 1 << 20).unwrap(), message);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn empty_messages_after_others_keep_the_shared_context_intact() {
+        // zlib writes nothing for a sync flush right after another one; the wire must still carry
+        // an empty stored block, or the receiver's appended tail desynchronises its inflater.
+        let mut c = Compressor::new(1, 15, false);
+        let mut d = Decompressor::new(false);
+        for message in [&b""[..], b"", b"", b"hello", b"", b"", b"hello"] {
+            let mut wire = Vec::new();
+            c.compress(message, &mut wire);
+            assert!(!wire.is_empty(), "a compressed message is never an empty payload");
+            assert_eq!(inflate(&mut d, &wire, 100).unwrap(), message);
         }
     }
 
