@@ -26,7 +26,9 @@ impl std::fmt::Display for MalformedExtensions {
 impl std::error::Error for MalformedExtensions {}
 
 /// Parses every `Sec-WebSocket-Extensions` value into its elements. `Err` on syntax errors.
-pub fn parse_extensions<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<ExtensionOffer>, MalformedExtensions> {
+pub fn parse_extensions<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<ExtensionOffer>, MalformedExtensions> {
     let mut offers = Vec::new();
     for value in values {
         let value = std::str::from_utf8(value).map_err(|_| MalformedExtensions)?;
