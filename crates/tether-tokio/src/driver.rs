@@ -14,7 +14,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes, BytesMut};
 use tether_proto::{CloseCode, CloseFrame, Connection, Event, Role, State};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -54,7 +57,11 @@ where
     // Reading and writing wait side by side in one select, so each needs its own half.
     let (mut reader, mut writer) = tokio::io::split(io);
     let shared = conn.shared();
-    let mut out = BytesMut::new();
+    // Bytes to write, in order: encoded frames, some shared with other connections.
+    let mut out = Outbox::default();
+    // Frames produced while a write is in flight (prepared frames, and the protocol output they
+    // must follow), moved to `out` at the top of the loop.
+    let mut staged = Outbox::default();
     let mut idle_deadline = Instant::now() + settings.idle_timeout;
     let mut next_ping = Instant::now() + settings.ping_interval;
     let mut close_deadline: Option<Instant> = None;
@@ -76,7 +83,7 @@ where
                     // processed: an answer must not lose the race against a protocol error that
                     // follows its question.
                     while let Ok(command) = commands.try_recv() {
-                        apply(&mut protocol, &conn, command, &mut close_deadline, settings.close_timeout);
+                        apply(&mut protocol, &mut staged, &conn, command, &mut close_deadline, settings.close_timeout);
                     }
                 }
                 Ok(Some(Event::Ping(_) | Event::Pong(_))) => {}
@@ -100,15 +107,11 @@ where
         }
         // 2. Commands queued by handles (the callbacks above may have sent some).
         while let Ok(command) = commands.try_recv() {
-            apply(&mut protocol, &conn, command, &mut close_deadline, settings.close_timeout);
+            apply(&mut protocol, &mut staged, &conn, command, &mut close_deadline, settings.close_timeout);
         }
+        out.append(&mut staged);
         if protocol.has_output() {
-            let produced = protocol.take_output();
-            if out.is_empty() {
-                out = produced;
-            } else {
-                out.extend_from_slice(&produced);
-            }
+            out.push(protocol.take_output().freeze());
         }
         if protocol.state() == State::Closed {
             break 'connection;
@@ -117,11 +120,13 @@ where
             break 'connection;
         }
 
-        let can_read = out.len() <= settings.max_queue_bytes;
+        let can_read = out.len <= settings.max_queue_bytes;
         if can_read && read_buf.capacity() - read_buf.len() < READ_CHUNK {
             read_buf.reserve(READ_CHUNK);
         }
         let close_at = close_deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+        let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
+        let slice_count = out.io_slices(&mut slices);
         tokio::select! {
             read = reader.read_buf(&mut read_buf), if can_read => match read {
                 Ok(0) => peer_gone = true,
@@ -131,13 +136,10 @@ where
                     peer_gone = true;
                 }
             },
-            written = writer.write(&out), if !out.is_empty() => match written {
+            written = writer.write_vectored(&slices[..slice_count]), if slice_count > 0 => match written {
                 Ok(n) => {
                     out.advance(n);
                     let _ = shared.queued_bytes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| Some(q.saturating_sub(n)));
-                    if out.is_empty() {
-                        out = BytesMut::new();
-                    }
                 }
                 Err(error) => {
                     listener.error(&conn, &Error::Io(error)).await;
@@ -146,7 +148,7 @@ where
             },
             command = commands.recv() => {
                 if let Some(command) = command {
-                    apply(&mut protocol, &conn, command, &mut close_deadline, settings.close_timeout);
+                    apply(&mut protocol, &mut staged, &conn, command, &mut close_deadline, settings.close_timeout);
                 }
             }
             () = sleep_until(next_ping) => {
@@ -181,7 +183,10 @@ where
         // RFC 6455 §7.1.1: the server closes TCP first; a client waits for it.
         let server = protocol.role() == Role::Server;
         let linger = async {
-            writer.write_all(&out).await?;
+            out.append(&mut staged);
+            for chunk in &out.chunks {
+                writer.write_all(chunk).await?;
+            }
             if server {
                 writer.shutdown().await?;
             }
@@ -201,6 +206,7 @@ where
 
 fn apply(
     protocol: &mut Connection,
+    staged: &mut Outbox,
     conn: &Conn,
     command: Command,
     close_deadline: &mut Option<Instant>,
@@ -218,6 +224,20 @@ fn apply(
                 .queued_bytes
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| Some(q.saturating_sub(len) + encoded));
         }
+        Command::SendPrepared(frame) => {
+            // A frame encoded once for many connections goes out as is, after whatever the
+            // protocol has produced so far. Nothing may follow our Close frame.
+            if protocol.state() == State::Open {
+                if protocol.has_output() {
+                    staged.push(protocol.take_output().freeze());
+                }
+                staged.push(frame);
+            } else {
+                let _ = shared
+                    .queued_bytes
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| Some(q.saturating_sub(frame.len())));
+            }
+        }
         Command::Ping(payload) => {
             let _ = protocol.ping(&payload);
         }
@@ -226,5 +246,81 @@ fn apply(
                 close_deadline.get_or_insert(Instant::now() + close_timeout);
             }
         }
+    }
+}
+
+/// At most this many chunks go into one vectored write.
+const MAX_WRITE_SLICES: usize = 64;
+
+/// A queue of byte chunks to write in order. Chunks are `Bytes`, so a frame shared by many
+/// connections is queued by reference, never copied.
+#[derive(Debug, Default)]
+struct Outbox {
+    chunks: VecDeque<Bytes>,
+    len: usize,
+}
+
+impl Outbox {
+    fn push(&mut self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.len += chunk.len();
+            self.chunks.push_back(chunk);
+        }
+    }
+
+    fn append(&mut self, other: &mut Outbox) {
+        self.len += other.len;
+        self.chunks.append(&mut other.chunks);
+        other.len = 0;
+    }
+
+    /// Fills `slices` with the first chunks; returns how many.
+    fn io_slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        let mut count = 0;
+        for (slot, chunk) in slices.iter_mut().zip(&self.chunks) {
+            *slot = IoSlice::new(chunk);
+            count += 1;
+        }
+        count
+    }
+
+    /// Drops the first `n` bytes (they were written).
+    fn advance(&mut self, mut n: usize) {
+        self.len -= n;
+        while n > 0 {
+            let front = self.chunks.front_mut().expect("advance within the queued bytes");
+            if n >= front.len() {
+                n -= front.len();
+                self.chunks.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
+        if self.chunks.is_empty() {
+            // Give the ring buffer back while idle.
+            self.chunks = VecDeque::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_advances_across_chunks() {
+        let mut out = Outbox::default();
+        out.push(Bytes::from_static(b"abc"));
+        out.push(Bytes::new());
+        out.push(Bytes::from_static(b"defg"));
+        assert_eq!(out.len, 7);
+        out.advance(4);
+        assert_eq!(out.len, 3);
+        let mut slices = [IoSlice::new(&[]); 4];
+        let n = out.io_slices(&mut slices);
+        assert_eq!(&slices[..n].iter().map(|s| s.to_vec()).collect::<Vec<_>>(), &[b"efg".to_vec()]);
+        out.advance(3);
+        assert_eq!(out.len, 0);
     }
 }

@@ -25,6 +25,7 @@
 pub mod client;
 mod driver;
 mod http;
+pub mod hub;
 pub mod listener;
 pub mod origin;
 pub mod server;
@@ -33,7 +34,7 @@ pub mod transport;
 pub mod websocket;
 
 pub use client::{connect, ClientBuilder, ClientError, ClientResponse};
-pub use listener::{Conn, Listener};
+pub use listener::{Conn, Listener, PreparedMessage};
 pub use origin::OriginPolicy;
 pub use server::{BoundServer, RouteOptions, Server, ServerConfig, ServerHandle};
 pub use tether_proto::{CloseCode, CloseFrame, Message, Utf8Bytes};

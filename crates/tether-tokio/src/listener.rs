@@ -53,6 +53,7 @@ pub trait Listener: Send + Sync + 'static {
 #[derive(Debug)]
 pub(crate) enum Command {
     Send(Message),
+    SendPrepared(Bytes),
     Ping(Bytes),
     Close(CloseCode, String),
 }
@@ -167,11 +168,24 @@ impl Conn {
 
     /// Queues a message. Fails when the connection is closed or its queue is over the limit.
     pub fn send(&self, message: Message) -> Result<(), Error> {
+        self.reserve(message.as_bytes().len())?;
+        self.shared.commands.send(Command::Send(message)).map_err(|_| Error::Closed)
+    }
+
+    /// Queues a message encoded once for many connections (a broadcast): the connection's queue
+    /// holds a reference to the shared bytes, no copy. Fails like [`Conn::send`].
+    pub fn send_prepared(&self, message: &PreparedMessage) -> Result<(), Error> {
+        let len = message.frame.len();
+        self.reserve(len)?;
+        self.shared.commands.send(Command::SendPrepared(message.frame.clone())).map_err(|_| Error::Closed)
+    }
+
+    /// Counts `len` bytes against the queue limit; past it, closes the connection as a slow consumer.
+    fn reserve(&self, len: usize) -> Result<(), Error> {
         let shared = &self.shared;
         if self.is_closed() || shared.overflowed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let len = message.as_bytes().len();
         let queued = shared.queued_bytes.fetch_add(len, Ordering::AcqRel) + len;
         if queued > shared.max_queue_bytes {
             shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
@@ -182,7 +196,7 @@ impl Conn {
             }
             return Err(Error::QueueFull);
         }
-        shared.commands.send(Command::Send(message)).map_err(|_| Error::Closed)
+        Ok(())
     }
 
     /// Queues a ping.
@@ -266,5 +280,41 @@ mod tests {
         conn.set_data(7u32);
         assert_eq!(conn.data::<String>().as_deref().map(String::as_str), Some("alice"));
         assert_eq!(conn.data::<u32>().as_deref(), Some(&7));
+    }
+}
+
+/// A message encoded once as a server frame, to send to many connections without re-encoding or
+/// copying: each connection's queue holds a reference to the same bytes. It is sent uncompressed
+/// (RFC 7692 lets every message choose), so it suits any connection, compressed or not.
+#[derive(Debug, Clone)]
+pub struct PreparedMessage {
+    frame: Bytes,
+}
+
+impl PreparedMessage {
+    /// A text message.
+    pub fn text(text: impl Into<Utf8Bytes>) -> Self {
+        Self::encode(tether_proto::frame::OpCode::Text, text.into().as_bytes())
+    }
+
+    /// A binary message.
+    pub fn binary(data: &[u8]) -> Self {
+        Self::encode(tether_proto::frame::OpCode::Binary, data)
+    }
+
+    fn encode(opcode: tether_proto::frame::OpCode, payload: &[u8]) -> Self {
+        let mut frame = bytes::BytesMut::new();
+        tether_proto::frame::encode_frame(&mut frame, opcode, true, false, payload, None);
+        Self { frame: frame.freeze() }
+    }
+
+    /// The encoded frame's size in bytes.
+    pub fn len(&self) -> usize {
+        self.frame.len()
+    }
+
+    /// Whether the frame is empty (never: a frame has at least a header).
+    pub fn is_empty(&self) -> bool {
+        self.frame.is_empty()
     }
 }

@@ -1,11 +1,13 @@
 //! `tether serve`: runs the server.
 //!
 //! With no arguments it listens on 127.0.0.1:8787 and serves the demos of [`crate::demo`]: the
-//! tutorial's question page and server on `/`, and `/echo`. SIGINT or SIGTERM shut it down
+//! tutorial's question page and server on `/`, `/echo`, and the token protocol on `/tether` with
+//! its chat, live stream and game pages. SIGINT or SIGTERM shut it down
 //! gracefully: stop accepting, close every connection with 1001, wait up to the drain timeout.
 
 use std::io::Write as _;
 
+use tether_tokio::hub::{Hub, HubConfig, TokenServer};
 use tether_tokio::{RouteOptions, Server};
 
 use crate::demo;
@@ -15,7 +17,10 @@ use crate::settings::ServeSettings;
 pub async fn run(settings: ServeSettings) -> Result<(), String> {
     let resolved = settings.with_file()?.resolve()?;
     let tls = resolved.server.tls.is_some();
+    let hub = Hub::new(HubConfig::default());
+    let token = TokenServer::new(hub, resolved.server.ping_interval);
     let server = Server::new(resolved.server)
+        .route_with("/tether", RouteOptions::protocols(["tether.json", "json"]), token)
         .route_with("/", RouteOptions::protocols(["json", "soap"]), demo::question::QuestionServer)
         .route("/echo", demo::echo::Echo)
         .http(demo::http_router(resolved.static_dir))

@@ -1,0 +1,113 @@
+//! The shapes of the token protocol's JSON (see `docs/protocol.md`).
+//!
+//! Incoming `data` and `info` stay raw JSON ([`RawValue`]): the server never needs to look inside
+//! them, so it neither builds a tree for them nor prints them again.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// A client request. Every field but `type` depends on the type.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Request<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: Option<Cow<'a, str>>,
+    pub id: Option<u64>,
+    #[serde(borrow)]
+    pub channel: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub data: Option<&'a RawValue>,
+    #[serde(borrow)]
+    pub info: Option<&'a RawValue>,
+    pub since: Option<u64>,
+    #[serde(borrow)]
+    pub epoch: Option<Cow<'a, str>>,
+    pub limit: Option<usize>,
+    #[serde(borrow)]
+    pub to: Option<Cow<'a, str>>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct MessageOut<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub channel: &'a str,
+    pub offset: u64,
+    pub data: &'a RawValue,
+    pub from: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Presence<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub channel: &'a str,
+    #[serde(rename = "connectionId")]
+    pub connection_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Direct<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub from: Option<&'a str>,
+    pub data: &'a RawValue,
+}
+
+#[derive(Serialize)]
+pub(crate) struct PublicationOut<'a> {
+    pub offset: u64,
+    pub data: &'a RawValue,
+    pub from: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct MemberOut<'a> {
+    #[serde(rename = "connectionId")]
+    pub connection_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ErrorOut<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    pub code: &'a str,
+    pub message: &'a str,
+}
+
+/// An ack; only the fields a request type answers with are present.
+#[derive(Serialize, Default)]
+pub(crate) struct Ack<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publications: Option<Vec<PublicationOut<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<MemberOut<'a>>>,
+}
+
+impl Ack<'_> {
+    pub fn new(id: u64) -> Self {
+        Self { kind: "ack", id, ..Self::default() }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("serializable")
+    }
+}
