@@ -6,72 +6,11 @@
 // Run with `node --test` in this folder, or scripts/browser-test.sh from anywhere.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { chromiumBin, closeBrowser, launchBrowser, reportsDir, startServer, stopServer, tetherBin } from "./support.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const tetherBin = process.env.TETHER_BIN
-  ? resolve(process.env.TETHER_BIN)
-  : resolve(here, "../../target/debug/tether");
-const chromiumBin = process.env.CHROMIUM || "/usr/bin/chromium";
-const screenshotPath = resolve(here, "../../reports/browser/demo.png");
-
-/** Starts `tether serve --port 0` and resolves with the child and its port once it is listening. */
-function startServer(timeoutMs = 15_000) {
-  const child = spawn(tetherBin, ["serve", "--port", "0"], {
-    env: { ...process.env, TETHER_LOG: "warn" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stderr.on("data", (chunk) => {
-    stderr += chunk;
-    if (stderr.length > 64_000) stderr = stderr.slice(-32_000);
-  });
-  const ready = new Promise((resolvePort, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`no "listening on" line within ${timeoutMs} ms; stdout: ${stdout}; stderr: ${stderr}`)),
-      timeoutMs,
-    );
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-      const m = /listening on ws:\/\/[^\s:]+:(\d+)/.exec(stdout);
-      if (m) {
-        clearTimeout(timer);
-        resolvePort(Number(m[1]));
-      }
-    });
-    child.on("error", (err) => {
-      clearTimeout(timer);
-      reject(new Error(`cannot start ${tetherBin}: ${err.message}`));
-    });
-    child.on("exit", (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited early (code ${code}, signal ${signal}); stderr: ${stderr}`));
-    });
-  });
-  return { child, ready, stderr: () => stderr };
-}
-
-/**
- * Stops the server: SIGINT (its Ctrl-C path), then SIGKILL if it has not exited in `graceMs`
- * (a graceful shutdown may wait for the browser's idle keep-alive HTTP connection).
- */
-async function stopServer(child, graceMs = 3_000) {
-  if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return;
-  const timers = [];
-  const exited = new Promise((r) => {
-    child.once("exit", r);
-    timers.push(setTimeout(r, graceMs + 2_000));
-  });
-  child.kill("SIGINT");
-  timers.push(setTimeout(() => child.kill("SIGKILL"), graceMs));
-  await exited;
-  timers.forEach(clearTimeout);
-}
+const screenshotPath = resolve(reportsDir, "demo.png");
 
 test("demo page talks to tether serve over the json sub-protocol", { timeout: 60_000 }, async () => {
   assert.ok(existsSync(tetherBin), `server binary not found: ${tetherBin} (build it with cargo build -p tether)`);
@@ -81,19 +20,7 @@ test("demo page talks to tether serve over the json sub-protocol", { timeout: 60
   let browser;
   try {
     const port = await server.ready;
-    browser = await chromium.launch({
-      executablePath: chromiumBin,
-      timeout: 20_000,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchBrowser();
     const page = await browser.newPage({ viewport: { width: 900, height: 1000 } });
     page.setDefaultTimeout(10_000);
     page.setDefaultNavigationTimeout(10_000);
@@ -160,9 +87,7 @@ test("demo page talks to tether serve over the json sub-protocol", { timeout: 60
 
     assert.deepEqual(pageErrors, [], "no uncaught errors in the page");
   } finally {
-    let timer;
-    await Promise.race([browser?.close(), new Promise((r) => (timer = setTimeout(r, 5_000)))]);
-    clearTimeout(timer);
+    await closeBrowser(browser);
     await stopServer(server.child);
   }
 });
