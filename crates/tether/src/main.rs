@@ -1,6 +1,7 @@
 //! `tether`: the command-line entry point. One module per subcommand.
 #![forbid(unsafe_code)]
 
+mod connect;
 mod demo;
 mod serve;
 mod settings;
@@ -20,21 +21,29 @@ enum Command {
     /// Run the server (the default when no subcommand is given): the tutorial's demo on `/`, an
     /// echo endpoint on `/echo`, on 127.0.0.1:8787.
     Serve(settings::ServeSettings),
+    /// Connect to a WebSocket server: an interactive client in a terminal, one message per line
+    /// when scripted (stdin not a terminal, or -x).
+    Connect(connect::ConnectArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let command = cli.command.unwrap_or_else(|| Command::Serve(settings::ServeSettings::default()));
+    // `connect` shares stderr with its prompt and its error line: only warnings are logged there.
+    let default_filter = if matches!(command, Command::Connect(_)) { "warn" } else { "info" };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG").unwrap_or_else(|_| default_filter.into()),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let command = cli.command.unwrap_or_else(|| Command::Serve(settings::ServeSettings::default()));
+    let settings = match command {
+        Command::Serve(settings) => settings,
+        // `connect` runs its own runtime and prompt thread, and reports its own errors and exit status.
+        Command::Connect(args) => return connect::main(args),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    let result = runtime.block_on(async {
-        match command {
-            Command::Serve(settings) => serve::run(settings).await,
-        }
-    });
+    let result = runtime.block_on(serve::run(settings));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -1,0 +1,194 @@
+//! `tether connect` in its scripted mode (stdin a pipe, or -x), against the real `tether serve` on
+//! an ephemeral port: what reaches stdout, the exit status, and the one-line errors on stderr.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::Served;
+
+/// A running `tether connect`; stdout and stderr are drained by threads so it never blocks on them.
+struct Connect {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+/// What a finished `tether connect` left behind.
+#[derive(Debug)]
+struct Finished {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+impl Connect {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
+            .arg("connect")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tether connect");
+        let drain = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = pipe.read_to_string(&mut text);
+                text
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().unwrap()));
+        let stderr = drain(Box::new(child.stderr.take().unwrap()));
+        Self { stdin: child.stdin.take(), child, stdout: Some(stdout), stderr: Some(stderr) }
+    }
+
+    /// Writes `input` and closes stdin.
+    fn feed(mut self, input: &[u8]) -> Self {
+        let mut stdin = self.stdin.take().unwrap();
+        stdin.write_all(input).unwrap();
+        drop(stdin);
+        self
+    }
+
+    /// Waits for the exit, at most `limit` (then kills it and fails the test).
+    fn finish(mut self, limit: Duration) -> Finished {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let stderr = self.stderr.take().unwrap().join().unwrap();
+                panic!("tether connect did not exit within {limit:?}; stderr: {stderr}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Finished {
+            status,
+            stdout: self.stdout.take().unwrap().join().unwrap(),
+            stderr: self.stderr.take().unwrap().join().unwrap(),
+            took: started.elapsed(),
+        }
+    }
+}
+
+impl Drop for Connect {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn stdin_lines_are_messages_and_stdout_has_one_line_per_reply() {
+    let served = Served::start(&[]);
+    let url = format!("ws://{}/", served.addr);
+    let done = Connect::start(&["-s", "json", &url]).feed(b"1\n2\n3\n").finish(LIMIT);
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(done.stderr, "", "nothing on stderr after a clean close");
+    let lines: Vec<serde_json::Value> =
+        done.stdout.lines().map(|line| serde_json::from_str(line).expect("each line is one JSON message")).collect();
+    assert_eq!(lines.len(), 4, "{}", done.stdout);
+    assert_eq!(lines[0]["type"], "welcome");
+    assert_eq!(lines[0]["subProtocol"], "json", "-s json was offered and chosen");
+    for (line, question) in lines[1..].iter().zip(["1", "2", "3"]) {
+        assert_eq!(line["type"], "answer", "{line}");
+        assert_eq!(line["question"], question, "{line}");
+    }
+}
+
+#[test]
+fn execute_sends_without_reading_stdin_and_waits_for_the_echo() {
+    let served = Served::start(&[]);
+    let url = format!("ws://{}/echo", served.addr);
+    // stdin stays open and unwritten: -x must not wait for it.
+    let done = Connect::start(&["-x", "hello", "--wait", "1", &url]).finish(LIMIT);
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(done.stdout, "hello\n");
+
+    let done = Connect::start(&["-x", "one", "-x", "two", "--wait", "0.5", &url]).finish(LIMIT);
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(done.stdout, "one\ntwo\n", "in order");
+}
+
+#[test]
+fn crlf_and_a_missing_final_newline_still_make_one_message_per_line() {
+    let served = Served::start(&[]);
+    let url = format!("ws://{}/echo", served.addr);
+    let done = Connect::start(&["--no-compression", &url]).feed("a\r\n\r\nlast é".as_bytes()).finish(LIMIT);
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(done.stdout, "a\n\nlast é\n", "an empty line is an empty message");
+}
+
+#[test]
+fn show_handshake_goes_to_stderr_and_json_pretty_prints() {
+    let served = Served::start(&[]);
+    let url = format!("ws://{}/echo", served.addr);
+    let done = Connect::start(&["--show-handshake", "--json", "-H", "X-Trace: 42", "-x", r#"{"a":[1,2]}"#, &url])
+        .finish(LIMIT);
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(done.stdout, "{\n  \"a\": [\n    1,\n    2\n  ]\n}\n");
+    for expected in
+        ["> GET /echo HTTP/1.1", "> X-Trace: 42", "< HTTP/1.1 101 Switching Protocols", "< Sec-WebSocket-Accept: "]
+    {
+        assert!(done.stderr.contains(expected), "{expected:?} missing from stderr:\n{}", done.stderr);
+    }
+}
+
+#[test]
+fn a_refused_handshake_exits_non_zero_with_the_status_on_one_line() {
+    let served = Served::start(&[]);
+    let url = format!("ws://{}/echo", served.addr);
+    let done = Connect::start(&["--origin", "http://evil.example", &url]).feed(b"never sent\n").finish(LIMIT);
+    assert!(!done.status.success(), "{done:?}");
+    assert_eq!(done.stdout, "");
+    assert!(done.stderr.starts_with("tether connect: server refused the handshake: HTTP 403"), "{}", done.stderr);
+    assert_eq!(done.stderr.lines().count(), 1, "{}", done.stderr);
+}
+
+#[test]
+fn nothing_listening_exits_non_zero_quickly() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let done = Connect::start(&["-x", "hello", &format!("ws://127.0.0.1:{port}/")]).finish(LIMIT);
+    assert!(!done.status.success(), "{done:?}");
+    assert!(done.took < Duration::from_secs(5), "took {:?}", done.took);
+    assert!(done.stderr.starts_with("tether connect: cannot connect to 127.0.0.1:"), "{}", done.stderr);
+}
+
+#[test]
+fn a_connection_that_drops_without_a_close_exits_non_zero() {
+    let mut served = Served::start(&[]);
+    let url = format!("ws://{}/echo", served.addr);
+    // stdin stays open: the client is waiting for input when the server vanishes.
+    let mut connect = Connect::start(&[&url]);
+    connect.stdin.as_mut().unwrap().write_all(b"ping\n").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    let done = connect.finish(LIMIT);
+    assert!(!done.status.success(), "{done:?}");
+    assert_eq!(done.stdout, "ping\n");
+    assert!(done.stderr.contains("without a closing handshake"), "{}", done.stderr);
+}
+
+#[test]
+fn bad_arguments_are_usage_errors() {
+    let done = Connect::start(&["-H", "no colon here", "ws://127.0.0.1:1/"]).finish(LIMIT);
+    assert_eq!(done.status.code(), Some(2), "{done:?}");
+    let done = Connect::start(&["--wait", "-1", "ws://127.0.0.1:1/"]).finish(LIMIT);
+    assert_eq!(done.status.code(), Some(2), "{done:?}");
+}
