@@ -23,6 +23,11 @@ for component in rustfmt clippy; do
   fi
 done
 
+step "system packages for the tests (tmux for the terminal test of tether connect)"
+if ! command -v tmux >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux
+fi
+
 step "Python websockets (the independent peer of the interop tests)"
 python3 -c 'import websockets.asyncio.server' 2>/dev/null || python3 -m pip install --quiet "websockets>=14,<18"
 
