@@ -1,0 +1,496 @@
+#!/usr/bin/env bash
+# Tether side by side with other WebSocket servers, on this machine, over loopback.
+#
+#   bash bench/run.sh                  # from the repo root of a fresh clone; ~10 min with the defaults
+#   bash bench/run.sh --update-docs    # the same, then the table also goes into docs/benchmarks.md
+#
+# Builds everything in release mode (tether; bench/peers: tokio-tungstenite and fastwebsockets
+# echo servers; bench/node: a Node `ws` echo server when node and npm are installed), then for
+# each scenario, round after round, starts each server pinned to one core (SERVER_CPU) and drives
+# it with `tether bench` pinned to another (CLIENT_CPU). The servers take turns inside each round,
+# in an order that rotates from round to round. Prints a table of medians (min–max over the
+# rounds) and Tether's ratio to each peer; writes it to reports/bench/latest.md too.
+#
+# Environment (defaults in brackets):
+#   ROUNDS [3]            runs per server and scenario
+#   DURATION [5]          seconds measured per run (echo, fan-out)
+#   WARMUP [1]            seconds of load before measuring (echo)
+#   IDLE_CONNECTIONS [10000], IDLE_HOLD [10]   idle-memory scenario: connections, seconds held
+#   FANOUT_SUBSCRIBERS [1000], FANOUT_RATE [100]   fan-out: subscribers, messages published per second
+#   SCENARIOS [echo16 echo1k echo1m idle fanout]   which scenarios to run
+#   SERVERS [tether tungstenite fastwebsockets node]   which servers to run (node only if installed)
+#   SERVER_CPU [0], CLIENT_CPU [1]   cores for taskset
+#   TETHER_BENCH [target/release/tether]   the load generator binary (`tether bench ...`)
+#   SKIP_BUILD [0]        1: use what is already built
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+UPDATE_DOCS=0
+for arg in "$@"; do
+    case "$arg" in
+        --update-docs) UPDATE_DOCS=1 ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "run.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+WARMUP=${WARMUP:-1}
+IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
+IDLE_HOLD=${IDLE_HOLD:-10}
+FANOUT_SUBSCRIBERS=${FANOUT_SUBSCRIBERS:-1000}
+FANOUT_RATE=${FANOUT_RATE:-100}
+SCENARIOS=${SCENARIOS:-echo16 echo1k echo1m idle fanout}
+SERVERS=${SERVERS:-tether tungstenite fastwebsockets node}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+TETHER=$ROOT/target/release/tether
+TETHER_BENCH=${TETHER_BENCH:-$TETHER}
+PEERS=$ROOT/bench/peers/target/release
+SKIP_BUILD=${SKIP_BUILD:-0}
+
+OUT_DIR=$ROOT/reports/bench
+mkdir -p "$OUT_DIR"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-bench.XXXXXX")
+RESULTS=$WORK/results.tsv # scenario server round key value
+: >"$RESULTS"
+SERVER_PID=""
+SERVER_URL=""
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+cleanup() {
+    local status=$?
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    if [[ -n "${CLIENT_PID:-}" ]] && kill -0 "$CLIENT_PID" 2>/dev/null; then
+        kill -KILL "$CLIENT_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------
+# Setup: file descriptors, pinning, builds.
+
+# 10,000 idle connections need ~10,000 descriptors in the server and as many in the client.
+want_fds=$((IDLE_CONNECTIONS + 1024))
+if [[ $(ulimit -n) != unlimited && $(ulimit -n) -lt $want_fds ]]; then
+    ulimit -n "$want_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+fi
+log "fd limit $(ulimit -n)"
+
+PIN_SERVER=()
+PIN_CLIENT=()
+if command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then
+    PIN_SERVER=(taskset -c "$SERVER_CPU")
+    PIN_CLIENT=(taskset -c "$CLIENT_CPU")
+else
+    log "WARNING: no taskset or fewer than 2 cores: server and load generator are not pinned"
+fi
+
+HAVE_NODE=0
+if command -v node >/dev/null && command -v npm >/dev/null; then HAVE_NODE=1; fi
+
+if [[ $SKIP_BUILD != 1 ]]; then
+    log "building tether (release)"
+    cargo build --release --quiet -p tether
+    log "building bench/peers (release)"
+    cargo build --release --quiet --manifest-path bench/peers/Cargo.toml
+    if [[ $HAVE_NODE == 1 ]]; then
+        log "npm ci in bench/node"
+        if ! (cd bench/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1); then
+            log "WARNING: npm ci failed: the Node ws server is left out"
+            HAVE_NODE=0
+        fi
+    fi
+fi
+if [[ $HAVE_NODE == 1 && ! -d bench/node/node_modules/ws ]]; then HAVE_NODE=0; fi
+
+if ! timeout 10 "$TETHER_BENCH" bench --help >/dev/null 2>&1; then
+    echo "run.sh: '$TETHER_BENCH bench' is not available (is the bench subcommand built?)" >&2
+    exit 1
+fi
+
+# Servers that will run, in the order of round 1.
+ACTIVE=()
+for s in $SERVERS; do
+    case "$s" in
+        tether | tungstenite | fastwebsockets) ACTIVE+=("$s") ;;
+        node) if [[ $HAVE_NODE == 1 ]]; then ACTIVE+=(node); else log "node not installed: skipping the Node ws server"; fi ;;
+        *) echo "run.sh: unknown server in SERVERS: $s" >&2; exit 2 ;;
+    esac
+done
+
+server_label() {
+    case "$1" in
+        tether) echo "Tether" ;;
+        tungstenite) echo "tokio-tungstenite" ;;
+        fastwebsockets) echo "fastwebsockets" ;;
+        node) echo "Node ws" ;;
+    esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# Servers: start pinned, wait for `listening on ws://...`, stop.
+
+start_server() { # NAME -> SERVER_PID, SERVER_URL (with the echo path)
+    local name=$1 path=/ slog=$WORK/server-$1.log
+    local cmd
+    case "$name" in
+        # TOKIO_WORKER_THREADS=1: tether serve builds a multi-thread runtime without a worker count,
+        # so tokio reads this (its default is the cores it may run on: 1 under taskset anyway).
+        # The connection cap goes above the idle scenario's count: the peers have none.
+        tether)
+            cmd=(env TETHER_LOG=warn TOKIO_WORKER_THREADS=1 "${PIN_SERVER[@]}" "$TETHER" serve --port 0
+                --max-connections $((IDLE_CONNECTIONS + FANOUT_SUBSCRIBERS + 1000)))
+            path=/echo ;;
+        tungstenite) cmd=("${PIN_SERVER[@]}" "$PEERS/tungstenite-echo" --port 0) ;;
+        fastwebsockets) cmd=("${PIN_SERVER[@]}" "$PEERS/fastwebsockets-echo" --port 0) ;;
+        node) cmd=("${PIN_SERVER[@]}" node "$ROOT/bench/node/echo.mjs" --port 0) ;;
+    esac
+    : >"$slog"
+    "${cmd[@]}" >"$slog" 2>&1 &
+    SERVER_PID=$!
+    local base="" i
+    for ((i = 0; i < 150; i++)); do
+        base=$(grep -m1 -o 'ws://[0-9.]*:[0-9]*' "$slog" || true)
+        [[ -n "$base" ]] && break
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    if [[ -z "$base" ]]; then
+        log "ERROR: $name did not start; its output:"
+        cat "$slog" >&2
+        stop_server
+        return 1
+    fi
+    SERVER_URL=$base$path
+}
+
+stop_server() {
+    [[ -n "$SERVER_PID" ]] || return 0
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 30; i++)); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+# CPU seconds (user + system, all threads) a process has used so far.
+cpu_seconds() {
+    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+rss_bytes() { awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$1/status" 2>/dev/null || true; }
+fd_count() { { ls "/proc/$1/fd" 2>/dev/null || true; } | wc -l; }
+now() { date +%s.%N; }
+
+# ---------------------------------------------------------------------------------------------
+# Load generator runs. Each records its numbers into $RESULTS.
+
+record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >>"$RESULTS"; }
+
+# The value of a numeric KEY in the one-line JSON object FILE holds.
+json_num() {
+    sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p" "$2" | head -n1
+}
+
+# run_client SCENARIO SERVER ROUND TIMEOUT ARGS... -> JSON line in $WORK/last.json; 1 on failure.
+run_client() {
+    local scenario=$1 server=$2 round=$3 limit=$4
+    shift 4
+    local out=$WORK/client.out err=$WORK/client.err
+    local status=0
+    timeout -k 5 "$limit" "${PIN_CLIENT[@]}" "$TETHER_BENCH" bench "$@" --json >"$out" 2>"$err" || status=$?
+    grep '^[[:space:]]*{' "$out" | tail -n1 >"$WORK/last.json" || true
+    if [[ $status != 0 || ! -s "$WORK/last.json" ]]; then
+        log "ERROR: $scenario/$server round $round: tether bench exited $status; stderr tail:"
+        tail -n 5 "$err" >&2 || true
+        record "$scenario" "$server" "$round" failed 1
+        return 1
+    fi
+}
+
+run_echo() { # SCENARIO SERVER ROUND -- ARGS for `tether bench echo`
+    local scenario=$1 server=$2 round=$3
+    shift 4
+    start_server "$server" || { record "$scenario" "$server" "$round" failed 1; return 0; }
+    local cpu0 t0 cpu1 t1
+    cpu0=$(cpu_seconds "$SERVER_PID")
+    t0=$(now)
+    if run_client "$scenario" "$server" "$round" $((WARMUP + DURATION + 60)) echo "$SERVER_URL" \
+        --duration "$DURATION" --warmup "$WARMUP" "$@"; then
+        cpu1=$(cpu_seconds "$SERVER_PID")
+        t1=$(now)
+        local key
+        for key in messages_per_sec mb_per_sec p50_us p90_us p99_us p999_us max_us errors client_cpu_percent; do
+            record "$scenario" "$server" "$round" "$key" "$(json_num "$key" "$WORK/last.json")"
+        done
+        record "$scenario" "$server" "$round" server_cpu_percent \
+            "$(awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f", 100 * (b - a) / (e - s) }')"
+        log "$scenario $(server_label "$server") round $round: $(json_num messages_per_sec "$WORK/last.json") msg/s, p99 $(json_num p99_us "$WORK/last.json") µs, client CPU $(json_num client_cpu_percent "$WORK/last.json")%"
+    fi
+    stop_server
+}
+
+run_idle() { # SCENARIO SERVER ROUND
+    local scenario=$1 server=$2 round=$3
+    start_server "$server" || { record "$scenario" "$server" "$round" failed 1; return 0; }
+    sleep 0.5
+    local before after="" fds0 fds prev=-1 stable=0 held="" i
+    before=$(rss_bytes "$SERVER_PID")
+    fds0=$(fd_count "$SERVER_PID")
+    local out=$WORK/client.out err=$WORK/client.err status=0
+    timeout -k 5 $((IDLE_HOLD + 120)) "${PIN_CLIENT[@]}" "$TETHER_BENCH" bench idle "$SERVER_URL" \
+        --connections "$IDLE_CONNECTIONS" --hold "$IDLE_HOLD" --json >"$out" 2>"$err" &
+    CLIENT_PID=$!
+    # Once the server's descriptor count has stopped growing for a second, every connection the
+    # load generator opens is open: read the server's RSS then (and keep the last reading
+    # taken while the connections are held).
+    for ((i = 0; i < (IDLE_HOLD + 120) * 4; i++)); do
+        kill -0 "$CLIENT_PID" 2>/dev/null || break
+        fds=$(fd_count "$SERVER_PID")
+        if ((fds > fds0 + 1 && fds == prev)); then
+            stable=$((stable + 1))
+            if ((stable >= 4)); then
+                after=$(rss_bytes "$SERVER_PID")
+                [[ -z "$held" ]] && log "$scenario $(server_label "$server") round $round: $((fds - fds0)) descriptors open"
+                held=$fds
+            fi
+        else
+            stable=0
+        fi
+        prev=$fds
+        sleep 0.25
+    done
+    wait "$CLIENT_PID" || status=$?
+    CLIENT_PID=""
+    grep '^[[:space:]]*{' "$out" | tail -n1 >"$WORK/last.json" || true
+    if [[ $status != 0 || ! -s "$WORK/last.json" || -z "$after" ]]; then
+        local why="tether bench idle exited $status"
+        [[ -z "$after" ]] && why="$why; the server's connections never settled"
+        log "ERROR: $scenario/$server round $round: $why; stderr tail:"
+        tail -n 5 "$err" >&2 || true
+        record "$scenario" "$server" "$round" failed 1
+    else
+        local connected failed
+        connected=$(json_num connected "$WORK/last.json")
+        failed=$(json_num failed "$WORK/last.json")
+        record "$scenario" "$server" "$round" connected "$connected"
+        record "$scenario" "$server" "$round" failed_connections "$failed"
+        record "$scenario" "$server" "$round" rss_before "$before"
+        record "$scenario" "$server" "$round" rss_after "$after"
+        if [[ ${connected:-0} -gt 0 ]]; then
+            record "$scenario" "$server" "$round" bytes_per_connection $(((after - before) / connected))
+        fi
+        log "$scenario $(server_label "$server") round $round: $connected connected, $failed failed, RSS $((before / 1024)) KiB -> $((after / 1024)) KiB"
+    fi
+    stop_server
+}
+
+run_fanout() { # SCENARIO SERVER ROUND
+    local scenario=$1 server=$2 round=$3
+    start_server "$server" || { record "$scenario" "$server" "$round" failed 1; return 0; }
+    local url=${SERVER_URL%/echo}/tether cpu0 t0 cpu1 t1
+    cpu0=$(cpu_seconds "$SERVER_PID")
+    t0=$(now)
+    if run_client "$scenario" "$server" "$round" $((DURATION + 120)) fanout "$url" \
+        --subscribers "$FANOUT_SUBSCRIBERS" --rate "$FANOUT_RATE" --duration "$DURATION"; then
+        cpu1=$(cpu_seconds "$SERVER_PID")
+        t1=$(now)
+        local key
+        for key in deliveries_per_sec p50_us p90_us p99_us p999_us max_us errors client_cpu_percent; do
+            record "$scenario" "$server" "$round" "$key" "$(json_num "$key" "$WORK/last.json")"
+        done
+        record "$scenario" "$server" "$round" server_cpu_percent \
+            "$(awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f", 100 * (b - a) / (e - s) }')"
+        log "$scenario round $round: $(json_num deliveries_per_sec "$WORK/last.json") deliveries/s, p99 $(json_num p99_us "$WORK/last.json") µs"
+    fi
+    stop_server
+}
+
+scenario_title() {
+    case "$1" in
+        echo16) echo "Echo, 16 B text, 100 connections × 16 in flight" ;;
+        echo1k) echo "Echo, 1 KiB text, 1,000 connections × 4 in flight" ;;
+        echo1m) echo "Echo, 1 MiB binary, 4 connections × 1 in flight" ;;
+        idle) echo "Idle memory, $(printf "%'d" "$IDLE_CONNECTIONS" 2>/dev/null || echo "$IDLE_CONNECTIONS") connections: server RSS growth per connection" ;;
+        fanout) echo "Fan-out (Tether only), 1 publisher → $FANOUT_SUBSCRIBERS subscribers at $FANOUT_RATE msg/s" ;;
+    esac
+}
+
+run_scenario() { # SCENARIO SERVER ROUND
+    case "$1" in
+        echo16) run_echo "$@" -- --connections 100 --size 16 --pipeline 16 ;;
+        echo1k) run_echo "$@" -- --connections 1000 --size 1024 --pipeline 4 ;;
+        echo1m) run_echo "$@" -- --connections 4 --size 1048576 --pipeline 1 --binary ;;
+        idle) run_idle "$@" ;;
+        fanout) [[ $2 == tether ]] && run_fanout "$@" ;;
+        *) echo "run.sh: unknown scenario: $1" >&2; exit 2 ;;
+    esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# The machine, for the report.
+
+machine_description() {
+    local model mem kernel rustc_v node_v
+    model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+    mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev/null || true)
+    kernel=$(uname -sr)
+    rustc_v=$(rustc --version 2>/dev/null || echo "rustc: not found")
+    node_v=$(node --version 2>/dev/null || echo "not installed")
+    echo "- CPU: ${model:-unknown}, $(nproc) cores available (server pinned to core $SERVER_CPU, load generator to core $CLIENT_CPU)"
+    echo "- Memory: ${mem:-unknown}; kernel: $kernel"
+    echo "- $rustc_v; Node $node_v"
+    echo "- Peers: tokio-tungstenite $(peer_version tokio-tungstenite), fastwebsockets $(peer_version fastwebsockets), ws $(node -p "require('$ROOT/bench/node/node_modules/ws/package.json').version" 2>/dev/null || echo '-')"
+    echo "- Runs: ROUNDS=$ROUNDS, DURATION=${DURATION}s (+${WARMUP}s warm-up), IDLE_HOLD=${IDLE_HOLD}s; $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+}
+
+peer_version() {
+    awk -v n="$1" '$0 == "name = \"" n "\"" { getline; gsub(/version = |"/, ""); print; exit }' bench/peers/Cargo.lock 2>/dev/null
+}
+
+# ---------------------------------------------------------------------------------------------
+# Summaries: median (min–max) over the rounds.
+
+# stats SCENARIO SERVER KEY -> "median min max n" (n = 0: no value)
+stats() {
+    awk -F'\t' -v s="$1" -v v="$2" -v k="$3" '$1 == s && $2 == v && $4 == k && $5 != "" { print $5 }' "$RESULTS" |
+        sort -g | awk '{ x[NR] = $1 } END {
+            if (NR == 0) { print "- - - 0"; exit }
+            m = (NR % 2) ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2
+            print m, x[1], x[NR], NR }'
+}
+
+failures() { awk -F'\t' -v s="$1" -v v="$2" '$1 == s && $2 == v && $4 == "failed" { n++ } END { print n + 0 }' "$RESULTS"; }
+
+# fmt KIND VALUE: rate (k/M), int, mb, pct, bytes
+fmt() {
+    awk -v kind="$1" -v x="$2" 'BEGIN {
+        if (x == "-" || x == "") { print "-"; exit }
+        if (kind == "rate") { if (x >= 1e6) printf "%.2fM", x / 1e6; else if (x >= 1e4) printf "%.0fk", x / 1e3; else if (x >= 1e3) printf "%.1fk", x / 1e3; else printf "%.0f", x }
+        else if (kind == "mb") printf (x >= 100 ? "%.0f" : "%.1f"), x
+        else if (kind == "pct") printf "%.0f%%", x
+        else if (kind == "bytes") { a = x < 0 ? -x : x; if (a >= 1048576) printf "%.1f MiB", x / 1048576; else if (a >= 10240) printf "%.1f KiB", x / 1024; else printf "%.0f B", x }
+        else printf "%.0f", x
+    }'
+}
+
+# cell KIND SCENARIO SERVER KEY -> "median (min–max)"
+cell() {
+    local m lo hi n
+    read -r m lo hi n < <(stats "$2" "$3" "$4")
+    [[ $n == 0 ]] && { echo "-"; return; }
+    local fm flo fhi
+    fm=$(fmt "$1" "$m")
+    flo=$(fmt "$1" "$lo")
+    fhi=$(fmt "$1" "$hi")
+    if [[ "$flo" == "$fhi" ]]; then echo "$fm"; else echo "$fm ($flo–$fhi)"; fi
+}
+
+median() { stats "$@" | awk '{ print $1 }'; }
+
+# ratio A B -> "1.23×"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f×", a / b }'; }
+
+runs_cell() { # SCENARIO SERVER: "3" or "2 (1 failed)"
+    local ok failed
+    failed=$(failures "$1" "$2")
+    ok=$(awk -F'\t' -v s="$1" -v v="$2" '$1 == s && $2 == v && $4 != "failed" { r[$3] = 1 } END { print length(r) }' "$RESULTS")
+    if [[ $failed == 0 ]]; then echo "$ok"; else echo "$ok ($failed failed)"; fi
+}
+
+table() {
+    local scenario server tether_mps tether_p99 tether_bpc
+    for scenario in $SCENARIOS; do
+        echo
+        echo "**$(scenario_title "$scenario")**"
+        echo
+        case "$scenario" in
+            echo*)
+                echo "| server | msg/s | MB/s | p50 µs | p99 µs | p99.9 µs | errors | server CPU | load gen CPU | runs | Tether ÷ peer, msg/s | Tether ÷ peer, p99 |"
+                echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                tether_mps=$(median "$scenario" tether messages_per_sec)
+                tether_p99=$(median "$scenario" tether p99_us)
+                for server in "${ACTIVE[@]}"; do
+                    local r1="" r2=""
+                    if [[ $server != tether ]]; then
+                        r1=$(ratio "$tether_mps" "$(median "$scenario" "$server" messages_per_sec)")
+                        r2=$(ratio "$tether_p99" "$(median "$scenario" "$server" p99_us)")
+                    fi
+                    echo "| $(server_label "$server") | $(cell rate "$scenario" "$server" messages_per_sec) | $(cell mb "$scenario" "$server" mb_per_sec) | $(cell int "$scenario" "$server" p50_us) | $(cell int "$scenario" "$server" p99_us) | $(cell int "$scenario" "$server" p999_us) | $(cell int "$scenario" "$server" errors) | $(cell pct "$scenario" "$server" server_cpu_percent) | $(cell pct "$scenario" "$server" client_cpu_percent) | $(runs_cell "$scenario" "$server") | $r1 | $r2 |"
+                done ;;
+            idle)
+                echo "| server | connected | failed | RSS before | RSS growth per connection | runs | Tether ÷ peer (lower is better for Tether) |"
+                echo "|---|---:|---:|---:|---:|---:|---:|"
+                tether_bpc=$(median "$scenario" tether bytes_per_connection)
+                for server in "${ACTIVE[@]}"; do
+                    local r=""
+                    [[ $server != tether ]] && r=$(ratio "$tether_bpc" "$(median "$scenario" "$server" bytes_per_connection)")
+                    echo "| $(server_label "$server") | $(cell int "$scenario" "$server" connected) | $(cell int "$scenario" "$server" failed_connections) | $(cell bytes "$scenario" "$server" rss_before) | $(cell bytes "$scenario" "$server" bytes_per_connection) | $(runs_cell "$scenario" "$server") | $r |"
+                done ;;
+            fanout)
+                echo "| server | deliveries/s | p50 µs | p99 µs | p99.9 µs | errors | server CPU | load gen CPU | runs |"
+                echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+                echo "| Tether | $(cell rate fanout tether deliveries_per_sec) | $(cell int fanout tether p50_us) | $(cell int fanout tether p99_us) | $(cell int fanout tether p999_us) | $(cell int fanout tether errors) | $(cell pct fanout tether server_cpu_percent) | $(cell pct fanout tether client_cpu_percent) | $(runs_cell fanout tether) |" ;;
+        esac
+    done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Run.
+
+log "servers: ${ACTIVE[*]}; scenarios: $SCENARIOS; $ROUNDS rounds"
+for scenario in $SCENARIOS; do
+    for ((round = 1; round <= ROUNDS; round++)); do
+        n=${#ACTIVE[@]}
+        for ((j = 0; j < n; j++)); do
+            server=${ACTIVE[$(((j + round - 1) % n))]}
+            run_scenario "$scenario" "$server" "$round" || true
+        done
+    done
+done
+
+REPORT=$WORK/report.md
+{
+    echo "Medians over the rounds, min–max in brackets. Tether ÷ peer above 1× means Tether does more"
+    echo "messages per second (msg/s) or has the higher p99 latency (p99); for idle memory, below 1× means"
+    echo "Tether uses less memory per connection. Server CPU is the server's CPU time over the run's wall"
+    echo "time (100% = its one core); load gen CPU is what \`tether bench\` reports for itself."
+    echo
+    machine_description
+    table
+} >"$REPORT"
+
+echo
+cat "$REPORT"
+cp "$REPORT" "$OUT_DIR/latest.md"
+cp "$RESULTS" "$OUT_DIR/latest.tsv"
+log "wrote reports/bench/latest.md (raw numbers: reports/bench/latest.tsv)"
+
+if [[ $UPDATE_DOCS == 1 ]]; then
+    doc=$ROOT/docs/benchmarks.md
+    if ! grep -q '<!-- results:start -->' "$doc" || ! grep -q '<!-- results:end -->' "$doc"; then
+        echo "run.sh: $doc has no <!-- results:start --> / <!-- results:end --> markers" >&2
+        exit 1
+    fi
+    awk -v report="$REPORT" '
+        /<!-- results:start -->/ { print; while ((getline line < report) > 0) print line; skip = 1; next }
+        /<!-- results:end -->/ { skip = 0 }
+        !skip { print }' "$doc" >"$WORK/doc.md"
+    cp "$WORK/doc.md" "$doc"
+    log "updated docs/benchmarks.md"
+fi
