@@ -20,7 +20,8 @@
 #   SCENARIOS [echo16 echo1k echo1m idle fanout]   which scenarios to run
 #   SERVERS [tether tungstenite fastwebsockets node]   which servers to run (node only if installed)
 #   SERVER_CPU [0], CLIENT_CPU [1]   cores for taskset
-#   TETHER_BENCH [target/release/tether]   the load generator binary (`tether bench ...`)
+#   TETHER [target/release/tether]   the server binary (`tether serve`)
+#   TETHER_BENCH [$TETHER]   the load generator binary (`tether bench ...`)
 #   SKIP_BUILD [0]        1: use what is already built
 set -euo pipefail
 
@@ -47,7 +48,7 @@ SCENARIOS=${SCENARIOS:-echo16 echo1k echo1m idle fanout}
 SERVERS=${SERVERS:-tether tungstenite fastwebsockets node}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
-TETHER=$ROOT/target/release/tether
+TETHER=${TETHER:-$ROOT/target/release/tether}
 TETHER_BENCH=${TETHER_BENCH:-$TETHER}
 PEERS=$ROOT/bench/peers/target/release
 SKIP_BUILD=${SKIP_BUILD:-0}
