@@ -120,6 +120,15 @@ describe("token protocol demos", { timeout: 180_000 }, () => {
       await cleo.context().close();
       await ada.locator("#online li", { hasText: "cleo" }).waitFor({ state: "detached" });
 
+      // A new nickname in the same room reaches the others' lists; no message is repeated.
+      await bob.fill("#nick", "bobby");
+      await bob.click("#join");
+      await ada.locator("#online li", { hasText: "bobby" }).waitFor();
+      await say(bob, "hello as bobby");
+      await ada.locator("#messages .msg", { hasText: "hello as bobby" }).waitFor();
+      assert.deepEqual(await texts(bob, "h"), ["hello bob, ada here", "hi ada!", "hello as bobby"]);
+      assert.equal(await ada.locator("#online li").count(), 2, "ada and bobby online");
+
       await ada.screenshot({ path: shot("chat-ada.png"), fullPage: true });
       await bob.screenshot({ path: shot("chat-bob.png"), fullPage: true });
     } finally {
@@ -230,7 +239,7 @@ describe("token protocol demos", { timeout: 180_000 }, () => {
       // A click moves the dot, too.
       const box = await a.locator("#board").boundingBox();
       await a.mouse.click(box.x + box.width * 0.5, box.y + box.height * 0.5);
-      await b.waitForFunction((id) => Math.hypot(gameState.players[id].x - 300, gameState.players[id].y - 200) < 1, idA, { timeout: 5_000 });
+      await b.waitForFunction((id) => Math.hypot(gameState.players[id].x - 300, gameState.players[id].y - 200) < 3, idA, { timeout: 5_000 });
       await sleep(200);
       await b.screenshot({ path: shot("game.png"), fullPage: true });
 

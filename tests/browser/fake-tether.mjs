@@ -129,10 +129,9 @@ const handlers = {
     const p = { offset: ++ch.offset, data: m.data, from: me, at: Date.now() };
     ch.history.push(p);
     trim(ch);
-    // The ack goes out before the message so the publisher sees its offset first.
-    return [{ channel: m.channel, offset: p.offset }, () => {
-      for (const sub of ch.members.keys()) emit(sub, { type: "message", channel: m.channel, ...pub(p) });
-    }];
+    // As in docs/protocol.md: a subscribed publisher gets its message before the ack.
+    for (const sub of ch.members.keys()) emit(sub, { type: "message", channel: m.channel, ...pub(p) });
+    return { channel: m.channel, offset: p.offset };
   },
   presence(me, m) {
     if (!validName(m.channel)) throw new Fail("bad_request", "invalid channel name");
