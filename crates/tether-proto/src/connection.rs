@@ -155,12 +155,14 @@ pub struct Connection {
     frame: CurrentFrame,
     control: Vec<u8>,
     incoming: Option<Incoming>,
-    deflate: Option<DeflateState>,
+    /// Boxed: most connections never negotiate compression, and an idle connection should be small.
+    deflate: Option<Box<DeflateState>>,
     sent_close: bool,
     received_close: bool,
     failed: bool,
     out: BytesMut,
-    masks: Option<MaskSource>,
+    /// Boxed for the same reason: only clients mask.
+    masks: Option<Box<MaskSource>>,
 }
 
 impl Connection {
@@ -179,14 +181,14 @@ impl Connection {
                     params.server_no_context_takeover,
                 ),
             };
-            DeflateState {
+            Box::new(DeflateState {
                 own_window_bits: Some(own_bits.min(config.deflate.max_window_bits)).filter(|bits| *bits >= 9),
                 own_no_context_takeover: own_reset || config.deflate.no_context_takeover,
                 peer_no_context_takeover: peer_reset,
                 compressor: None,
                 decompressor: None,
                 scratch: Vec::new(),
-            }
+            })
         });
         Self {
             role,
@@ -200,7 +202,7 @@ impl Connection {
             received_close: false,
             failed: false,
             out: BytesMut::new(),
-            masks: (role == Role::Client).then(MaskSource::new),
+            masks: (role == Role::Client).then(|| Box::new(MaskSource::new())),
         }
     }
 
@@ -502,7 +504,7 @@ impl Connection {
     }
 
     fn write_frame(&mut self, opcode: OpCode, rsv1: bool, payload: &[u8]) {
-        let mask = self.masks.as_mut().map(MaskSource::next_key);
+        let mask = self.masks.as_mut().map(|masks| masks.next_key());
         encode_frame(&mut self.out, opcode, true, rsv1, payload, mask);
     }
 
@@ -517,8 +519,11 @@ impl Connection {
     }
 
     /// Takes the bytes to write. The caller must write all of them, in order.
+    ///
+    /// The buffer itself is handed over (not split off), so a connection that has written
+    /// everything holds no output buffer at all.
     pub fn take_output(&mut self) -> BytesMut {
-        self.out.split()
+        std::mem::take(&mut self.out)
     }
 }
 

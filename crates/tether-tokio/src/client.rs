@@ -21,10 +21,10 @@ use tether_proto::handshake::head::{HeadLimits, ResponseHead};
 use tether_proto::{Config, Connection, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::driver::{drive, DriverSettings};
-use crate::listener::{new_connection_id, Conn, ConnInfo, Listener};
+use crate::driver::{drive, Driver, DriverSettings};
+use crate::listener::{new_connection_id, CompactHeaders, Conn, ConnInfo, Listener};
 use crate::transport::Transport;
 use crate::websocket::{KeepAlive, WebSocket};
 
@@ -227,16 +227,15 @@ impl ClientBuilder {
     pub async fn spawn<L: Listener>(self, listener: L) -> Result<(Conn, ClientResponse), ClientError> {
         let (transport, protocol, leftover, response) = self.open().await?;
         let url = url::Url::parse(&self.url).map_err(|e| ClientError::Url(e.to_string()))?;
-        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let info = ConnInfo {
             id: new_connection_id(),
             remote_addr: peer_addr(&transport).unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
             protocol: response.protocol.clone(),
             path: url.path().to_owned(),
             query: url.query().map(str::to_owned),
-            headers: response.head.headers.clone(),
+            headers: CompactHeaders::for_application(&response.head.headers),
         };
-        let conn = Conn::new(info, commands_tx, usize::MAX / 2);
+        let conn = Conn::new(info, usize::MAX / 2);
         let settings = DriverSettings {
             ping_interval: self.ping_interval.unwrap_or(NEVER),
             idle_timeout: NEVER,
@@ -247,7 +246,9 @@ impl ClientBuilder {
         let task_conn = conn.clone();
         tokio::spawn(async move {
             let _keep_sender = _never;
-            drive(transport, protocol, leftover, task_conn, commands_rx, Arc::new(listener), settings, shutdown).await;
+            let driver =
+                Box::new(Driver { io: transport, protocol, read_buf: leftover, conn: task_conn, settings, shutdown });
+            drive(driver, Arc::new(listener)).await;
         });
         Ok((conn, response))
     }

@@ -10,20 +10,23 @@
 //! instead of growing our buffers. Pushes from other tasks are bounded by the same limit in
 //! [`Conn::send`].
 
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io::IoSlice;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-
-use std::collections::VecDeque;
-use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tether_proto::{CloseCode, CloseFrame, Connection, Event, Role, State};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
-use tokio::time::{sleep_until, Instant};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::listener::{Command, Conn, Listener};
+use crate::transport::Transport;
 use crate::websocket::{Closed, Error};
 
 /// Timers and limits of a connection's task.
@@ -35,36 +38,64 @@ pub(crate) struct DriverSettings {
     pub max_queue_bytes: usize,
 }
 
-const READ_CHUNK: usize = 8 * 1024;
+/// What the socket did.
+enum IoEvent {
+    Read(std::io::Result<usize>),
+    Written(std::io::Result<usize>),
+}
+
+/// Writes queued output if there is any and reads if allowed, whichever is ready first.
+fn poll_io(
+    cx: &mut Context<'_>,
+    io: &mut Transport,
+    out: &Outbox,
+    read_buf: &mut BytesMut,
+    can_read: bool,
+) -> Poll<IoEvent> {
+    if out.len > 0 {
+        let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
+        let count = out.io_slices(&mut slices);
+        if let Poll::Ready(result) = Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count]) {
+            return Poll::Ready(IoEvent::Written(result));
+        }
+    }
+    if can_read {
+        if let Poll::Ready(result) = io.poll_read_when_ready(cx, read_buf) {
+            return Poll::Ready(IoEvent::Read(result));
+        }
+    }
+    Poll::Pending
+}
+
+/// Everything a connection's task owns, in one allocation.
+///
+/// The task's future then holds a pointer instead of these fields: an async fn keeps its
+/// arguments and the locals moved out of them in separate slots, so passing them by value would
+/// store each twice in every idle connection.
+pub(crate) struct Driver {
+    pub io: Transport,
+    pub protocol: Connection,
+    pub read_buf: BytesMut,
+    pub conn: Conn,
+    pub settings: DriverSettings,
+    pub shutdown: watch::Receiver<bool>,
+}
 
 /// Runs one connection to its end, then calls [`Listener::closed`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn drive<S, L>(
-    io: S,
-    mut protocol: Connection,
-    mut read_buf: BytesMut,
-    conn: Conn,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-    listener: Arc<L>,
-    settings: DriverSettings,
-    mut shutdown: watch::Receiver<bool>,
-) -> Closed
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    L: Listener,
-{
-    listener.opened(&conn).await;
-    // Reading and writing wait side by side in one select, so each needs its own half.
-    let (mut reader, mut writer) = tokio::io::split(io);
+pub(crate) async fn drive<L: Listener>(mut driver: Box<Driver>, listener: Arc<L>) -> Closed {
+    let Driver { io, protocol, read_buf, conn, settings, shutdown } = &mut *driver;
+    let settings = *settings;
+    listener.opened(conn).await;
     let shared = conn.shared();
     // Bytes to write, in order: encoded frames, some shared with other connections.
     let mut out = Outbox::default();
-    // Frames produced while a write is in flight (prepared frames, and the protocol output they
-    // must follow), moved to `out` at the top of the loop.
-    let mut staged = Outbox::default();
-    let mut idle_deadline = Instant::now() + settings.idle_timeout;
-    let mut next_ping = Instant::now() + settings.ping_interval;
+    let now = Instant::now();
+    let mut idle_deadline = now + settings.idle_timeout;
+    let mut next_ping = now + settings.ping_interval;
     let mut close_deadline: Option<Instant> = None;
+    // One timer for all three deadlines, reset only when the earliest one changes.
+    let timer = tokio::time::sleep_until(next_ping.min(idle_deadline));
+    tokio::pin!(timer);
     let mut peer_gone = false;
     let mut shutting_down = *shutdown.borrow();
     let mut result: Option<Closed> = None;
@@ -76,15 +107,13 @@ where
     'connection: loop {
         // 1. Everything the buffered input holds.
         loop {
-            match protocol.receive(&mut read_buf) {
+            match protocol.receive(read_buf) {
                 Ok(Some(Event::Message(message))) => {
-                    listener.message(&conn, message).await;
+                    listener.message(conn, message).await;
                     // What the callback sent goes out before anything later in the input is
                     // processed: an answer must not lose the race against a protocol error that
                     // follows its question.
-                    while let Ok(command) = commands.try_recv() {
-                        apply(&mut protocol, &mut staged, &conn, command, &mut close_deadline, settings.close_timeout);
-                    }
+                    apply_all(protocol, &mut out, conn, &mut close_deadline, settings.close_timeout);
                 }
                 Ok(Some(Event::Ping(_) | Event::Pong(_))) => {}
                 Ok(Some(Event::Close(frame))) => {
@@ -99,114 +128,116 @@ where
                 Err(error) => {
                     let closed = Closed { code: error.close_code(), reason: error.to_string(), clean: false };
                     tracing::info!(id = conn.id(), peer = %conn.remote_addr(), %error, "protocol error");
-                    listener.error(&conn, &Error::Protocol(error)).await;
+                    listener.error(conn, &Error::Protocol(error)).await;
                     result = Some(closed);
                     break;
                 }
             }
         }
-        // 2. Commands queued by handles (the callbacks above may have sent some).
-        while let Ok(command) = commands.try_recv() {
-            apply(&mut protocol, &mut staged, &conn, command, &mut close_deadline, settings.close_timeout);
+        if read_buf.is_empty() {
+            // No partial frame: give the buffer back. An idle connection holds no read buffer.
+            *read_buf = BytesMut::new();
         }
-        out.append(&mut staged);
+        // 2. Commands queued by handles.
+        apply_all(protocol, &mut out, conn, &mut close_deadline, settings.close_timeout);
         if protocol.has_output() {
             out.push(protocol.take_output().freeze());
         }
-        if protocol.state() == State::Closed {
+        if protocol.state() == State::Closed || peer_gone {
             break 'connection;
         }
-        if peer_gone {
-            break 'connection;
+        if protocol.state() == State::Closing && close_deadline.is_none() {
+            close_deadline = Some(Instant::now() + settings.close_timeout);
+        }
+        let deadline = close_deadline.unwrap_or_else(|| next_ping.min(idle_deadline));
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
         }
 
         let can_read = out.len <= settings.max_queue_bytes;
-        if can_read && read_buf.capacity() - read_buf.len() < READ_CHUNK {
-            read_buf.reserve(READ_CHUNK);
-        }
-        let close_at = close_deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
-        let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
-        let slice_count = out.io_slices(&mut slices);
         tokio::select! {
-            read = reader.read_buf(&mut read_buf), if can_read => match read {
-                Ok(0) => peer_gone = true,
-                Ok(_) => idle_deadline = Instant::now() + settings.idle_timeout,
-                Err(error) => {
-                    listener.error(&conn, &Error::Io(error)).await;
-                    peer_gone = true;
-                }
-            },
-            written = writer.write_vectored(&slices[..slice_count]), if slice_count > 0 => match written {
-                Ok(n) => {
+            event = poll_fn(|cx| poll_io(cx, io, &out, read_buf, can_read)) => match event {
+                IoEvent::Read(Ok(0)) => peer_gone = true,
+                IoEvent::Read(Ok(_)) => idle_deadline = Instant::now() + settings.idle_timeout,
+                IoEvent::Written(Ok(n)) => {
                     out.advance(n);
                     let _ = shared.queued_bytes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| Some(q.saturating_sub(n)));
                 }
-                Err(error) => {
-                    listener.error(&conn, &Error::Io(error)).await;
+                IoEvent::Read(Err(error)) | IoEvent::Written(Err(error)) => {
+                    listener.error(conn, &Error::Io(error)).await;
                     peer_gone = true;
                 }
             },
-            command = commands.recv() => {
-                if let Some(command) = command {
-                    apply(&mut protocol, &mut staged, &conn, command, &mut close_deadline, settings.close_timeout);
+            () = shared.commands.wait() => {}
+            () = &mut timer => {
+                let now = Instant::now();
+                if close_deadline.is_some_and(|at| now >= at) {
+                    result.get_or_insert(Closed { code: CloseCode::ABNORMAL, reason: "close timeout".into(), clean: false });
+                    break 'connection;
                 }
-            }
-            () = sleep_until(next_ping) => {
-                next_ping = Instant::now() + settings.ping_interval;
-                let _ = protocol.ping(b"");
-            }
-            () = sleep_until(idle_deadline), if close_deadline.is_none() => {
-                tracing::info!(id = conn.id(), peer = %conn.remote_addr(), "idle timeout");
-                let _ = protocol.close(CloseCode::GOING_AWAY, "idle timeout");
-                close_deadline = Some(Instant::now() + settings.close_timeout);
+                if close_deadline.is_none() && now >= idle_deadline {
+                    tracing::info!(id = conn.id(), peer = %conn.remote_addr(), "idle timeout");
+                    let _ = protocol.close(CloseCode::GOING_AWAY, "idle timeout");
+                    close_deadline = Some(now + settings.close_timeout);
+                }
+                if now >= next_ping {
+                    next_ping = now + settings.ping_interval;
+                    let _ = protocol.ping(b"");
+                }
             }
             changed = shutdown.changed(), if !shutting_down => {
                 shutting_down = true;
                 if changed.is_ok() && *shutdown.borrow() {
                     let _ = protocol.close(CloseCode::GOING_AWAY, "server shutting down");
-                    close_deadline.get_or_insert(Instant::now() + settings.close_timeout);
                 }
             }
-            () = sleep_until(close_at), if close_deadline.is_some() => {
-                result.get_or_insert(Closed { code: CloseCode::ABNORMAL, reason: "close timeout".into(), clean: false });
-                break 'connection;
-            }
-        }
-        if protocol.state() == State::Closing && close_deadline.is_none() {
-            close_deadline = Some(Instant::now() + settings.close_timeout);
         }
     }
 
     shared.closed.store(true, Ordering::Release);
     if !peer_gone {
-        // Write what is left (our Close among it), send FIN, read until the peer's FIN.
-        // RFC 6455 §7.1.1: the server closes TCP first; a client waits for it.
+        // Boxed: the linger's state is only needed once, at the end, not in every idle task.
         let server = protocol.role() == Role::Server;
-        let linger = async {
-            out.append(&mut staged);
-            for chunk in &out.chunks {
-                writer.write_all(chunk).await?;
-            }
-            if server {
-                writer.shutdown().await?;
-            }
-            let mut sink = [0u8; 1024];
-            while reader.read(&mut sink).await? > 0 {}
-            if !server {
-                writer.shutdown().await?;
-            }
-            Ok::<(), std::io::Error>(())
-        };
-        let _ = tokio::time::timeout(settings.close_timeout, linger).await;
+        let _ = tokio::time::timeout(settings.close_timeout, Box::pin(linger(io, out, server))).await;
     }
     let closed = result.unwrap_or(Closed { code: CloseCode::ABNORMAL, reason: String::new(), clean: false });
-    listener.closed(&conn, &closed).await;
+    listener.closed(conn, &closed).await;
     closed
+}
+
+/// Writes what is left (our Close among it), then closes TCP as RFC 6455 §7.1.1 asks: the server
+/// sends its FIN first and reads until the peer's; a client waits for the server's FIN.
+async fn linger(io: &mut Transport, out: Outbox, server: bool) -> std::io::Result<()> {
+    for chunk in &out.chunks {
+        io.write_all(chunk).await?;
+    }
+    if server {
+        io.shutdown().await?;
+    }
+    let mut sink = [0u8; 1024];
+    while io.read(&mut sink).await? > 0 {}
+    if !server {
+        io.shutdown().await?;
+    }
+    Ok(())
+}
+
+/// Applies every queued command.
+fn apply_all(
+    protocol: &mut Connection,
+    out: &mut Outbox,
+    conn: &Conn,
+    close_deadline: &mut Option<Instant>,
+    close_timeout: Duration,
+) {
+    for command in conn.shared().commands.take() {
+        apply(protocol, out, conn, command, close_deadline, close_timeout);
+    }
 }
 
 fn apply(
     protocol: &mut Connection,
-    staged: &mut Outbox,
+    out: &mut Outbox,
     conn: &Conn,
     command: Command,
     close_deadline: &mut Option<Instant>,
@@ -229,9 +260,9 @@ fn apply(
             // protocol has produced so far. Nothing may follow our Close frame.
             if protocol.state() == State::Open {
                 if protocol.has_output() {
-                    staged.push(protocol.take_output().freeze());
+                    out.push(protocol.take_output().freeze());
                 }
-                staged.push(frame);
+                out.push(frame);
             } else {
                 let _ = shared
                     .queued_bytes
@@ -266,12 +297,6 @@ impl Outbox {
             self.len += chunk.len();
             self.chunks.push_back(chunk);
         }
-    }
-
-    fn append(&mut self, other: &mut Outbox) {
-        self.len += other.len;
-        self.chunks.append(&mut other.chunks);
-        other.len = 0;
     }
 
     /// Fills `slices` with the first chunks; returns how many.

@@ -82,7 +82,7 @@ async fn handle(shared: Arc<Shared>, mut request: Request<Incoming>, peer: Socke
             let on_upgrade = hyper::upgrade::on(&mut request);
             tokio::spawn(async move {
                 match on_upgrade.await {
-                    Ok(upgraded) => start(Transport::Upgraded(Box::new(TokioIo::new(upgraded))), peer).await,
+                    Ok(upgraded) => start(Transport::Upgraded(Box::new(TokioIo::new(upgraded))), peer),
                     Err(error) => tracing::debug!(%peer, %error, "upgrade failed"),
                 }
             });

@@ -8,7 +8,6 @@
 //! connection's own task, which writes it.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,9 +15,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use std::collections::VecDeque;
 use tether_proto::handshake::head::Headers;
 use tether_proto::{CloseCode, Message, Utf8Bytes};
-use tokio::sync::mpsc;
+
+use tokio::sync::Notify;
 
 use crate::websocket::{Closed, Error};
 
@@ -66,19 +67,45 @@ pub(crate) struct ConnInfo {
     pub protocol: Option<String>,
     pub path: String,
     pub query: Option<String>,
-    pub headers: Headers,
+    pub headers: CompactHeaders,
+}
+
+/// Commands for a connection's task. A plain locked queue rather than a tokio channel: a channel
+/// allocates a block of slots up front, which an idle connection would carry for nothing.
+#[derive(Default)]
+pub(crate) struct CommandQueue {
+    queue: Mutex<VecDeque<Command>>,
+    wake: Notify,
+}
+
+impl CommandQueue {
+    pub(crate) fn push(&self, command: Command) {
+        self.queue.lock().expect("not poisoned").push_back(command);
+        self.wake.notify_one();
+    }
+
+    /// Everything queued so far.
+    pub(crate) fn take(&self) -> VecDeque<Command> {
+        std::mem::take(&mut *self.queue.lock().expect("not poisoned"))
+    }
+
+    /// Completes when something may have been queued since the last wake-up.
+    pub(crate) async fn wait(&self) {
+        self.wake.notified().await;
+    }
 }
 
 pub(crate) struct ConnShared {
     pub info: ConnInfo,
-    pub commands: mpsc::UnboundedSender<Command>,
+    pub commands: CommandQueue,
     /// Bytes queued for this connection and not yet written to the socket.
     pub queued_bytes: AtomicUsize,
     pub max_queue_bytes: usize,
     /// Set once the queue overflowed: the connection is being closed as a slow consumer.
     pub overflowed: AtomicBool,
     pub closed: AtomicBool,
-    data: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    /// User data by type; a short list, empty (and unallocated) for most connections.
+    data: Mutex<Vec<(TypeId, Arc<dyn Any + Send + Sync>)>>,
 }
 
 /// A handle to one connection: identity, request facts, sending and closing, and user data.
@@ -103,16 +130,16 @@ impl fmt::Debug for Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(info: ConnInfo, commands: mpsc::UnboundedSender<Command>, max_queue_bytes: usize) -> Self {
+    pub(crate) fn new(info: ConnInfo, max_queue_bytes: usize) -> Self {
         Self {
             shared: Arc::new(ConnShared {
                 info,
-                commands,
+                commands: CommandQueue::default(),
                 queued_bytes: AtomicUsize::new(0),
                 max_queue_bytes,
                 overflowed: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
-                data: Mutex::new(HashMap::new()),
+                data: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -146,9 +173,15 @@ impl Conn {
         self.shared.info.query.as_deref()
     }
 
-    /// The handshake request's headers.
-    pub fn headers(&self) -> &Headers {
-        &self.shared.info.headers
+    /// The handshake request's headers, in order, as (name, value).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.shared.info.headers.iter()
+    }
+
+    /// The first value of a handshake request header (name compared case-insensitively), if it is
+    /// UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers().find(|(n, _)| n.eq_ignore_ascii_case(name)).and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
     /// Whether the connection has ended.
@@ -169,7 +202,8 @@ impl Conn {
     /// Queues a message. Fails when the connection is closed or its queue is over the limit.
     pub fn send(&self, message: Message) -> Result<(), Error> {
         self.reserve(message.as_bytes().len())?;
-        self.shared.commands.send(Command::Send(message)).map_err(|_| Error::Closed)
+        self.shared.commands.push(Command::Send(message));
+        Ok(())
     }
 
     /// Queues a message encoded once for many connections (a broadcast): the connection's queue
@@ -177,7 +211,8 @@ impl Conn {
     pub fn send_prepared(&self, message: &PreparedMessage) -> Result<(), Error> {
         let len = message.frame.len();
         self.reserve(len)?;
-        self.shared.commands.send(Command::SendPrepared(message.frame.clone())).map_err(|_| Error::Closed)
+        self.shared.commands.push(Command::SendPrepared(message.frame.clone()));
+        Ok(())
     }
 
     /// Counts `len` bytes against the queue limit; past it, closes the connection as a slow consumer.
@@ -192,7 +227,7 @@ impl Conn {
             if !shared.overflowed.swap(true, Ordering::AcqRel) {
                 tracing::warn!(id = %shared.info.id, peer = %shared.info.remote_addr, queued, limit = shared.max_queue_bytes, "slow consumer: closing with 1008");
                 let reason = format!("slow consumer: more than {} bytes queued", shared.max_queue_bytes);
-                let _ = shared.commands.send(Command::Close(CloseCode::POLICY_VIOLATION, reason));
+                shared.commands.push(Command::Close(CloseCode::POLICY_VIOLATION, reason));
             }
             return Err(Error::QueueFull);
         }
@@ -201,23 +236,81 @@ impl Conn {
 
     /// Queues a ping.
     pub fn ping(&self, payload: impl Into<Bytes>) -> Result<(), Error> {
-        self.shared.commands.send(Command::Ping(payload.into())).map_err(|_| Error::Closed)
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        self.shared.commands.push(Command::Ping(payload.into()));
+        Ok(())
     }
 
     /// Starts the closing handshake with this code and reason.
     pub fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        self.shared.commands.send(Command::Close(code, reason.to_owned())).map_err(|_| Error::Closed)
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        self.shared.commands.push(Command::Close(code, reason.to_owned()));
+        Ok(())
     }
 
     /// Stores per-connection data of type `T`, replacing any earlier value of that type.
     pub fn set_data<T: Any + Send + Sync>(&self, value: T) {
-        self.shared.data.lock().expect("not poisoned").insert(TypeId::of::<T>(), Arc::new(value));
+        let mut data = self.shared.data.lock().expect("not poisoned");
+        data.retain(|(id, _)| *id != TypeId::of::<T>());
+        data.push((TypeId::of::<T>(), Arc::new(value)));
     }
 
     /// The per-connection data of type `T`, if set.
     pub fn data<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
-        let value = self.shared.data.lock().expect("not poisoned").get(&TypeId::of::<T>()).cloned()?;
+        let data = self.shared.data.lock().expect("not poisoned");
+        let value = data.iter().find(|(id, _)| *id == TypeId::of::<T>()).map(|(_, value)| Arc::clone(value))?;
         value.downcast::<T>().ok()
+    }
+}
+
+/// Request headers in one allocation: `name NUL value NUL` pairs. A connection keeps its
+/// handshake headers for its whole life, and a `Vec` of owned strings costs several times the
+/// bytes it holds.
+#[derive(Debug, Default)]
+pub(crate) struct CompactHeaders(Box<[u8]>);
+
+impl CompactHeaders {
+    /// The headers an application may want later (cookies, authorization, user agent...), without
+    /// those that only served the handshake itself.
+    pub(crate) fn for_application(headers: &Headers) -> Self {
+        const HANDSHAKE_ONLY: [&str; 5] =
+            ["upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"];
+        let kept: Vec<_> = headers
+            .0
+            .iter()
+            .filter(|h| !HANDSHAKE_ONLY.iter().any(|name| h.name.eq_ignore_ascii_case(name)))
+            .cloned()
+            .collect();
+        Self::from(&Headers(kept))
+    }
+}
+
+impl From<&Headers> for CompactHeaders {
+    fn from(headers: &Headers) -> Self {
+        let mut packed = Vec::with_capacity(headers.0.iter().map(|h| h.name.len() + h.value.len() + 2).sum());
+        for header in &headers.0 {
+            packed.extend_from_slice(header.name.as_bytes());
+            packed.push(0);
+            packed.extend_from_slice(&header.value);
+            packed.push(0);
+        }
+        Self(packed.into_boxed_slice())
+    }
+}
+
+impl CompactHeaders {
+    fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let mut parts = self.0.split(|&b| b == 0);
+        std::iter::from_fn(move || {
+            let name = parts.next().filter(|n| !n.is_empty())?;
+            let value = parts.next()?;
+            // Names came from httparse, which only accepts token characters.
+            Some((std::str::from_utf8(name).unwrap_or_default(), value))
+        })
     }
 }
 
@@ -240,17 +333,19 @@ pub(crate) fn new_connection_id() -> String {
 mod tests {
     use super::*;
 
-    fn conn(max_queue_bytes: usize) -> (Conn, mpsc::UnboundedReceiver<Command>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    fn conn(max_queue_bytes: usize) -> Conn {
         let info = ConnInfo {
             id: new_connection_id(),
             remote_addr: "127.0.0.1:1".parse().unwrap(),
             protocol: None,
             path: "/".into(),
             query: None,
-            headers: Headers::default(),
+            headers: CompactHeaders::from(&Headers(vec![tether_proto::handshake::head::Header {
+                name: "Cookie".into(),
+                value: b"a=1".to_vec(),
+            }])),
         };
-        (Conn::new(info, tx, max_queue_bytes), rx)
+        Conn::new(info, max_queue_bytes)
     }
 
     #[test]
@@ -263,18 +358,27 @@ mod tests {
 
     #[test]
     fn a_full_queue_closes_with_1008_once() {
-        let (conn, mut rx) = conn(10);
+        let conn = conn(10);
         conn.send_text("12345").unwrap();
         assert!(matches!(conn.send_text("123456"), Err(Error::QueueFull)));
         assert!(matches!(conn.send_text("1"), Err(Error::Closed)));
-        assert!(matches!(rx.try_recv(), Ok(Command::Send(_))));
-        assert!(matches!(rx.try_recv(), Ok(Command::Close(CloseCode::POLICY_VIOLATION, _))));
-        assert!(rx.try_recv().is_err());
+        let mut queued = conn.shared().commands.take().into_iter();
+        assert!(matches!(queued.next(), Some(Command::Send(_))));
+        assert!(matches!(queued.next(), Some(Command::Close(CloseCode::POLICY_VIOLATION, _))));
+        assert!(queued.next().is_none());
+    }
+
+    #[test]
+    fn headers_are_kept_compactly() {
+        let conn = conn(10);
+        assert_eq!(conn.header("cookie"), Some("a=1"));
+        assert_eq!(conn.headers().count(), 1);
+        assert_eq!(conn.header("origin"), None);
     }
 
     #[test]
     fn user_data_by_type() {
-        let (conn, _rx) = conn(10);
+        let conn = conn(10);
         assert!(conn.data::<String>().is_none());
         conn.set_data("alice".to_owned());
         conn.set_data(7u32);

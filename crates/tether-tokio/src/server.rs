@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,10 +24,10 @@ use tether_proto::handshake::server::{
 use tether_proto::{Config, Connection, Role};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use crate::driver::{drive, DriverSettings};
-use crate::listener::{new_connection_id, Conn, ConnInfo, Listener};
+use crate::driver::{drive, Driver, DriverSettings};
+use crate::listener::{new_connection_id, CompactHeaders, Conn, ConnInfo, Listener};
 use crate::origin::OriginPolicy;
 use crate::transport::{Rewind, Transport};
 use crate::websocket::{KeepAlive, WebSocket};
@@ -101,8 +100,6 @@ impl RouteOptions {
     }
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
-
 /// What a route's handler receives.
 pub(crate) struct Upgrade {
     transport: Transport,
@@ -113,9 +110,12 @@ pub(crate) struct Upgrade {
     remote_addr: SocketAddr,
 }
 
-type RouteHandler = Arc<dyn Fn(Upgrade, Arc<Shared>) -> BoxFuture + Send + Sync>;
+/// Starts a route's connection: spawns the task that serves it for its whole life. The task is
+/// spawned by the route (which knows the listener type), so its future is stored in the task
+/// itself, sized for that listener, with nothing of the handshake left in it. `Active` counts the
+/// connection as open until the task ends.
+type RouteHandler = Arc<dyn Fn(Box<Upgrade>, Arc<Shared>, Active) + Send + Sync>;
 
-#[derive(Clone)]
 struct Route {
     handler: RouteHandler,
     options: RouteOptions,
@@ -125,7 +125,7 @@ struct Route {
 #[derive(Clone, Default)]
 pub struct Server {
     config: ServerConfig,
-    routes: HashMap<String, Route>,
+    routes: HashMap<String, Arc<Route>>,
     http: Option<axum::Router>,
 }
 
@@ -143,9 +143,11 @@ impl Server {
     /// Like [`Server::route`], with sub-protocol rules.
     pub fn route_with<L: Listener>(mut self, path: &str, options: RouteOptions, listener: L) -> Self {
         let listener = Arc::new(listener);
-        let handler: RouteHandler =
-            Arc::new(move |upgrade, shared| Box::pin(run_listener(upgrade, shared, Arc::clone(&listener))));
-        self.routes.insert(path.to_owned(), Route { handler, options });
+        let handler: RouteHandler = Arc::new(move |upgrade, shared, active| {
+            let (driver, info) = prepare_listener(upgrade, &shared);
+            tokio::spawn(run_listener(driver, info, shared, Arc::clone(&listener), active));
+        });
+        self.routes.insert(path.to_owned(), Arc::new(Route { handler, options }));
         self
     }
 
@@ -157,27 +159,33 @@ impl Server {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        let route_handler: RouteHandler = Arc::new(move |upgrade: Upgrade, shared: Arc<Shared>| {
-            let handler = Arc::clone(&handler);
-            Box::pin(async move {
-                let config = &shared.server.config;
-                let keepalive = KeepAlive {
-                    ping_interval: config.ping_interval,
-                    idle_timeout: config.idle_timeout,
-                    shutdown: Some(shared.shutdown.subscribe()),
-                };
-                let ws =
-                    WebSocket::from_parts(upgrade.transport, upgrade.protocol, upgrade.leftover, config.close_timeout)
-                        .with_keepalive(keepalive);
-                let peer = upgrade.remote_addr;
-                let path = upgrade.request.path().to_owned();
-                let started = Instant::now();
-                tracing::info!(%peer, %path, protocol = upgrade.subprotocol.as_deref().unwrap_or(""), "open");
-                handler(ws, upgrade.request).await;
-                tracing::info!(%peer, %path, duration_ms = started.elapsed().as_millis() as u64, "close");
-            })
-        });
-        self.routes.insert(path.to_owned(), Route { handler: route_handler, options });
+        let route_handler: RouteHandler =
+            Arc::new(move |upgrade: Box<Upgrade>, shared: Arc<Shared>, active: Active| {
+                let handler = Arc::clone(&handler);
+                tokio::spawn(async move {
+                    let config = &shared.server.config;
+                    let keepalive = KeepAlive {
+                        ping_interval: config.ping_interval,
+                        idle_timeout: config.idle_timeout,
+                        shutdown: Some(shared.shutdown.subscribe()),
+                    };
+                    let ws = WebSocket::from_parts(
+                        upgrade.transport,
+                        upgrade.protocol,
+                        upgrade.leftover,
+                        config.close_timeout,
+                    )
+                    .with_keepalive(keepalive);
+                    let peer = upgrade.remote_addr;
+                    let path = upgrade.request.path().to_owned();
+                    let started = Instant::now();
+                    tracing::info!(%peer, %path, protocol = upgrade.subprotocol.as_deref().unwrap_or(""), "open");
+                    handler(ws, upgrade.request).await;
+                    tracing::info!(%peer, %path, duration_ms = started.elapsed().as_millis() as u64, "close");
+                    drop(active);
+                });
+            });
+        self.routes.insert(path.to_owned(), Arc::new(Route { handler: route_handler, options }));
         self
     }
 
@@ -207,7 +215,7 @@ impl Server {
 pub(crate) struct Shared {
     server: Server,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    registry: Mutex<HashMap<String, Conn>>,
+    registry: Mutex<HashMap<Box<str>, Conn>>,
     shutdown: watch::Sender<bool>,
     active: AtomicUsize,
 }
@@ -231,7 +239,7 @@ impl Shared {
 }
 
 /// Counts a connection as open for as long as it lives.
-struct Active(Arc<Shared>);
+pub(crate) struct Active(Arc<Shared>);
 
 impl Active {
     fn new(shared: &Arc<Shared>) -> Self {
@@ -311,10 +319,7 @@ impl BoundServer {
                             tokio::spawn(refuse(shared, stream));
                         } else {
                             let active = Active::new(&shared);
-                            tokio::spawn(async move {
-                                serve_socket(&shared, stream, peer).await;
-                                drop(active);
-                            });
+                            tokio::spawn(async move { serve_socket(shared, stream, peer, active).await });
                         }
                     }
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -395,7 +400,7 @@ async fn respond_and_close<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, re
 }
 
 /// The checks and negotiation shared by the direct path and the hyper path.
-fn decide(shared: &Shared, head: RequestHead, tls: bool) -> Result<(UpgradeRequest, Route, Accepted), Rejection> {
+fn decide(shared: &Shared, head: RequestHead, tls: bool) -> Result<(UpgradeRequest, Arc<Route>, Accepted), Rejection> {
     let config = &shared.server.config;
     let request = validate(head)?;
     let route =
@@ -410,7 +415,7 @@ fn decide(shared: &Shared, head: RequestHead, tls: bool) -> Result<(UpgradeReque
     }
     let deflate = config.compression.then_some(&config.connection.deflate);
     let accepted = accept(&request, &AcceptOptions { protocols: &options.protocols, deflate });
-    Ok((request, route.clone(), accepted))
+    Ok((request, Arc::clone(route), accepted))
 }
 
 fn upgrade(
@@ -420,12 +425,23 @@ fn upgrade(
     request: UpgradeRequest,
     accepted: Accepted,
     remote_addr: SocketAddr,
-) -> Upgrade {
+) -> Box<Upgrade> {
     let protocol = Connection::new(Role::Server, shared.server.config.connection.clone(), accepted.deflate);
-    Upgrade { transport, protocol, leftover, request, subprotocol: accepted.protocol, remote_addr }
+    Box::new(Upgrade { transport, protocol, leftover, request, subprotocol: accepted.protocol, remote_addr })
 }
 
-async fn serve_socket(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+/// The first task of every socket: the handshake (or plain HTTP). A WebSocket connection then
+/// moves to a task of its own, started by its route, and this one ends, freeing all the
+/// handshake's state.
+async fn serve_socket(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, active: Active) {
+    if let Some((route, upgrade)) = handshake(&shared, stream, peer).await {
+        (route.handler)(upgrade, shared, active);
+    }
+}
+
+/// TLS, the request head and the checks; `None` when the socket was answered (or served as plain
+/// HTTP) and is done.
+async fn handshake(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) -> Option<(Arc<Route>, Box<Upgrade>)> {
     let _ = stream.set_nodelay(true);
     let config = &shared.server.config;
     let tls = shared.tls.is_some();
@@ -435,9 +451,9 @@ async fn serve_socket(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr)
             Ok(Ok(stream)) => Transport::Tls(Box::new(stream)),
             Ok(Err(error)) => {
                 tracing::debug!(%peer, %error, "TLS handshake failed");
-                return;
+                return None;
             }
-            Err(_) => return,
+            Err(_) => return None,
         },
         None => Transport::Tcp(stream),
     };
@@ -447,13 +463,13 @@ async fn serve_socket(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr)
             Ok(Err(HandshakeFailure::Reject(rejection))) => {
                 tracing::info!(%peer, status = rejection.status(), %rejection, "handshake refused");
                 respond_and_close(&mut transport, &rejection).await;
-                return;
+                return None;
             }
-            Ok(Err(HandshakeFailure::Gone)) => return,
+            Ok(Err(HandshakeFailure::Gone)) => return None,
             Err(_) => {
                 tracing::info!(%peer, "handshake timeout: 408");
                 respond_and_close(&mut transport, &Rejection::Timeout).await;
-                return;
+                return None;
             }
         };
     if !is_upgrade_request(&head) {
@@ -462,20 +478,20 @@ async fn serve_socket(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr)
         } else {
             respond_and_close(&mut transport, &Rejection::UpgradeRequired).await;
         }
-        return;
+        return None;
     }
     let _ = buf.split_to(head_len);
     match decide(shared, head, tls) {
         Ok((request, route, accepted)) => {
-            if transport.write_all(&accepted.response).await.is_err() {
-                return;
-            }
-            let upgrade = upgrade(shared, transport, buf, request, accepted, peer);
-            (route.handler)(upgrade, Arc::clone(shared)).await;
+            transport.write_all(&accepted.response).await.ok()?;
+            // Frames that came in with the head are kept; otherwise no buffer is carried over.
+            let leftover = if buf.is_empty() { BytesMut::new() } else { BytesMut::from(&buf[..]) };
+            Some((route, upgrade(shared, transport, leftover, request, accepted, peer)))
         }
         Err(rejection) => {
             tracing::info!(%peer, status = rejection.status(), %rejection, "handshake refused");
             respond_and_close(&mut transport, &rejection).await;
+            None
         }
     }
 }
@@ -485,56 +501,62 @@ pub(crate) fn decide_for_hyper(
     shared: &Arc<Shared>,
     head: RequestHead,
     tls: bool,
-) -> Result<(Accepted, impl FnOnce(Transport, SocketAddr) -> BoxFuture), Rejection> {
+) -> Result<(Accepted, impl FnOnce(Transport, SocketAddr)), Rejection> {
     let (request, route, accepted) = decide(shared, head, tls)?;
     let shared = Arc::clone(shared);
     let accepted_for_connection = accepted.clone();
-    let start = move |transport: Transport, peer: SocketAddr| -> BoxFuture {
-        Box::pin(async move {
-            let active = Active::new(&shared);
-            let upgrade = upgrade(&shared, transport, BytesMut::new(), request, accepted_for_connection, peer);
-            (route.handler)(upgrade, Arc::clone(&shared)).await;
-            drop(active);
-        })
+    let start = move |transport: Transport, peer: SocketAddr| {
+        let active = Active::new(&shared);
+        let upgrade = upgrade(&shared, transport, BytesMut::new(), request, accepted_for_connection, peer);
+        (route.handler)(upgrade, shared, active);
     };
     Ok((accepted, start))
 }
 
-/// Runs a listener-style connection, registered by id while it is open.
-async fn run_listener<L: Listener>(upgrade: Upgrade, shared: Arc<Shared>, listener: Arc<L>) {
+/// Turns an upgrade into a connection's driver state and handle. A plain function, so the upgrade's
+/// box and the request are freed here rather than kept in the connection's task.
+fn prepare_listener(upgrade: Box<Upgrade>, shared: &Shared) -> (Box<Driver>, Conn) {
     let config = &shared.server.config;
-    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-    let Upgrade { transport, protocol, leftover, request, subprotocol, remote_addr } = upgrade;
+    let Upgrade { transport, protocol, leftover, request, subprotocol, remote_addr } = *upgrade;
     let info = ConnInfo {
         id: new_connection_id(),
         remote_addr,
         protocol: subprotocol,
         path: request.path().to_owned(),
         query: request.query().map(str::to_owned),
-        headers: request.headers,
+        headers: CompactHeaders::for_application(&request.headers),
     };
-    let conn = Conn::new(info, commands_tx, config.max_queue_bytes);
-    let id = conn.id().to_owned();
-    shared.registry.lock().expect("not poisoned").insert(id.clone(), conn.clone());
-    let started = Instant::now();
-    tracing::info!(%id, peer = %remote_addr, path = conn.path(), protocol = conn.protocol().unwrap_or(""), compressed = protocol.is_compressed(), "open");
+    let conn = Conn::new(info, config.max_queue_bytes);
     let settings = DriverSettings {
         ping_interval: config.ping_interval,
         idle_timeout: config.idle_timeout,
         close_timeout: config.close_timeout,
         max_queue_bytes: config.max_queue_bytes,
     };
-    let closed = drive(
-        transport,
+    let driver = Box::new(Driver {
+        io: transport,
         protocol,
-        leftover,
-        conn.clone(),
-        commands_rx,
-        listener,
+        read_buf: leftover,
+        conn: conn.clone(),
         settings,
-        shared.shutdown.subscribe(),
-    )
-    .await;
-    shared.registry.lock().expect("not poisoned").remove(&id);
-    tracing::info!(%id, peer = %remote_addr, protocol = conn.protocol().unwrap_or(""), duration_ms = started.elapsed().as_millis() as u64, code = closed.code.0, clean = closed.clean, "close");
+        shutdown: shared.shutdown.subscribe(),
+    });
+    (driver, conn)
+}
+
+/// Runs a listener-style connection, registered by id while it is open.
+async fn run_listener<L: Listener>(
+    driver: Box<Driver>,
+    conn: Conn,
+    shared: Arc<Shared>,
+    listener: Arc<L>,
+    active: Active,
+) {
+    shared.registry.lock().expect("not poisoned").insert(conn.id().into(), conn.clone());
+    let started = Instant::now();
+    tracing::info!(id = conn.id(), peer = %conn.remote_addr(), path = conn.path(), protocol = conn.protocol().unwrap_or(""), compressed = driver.protocol.is_compressed(), "open");
+    let closed = drive(driver, listener).await;
+    shared.registry.lock().expect("not poisoned").remove(conn.id());
+    tracing::info!(id = conn.id(), peer = %conn.remote_addr(), protocol = conn.protocol().unwrap_or(""), duration_ms = started.elapsed().as_millis() as u64, code = closed.code.0, clean = closed.clean, "close");
+    drop(active);
 }

@@ -6,6 +6,7 @@ use std::io::IoSlice;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bytes::BytesMut;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -69,6 +70,49 @@ impl AsyncWrite for Transport {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         delegate!(self, s => Pin::new(s).poll_shutdown(cx))
+    }
+}
+
+/// How much room a read asks for.
+const READ_CHUNK: usize = 8 * 1024;
+
+impl Transport {
+    /// Reads into `buf`, allocating its room only once the socket is readable.
+    ///
+    /// For plain TCP the task waits for readiness with no buffer at all, so an idle connection
+    /// holds none (`buf` stays unallocated). TLS and upgraded streams need the buffer to poll, as
+    /// their own layers keep buffers anyway.
+    pub(crate) fn poll_read_when_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<std::io::Result<usize>> {
+        match self {
+            Self::Tcp(tcp) => loop {
+                if let Err(error) = std::task::ready!(tcp.poll_read_ready(cx)) {
+                    return Poll::Ready(Err(error));
+                }
+                if buf.capacity() - buf.len() < READ_CHUNK {
+                    buf.reserve(READ_CHUNK);
+                }
+                match tcp.try_read_buf(buf) {
+                    Ok(n) => return Poll::Ready(Ok(n)),
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                        // A spurious wake-up: readiness is cleared, don't keep the room we made.
+                        if buf.is_empty() {
+                            *buf = BytesMut::new();
+                        }
+                    }
+                    Err(error) => return Poll::Ready(Err(error)),
+                }
+            },
+            other => {
+                if buf.capacity() - buf.len() < READ_CHUNK {
+                    buf.reserve(READ_CHUNK);
+                }
+                tokio_util::io::poll_read_buf(Pin::new(other), cx, buf)
+            }
+        }
     }
 }
 
