@@ -230,9 +230,7 @@ fn apply_all(
     close_deadline: &mut Option<Instant>,
     close_timeout: Duration,
 ) {
-    for command in conn.shared().commands.take() {
-        apply(protocol, out, conn, command, close_deadline, close_timeout);
-    }
+    conn.shared().commands.drain(|command| apply(protocol, out, conn, command, close_deadline, close_timeout));
 }
 
 fn apply(

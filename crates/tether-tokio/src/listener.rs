@@ -85,8 +85,21 @@ impl CommandQueue {
     }
 
     /// Everything queued so far.
+    #[cfg(test)]
     pub(crate) fn take(&self) -> VecDeque<Command> {
         std::mem::take(&mut *self.queue.lock().expect("not poisoned"))
+    }
+
+    /// Hands every queued command to `apply`, in order. The queue keeps a small capacity between
+    /// calls so a busy connection does not allocate per message, and gives a large one back.
+    pub(crate) fn drain(&self, mut apply: impl FnMut(Command)) {
+        let mut queue = self.queue.lock().expect("not poisoned");
+        while let Some(command) = queue.pop_front() {
+            apply(command);
+        }
+        if queue.capacity() > 16 {
+            queue.shrink_to(16);
+        }
     }
 
     /// Completes when something may have been queued since the last wake-up.

@@ -70,6 +70,9 @@ pub struct ServeSettings {
     /// Bytes queued for one connection at most; a slower reader is closed with 1008 [default: 16777216].
     #[arg(long, value_name = "BYTES")]
     pub max_queue_bytes: Option<usize>,
+    /// Worker threads of the server's runtime [default: one per CPU core].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Never negotiate permessage-deflate [default: false].
     #[arg(long)]
     #[serde(rename = "no_compression")]
@@ -118,6 +121,7 @@ impl ServeSettings {
             max_frame_size: self.max_frame_size.or(file.max_frame_size),
             max_message_size: self.max_message_size.or(file.max_message_size),
             max_queue_bytes: self.max_queue_bytes.or(file.max_queue_bytes),
+            threads: self.threads.or(file.threads),
             no_compression: self.no_compression || file.no_compression,
         }
     }
