@@ -27,6 +27,7 @@ const CHAT_HTML: &str = include_str!("../../assets/chat.html");
 const LIVE_HTML: &str = include_str!("../../assets/live.html");
 const GAME_HTML: &str = include_str!("../../assets/game.html");
 const TETHER_JS: &str = include_str!("../../assets/tether.js");
+const DEMO_CSS: &str = include_str!("../../assets/demo.css");
 
 /// The router for plain HTTP requests.
 pub fn http_router(static_dir: Option<PathBuf>) -> Router {
@@ -36,6 +37,7 @@ pub fn http_router(static_dir: Option<PathBuf>) -> Router {
         .route("/chat.html", get(|| async { Html(CHAT_HTML) }))
         .route("/live.html", get(|| async { Html(LIVE_HTML) }))
         .route("/game.html", get(|| async { Html(GAME_HTML) }))
+        .route("/demo.css", get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], DEMO_CSS) }))
         .route("/tether.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], TETHER_JS) }))
         .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found\n") });
     let pages = match static_dir {
