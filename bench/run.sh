@@ -16,7 +16,8 @@
 #   DURATION [5]          seconds measured per run (echo, fan-out)
 #   WARMUP [1]            seconds of load before measuring (echo)
 #   IDLE_CONNECTIONS [10000], IDLE_HOLD [10]   idle-memory scenario: connections, seconds held
-#   FANOUT_SUBSCRIBERS [1000], FANOUT_RATE [100]   fan-out: subscribers, messages published per second
+#   FANOUT_SUBSCRIBERS [1000], FANOUT_RATE [40], FANOUT_PUBLISHERS [1]   fan-out: subscribers,
+#                         messages published per second, publisher connections sharing that rate
 #   SCENARIOS [echo16 echo1k echo1m idle fanout]   which scenarios to run
 #   SERVERS [tether tungstenite fastwebsockets node]   which servers to run (node only if installed)
 #   SERVER_CPU [0], CLIENT_CPU [1]   cores for taskset
@@ -43,7 +44,9 @@ WARMUP=${WARMUP:-1}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 IDLE_HOLD=${IDLE_HOLD:-10}
 FANOUT_SUBSCRIBERS=${FANOUT_SUBSCRIBERS:-1000}
-FANOUT_RATE=${FANOUT_RATE:-100}
+# Tether limits publishes per connection (50/s, bursts of 100): one publisher stays under it.
+FANOUT_RATE=${FANOUT_RATE:-40}
+FANOUT_PUBLISHERS=${FANOUT_PUBLISHERS:-1}
 SCENARIOS=${SCENARIOS:-echo16 echo1k echo1m idle fanout}
 SERVERS=${SERVERS:-tether tungstenite fastwebsockets node}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -121,6 +124,9 @@ if ! timeout 10 "$TETHER_BENCH" bench --help >/dev/null 2>&1; then
     exit 1
 fi
 
+TETHER_THREADS=()
+if "$TETHER" serve --help 2>/dev/null | grep -q -- '--threads'; then TETHER_THREADS=(--threads 1); fi
+
 # Servers that will run, in the order of round 1.
 ACTIVE=()
 for s in $SERVERS; do
@@ -147,12 +153,13 @@ start_server() { # NAME -> SERVER_PID, SERVER_URL (with the echo path)
     local name=$1 path=/ slog=$WORK/server-$1.log
     local cmd
     case "$name" in
-        # TOKIO_WORKER_THREADS=1: tether serve builds a multi-thread runtime without a worker count,
-        # so tokio reads this (its default is the cores it may run on: 1 under taskset anyway).
+        # One worker thread: `--threads 1` where tether serve has it; TOKIO_WORKER_THREADS=1 for
+        # builds without it (tokio reads it when no worker count is set; its default is the cores
+        # the process may run on, 1 under taskset anyway). Either way a multi-thread runtime.
         # The connection cap goes above the idle scenario's count: the peers have none.
         tether)
             cmd=(env TETHER_LOG=warn TOKIO_WORKER_THREADS=1 "${PIN_SERVER[@]}" "$TETHER" serve --port 0
-                --max-connections $((IDLE_CONNECTIONS + FANOUT_SUBSCRIBERS + 1000)))
+                "${TETHER_THREADS[@]}" --max-connections $((IDLE_CONNECTIONS + FANOUT_SUBSCRIBERS + 1000)))
             path=/echo ;;
         tungstenite) cmd=("${PIN_SERVER[@]}" "$PEERS/tungstenite-echo" --port 0) ;;
         fastwebsockets) cmd=("${PIN_SERVER[@]}" "$PEERS/fastwebsockets-echo" --port 0) ;;
@@ -308,7 +315,8 @@ run_fanout() { # SCENARIO SERVER ROUND
     cpu0=$(cpu_seconds "$SERVER_PID")
     t0=$(now)
     if run_client "$scenario" "$server" "$round" $((DURATION + 120)) fanout "$url" \
-        --subscribers "$FANOUT_SUBSCRIBERS" --rate "$FANOUT_RATE" --duration "$DURATION"; then
+        --subscribers "$FANOUT_SUBSCRIBERS" --rate "$FANOUT_RATE" --publishers "$FANOUT_PUBLISHERS" \
+        --duration "$DURATION"; then
         cpu1=$(cpu_seconds "$SERVER_PID")
         t1=$(now)
         local key
@@ -328,7 +336,7 @@ scenario_title() {
         echo1k) echo "Echo, 1 KiB text, 1,000 connections × 4 in flight" ;;
         echo1m) echo "Echo, 1 MiB binary, 4 connections × 1 in flight" ;;
         idle) echo "Idle memory, $(printf "%'d" "$IDLE_CONNECTIONS" 2>/dev/null || echo "$IDLE_CONNECTIONS") connections: server RSS growth per connection" ;;
-        fanout) echo "Fan-out (Tether only), 1 publisher → $FANOUT_SUBSCRIBERS subscribers at $FANOUT_RATE msg/s" ;;
+        fanout) echo "Fan-out (Tether only), $FANOUT_PUBLISHERS publisher(s) → $FANOUT_SUBSCRIBERS subscribers, $FANOUT_RATE messages/s in all" ;;
     esac
 }
 
