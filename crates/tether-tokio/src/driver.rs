@@ -154,6 +154,9 @@ pub(crate) async fn drive<L: Listener>(mut driver: Box<Driver>, listener: Arc<L>
             timer.as_mut().reset(deadline);
         }
 
+        if !shared.commands.park() {
+            continue; // Commands arrived meanwhile: apply them before waiting.
+        }
         let can_read = out.len <= settings.max_queue_bytes;
         tokio::select! {
             event = poll_fn(|cx| poll_io(cx, io, &out, read_buf, can_read)) => match event {
@@ -192,6 +195,7 @@ pub(crate) async fn drive<L: Listener>(mut driver: Box<Driver>, listener: Arc<L>
                 }
             }
         }
+        shared.commands.unpark();
     }
 
     shared.closed.store(true, Ordering::Release);

@@ -72,16 +72,41 @@ pub(crate) struct ConnInfo {
 
 /// Commands for a connection's task. A plain locked queue rather than a tokio channel: a channel
 /// allocates a block of slots up front, which an idle connection would carry for nothing.
+///
+/// The connection's task is only woken when it is waiting: commands queued while it runs (an echo
+/// sent from inside its own `message` callback, say) are picked up on its way to waiting, so the
+/// common case costs no wake-up at all.
 #[derive(Default)]
 pub(crate) struct CommandQueue {
     queue: Mutex<VecDeque<Command>>,
     wake: Notify,
+    /// The task is waiting (or about to): a push must wake it.
+    parked: AtomicBool,
 }
 
 impl CommandQueue {
     pub(crate) fn push(&self, command: Command) {
         self.queue.lock().expect("not poisoned").push_back(command);
-        self.wake.notify_one();
+        if self.parked.load(Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Announces that the task is about to wait. Returns false if commands are already queued:
+    /// then it must not wait. A push after this call wakes the task.
+    pub(crate) fn park(&self) -> bool {
+        self.parked.store(true, Ordering::SeqCst);
+        if self.queue.lock().expect("not poisoned").is_empty() {
+            true
+        } else {
+            self.parked.store(false, Ordering::SeqCst);
+            false
+        }
+    }
+
+    /// The task is running again.
+    pub(crate) fn unpark(&self) {
+        self.parked.store(false, Ordering::SeqCst);
     }
 
     /// Everything queued so far.
