@@ -7,7 +7,7 @@
 
 use std::io::Write as _;
 
-use tether_tokio::hub::{Hub, HubConfig, TokenServer};
+use tether_tokio::hub::{Hub, TokenServer};
 use tether_tokio::{RouteOptions, Server};
 
 use crate::demo;
@@ -17,7 +17,7 @@ use crate::settings::ServeSettings;
 pub async fn run(settings: ServeSettings) -> Result<(), String> {
     let resolved = settings.with_file()?.resolve()?;
     let tls = resolved.server.tls.is_some();
-    let hub = Hub::new(HubConfig::default());
+    let hub = Hub::new(resolved.hub);
     let token = TokenServer::new(hub, resolved.server.ping_interval);
     let server = Server::new(resolved.server)
         .route_with("/tether", RouteOptions::protocols(["tether.json", "json"]), token)

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
+use tether_tokio::hub::HubConfig;
 use tether_tokio::{OriginPolicy, ServerConfig};
 
 /// `tether serve` flags, and the keys of the config file (same names, with `_` for `-`).
@@ -70,6 +71,26 @@ pub struct ServeSettings {
     /// Bytes queued for one connection at most; a slower reader is closed with 1008 [default: 16777216].
     #[arg(long, value_name = "BYTES")]
     pub max_queue_bytes: Option<usize>,
+    /// Token protocol: messages kept per channel for history and recovery [default: 100].
+    #[arg(long, value_name = "N")]
+    pub channel_history: Option<usize>,
+    /// Token protocol: seconds a message stays in a channel's history [default: 300].
+    #[arg(long, value_name = "SECS")]
+    pub channel_history_secs: Option<u64>,
+    /// Token protocol: publishes and sends per second per connection; more get `rate_limited`
+    /// [default: 50].
+    #[arg(long, value_name = "PER_SEC")]
+    pub publish_rate: Option<f64>,
+    /// Token protocol: burst allowed above the publish rate [default: 100].
+    #[arg(long, value_name = "N")]
+    pub publish_burst: Option<f64>,
+    /// Token protocol: channels one connection may join; more get `limit_exceeded` [default: 100].
+    #[arg(long, value_name = "N")]
+    pub max_subscriptions: Option<usize>,
+    /// Token protocol: largest `data` of a publish or send, in bytes of JSON; larger get `too_large`
+    /// [default: 65536].
+    #[arg(long, value_name = "BYTES")]
+    pub max_data_bytes: Option<usize>,
     /// Worker threads of the server's runtime [default: one per CPU core].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -86,6 +107,7 @@ pub struct Resolved {
     pub port: u16,
     pub static_dir: Option<PathBuf>,
     pub server: ServerConfig,
+    pub hub: HubConfig,
 }
 
 impl ServeSettings {
@@ -122,6 +144,12 @@ impl ServeSettings {
             max_message_size: self.max_message_size.or(file.max_message_size),
             max_queue_bytes: self.max_queue_bytes.or(file.max_queue_bytes),
             threads: self.threads.or(file.threads),
+            channel_history: self.channel_history.or(file.channel_history),
+            channel_history_secs: self.channel_history_secs.or(file.channel_history_secs),
+            publish_rate: self.publish_rate.or(file.publish_rate),
+            publish_burst: self.publish_burst.or(file.publish_burst),
+            max_subscriptions: self.max_subscriptions.or(file.max_subscriptions),
+            max_data_bytes: self.max_data_bytes.or(file.max_data_bytes),
             no_compression: self.no_compression || file.no_compression,
         }
     }
@@ -158,7 +186,18 @@ impl ServeSettings {
             (None, None) => {}
             _ => return Err("--tls-cert and --tls-key go together".into()),
         }
+        let hub_defaults = HubConfig::default();
+        let hub = HubConfig {
+            history_size: self.channel_history.unwrap_or(hub_defaults.history_size),
+            history_ttl: secs(self.channel_history_secs, hub_defaults.history_ttl),
+            publish_rate: self.publish_rate.unwrap_or(hub_defaults.publish_rate),
+            publish_burst: self.publish_burst.unwrap_or(hub_defaults.publish_burst),
+            max_subscriptions: self.max_subscriptions.unwrap_or(hub_defaults.max_subscriptions),
+            max_data_bytes: self.max_data_bytes.unwrap_or(hub_defaults.max_data_bytes),
+            ..hub_defaults
+        };
         Ok(Resolved {
+            hub,
             host: self.host.unwrap_or(IpAddr::from([127, 0, 0, 1])),
             port: self.port.unwrap_or(8787),
             static_dir: self.static_dir,

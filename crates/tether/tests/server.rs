@@ -212,3 +212,17 @@ fn sigterm_closes_every_connection_with_1001_and_exits_0() {
     assert!(exit.success(), "{exit:?}");
     assert!(TcpStream::connect(&served.addr).is_err(), "no longer accepting");
 }
+
+#[test]
+fn token_protocol_limits_are_settings() {
+    let served = Served::start(&["--publish-rate", "0.001", "--publish-burst", "1", "--max-data-bytes", "10"]);
+    let mut client = served.open("/tether", offering(&["tether.json"]));
+    assert_eq!(client.next_json()["type"], "welcome");
+    let mut answer = |request: &str| {
+        client.send_text(request);
+        client.next_json()
+    };
+    assert_eq!(answer(r#"{"type":"publish","id":1,"channel":"a","data":"x"}"#)["type"], "ack");
+    assert_eq!(answer(r#"{"type":"publish","id":2,"channel":"a","data":"x"}"#)["code"], "rate_limited");
+    assert_eq!(answer(r#"{"type":"publish","id":3,"channel":"a","data":"0123456789"}"#)["code"], "too_large");
+}
