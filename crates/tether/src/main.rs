@@ -1,6 +1,7 @@
 //! `tether`: the command-line entry point. One module per subcommand.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod connect;
 mod demo;
 mod serve;
@@ -20,17 +21,20 @@ struct Cli {
 enum Command {
     /// Run the server (the default when no subcommand is given): the tutorial's demo on `/`, an
     /// echo endpoint on `/echo`, on 127.0.0.1:8787.
-    Serve(settings::ServeSettings),
+    Serve(Box<settings::ServeSettings>),
     /// Connect to a WebSocket server: an interactive client in a terminal, one message per line
     /// when scripted (stdin not a terminal, or -x).
     Connect(connect::ConnectArgs),
+    /// Load-test any WebSocket server: echo throughput and latency, many idle connections, or
+    /// fan-out over the token protocol.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or_else(|| Command::Serve(settings::ServeSettings::default()));
+    let command = cli.command.unwrap_or_else(|| Command::Serve(Box::default()));
     // `connect` shares stderr with its prompt and its error line: only warnings are logged there.
-    let default_filter = if matches!(command, Command::Connect(_)) { "warn" } else { "info" };
+    let default_filter = if matches!(command, Command::Connect(_) | Command::Bench(_)) { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG").unwrap_or_else(|_| default_filter.into()),
@@ -38,11 +42,24 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let settings = match command {
-        Command::Serve(settings) => settings,
+        Command::Serve(settings) => *settings,
         // `connect` runs its own runtime and prompt thread, and reports its own errors and exit status.
         Command::Connect(args) => return connect::main(args),
+        // `bench` picks its own runtime (current-thread by default) and reports its own results.
+        Command::Bench(args) => return bench::main(args),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let settings = match settings.with_file() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("tether: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = settings.threads {
+        builder.worker_threads(threads.max(1));
+    }
+    let runtime = builder.enable_all().build().expect("tokio runtime");
     let result = runtime.block_on(serve::run(settings));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
