@@ -195,10 +195,7 @@ impl ClientBuilder {
 
     /// Trusts the CA certificates in a PEM file, besides the bundled roots.
     pub fn ca_file(mut self, path: &Path) -> Result<Self, ClientError> {
-        let certs = CertificateDer::pem_file_iter(path)
-            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| ClientError::Tls(format!("cannot read CA file {}: {e}", path.display())))?;
-        self.extra_roots.extend(certs);
+        self.extra_roots.extend(read_ca_file(path)?);
         Ok(self)
     }
 
@@ -328,26 +325,43 @@ impl ClientBuilder {
     }
 
     fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, ClientError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ClientError::Tls(e.to_string()))?;
-        let mut config = if self.insecure {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-                .with_no_client_auth()
-        } else {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            for cert in &self.extra_roots {
-                roots.add(cert.clone()).map_err(|e| ClientError::Tls(format!("bad CA certificate: {e}")))?;
-            }
-            builder.with_root_certificates(roots).with_no_client_auth()
-        };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
+        tls_client_config(&self.extra_roots, self.insecure)
     }
+}
+
+/// The rustls client configuration Tether's clients use: the bundled Mozilla roots plus
+/// `extra_roots`, or, with `insecure`, any certificate at all (signatures are still checked, the
+/// chain and the name are not: for testing only). ALPN is HTTP/1.1, as WebSocket over TLS needs.
+pub fn tls_client_config(
+    extra_roots: &[CertificateDer<'static>],
+    insecure: bool,
+) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Tls(e.to_string()))?;
+    let mut config = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for cert in extra_roots {
+            roots.add(cert.clone()).map_err(|e| ClientError::Tls(format!("bad CA certificate: {e}")))?;
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Reads every certificate of a PEM file (a private CA, for example).
+pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
+    CertificateDer::pem_file_iter(path)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| ClientError::Tls(format!("cannot read CA file {}: {e}", path.display())))
 }
 
 /// Builds the error for a non-101 answer, with up to 512 bytes of its body (read briefly).
