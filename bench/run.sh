@@ -126,6 +126,14 @@ fi
 
 TETHER_THREADS=()
 if "$TETHER" serve --help 2>/dev/null | grep -q -- '--threads'; then TETHER_THREADS=(--threads 1); fi
+# Fan-out: lift the token protocol's per-connection publish limit (50/s by default) above
+# FANOUT_RATE, so one publisher connection can carry it.
+FANOUT_SERVER_FLAGS=()
+if "$TETHER" serve --help 2>/dev/null | grep -q -- '--publish-rate'; then
+    FANOUT_SERVER_FLAGS=(--publish-rate "$((${FANOUT_RATE%.*} * 2 + 100))" --publish-burst "$((${FANOUT_RATE%.*} * 2 + 100))")
+elif [[ ${FANOUT_RATE%.*} -ge 50 && $FANOUT_PUBLISHERS -lt $(((${FANOUT_RATE%.*} + 39) / 40)) ]]; then
+    log "WARNING: this tether serve limits publishes to 50/s per connection: FANOUT_RATE=$FANOUT_RATE needs more FANOUT_PUBLISHERS"
+fi
 
 # Servers that will run, in the order of round 1.
 ACTIVE=()
@@ -149,8 +157,9 @@ server_label() {
 # ---------------------------------------------------------------------------------------------
 # Servers: start pinned, wait for `listening on ws://...`, stop.
 
-start_server() { # NAME -> SERVER_PID, SERVER_URL (with the echo path)
+start_server() { # NAME [EXTRA TETHER FLAGS...] -> SERVER_PID, SERVER_URL (with the echo path)
     local name=$1 path=/ slog=$WORK/server-$1.log
+    shift
     local cmd
     case "$name" in
         # One worker thread: `--threads 1` where tether serve has it; TOKIO_WORKER_THREADS=1 for
@@ -159,7 +168,7 @@ start_server() { # NAME -> SERVER_PID, SERVER_URL (with the echo path)
         # The connection cap goes above the idle scenario's count: the peers have none.
         tether)
             cmd=(env TETHER_LOG=warn TOKIO_WORKER_THREADS=1 "${PIN_SERVER[@]}" "$TETHER" serve --port 0
-                "${TETHER_THREADS[@]}" --max-connections $((IDLE_CONNECTIONS + FANOUT_SUBSCRIBERS + 1000)))
+                "${TETHER_THREADS[@]}" --max-connections $((IDLE_CONNECTIONS + FANOUT_SUBSCRIBERS + 1000)) "$@")
             path=/echo ;;
         tungstenite) cmd=("${PIN_SERVER[@]}" "$PEERS/tungstenite-echo" --port 0) ;;
         fastwebsockets) cmd=("${PIN_SERVER[@]}" "$PEERS/fastwebsockets-echo" --port 0) ;;
@@ -310,7 +319,7 @@ run_idle() { # SCENARIO SERVER ROUND
 
 run_fanout() { # SCENARIO SERVER ROUND
     local scenario=$1 server=$2 round=$3
-    start_server "$server" || { record "$scenario" "$server" "$round" failed 1; return 0; }
+    start_server "$server" "${FANOUT_SERVER_FLAGS[@]}" || { record "$scenario" "$server" "$round" failed 1; return 0; }
     local url=${SERVER_URL%/echo}/tether cpu0 t0 cpu1 t1
     cpu0=$(cpu_seconds "$SERVER_PID")
     t0=$(now)
@@ -365,6 +374,7 @@ machine_description() {
     echo "- Memory: ${mem:-unknown}; kernel: $kernel"
     echo "- $rustc_v; Node $node_v"
     echo "- Peers: tokio-tungstenite $(peer_version tokio-tungstenite), fastwebsockets $(peer_version fastwebsockets), ws $(node -p "require('$ROOT/bench/node/node_modules/ws/package.json').version" 2>/dev/null || echo '-')"
+    echo "- Load average (1 min) at the start: $LOAD_START, at the end: $(cut -d' ' -f1 /proc/loadavg) (2 = both cores busy)"
     echo "- Runs: ROUNDS=$ROUNDS, DURATION=${DURATION}s (+${WARMUP}s warm-up), IDLE_HOLD=${IDLE_HOLD}s; $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 }
 
@@ -462,7 +472,8 @@ table() {
 # ---------------------------------------------------------------------------------------------
 # Run.
 
-log "servers: ${ACTIVE[*]}; scenarios: $SCENARIOS; $ROUNDS rounds"
+LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
+log "servers: ${ACTIVE[*]}; scenarios: $SCENARIOS; $ROUNDS rounds; load average $LOAD_START"
 for scenario in $SCENARIOS; do
     for ((round = 1; round <= ROUNDS; round++)); do
         n=${#ACTIVE[@]}
