@@ -16,7 +16,7 @@
 #   DURATION [5]          seconds measured per run (echo, fan-out)
 #   WARMUP [1]            seconds of load before measuring (echo)
 #   IDLE_CONNECTIONS [10000], IDLE_HOLD [10]   idle-memory scenario: connections, seconds held
-#   FANOUT_SUBSCRIBERS [1000], FANOUT_RATE [40], FANOUT_PUBLISHERS [1]   fan-out: subscribers,
+#   FANOUT_SUBSCRIBERS [1000], FANOUT_RATE [200], FANOUT_PUBLISHERS [1]   fan-out: subscribers,
 #                         messages published per second, publisher connections sharing that rate
 #   SCENARIOS [echo16 echo1k echo1m idle fanout]   which scenarios to run
 #   SERVERS [tether tungstenite fastwebsockets node]   which servers to run (node only if installed)
@@ -44,8 +44,8 @@ WARMUP=${WARMUP:-1}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 IDLE_HOLD=${IDLE_HOLD:-10}
 FANOUT_SUBSCRIBERS=${FANOUT_SUBSCRIBERS:-1000}
-# Tether limits publishes per connection (50/s, bursts of 100): one publisher stays under it.
-FANOUT_RATE=${FANOUT_RATE:-40}
+# One publisher connection (tether serve's per-connection publish limit is raised for it).
+FANOUT_RATE=${FANOUT_RATE:-200}
 FANOUT_PUBLISHERS=${FANOUT_PUBLISHERS:-1}
 SCENARIOS=${SCENARIOS:-echo16 echo1k echo1m idle fanout}
 SERVERS=${SERVERS:-tether tungstenite fastwebsockets node}
