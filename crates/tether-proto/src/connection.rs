@@ -333,7 +333,7 @@ impl Connection {
                 }
             }
             CurrentFrame::Data { fin } => {
-                self.on_data(data)?;
+                self.on_data(data, last)?;
                 if last && fin {
                     self.finish_message().map(Some)
                 } else {
@@ -343,7 +343,7 @@ impl Connection {
         }
     }
 
-    fn on_data(&mut self, data: BytesMut) -> Result<(), ProtocolError> {
+    fn on_data(&mut self, data: BytesMut, last: bool) -> Result<(), ProtocolError> {
         let limit = self.config.max_message_size;
         let incoming = self.incoming.as_mut().expect("a data frame belongs to a message");
         if incoming.compressed {
@@ -360,9 +360,15 @@ impl Connection {
                 incoming.utf8.feed(&data).map_err(|_| ProtocolError::InvalidUtf8)?;
             }
             // Zero-copy when the payload arrives in one piece: the first piece becomes the buffer.
-            if incoming.plain.is_empty() {
+            // Otherwise the rest of the frame is known (and already checked against the limits):
+            // make room for all of it at once rather than growing by doubling.
+            if incoming.plain.is_empty() && (last || self.decoder.remaining_payload() == 0) {
                 incoming.plain = data;
             } else {
+                if incoming.plain.is_empty() {
+                    let rest = usize::try_from(self.decoder.remaining_payload()).unwrap_or(usize::MAX);
+                    incoming.plain.reserve(data.len().saturating_add(rest).min(self.config.max_message_size));
+                }
                 incoming.plain.unsplit(data);
             }
         }
@@ -511,6 +517,12 @@ impl Connection {
     /// Whether there are bytes to write.
     pub fn has_output(&self) -> bool {
         !self.out.is_empty()
+    }
+
+    /// How many more bytes the current frame is known to need: a reader can ask the socket for
+    /// that much at once (a large message then arrives in few reads).
+    pub fn read_hint(&self) -> usize {
+        usize::try_from(self.decoder.remaining_payload()).unwrap_or(usize::MAX)
     }
 
     /// How many bytes are queued for writing.

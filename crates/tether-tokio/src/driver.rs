@@ -51,6 +51,7 @@ fn poll_io(
     out: &Outbox,
     read_buf: &mut BytesMut,
     can_read: bool,
+    read_hint: usize,
 ) -> Poll<IoEvent> {
     if out.len > 0 {
         let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
@@ -60,7 +61,7 @@ fn poll_io(
         }
     }
     if can_read {
-        if let Poll::Ready(result) = io.poll_read_when_ready(cx, read_buf) {
+        if let Poll::Ready(result) = io.poll_read_when_ready(cx, read_buf, read_hint) {
             return Poll::Ready(IoEvent::Read(result));
         }
     }
@@ -158,8 +159,9 @@ pub(crate) async fn drive<L: Listener>(mut driver: Box<Driver>, listener: Arc<L>
             continue; // Commands arrived meanwhile: apply them before waiting.
         }
         let can_read = out.len <= settings.max_queue_bytes;
+        let read_hint = protocol.read_hint();
         tokio::select! {
-            event = poll_fn(|cx| poll_io(cx, io, &out, read_buf, can_read)) => match event {
+            event = poll_fn(|cx| poll_io(cx, io, &out, read_buf, can_read, read_hint)) => match event {
                 IoEvent::Read(Ok(0)) => peer_gone = true,
                 IoEvent::Read(Ok(_)) => idle_deadline = Instant::now() + settings.idle_timeout,
                 IoEvent::Written(Ok(n)) => {

@@ -75,6 +75,8 @@ impl AsyncWrite for Transport {
 
 /// How much room a read asks for.
 const READ_CHUNK: usize = 8 * 1024;
+/// The most room a read asks for when a large frame is coming.
+const MAX_READ_ROOM: usize = 1 << 20;
 
 impl Transport {
     /// Reads into `buf`, allocating its room only once the socket is readable.
@@ -82,18 +84,23 @@ impl Transport {
     /// For plain TCP the task waits for readiness with no buffer at all, so an idle connection
     /// holds none (`buf` stays unallocated). TLS and upgraded streams need the buffer to poll, as
     /// their own layers keep buffers anyway.
+    ///
+    /// `hint` is how many bytes the protocol knows are coming (the rest of a large frame); up to
+    /// [`MAX_READ_ROOM`] of it is reserved so a large message arrives in few reads.
     pub(crate) fn poll_read_when_ready(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
+        hint: usize,
     ) -> Poll<std::io::Result<usize>> {
+        let room = hint.clamp(READ_CHUNK, MAX_READ_ROOM);
         match self {
             Self::Tcp(tcp) => loop {
                 if let Err(error) = std::task::ready!(tcp.poll_read_ready(cx)) {
                     return Poll::Ready(Err(error));
                 }
                 if buf.capacity() - buf.len() < READ_CHUNK {
-                    buf.reserve(READ_CHUNK);
+                    buf.reserve(room);
                 }
                 match tcp.try_read_buf(buf) {
                     Ok(n) => return Poll::Ready(Ok(n)),
@@ -108,7 +115,7 @@ impl Transport {
             },
             other => {
                 if buf.capacity() - buf.len() < READ_CHUNK {
-                    buf.reserve(READ_CHUNK);
+                    buf.reserve(room);
                 }
                 tokio_util::io::poll_read_buf(Pin::new(other), cx, buf)
             }

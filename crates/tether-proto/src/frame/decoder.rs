@@ -54,6 +54,15 @@ impl FrameDecoder {
         matches!(self.state, DecodeState::Header)
     }
 
+    /// Payload bytes of the current frame still to come (0 between frames): a hint for how much a
+    /// reader can usefully ask the socket for.
+    pub fn remaining_payload(&self) -> u64 {
+        match self.state {
+            DecodeState::Header => 0,
+            DecodeState::Payload { remaining, .. } => remaining,
+        }
+    }
+
     /// Decodes the next event from `src`, consuming the bytes it uses.
     ///
     /// Returns `Ok(None)` when `src` holds too little for the next event.
