@@ -75,8 +75,9 @@ impl AsyncWrite for Transport {
 
 /// How much room a read asks for.
 const READ_CHUNK: usize = 8 * 1024;
-/// The most room a read asks for when a large frame is coming.
-const MAX_READ_ROOM: usize = 1 << 20;
+/// The most room a read asks for when a large frame is coming. 256 KiB measured better than 1 MiB
+/// for 1 MiB messages: each fresh large buffer is paid for in page faults.
+const MAX_READ_ROOM: usize = 256 << 10;
 
 impl Transport {
     /// Reads into `buf`, allocating its room only once the socket is readable.
