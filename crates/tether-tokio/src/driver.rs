@@ -21,12 +21,12 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tether_proto::{CloseCode, CloseFrame, Connection, Event, Role, State};
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::listener::{Command, Conn, Listener};
-use crate::transport::Transport;
+use crate::transport::{write_and_close, Transport};
 use crate::websocket::{Closed, Error};
 
 /// Timers and limits of a connection's task.
@@ -204,28 +204,11 @@ pub(crate) async fn drive<L: Listener>(mut driver: Box<Driver>, listener: Arc<L>
     if !peer_gone {
         // Boxed: the linger's state is only needed once, at the end, not in every idle task.
         let server = protocol.role() == Role::Server;
-        let _ = tokio::time::timeout(settings.close_timeout, Box::pin(linger(io, out, server))).await;
+        let _ = tokio::time::timeout(settings.close_timeout, Box::pin(write_and_close(io, out.chunks, server))).await;
     }
     let closed = result.unwrap_or(Closed { code: CloseCode::ABNORMAL, reason: String::new(), clean: false });
     listener.closed(conn, &closed).await;
     closed
-}
-
-/// Writes what is left (our Close among it), then closes TCP as RFC 6455 §7.1.1 asks: the server
-/// sends its FIN first and reads until the peer's; a client waits for the server's FIN.
-async fn linger(io: &mut Transport, out: Outbox, server: bool) -> std::io::Result<()> {
-    for chunk in &out.chunks {
-        io.write_all(chunk).await?;
-    }
-    if server {
-        io.shutdown().await?;
-    }
-    let mut sink = [0u8; 1024];
-    while io.read(&mut sink).await? > 0 {}
-    if !server {
-        io.shutdown().await?;
-    }
-    Ok(())
 }
 
 /// Applies every queued command.

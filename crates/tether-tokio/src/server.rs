@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use crate::driver::{drive, Driver, DriverSettings};
 use crate::listener::{new_connection_id, CompactHeaders, Conn, ConnInfo, Listener};
 use crate::origin::OriginPolicy;
-use crate::transport::{Rewind, Transport};
+use crate::transport::{write_and_close, Rewind, Transport};
 use crate::websocket::{KeepAlive, WebSocket};
 
 /// Server settings. Every limit has a safe default; each field says what happens when it is hit.
@@ -389,14 +389,7 @@ async fn refuse(shared: Arc<Shared>, mut stream: TcpStream) {
 }
 
 async fn respond_and_close<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, rejection: &Rejection) {
-    let linger = async {
-        stream.write_all(&rejection.response()).await?;
-        stream.shutdown().await?;
-        let mut sink = [0u8; 1024];
-        while stream.read(&mut sink).await? > 0 {}
-        Ok::<(), std::io::Error>(())
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), linger).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), write_and_close(stream, [rejection.response()], true)).await;
 }
 
 /// The checks and negotiation shared by the direct path and the hyper path.

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
@@ -122,6 +122,33 @@ impl Transport {
             }
         }
     }
+}
+
+/// Writes `pending`, then closes the transport the way RFC 6455 §7.1.1 asks: a server sends its FIN
+/// first and reads until the peer's, a client reads until the server's FIN and then closes. Reading
+/// to the end keeps the kernel from answering unread data with a reset, which could destroy what
+/// was just written (our Close frame, or an HTTP error response). Callers bound it with a timeout.
+pub(crate) async fn write_and_close<S, B>(
+    io: &mut S,
+    pending: impl IntoIterator<Item = B>,
+    server: bool,
+) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    B: AsRef<[u8]>,
+{
+    for chunk in pending {
+        io.write_all(chunk.as_ref()).await?;
+    }
+    if server {
+        io.shutdown().await?;
+    }
+    let mut sink = [0u8; 1024];
+    while io.read(&mut sink).await? > 0 {}
+    if !server {
+        io.shutdown().await?;
+    }
+    Ok(())
 }
 
 /// A stream with bytes already read from it put back in front: lets hyper parse a request head that

@@ -13,6 +13,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::transport::write_and_close;
 use bytes::BytesMut;
 use tether_proto::{CloseCode, CloseFrame, Connection, Event, Message, ProtocolError, Role, SendError, State};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -257,22 +258,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     async fn finish(&mut self, closed: Closed) {
         self.closed = Some(closed);
         debug_assert_eq!(self.protocol.state(), State::Closed);
-        let close_timeout = self.close_timeout;
-        // RFC 6455 §7.1.1: the server closes TCP first; a client waits for it.
         let server = self.protocol.role() == Role::Server;
-        let linger = async {
-            self.flush().await?;
-            if server {
-                self.io.shutdown().await?;
-            }
-            let mut sink = [0u8; 4096];
-            while self.io.read(&mut sink).await? > 0 {}
-            if !server {
-                self.io.shutdown().await?;
-            }
-            Ok::<(), Error>(())
-        };
-        let _ = tokio::time::timeout(close_timeout, linger).await;
+        let pending = self.protocol.take_output();
+        let _ = tokio::time::timeout(self.close_timeout, write_and_close(&mut self.io, [pending], server)).await;
         self.read_buf = BytesMut::new();
     }
 

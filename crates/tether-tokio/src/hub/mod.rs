@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 
-use crate::listener::{Conn, PreparedMessage};
+use crate::listener::Conn;
 use channel::Channel;
 
 /// Hub limits and history settings.
@@ -224,8 +224,13 @@ impl Hub {
 
     /// The channel's history: messages after `since` (all when `None`), at most the newest `limit`.
     /// Returns the channel's last offset, its epoch and the publications, oldest first.
-    pub fn history(&self, channel: &str, since: Option<u64>, limit: Option<usize>) -> (u64, String, Vec<Publication>) {
-        let handle = self.channel(channel);
+    pub fn history(
+        &self,
+        channel_name: &str,
+        since: Option<u64>,
+        limit: Option<usize>,
+    ) -> (u64, String, Vec<Publication>) {
+        let handle = self.channel(channel_name);
         let mut channel = handle.lock().expect("not poisoned");
         channel.prune(&self.inner.config);
         let mut publications = channel.publications_after(since.unwrap_or(0)).unwrap_or_else(|| channel.all());
@@ -233,7 +238,11 @@ impl Hub {
             let skip = publications.len().saturating_sub(limit);
             publications.drain(..skip);
         }
-        (channel.last_offset(), channel.epoch().to_owned(), publications)
+        let answer = (channel.last_offset(), channel.epoch().to_owned(), publications);
+        drop(channel);
+        // Asking for the history of a channel nobody uses must not leave an empty channel behind.
+        self.forget_if_unused(channel_name);
+        answer
     }
 
     /// Subscribes and answers atomically: the ack (with recovered publications) is queued on the
@@ -273,11 +282,5 @@ impl Hub {
         } else {
             Err(HubError::NotSubscribed(channel_name.to_owned()))
         }
-    }
-
-    /// Publishes pre-built bytes to every subscriber; used by benchmarks to measure fan-out alone.
-    #[doc(hidden)]
-    pub fn broadcast_prepared(&self, channel: &str, message: &PreparedMessage) -> usize {
-        self.existing_channel(channel).map_or(0, |c| c.lock().expect("not poisoned").broadcast(message))
     }
 }
