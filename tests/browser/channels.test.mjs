@@ -218,28 +218,36 @@ describe("token protocol demos", { timeout: 180_000 }, () => {
       const idA = await a.evaluate(() => gameState.me);
       const start = await b.evaluate((id) => gameState.players[id], idA);
       assert.ok(start, "b knows where a is");
+      /** Waits for `fn(arg)` to hold on `page`; a timeout says what both pages knew at the time. */
+      const until = async (page, what, fn, arg) => {
+        try {
+          await page.waitForFunction(fn, arg, { timeout: 10_000 });
+        } catch (err) {
+          const state = (p) => p.evaluate(() => JSON.stringify({ ...gameState, status: client.state })).catch((e) => e.message);
+          throw new Error(`${what}: ${err.message}\n  a: ${await state(a)}\n  b: ${await state(b)}`);
+        }
+      };
       const key = start.x < 300 ? "ArrowRight" : "ArrowLeft";
       const sign = key === "ArrowRight" ? 1 : -1;
 
       await a.keyboard.down(key);
       await sleep(600);
       await a.keyboard.up(key);
-      await b.waitForFunction(
-        ([id, x0, s]) => (gameState.players[id].x - x0) * s > 60,
-        [idA, start.x, sign],
-        { timeout: 5_000 },
-      );
-      const [atA, atB] = [await a.evaluate(() => gameState.players[gameState.me]), await b.evaluate((id) => gameState.players[id], idA)];
-      // Once a stops, b converges on exactly where a is.
-      await b.waitForFunction(([id, x]) => Math.abs(gameState.players[id].x - x) < 0.5, [idA, atA.x], { timeout: 5_000 });
+      await until(b, "b sees a move sideways", ([id, x0, s]) => (gameState.players[id].x - x0) * s > 60, [idA, start.x, sign]);
+      // Once a stops (its last frame may still be drawing), b converges on exactly where a is.
+      await sleep(100);
+      const atA = await a.evaluate(() => gameState.players[gameState.me]);
+      await until(b, "b converges on a", ([id, x]) => Math.abs(gameState.players[id].x - x) < 0.5, [idA, atA.x]);
+      const atB = await b.evaluate((id) => gameState.players[id], idA);
       assert.ok(Math.abs(atB.y - start.y) < 1, `moving sideways keeps y (${start.y} → ${atB.y})`);
       const ups = await b.evaluate(() => gameState.received);
       assert.ok(ups >= 5, `b received a stream of position updates (${ups})`);
 
-      // A click moves the dot, too.
+      // A click moves the dot, too: first on a's own board, then on b's.
       const box = await a.locator("#board").boundingBox();
       await a.mouse.click(box.x + box.width * 0.5, box.y + box.height * 0.5);
-      await b.waitForFunction((id) => Math.hypot(gameState.players[id].x - 300, gameState.players[id].y - 200) < 3, idA, { timeout: 5_000 });
+      await until(a, "a walks to the click", () => Math.hypot(gameState.players[gameState.me].x - 300, gameState.players[gameState.me].y - 200) < 3);
+      await until(b, "b sees a at the click", (id) => Math.hypot(gameState.players[id].x - 300, gameState.players[id].y - 200) < 3, idA);
       await sleep(200);
       await b.screenshot({ path: shot("game.png"), fullPage: true });
 
