@@ -175,6 +175,12 @@ fn fanout_delivers_every_message_to_every_subscriber() {
     assert!((180.0..=200.0).contains(&published), "{report}");
     assert_eq!(num(&report, "deliveries"), published * 20.0, "{report}");
     assert!(num(&report, "deliveries_per_sec") > 0.0, "{report}");
+    // Deliveries/s is over the delivery window: first publish to last delivery, about the duration.
+    assert_eq!(num(&report, "duration_s"), 1.0, "{report}");
+    let window = num(&report, "delivery_window_s");
+    assert!(window > 0.5 && window < 10.0, "{report}");
+    let rate = num(&report, "deliveries") / window;
+    assert!((num(&report, "deliveries_per_sec") - rate).abs() <= rate * 0.01 + 0.1, "{report}");
     let percentiles: Vec<f64> = ["p50_us", "p90_us", "p99_us", "max_us"].iter().map(|key| num(&report, key)).collect();
     assert!(percentiles[0] > 0.0 && percentiles.windows(2).all(|w| w[0] <= w[1]), "{report}");
 }

@@ -40,7 +40,9 @@ pub(super) const LONG_ABOUT: &str = "Fan-out over the token protocol (docs/proto
     time ({\"t\": microseconds since the start}); each subscriber measures the publish-to-delivery \
     latency of every message it receives.\n\n\
     Reported: published (acknowledged publishes), deliveries (messages received by subscribers; \
-    ideally published x subscribers), deliveries/s over --duration, latency percentiles, errors \
+    ideally published x subscribers), deliveries/s over the delivery window (from the first \
+    publish to the last delivery received, so a server that falls behind shows a lower rate), \
+    latency percentiles, errors \
     (error answers such as rate_limited, publishes never acknowledged, deliveries still missing \
     after the drain timeout, subscribers that failed or were closed), and the generator's CPU use.\n\n\
     The URL is the token-protocol endpoint, e.g. ws://127.0.0.1:8787/tether; the sub-protocol \
@@ -98,12 +100,16 @@ struct Shared {
     delivered: AtomicU64,
     /// Publishes acknowledged so far, for the progress line.
     acked: AtomicU64,
+    /// When the first message went out, in microseconds since `origin`; `u64::MAX` until then.
+    first_publish_us: AtomicU64,
     latencies: Latencies,
 }
 
 #[derive(Debug, Default)]
 struct SubStats {
     deliveries: u64,
+    /// When the last delivery was read, in microseconds since `origin` (0 if none).
+    last_delivery_us: u64,
     missing: u64,
     /// Frames that looked like a message but carried no timestamp.
     malformed: u64,
@@ -141,6 +147,7 @@ pub async fn run(args: FanoutArgs, ui: Ui) -> Result<Outcome, String> {
         publishing_done: Notify::new(),
         delivered: AtomicU64::new(0),
         acked: AtomicU64::new(0),
+        first_publish_us: AtomicU64::new(u64::MAX),
         latencies: Latencies::new(usize::from(common.threads)),
     });
     let subscribe = format!(r#"{{"type":"subscribe","id":1,"channel":{}}}"#, json!(args.channel));
@@ -290,6 +297,7 @@ pub async fn run(args: FanoutArgs, ui: Ui) -> Result<Outcome, String> {
         while let Some(result) = subscriber_tasks.join_next().await {
             let stats = result.unwrap_or_else(|e| SubStats { failure: Some(e.to_string()), ..SubStats::default() });
             received.deliveries += stats.deliveries;
+            received.last_delivery_us = received.last_delivery_us.max(stats.last_delivery_us);
             received.missing += stats.missing;
             received.malformed += stats.malformed;
             if let Some(failure) = stats.failure {
@@ -306,7 +314,15 @@ pub async fn run(args: FanoutArgs, ui: Ui) -> Result<Outcome, String> {
 
     let latency = shared.latencies.summary();
     let cpu = cpu_start.percent_until(&cpu_end);
-    let deliveries_per_sec = received.deliveries as f64 / args.duration;
+    // Over the time the deliveries really took, first publish to last delivery: when the server
+    // falls behind, deliveries arrive after the publishing window and the rate shows it.
+    let first_publish_us = shared.first_publish_us.load(Ordering::Relaxed);
+    let delivery_window = if received.deliveries > 0 && first_publish_us != u64::MAX {
+        received.last_delivery_us.saturating_sub(first_publish_us) as f64 / 1e6
+    } else {
+        0.0
+    };
+    let deliveries_per_sec = if delivery_window > 0.0 { received.deliveries as f64 / delivery_window } else { 0.0 };
     let errors = published.rate_limited
         + published.other_errors
         + unanswered
@@ -320,7 +336,8 @@ pub async fn run(args: FanoutArgs, ui: Ui) -> Result<Outcome, String> {
         "fanout {}: {subscribed} subscribers ({} could not connect, {subscribe_failed} could not subscribe), \
          {publishers} publisher{} at {} messages/s in total, {:.1} s\n\
          \x20 published   {} acknowledged of {} sent ({} rate-limited, {} other errors, {unanswered} unanswered)\n\
-         \x20 deliveries  {} of {expected} expected ({deliveries_per_sec:.1}/s)\n\
+         \x20 deliveries  {} of {expected} expected ({deliveries_per_sec:.1}/s over {delivery_window:.3} s, \
+         first publish to last delivery)\n\
          \x20 latency     {} (publish to delivery)\n\
          \x20 errors      {errors}\n\
          \x20 client CPU  {cpu:.1}% of one core\n",
@@ -360,6 +377,7 @@ pub async fn run(args: FanoutArgs, ui: Ui) -> Result<Outcome, String> {
         "deliveries": received.deliveries,
         "expected_deliveries": expected,
         "deliveries_per_sec": stats::round(deliveries_per_sec, 1),
+        "delivery_window_s": stats::round(delivery_window, 6),
         "p50_us": latency.p50,
         "p90_us": latency.p90,
         "p99_us": latency.p99,
@@ -466,8 +484,11 @@ impl Subscriber {
                     }
                 }
             }
-            stats.deliveries += delivered;
-            self.shared.delivered.fetch_add(delivered, Ordering::Relaxed);
+            if delivered > 0 {
+                stats.deliveries += delivered;
+                stats.last_delivery_us = now_us;
+                self.shared.delivered.fetch_add(delivered, Ordering::Relaxed);
+            }
             if stats.failure.is_some() {
                 break;
             }
@@ -633,6 +654,9 @@ async fn publish<S: AsyncRead + AsyncWrite + Unpin>(
             while stats.sent < due {
                 stats.sent += 1;
                 let t = plan.shared.origin.elapsed().as_micros() as u64;
+                if stats.sent == 1 {
+                    plan.shared.first_publish_us.fetch_min(t, Ordering::Relaxed);
+                }
                 text.clear();
                 let _ = write!(
                     text,
@@ -741,6 +765,7 @@ mod tests {
             publishing_done: Notify::new(),
             delivered: AtomicU64::new(0),
             acked: AtomicU64::new(0),
+            first_publish_us: AtomicU64::new(u64::MAX),
             latencies: Latencies::new(1),
         });
         let plan = Plan {
