@@ -162,9 +162,9 @@ start_server() { # NAME [EXTRA TETHER FLAGS...] -> SERVER_PID, SERVER_URL (with 
     shift
     local cmd
     case "$name" in
-        # One worker thread: `--threads 1` where tether serve has it; TOKIO_WORKER_THREADS=1 for
-        # builds without it (tokio reads it when no worker count is set; its default is the cores
-        # the process may run on, 1 under taskset anyway). Either way a multi-thread runtime.
+        # One thread: `--threads 1` (tokio's current-thread scheduler, like the peers) where tether
+        # serve has it; TOKIO_WORKER_THREADS=1 for older builds without it (a one-worker
+        # multi-thread runtime).
         # The connection cap goes above the idle scenario's count: the peers have none.
         tether)
             cmd=(env TETHER_LOG=warn TOKIO_WORKER_THREADS=1 "${PIN_SERVER[@]}" "$TETHER" serve --port 0

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use hyper_util::rt::TokioIo;
+use tokio::io::Interest;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
@@ -103,8 +104,24 @@ impl Transport {
                 if buf.capacity() - buf.len() < READ_CHUNK {
                     buf.reserve(room);
                 }
-                match tcp.try_read_buf(buf) {
-                    Ok(n) => return Poll::Ready(Ok(n)),
+                // A read that leaves room in the buffer has drained the socket: its readiness is
+                // cleared right away (tokio does that when `try_io`'s closure says WouldBlock, and
+                // keeps it if an event came in meanwhile), so the next wait goes straight to the
+                // reactor instead of spending a read system call that can only answer EAGAIN.
+                // Tokio's own `poll_read` does the same; `try_read_buf` alone does not.
+                let spare = buf.capacity() - buf.len();
+                let mut read = 0;
+                let result = tcp.try_io(Interest::READABLE, || {
+                    read = tcp.try_read_buf(buf)?;
+                    if read > 0 && read < spare {
+                        Err(std::io::ErrorKind::WouldBlock.into())
+                    } else {
+                        Ok(())
+                    }
+                });
+                match result {
+                    Ok(()) => return Poll::Ready(Ok(read)),
+                    Err(_) if read > 0 => return Poll::Ready(Ok(read)),
                     Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
                         // A spurious wake-up: readiness is cleared, don't keep the room we made.
                         if buf.is_empty() {

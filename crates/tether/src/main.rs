@@ -55,10 +55,17 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = settings.threads {
-        builder.worker_threads(threads.max(1));
-    }
+    // One thread means tokio's current-thread scheduler: everything on the thread that started,
+    // with no work-stealing queues and no cross-thread wake-ups.
+    let mut builder = match settings.threads {
+        Some(0 | 1) => tokio::runtime::Builder::new_current_thread(),
+        Some(threads) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(threads);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = builder.enable_all().build().expect("tokio runtime");
     let result = runtime.block_on(serve::run(settings));
     match result {

@@ -91,7 +91,8 @@ pub struct ServeSettings {
     /// [default: 65536].
     #[arg(long, value_name = "BYTES")]
     pub max_data_bytes: Option<usize>,
-    /// Worker threads of the server's runtime [default: one per CPU core].
+    /// Worker threads of the server's runtime; 1 runs everything on one thread (tokio's
+    /// current-thread scheduler) [default: one per CPU core].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Never negotiate permessage-deflate [default: false].
