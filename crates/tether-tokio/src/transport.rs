@@ -84,8 +84,8 @@ impl Transport {
     /// Reads into `buf`, allocating its room only once the socket is readable.
     ///
     /// For plain TCP the task waits for readiness with no buffer at all, so an idle connection
-    /// holds none (`buf` stays unallocated). TLS and upgraded streams need the buffer to poll, as
-    /// their own layers keep buffers anyway.
+    /// holds none (`buf` stays unallocated). TLS and upgraded streams need the buffer to poll: it
+    /// is lent to them for the poll only (see [`poll_read_lean`]).
     ///
     /// `hint` is how many bytes the protocol knows are coming (the rest of a large frame); up to
     /// [`MAX_READ_ROOM`] of it is reserved so a large message arrives in few reads.
@@ -131,14 +131,31 @@ impl Transport {
                     Err(error) => return Poll::Ready(Err(error)),
                 }
             },
-            other => {
-                if buf.capacity() - buf.len() < READ_CHUNK {
-                    buf.reserve(room);
-                }
-                tokio_util::io::poll_read_buf(Pin::new(other), cx, buf)
-            }
+            other => poll_read_lean(other, cx, buf, hint),
         }
     }
+}
+
+/// Reads into `buf` from any stream, holding room in `buf` only while the read is tried: when the
+/// stream has nothing yet and `buf` holds no bytes, the room is given back before waiting, so a
+/// connection waiting on its peer keeps no read buffer. A busy connection, whose reads find data,
+/// keeps its buffer; an idle one pays one allocation per wake-up.
+///
+/// `hint` as for [`Transport::poll_read_when_ready`].
+pub(crate) fn poll_read_lean<S: AsyncRead + Unpin>(
+    io: &mut S,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+    hint: usize,
+) -> Poll<std::io::Result<usize>> {
+    if buf.capacity() - buf.len() < READ_CHUNK {
+        buf.reserve(hint.clamp(READ_CHUNK, MAX_READ_ROOM));
+    }
+    let read = tokio_util::io::poll_read_buf(Pin::new(io), cx, buf);
+    if read.is_pending() && buf.is_empty() {
+        *buf = BytesMut::new();
+    }
+    read
 }
 
 /// Writes `pending`, then closes the transport the way RFC 6455 §7.1.1 asks: a server sends its FIN
@@ -205,5 +222,30 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_lean_read_holds_no_buffer_while_waiting() {
+        let (mut ours, mut theirs) = tokio::io::duplex(64);
+        let mut buf = BytesMut::new();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+
+        assert!(poll_read_lean(&mut ours, &mut cx, &mut buf, 0).is_pending());
+        assert_eq!(buf.capacity(), 0, "nothing to read: the room was given back");
+
+        theirs.write_all(b"hello").await.unwrap();
+        let read = poll_read_lean(&mut ours, &mut cx, &mut buf, 0);
+        assert!(matches!(read, Poll::Ready(Ok(5))));
+        assert_eq!(&buf[..], b"hello");
+
+        // Bytes already buffered (a partial frame) keep the buffer while waiting for the rest.
+        assert!(poll_read_lean(&mut ours, &mut cx, &mut buf, 0).is_pending());
+        assert_eq!(&buf[..], b"hello");
+        assert!(buf.capacity() >= READ_CHUNK);
     }
 }

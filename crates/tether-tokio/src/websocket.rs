@@ -11,12 +11,13 @@
 //! unread data with a reset, which could destroy the Close frame on its way to the peer.
 
 use std::fmt;
+use std::future::poll_fn;
 use std::time::Duration;
 
-use crate::transport::write_and_close;
+use crate::transport::{poll_read_lean, write_and_close};
 use bytes::BytesMut;
 use tether_proto::{CloseCode, CloseFrame, Connection, Event, Message, ProtocolError, Role, SendError, State};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
@@ -70,8 +71,6 @@ impl From<SendError> for Error {
     }
 }
 
-/// The read buffer's minimum free space before a read.
-const READ_CHUNK: usize = 16 * 1024;
 /// Queued output beyond this is written at once by [`WebSocket::feed`] rather than at the next read.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
 
@@ -166,9 +165,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 self.abort();
                 return Some(Err(error));
             }
-            if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK {
-                self.read_buf.reserve(READ_CHUNK);
-            }
             let closing = self.protocol.state() == State::Closing;
             let stopping = self.keepalive.as_ref().and_then(|k| k.shutdown.as_ref()).is_some_and(|rx| *rx.borrow());
             if stopping && !closing {
@@ -180,8 +176,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
             let close_deadline = self.close_deadline.unwrap_or(self.idle_deadline);
             let mut shutdown = self.keepalive.as_ref().and_then(|k| k.shutdown.clone());
+            let read_hint = self.protocol.read_hint();
+            let (io, read_buf) = (&mut self.io, &mut self.read_buf);
             let read = tokio::select! {
-                read = self.io.read_buf(&mut self.read_buf) => read,
+                // No read buffer is held while waiting: an idle connection keeps none.
+                read = poll_fn(|cx| poll_read_lean(io, cx, read_buf, read_hint)) => read,
                 // We sent a Close: the peer has the close timeout to answer it.
                 () = sleep_until(close_deadline), if closing => {
                     self.abort();
