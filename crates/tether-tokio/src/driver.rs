@@ -116,7 +116,8 @@ pub(crate) async fn drive<L: Listener>(mut driver: Box<Driver>, listener: Arc<L>
                     // follows its question.
                     apply_all(protocol, &mut out, conn, &mut close_deadline, settings.close_timeout);
                 }
-                Ok(Some(Event::Ping(_) | Event::Pong(_))) => {}
+                Ok(Some(Event::Ping(_))) => {} // Answered by the protocol core.
+                Ok(Some(Event::Pong(payload))) => listener.pong(conn, payload).await,
                 Ok(Some(Event::Close(frame))) => {
                     let (code, reason) = match frame {
                         Some(CloseFrame { code, reason }) => (code, reason),

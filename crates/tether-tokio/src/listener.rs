@@ -35,6 +35,13 @@ pub trait Listener: Send + Sync + 'static {
     /// A message arrived. Messages of one connection are delivered one at a time, in order.
     fn message(&self, conn: &Conn, message: Message) -> impl Future<Output = ()> + Send;
 
+    /// A Pong arrived: usually the answer to a [`Conn::ping`] (whose payload it carries back) or
+    /// to the server's keepalive ping. Pings from the peer are answered by the runtime itself.
+    fn pong(&self, conn: &Conn, payload: Bytes) -> impl Future<Output = ()> + Send {
+        let _ = (conn, payload);
+        async {}
+    }
+
     /// The connection ended: `closed` tells how, with the close code and whether the closing
     /// handshake completed. Called once per connection, also after an error.
     fn closed(&self, conn: &Conn, closed: &Closed) -> impl Future<Output = ()> + Send {

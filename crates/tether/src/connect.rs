@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use clap::Args;
 use rustyline::ExternalPrinter;
 use tether_proto::close::MAX_REASON_BYTES;
@@ -39,7 +40,7 @@ const AFTER_HELP: &str = "\
 Modes:
   In a terminal, tether connect is interactive: each line you type is sent as a text message,
   received messages are printed as they arrive, marked '< '. Commands:
-    /ping [DATA]             send a ping (its pong is not shown: the connection consumes it)
+    /ping [DATA]             send a ping; its pong is shown
     /close [CODE [REASON]]   start the closing handshake (default 1000) and exit when it is done
     /binary HEX              send a binary message, e.g. /binary 01 02 ff
     /file PATH               send a file's contents as one binary message
@@ -186,6 +187,8 @@ fn normalize_url(url: &str) -> String {
 #[derive(Debug)]
 enum Event {
     Message(Message),
+    /// The answer to a `/ping`, with its payload.
+    Pong(Bytes),
     /// A protocol or transport error; [`Event::Closed`] follows.
     Failed(String),
     /// The connection has ended, the last event.
@@ -200,6 +203,10 @@ struct Forward(mpsc::Sender<Event>);
 impl Listener for Forward {
     async fn message(&self, _conn: &Conn, message: Message) {
         let _ = self.0.send(Event::Message(message)).await;
+    }
+
+    async fn pong(&self, _conn: &Conn, payload: Bytes) {
+        let _ = self.0.send(Event::Pong(payload)).await;
     }
 
     async fn error(&self, _conn: &Conn, error: &tether_tokio::Error) {
@@ -392,6 +399,8 @@ async fn run_scripted(session: Session, args: &ConnectArgs) -> Result<(), String
                         close_at = Some(Instant::now());
                     }
                 }
+                // Scripted output is the messages only, one per line.
+                Some(Event::Pong(_)) => {}
                 Some(Event::Failed(error)) => {
                     problem.get_or_insert(error);
                 }
@@ -706,6 +715,7 @@ async fn interactive_loop(
                     let text = interactive_lines(&message, &screen.format);
                     screen.print(text);
                 }
+                Some(Event::Pong(payload)) => screen.note("< ", &pong_line(&payload)),
                 Some(Event::Failed(error)) => {
                     screen.note("! ", &error);
                     problem.get_or_insert(error);
@@ -851,6 +861,15 @@ fn binary_preview(bytes: &[u8]) -> String {
     out
 }
 
+/// `pong`, `pong "text"` (a UTF-8 payload, as `/ping text` sends) or `pong 3 bytes: 00 01 02`.
+fn pong_line(payload: &[u8]) -> String {
+    match std::str::from_utf8(payload) {
+        _ if payload.is_empty() => "pong".to_owned(),
+        Ok(text) => format!("pong {:?}", sanitize(text)),
+        Err(_) => format!("pong {}", binary_preview(payload).trim_start_matches("binary ")),
+    }
+}
+
 /// Lowercase hex without separators.
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -955,6 +974,9 @@ mod tests {
         assert_eq!(parse_line(""), Ok(Parsed::Nothing));
         assert_eq!(parse_line("hello"), Ok(Parsed::Do(Action::Text("hello".into()))));
         assert_eq!(parse_line("//etc"), Ok(Parsed::Do(Action::Text("/etc".into()))));
+        assert_eq!(pong_line(b""), "pong");
+        assert_eq!(pong_line(b"are you there"), "pong \"are you there\"");
+        assert_eq!(pong_line(&[0xff, 0x00]), "pong 2 bytes: ff 00");
         assert_eq!(parse_line("/ping"), Ok(Parsed::Do(Action::Ping(vec![]))));
         assert_eq!(parse_line("/ping are you there"), Ok(Parsed::Do(Action::Ping(b"are you there".to_vec()))));
         assert!(parse_line(&format!("/ping {}", "x".repeat(126))).is_err());

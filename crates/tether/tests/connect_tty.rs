@@ -97,7 +97,7 @@ fn connect_command(args: &str) -> String {
 }
 
 #[test]
-fn a_typed_line_comes_back_marked_and_quit_ends_the_program() {
+fn a_typed_line_comes_back_marked_a_ping_shows_its_pong_and_quit_ends_the_program() {
     let served = Served::start(&[]);
     let Some(tmux) = Tmux::start("echo", &connect_command(&format!("ws://{}/echo", served.addr))) else { return };
     tmux.wait_for("the connected banner", |screen| screen.contains("connected to ws://"));
@@ -107,6 +107,9 @@ fn a_typed_line_comes_back_marked_and_quit_ends_the_program() {
 
     tmux.type_line("/binary 00 01 ff");
     tmux.wait_for("the binary echo", |screen| screen.lines().any(|l| l.trim_end() == "< binary 3 bytes: 00 01 ff"));
+
+    tmux.type_line("/ping are you there");
+    tmux.wait_for("the pong", |screen| screen.lines().any(|l| l.trim_end() == "< pong \"are you there\""));
 
     tmux.type_line("/quit");
     let status = tmux.wait_for_exit();
