@@ -21,7 +21,6 @@ use tether_proto::handshake::head::{HeadLimits, ResponseHead};
 use tether_proto::{Config, Connection, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 use crate::driver::{drive, Driver, DriverSettings};
 use crate::listener::{new_connection_id, CompactHeaders, Conn, ConnInfo, Listener};
@@ -239,12 +238,8 @@ impl ClientBuilder {
             close_timeout: self.close_timeout,
             max_queue_bytes: usize::MAX / 2,
         };
-        let (_never, shutdown) = watch::channel(false);
-        let task_conn = conn.clone();
+        let driver = Box::new(Driver { io: transport, protocol, read_buf: leftover, conn: conn.clone(), settings });
         tokio::spawn(async move {
-            let _keep_sender = _never;
-            let driver =
-                Box::new(Driver { io: transport, protocol, read_buf: leftover, conn: task_conn, settings, shutdown });
             drive(driver, Arc::new(listener)).await;
         });
         Ok((conn, response))

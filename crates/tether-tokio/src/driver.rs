@@ -11,7 +11,7 @@
 //! [`Conn::send`].
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -22,7 +22,6 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use tether_proto::{CloseCode, CloseFrame, Connection, Event, Role, State};
 use tokio::io::AsyncWrite;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::listener::{Command, Conn, Listener};
@@ -42,6 +41,15 @@ pub(crate) struct DriverSettings {
 enum IoEvent {
     Read(std::io::Result<usize>),
     Written(std::io::Result<usize>),
+}
+
+/// Why a waiting connection's task woke up.
+enum Wake {
+    Io(IoEvent),
+    /// Commands were queued by [`Conn`] handles.
+    Commands,
+    /// The earliest deadline (ping, idle or close timeout) passed.
+    Timer,
 }
 
 /// Writes queued output if there is any and reads if allowed, whichever is ready first.
@@ -73,19 +81,22 @@ fn poll_io(
 /// The task's future then holds a pointer instead of these fields: an async fn keeps its
 /// arguments and the locals moved out of them in separate slots, so passing them by value would
 /// store each twice in every idle connection.
+///
+/// Server shutdown reaches the connection as a Close command pushed through its [`Conn`], so the
+/// task waits on three things only (the socket, its command queue, one timer), all polled from one
+/// `poll_fn`: no `select!` with a future per source is kept in every idle task.
 pub(crate) struct Driver {
     pub io: Transport,
     pub protocol: Connection,
     pub read_buf: BytesMut,
     pub conn: Conn,
     pub settings: DriverSettings,
-    pub shutdown: watch::Receiver<bool>,
 }
 
 /// Runs one connection to its end, then calls [`Listener::closed`].
 pub(crate) async fn drive<L: Listener>(mut driver: Box<Driver>, listener: Arc<L>) -> Closed {
-    let Driver { io, protocol, read_buf, conn, settings, shutdown } = &mut *driver;
-    let settings = *settings;
+    let Driver { io, protocol, read_buf, conn, settings } = &mut *driver;
+    let settings = &*settings;
     listener.opened(conn).await;
     let shared = conn.shared();
     // Bytes to write, in order: encoded frames, some shared with other connections.
@@ -98,12 +109,7 @@ pub(crate) async fn drive<L: Listener>(mut driver: Box<Driver>, listener: Arc<L>
     let timer = tokio::time::sleep_until(next_ping.min(idle_deadline));
     tokio::pin!(timer);
     let mut peer_gone = false;
-    let mut shutting_down = *shutdown.borrow();
     let mut result: Option<Closed> = None;
-
-    if shutting_down {
-        let _ = protocol.close(CloseCode::GOING_AWAY, "server shutting down");
-    }
 
     'connection: loop {
         // 1. Everything the buffered input holds.
@@ -156,29 +162,54 @@ pub(crate) async fn drive<L: Listener>(mut driver: Box<Driver>, listener: Arc<L>
             timer.as_mut().reset(deadline);
         }
 
-        if !shared.commands.park() {
-            continue; // Commands arrived meanwhile: apply them before waiting.
-        }
         let can_read = out.len <= settings.max_queue_bytes;
         let read_hint = protocol.read_hint();
-        tokio::select! {
-            event = poll_fn(|cx| poll_io(cx, io, &out, read_buf, can_read, read_hint)) => match event {
-                IoEvent::Read(Ok(0)) => peer_gone = true,
-                IoEvent::Read(Ok(_)) => idle_deadline = Instant::now() + settings.idle_timeout,
-                IoEvent::Written(Ok(n)) => {
-                    out.advance(n);
-                    let _ = shared.queued_bytes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| Some(q.saturating_sub(n)));
+        let wake = poll_fn(|cx| {
+            if let Poll::Ready(event) = poll_io(cx, io, &out, read_buf, can_read, read_hint) {
+                return Poll::Ready(Wake::Io(event));
+            }
+            if shared.commands.poll_queued(cx).is_ready() {
+                return Poll::Ready(Wake::Commands);
+            }
+            timer.as_mut().poll(cx).map(|()| Wake::Timer)
+        })
+        .await;
+        shared.commands.unpark();
+        match wake {
+            Wake::Io(IoEvent::Read(Ok(0))) => peer_gone = true,
+            Wake::Io(IoEvent::Read(Ok(_))) => {
+                let now = Instant::now();
+                idle_deadline = now + settings.idle_timeout;
+                // A peer that never stops sending keeps the socket ready, and the timer unpolled:
+                // the close timeout is checked here too.
+                if close_deadline.is_some_and(|at| now >= at) {
+                    result.get_or_insert(Closed {
+                        code: CloseCode::ABNORMAL,
+                        reason: "close timeout".into(),
+                        clean: false,
+                    });
+                    break 'connection;
                 }
-                IoEvent::Read(Err(error)) | IoEvent::Written(Err(error)) => {
-                    listener.error(conn, &Error::Io(error)).await;
-                    peer_gone = true;
-                }
-            },
-            () = shared.commands.wait() => {}
-            () = &mut timer => {
+            }
+            Wake::Io(IoEvent::Written(Ok(n))) => {
+                out.advance(n);
+                let _ = shared
+                    .queued_bytes
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| Some(q.saturating_sub(n)));
+            }
+            Wake::Io(IoEvent::Read(Err(error)) | IoEvent::Written(Err(error))) => {
+                listener.error(conn, &Error::Io(error)).await;
+                peer_gone = true;
+            }
+            Wake::Commands => {}
+            Wake::Timer => {
                 let now = Instant::now();
                 if close_deadline.is_some_and(|at| now >= at) {
-                    result.get_or_insert(Closed { code: CloseCode::ABNORMAL, reason: "close timeout".into(), clean: false });
+                    result.get_or_insert(Closed {
+                        code: CloseCode::ABNORMAL,
+                        reason: "close timeout".into(),
+                        clean: false,
+                    });
                     break 'connection;
                 }
                 if close_deadline.is_none() && now >= idle_deadline {
@@ -191,14 +222,7 @@ pub(crate) async fn drive<L: Listener>(mut driver: Box<Driver>, listener: Arc<L>
                     let _ = protocol.ping(b"");
                 }
             }
-            changed = shutdown.changed(), if !shutting_down => {
-                shutting_down = true;
-                if changed.is_ok() && *shutdown.borrow() {
-                    let _ = protocol.close(CloseCode::GOING_AWAY, "server shutting down");
-                }
-            }
         }
-        shared.commands.unpark();
     }
 
     shared.closed.store(true, Ordering::Release);

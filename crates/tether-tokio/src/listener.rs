@@ -13,13 +13,12 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use std::collections::VecDeque;
 use tether_proto::handshake::head::Headers;
 use tether_proto::{CloseCode, Message, Utf8Bytes};
-
-use tokio::sync::Notify;
 
 use crate::websocket::{Closed, Error};
 
@@ -82,36 +81,52 @@ pub(crate) struct ConnInfo {
 ///
 /// The connection's task is only woken when it is waiting: commands queued while it runs (an echo
 /// sent from inside its own `message` callback, say) are picked up on its way to waiting, so the
-/// common case costs no wake-up at all.
+/// common case costs no wake-up at all. The waiting task leaves its waker here (polled from the
+/// same `poll_fn` as the socket and the timer) rather than holding a `Notified` future: an idle
+/// connection's task is that much smaller.
 #[derive(Default)]
 pub(crate) struct CommandQueue {
-    queue: Mutex<VecDeque<Command>>,
-    wake: Notify,
+    queue: Mutex<Queue>,
     /// The task is waiting (or about to): a push must wake it.
     parked: AtomicBool,
 }
 
+#[derive(Default)]
+struct Queue {
+    commands: VecDeque<Command>,
+    waker: Option<Waker>,
+}
+
 impl CommandQueue {
     pub(crate) fn push(&self, command: Command) {
-        self.queue.lock().expect("not poisoned").push_back(command);
-        if self.parked.load(Ordering::SeqCst) {
-            self.wake.notify_one();
+        let waker = {
+            let mut queue = self.queue.lock().expect("not poisoned");
+            queue.commands.push_back(command);
+            if self.parked.load(Ordering::SeqCst) {
+                queue.waker.take()
+            } else {
+                None
+            }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 
-    /// Announces that the task is about to wait. Returns false if commands are already queued:
-    /// then it must not wait. A push after this call wakes the task.
-    pub(crate) fn park(&self) -> bool {
+    /// Ready when commands are queued; otherwise the task is parked and the next push wakes it.
+    pub(crate) fn poll_queued(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut queue = self.queue.lock().expect("not poisoned");
+        if !queue.commands.is_empty() {
+            return Poll::Ready(());
+        }
+        if !queue.waker.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
+            queue.waker = Some(cx.waker().clone());
+        }
         self.parked.store(true, Ordering::SeqCst);
-        if self.queue.lock().expect("not poisoned").is_empty() {
-            true
-        } else {
-            self.parked.store(false, Ordering::SeqCst);
-            false
-        }
+        Poll::Pending
     }
 
-    /// The task is running again.
+    /// The task is running again: pushes from now on are picked up without a wake-up.
     pub(crate) fn unpark(&self) {
         self.parked.store(false, Ordering::SeqCst);
     }
@@ -119,24 +134,19 @@ impl CommandQueue {
     /// Everything queued so far.
     #[cfg(test)]
     pub(crate) fn take(&self) -> VecDeque<Command> {
-        std::mem::take(&mut *self.queue.lock().expect("not poisoned"))
+        std::mem::take(&mut self.queue.lock().expect("not poisoned").commands)
     }
 
     /// Hands every queued command to `apply`, in order. The queue keeps a small capacity between
     /// calls so a busy connection does not allocate per message, and gives a large one back.
     pub(crate) fn drain(&self, mut apply: impl FnMut(Command)) {
         let mut queue = self.queue.lock().expect("not poisoned");
-        while let Some(command) = queue.pop_front() {
+        while let Some(command) = queue.commands.pop_front() {
             apply(command);
         }
-        if queue.capacity() > 16 {
-            queue.shrink_to(16);
+        if queue.commands.capacity() > 16 {
+            queue.commands.shrink_to(16);
         }
-    }
-
-    /// Completes when something may have been queued since the last wake-up.
-    pub(crate) async fn wait(&self) {
-        self.wake.notified().await;
     }
 }
 

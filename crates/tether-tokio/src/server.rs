@@ -21,7 +21,7 @@ use tether_proto::handshake::head::{HeadLimits, HeadReader, RequestHead};
 use tether_proto::handshake::server::{
     accept, is_upgrade_request, select_protocol, validate, AcceptOptions, Accepted, Rejection, UpgradeRequest,
 };
-use tether_proto::{Config, Connection, Role};
+use tether_proto::{CloseCode, Config, Connection, Role};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::watch;
@@ -30,7 +30,7 @@ use crate::driver::{drive, Driver, DriverSettings};
 use crate::listener::{new_connection_id, CompactHeaders, Conn, ConnInfo, Listener};
 use crate::origin::OriginPolicy;
 use crate::transport::{write_and_close, Rewind, Transport};
-use crate::websocket::{KeepAlive, WebSocket};
+use crate::websocket::{KeepAlive, WebSocket, SHUTDOWN_REASON};
 
 /// Server settings. Every limit has a safe default; each field says what happens when it is hit.
 #[derive(Debug, Clone)]
@@ -229,6 +229,17 @@ impl Shared {
         self.shutdown.subscribe()
     }
 
+    /// Starts the graceful shutdown: tasks that wait on the flag see it (the accept loop, plain HTTP
+    /// and stream-API connections), and every registered listener-style connection is asked to
+    /// close with 1001.
+    fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+        let connections: Vec<Conn> = self.registry.lock().expect("not poisoned").values().cloned().collect();
+        for conn in connections {
+            let _ = conn.close(CloseCode::GOING_AWAY, SHUTDOWN_REASON);
+        }
+    }
+
     pub(crate) fn has_route(&self, path: &str) -> bool {
         self.server.routes.contains_key(path)
     }
@@ -284,7 +295,7 @@ impl ServerHandle {
 
     /// Starts a graceful shutdown: stop accepting, close every connection with 1001.
     pub fn shutdown(&self) {
-        self.shared.shutdown.send_replace(true);
+        self.shared.begin_shutdown();
     }
 }
 
@@ -333,7 +344,7 @@ impl BoundServer {
         drop(listener);
         let open = shared.active.load(Ordering::Acquire);
         tracing::info!(open, "shutting down: closing connections with 1001");
-        shared.shutdown.send_replace(true);
+        shared.begin_shutdown();
         let drained = async {
             while shared.active.load(Ordering::Acquire) > 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -526,14 +537,7 @@ fn prepare_listener(upgrade: Box<Upgrade>, shared: &Shared) -> (Box<Driver>, Con
         close_timeout: config.close_timeout,
         max_queue_bytes: config.max_queue_bytes,
     };
-    let driver = Box::new(Driver {
-        io: transport,
-        protocol,
-        read_buf: leftover,
-        conn: conn.clone(),
-        settings,
-        shutdown: shared.shutdown.subscribe(),
-    });
+    let driver = Box::new(Driver { io: transport, protocol, read_buf: leftover, conn: conn.clone(), settings });
     (driver, conn)
 }
 
@@ -546,6 +550,11 @@ async fn run_listener<L: Listener>(
     active: Active,
 ) {
     shared.registry.lock().expect("not poisoned").insert(conn.id().into(), conn.clone());
+    // Registered first, checked second: a shutdown that began before the registration (and so
+    // missed this connection) is seen here; one that begins after it finds it in the registry.
+    if *shared.shutdown.borrow() {
+        let _ = conn.close(CloseCode::GOING_AWAY, SHUTDOWN_REASON);
+    }
     let started = Instant::now();
     tracing::info!(id = conn.id(), peer = %conn.remote_addr(), path = conn.path(), protocol = conn.protocol().unwrap_or(""), compressed = driver.protocol.is_compressed(), "open");
     let closed = drive(driver, listener).await;

@@ -21,6 +21,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
+/// The reason of the 1001 Close frame a graceful server shutdown sends.
+pub(crate) const SHUTDOWN_REASON: &str = "server shutting down";
+
 /// How a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Closed {
@@ -168,7 +171,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             let closing = self.protocol.state() == State::Closing;
             let stopping = self.keepalive.as_ref().and_then(|k| k.shutdown.as_ref()).is_some_and(|rx| *rx.borrow());
             if stopping && !closing {
-                let _ = self.protocol.close(CloseCode::GOING_AWAY, "server shutting down");
+                let _ = self.protocol.close(CloseCode::GOING_AWAY, SHUTDOWN_REASON);
                 continue;
             }
             if closing && self.close_deadline.is_none() {
