@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::driver::{drive, Driver, DriverSettings};
-use crate::listener::{new_connection_id, CompactHeaders, Conn, ConnInfo, Listener};
+use crate::listener::{CompactHeaders, Conn, ConnId, ConnInfo, Listener};
 use crate::transport::Transport;
 use crate::websocket::{KeepAlive, WebSocket};
 
@@ -224,23 +224,23 @@ impl ClientBuilder {
         let (transport, protocol, leftover, response) = self.open().await?;
         let url = url::Url::parse(&self.url).map_err(|e| ClientError::Url(e.to_string()))?;
         let info = ConnInfo {
-            id: new_connection_id(),
+            id: ConnId::new(),
             remote_addr: peer_addr(&transport).unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
             protocol: response.protocol.clone(),
-            path: url.path().to_owned(),
+            path: url.path().into(),
             query: url.query().map(str::to_owned),
             headers: CompactHeaders::for_application(&response.head.headers),
         };
         let conn = Conn::new(info, usize::MAX / 2);
-        let settings = DriverSettings {
+        let settings = Arc::new(DriverSettings {
             ping_interval: self.ping_interval.unwrap_or(NEVER),
             idle_timeout: NEVER,
             close_timeout: self.close_timeout,
             max_queue_bytes: usize::MAX / 2,
-        };
-        let driver = Box::new(Driver { io: transport, protocol, read_buf: leftover, conn: conn.clone(), settings });
+        });
+        let mut driver = Box::new(Driver { io: transport, protocol, read_buf: leftover, conn: conn.clone(), settings });
         tokio::spawn(async move {
-            drive(driver, Arc::new(listener)).await;
+            drive(&mut driver, &listener).await;
         });
         Ok((conn, response))
     }

@@ -90,12 +90,15 @@ pub(crate) struct Driver {
     pub protocol: Connection,
     pub read_buf: BytesMut,
     pub conn: Conn,
-    pub settings: DriverSettings,
+    pub settings: Arc<DriverSettings>,
 }
 
 /// Runs one connection to its end, then calls [`Listener::closed`].
-pub(crate) async fn drive<L: Listener>(mut driver: Box<Driver>, listener: Arc<L>) -> Closed {
-    let Driver { io, protocol, read_buf, conn, settings } = &mut *driver;
+///
+/// The driver is borrowed, not owned, so the caller can still use its [`Conn`] afterwards
+/// without keeping a clone of its own in the task.
+pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Closed {
+    let Driver { io, protocol, read_buf, conn, settings } = driver;
     let settings = &*settings;
     listener.opened(conn).await;
     let shared = conn.shared();
@@ -114,16 +117,15 @@ pub(crate) async fn drive<L: Listener>(mut driver: Box<Driver>, listener: Arc<L>
     'connection: loop {
         // 1. Everything the buffered input holds.
         loop {
-            match protocol.receive(read_buf) {
-                Ok(Some(Event::Message(message))) => {
-                    listener.message(conn, message).await;
-                    // What the callback sent goes out before anything later in the input is
-                    // processed: an answer must not lose the race against a protocol error that
-                    // follows its question.
-                    apply_all(protocol, &mut out, conn, &mut close_deadline, settings.close_timeout);
+            // The message is taken out of the event before its callback is awaited, so the
+            // event itself is not kept in the task across that await (the task stays smaller).
+            let message = match protocol.receive(read_buf) {
+                Ok(Some(Event::Message(message))) => message,
+                Ok(Some(Event::Ping(_))) => continue, // Answered by the protocol core.
+                Ok(Some(Event::Pong(payload))) => {
+                    listener.pong(conn, payload).await;
+                    continue;
                 }
-                Ok(Some(Event::Ping(_))) => {} // Answered by the protocol core.
-                Ok(Some(Event::Pong(payload))) => listener.pong(conn, payload).await,
                 Ok(Some(Event::Close(frame))) => {
                     let (code, reason) = match frame {
                         Some(CloseFrame { code, reason }) => (code, reason),
@@ -134,13 +136,16 @@ pub(crate) async fn drive<L: Listener>(mut driver: Box<Driver>, listener: Arc<L>
                 }
                 Ok(None) => break,
                 Err(error) => {
-                    let closed = Closed { code: error.close_code(), reason: error.to_string(), clean: false };
+                    result = Some(Closed { code: error.close_code(), reason: error.to_string(), clean: false });
                     tracing::info!(id = conn.id(), peer = %conn.remote_addr(), %error, "protocol error");
                     listener.error(conn, &Error::Protocol(error)).await;
-                    result = Some(closed);
                     break;
                 }
-            }
+            };
+            listener.message(conn, message).await;
+            // What the callback sent goes out before anything later in the input is processed:
+            // an answer must not lose the race against a protocol error that follows its question.
+            apply_all(protocol, &mut out, conn, &mut close_deadline, settings.close_timeout);
         }
         if read_buf.is_empty() {
             // No partial frame: give the buffer back. An idle connection holds no read buffer.
@@ -227,9 +232,10 @@ pub(crate) async fn drive<L: Listener>(mut driver: Box<Driver>, listener: Arc<L>
 
     shared.closed.store(true, Ordering::Release);
     if !peer_gone {
-        // Boxed: the linger's state is only needed once, at the end, not in every idle task.
+        // Boxed with its timer: the linger's state is only needed once, at the end, and would
+        // otherwise be part of every idle task's size.
         let server = protocol.role() == Role::Server;
-        let _ = tokio::time::timeout(settings.close_timeout, Box::pin(write_and_close(io, out.chunks, server))).await;
+        let _ = Box::pin(tokio::time::timeout(settings.close_timeout, write_and_close(io, out.chunks, server))).await;
     }
     let closed = result.unwrap_or(Closed { code: CloseCode::ABNORMAL, reason: String::new(), clean: false });
     listener.closed(conn, &closed).await;

@@ -68,10 +68,11 @@ pub(crate) enum Command {
 /// Facts about a connection, fixed at the handshake.
 #[derive(Debug)]
 pub(crate) struct ConnInfo {
-    pub id: String,
+    pub id: ConnId,
     pub remote_addr: SocketAddr,
     pub protocol: Option<String>,
-    pub path: String,
+    /// Shared by every connection of a server route (the route's own path).
+    pub path: Arc<str>,
     pub query: Option<String>,
     pub headers: CompactHeaders,
 }
@@ -176,7 +177,7 @@ pub struct Conn {
 impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn")
-            .field("id", &self.shared.info.id)
+            .field("id", &self.shared.info.id.as_str())
             .field("remote_addr", &self.shared.info.remote_addr)
             .field("protocol", &self.shared.info.protocol)
             .field("path", &self.shared.info.path)
@@ -205,7 +206,11 @@ impl Conn {
 
     /// A unique, URL-safe identifier.
     pub fn id(&self) -> &str {
-        &self.shared.info.id
+        self.shared.info.id.as_str()
+    }
+
+    pub(crate) fn conn_id(&self) -> ConnId {
+        self.shared.info.id
     }
 
     /// The peer's address.
@@ -280,7 +285,7 @@ impl Conn {
         if queued > shared.max_queue_bytes {
             shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
             if !shared.overflowed.swap(true, Ordering::AcqRel) {
-                tracing::warn!(id = %shared.info.id, peer = %shared.info.remote_addr, queued, limit = shared.max_queue_bytes, "slow consumer: closing with 1008");
+                tracing::warn!(id = shared.info.id.as_str(), peer = %shared.info.remote_addr, queued, limit = shared.max_queue_bytes, "slow consumer: closing with 1008");
                 let reason = format!("slow consumer: more than {} bytes queued", shared.max_queue_bytes);
                 shared.commands.push(Command::Close(CloseCode::POLICY_VIOLATION, reason));
             }
@@ -369,19 +374,48 @@ impl CompactHeaders {
     }
 }
 
-/// A fresh connection id: 96 random bits in URL-safe base64 (16 characters).
-pub(crate) fn new_connection_id() -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut random = [0u8; 12];
-    getrandom::fill(&mut random).expect("the operating system's random source works");
-    let mut id = String::with_capacity(16);
-    for chunk in random.chunks(3) {
-        let n = u32::from(chunk[0]) << 16 | u32::from(chunk[1]) << 8 | u32::from(chunk[2]);
-        for shift in [18, 12, 6, 0] {
-            id.push(char::from(ALPHABET[(n >> shift & 63) as usize]));
+/// A connection id: 96 random bits in URL-safe base64, 16 characters kept inline, so neither the
+/// connection nor the server's registry of connections allocates for it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ConnId([u8; 16]);
+
+impl ConnId {
+    /// A fresh random id.
+    pub(crate) fn new() -> Self {
+        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut random = [0u8; 12];
+        getrandom::fill(&mut random).expect("the operating system's random source works");
+        let mut id = [0u8; 16];
+        for (chunk, out) in random.chunks(3).zip(id.chunks_mut(4)) {
+            let n = u32::from(chunk[0]) << 16 | u32::from(chunk[1]) << 8 | u32::from(chunk[2]);
+            for (slot, shift) in out.iter_mut().zip([18, 12, 6, 0]) {
+                *slot = ALPHABET[(n >> shift & 63) as usize];
+            }
         }
+        Self(id)
     }
-    id
+
+    /// The id of this text, if it has an id's length (any such text may name a connection; a
+    /// lookup decides whether one has that id).
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        <[u8; 16]>::try_from(text.as_bytes()).ok().map(Self)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Made from ASCII, or from the bytes of a `str` of exactly this length.
+        std::str::from_utf8(&self.0).expect("an id is UTF-8")
+    }
+}
+
+impl fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A fresh connection id as a string.
+pub(crate) fn new_connection_id() -> String {
+    ConnId::new().as_str().to_owned()
 }
 
 #[cfg(test)]
@@ -390,7 +424,7 @@ mod tests {
 
     fn conn(max_queue_bytes: usize) -> Conn {
         let info = ConnInfo {
-            id: new_connection_id(),
+            id: ConnId::new(),
             remote_addr: "127.0.0.1:1".parse().unwrap(),
             protocol: None,
             path: "/".into(),
@@ -409,6 +443,10 @@ mod tests {
         assert_eq!(a.len(), 16);
         assert!(a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_ne!(a, new_connection_id());
+        let id = ConnId::parse(&a).expect("an id parses");
+        assert_eq!(id.as_str(), a);
+        assert_eq!(ConnId::parse("short"), None);
+        assert_eq!(ConnId::parse("sixteen-chars-é").map(|id| id.as_str().to_owned()), Some("sixteen-chars-é".into()));
     }
 
     #[test]

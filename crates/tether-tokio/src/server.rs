@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::watch;
 
 use crate::driver::{drive, Driver, DriverSettings};
-use crate::listener::{new_connection_id, CompactHeaders, Conn, ConnInfo, Listener};
+use crate::listener::{CompactHeaders, Conn, ConnId, ConnInfo, Listener};
 use crate::origin::OriginPolicy;
 use crate::transport::{write_and_close, Rewind, Transport};
 use crate::websocket::{KeepAlive, WebSocket, SHUTDOWN_REASON};
@@ -143,9 +143,10 @@ impl Server {
     /// Like [`Server::route`], with sub-protocol rules.
     pub fn route_with<L: Listener>(mut self, path: &str, options: RouteOptions, listener: L) -> Self {
         let listener = Arc::new(listener);
+        let route_path: Arc<str> = path.into();
         let handler: RouteHandler = Arc::new(move |upgrade, shared, active| {
-            let (driver, info) = prepare_listener(upgrade, &shared);
-            tokio::spawn(run_listener(driver, info, shared, Arc::clone(&listener), active));
+            let driver = prepare_listener(upgrade, &shared, &route_path);
+            tokio::spawn(run_listener(driver, Arc::clone(&listener), active));
         });
         self.routes.insert(path.to_owned(), Arc::new(Route { handler, options }));
         self
@@ -200,7 +201,15 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         let tls = self.config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         let (shutdown, _) = watch::channel(false);
+        let config = &self.config;
+        let driver_settings = Arc::new(DriverSettings {
+            ping_interval: config.ping_interval,
+            idle_timeout: config.idle_timeout,
+            close_timeout: config.close_timeout,
+            max_queue_bytes: config.max_queue_bytes,
+        });
         let shared = Arc::new(Shared {
+            driver_settings,
             server: self,
             tls,
             registry: Mutex::new(HashMap::new()),
@@ -214,8 +223,11 @@ impl Server {
 /// State shared by the accept loop and every connection task.
 pub(crate) struct Shared {
     server: Server,
+    /// The timers and limits of every listener-style connection, shared rather than copied into
+    /// each.
+    driver_settings: Arc<DriverSettings>,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    registry: Mutex<HashMap<Box<str>, Conn>>,
+    registry: Mutex<HashMap<ConnId, Conn>>,
     shutdown: watch::Sender<bool>,
     active: AtomicUsize,
 }
@@ -280,7 +292,8 @@ pub struct ServerHandle {
 impl ServerHandle {
     /// The open listener-style connection with this id.
     pub fn connection(&self, id: &str) -> Option<Conn> {
-        self.shared.registry.lock().expect("not poisoned").get(id).cloned()
+        let id = ConnId::parse(id)?;
+        self.shared.registry.lock().expect("not poisoned").get(&id).cloned()
     }
 
     /// All open listener-style connections.
@@ -519,46 +532,49 @@ pub(crate) fn decide_for_hyper(
 
 /// Turns an upgrade into a connection's driver state and handle. A plain function, so the upgrade's
 /// box and the request are freed here rather than kept in the connection's task.
-fn prepare_listener(upgrade: Box<Upgrade>, shared: &Shared) -> (Box<Driver>, Conn) {
+///
+/// `path` is the route's: equal to the request's path (routes match exactly) and shared by all of
+/// its connections.
+fn prepare_listener(upgrade: Box<Upgrade>, shared: &Shared, path: &Arc<str>) -> Box<Driver> {
     let config = &shared.server.config;
     let Upgrade { transport, protocol, leftover, request, subprotocol, remote_addr } = *upgrade;
     let info = ConnInfo {
-        id: new_connection_id(),
+        id: ConnId::new(),
         remote_addr,
         protocol: subprotocol,
-        path: request.path().to_owned(),
+        path: Arc::clone(path),
         query: request.query().map(str::to_owned),
         headers: CompactHeaders::for_application(&request.headers),
     };
     let conn = Conn::new(info, config.max_queue_bytes);
-    let settings = DriverSettings {
-        ping_interval: config.ping_interval,
-        idle_timeout: config.idle_timeout,
-        close_timeout: config.close_timeout,
-        max_queue_bytes: config.max_queue_bytes,
-    };
-    let driver = Box::new(Driver { io: transport, protocol, read_buf: leftover, conn: conn.clone(), settings });
-    (driver, conn)
+    let settings = Arc::clone(&shared.driver_settings);
+    Box::new(Driver { io: transport, protocol, read_buf: leftover, conn, settings })
 }
 
 /// Runs a listener-style connection, registered by id while it is open.
-async fn run_listener<L: Listener>(
-    driver: Box<Driver>,
-    conn: Conn,
-    shared: Arc<Shared>,
+///
+/// A plain function returning an `async move` block: an async fn would keep a second copy of each
+/// argument in the task (the arguments and the locals they are moved into), in every connection.
+#[allow(clippy::manual_async_fn)] // On purpose: see above.
+fn run_listener<L: Listener>(
+    mut driver: Box<Driver>,
     listener: Arc<L>,
     active: Active,
-) {
-    shared.registry.lock().expect("not poisoned").insert(conn.id().into(), conn.clone());
-    // Registered first, checked second: a shutdown that began before the registration (and so
-    // missed this connection) is seen here; one that begins after it finds it in the registry.
-    if *shared.shutdown.borrow() {
-        let _ = conn.close(CloseCode::GOING_AWAY, SHUTDOWN_REASON);
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let conn = &driver.conn;
+        active.0.registry.lock().expect("not poisoned").insert(conn.conn_id(), conn.clone());
+        // Registered first, checked second: a shutdown that began before the registration (and so
+        // missed this connection) is seen here; one that begins after it finds it in the registry.
+        if *active.0.shutdown.borrow() {
+            let _ = conn.close(CloseCode::GOING_AWAY, SHUTDOWN_REASON);
+        }
+        let started = Instant::now();
+        tracing::info!(id = conn.id(), peer = %conn.remote_addr(), path = conn.path(), protocol = conn.protocol().unwrap_or(""), compressed = driver.protocol.is_compressed(), "open");
+        let closed = drive(&mut driver, &*listener).await;
+        let conn = &driver.conn;
+        active.0.registry.lock().expect("not poisoned").remove(&conn.conn_id());
+        tracing::info!(id = conn.id(), peer = %conn.remote_addr(), protocol = conn.protocol().unwrap_or(""), duration_ms = started.elapsed().as_millis() as u64, code = closed.code.0, clean = closed.clean, "close");
+        drop(active);
     }
-    let started = Instant::now();
-    tracing::info!(id = conn.id(), peer = %conn.remote_addr(), path = conn.path(), protocol = conn.protocol().unwrap_or(""), compressed = driver.protocol.is_compressed(), "open");
-    let closed = drive(driver, listener).await;
-    shared.registry.lock().expect("not poisoned").remove(conn.id());
-    tracing::info!(id = conn.id(), peer = %conn.remote_addr(), protocol = conn.protocol().unwrap_or(""), duration_ms = started.elapsed().as_millis() as u64, code = closed.code.0, clean = closed.clean, "close");
-    drop(active);
 }
