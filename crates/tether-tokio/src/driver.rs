@@ -180,21 +180,14 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Clo
         })
         .await;
         shared.commands.unpark();
+        // When the deadlines were last looked at, after a read or the timer.
+        let mut checked_at = None;
         match wake {
             Wake::Io(IoEvent::Read(Ok(0))) => peer_gone = true,
             Wake::Io(IoEvent::Read(Ok(_))) => {
                 let now = Instant::now();
                 idle_deadline = now + settings.idle_timeout;
-                // A peer that never stops sending keeps the socket ready, and the timer unpolled:
-                // the close timeout is checked here too.
-                if close_deadline.is_some_and(|at| now >= at) {
-                    result.get_or_insert(Closed {
-                        code: CloseCode::ABNORMAL,
-                        reason: "close timeout".into(),
-                        clean: false,
-                    });
-                    break 'connection;
-                }
+                checked_at = Some(now);
             }
             Wake::Io(IoEvent::Written(Ok(n))) => {
                 out.advance(n);
@@ -209,24 +202,23 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Clo
             Wake::Commands => {}
             Wake::Timer => {
                 let now = Instant::now();
-                if close_deadline.is_some_and(|at| now >= at) {
-                    result.get_or_insert(Closed {
-                        code: CloseCode::ABNORMAL,
-                        reason: "close timeout".into(),
-                        clean: false,
-                    });
-                    break 'connection;
-                }
+                checked_at = Some(now);
                 if close_deadline.is_none() && now >= idle_deadline {
                     tracing::info!(id = conn.id(), peer = %conn.remote_addr(), "idle timeout");
                     let _ = protocol.close(CloseCode::GOING_AWAY, "idle timeout");
                     close_deadline = Some(now + settings.close_timeout);
                 }
-                if now >= next_ping {
+                if close_deadline.is_none() && now >= next_ping {
                     next_ping = now + settings.ping_interval;
                     let _ = protocol.ping(b"");
                 }
             }
+        }
+        // Checked after reads too: a peer that never stops sending keeps the socket ready and the
+        // timer unpolled, and must not outlast the close timeout that way.
+        if checked_at.zip(close_deadline).is_some_and(|(now, at)| now >= at) {
+            result.get_or_insert(Closed { code: CloseCode::ABNORMAL, reason: "close timeout".into(), clean: false });
+            break 'connection;
         }
     }
 
