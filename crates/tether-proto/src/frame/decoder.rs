@@ -1,6 +1,6 @@
 //! The incremental frame decoder.
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
 use super::header::FrameHeader;
 use super::mask::apply_mask;
@@ -72,7 +72,7 @@ impl FrameDecoder {
                 let Some((header, header_len)) = FrameHeader::parse(src)? else {
                     return Ok(None);
                 };
-                let _ = src.split_to(header_len);
+                src.advance(header_len);
                 self.state = DecodeState::Payload { remaining: header.payload_len, mask: header.mask, offset: 0 };
                 Ok(Some(FrameEvent::Header(header)))
             }
