@@ -18,7 +18,9 @@
 #   IDLE_CONNECTIONS [10000], IDLE_HOLD [10]   idle-memory scenario: connections, seconds held
 #   FANOUT_SUBSCRIBERS [1000], FANOUT_RATE [200], FANOUT_PUBLISHERS [1]   fan-out: subscribers,
 #                         messages published per second, publisher connections sharing that rate
-#   SCENARIOS [echo16 echo1k echo1m idle fanout]   which scenarios to run
+#   FANOUT_MAX_RATE [3000]   fan-out capacity: messages offered per second (above what one core
+#                         delivers to FANOUT_SUBSCRIBERS), to measure the deliveries/s achieved
+#   SCENARIOS [echo16 echo1k echo1m idle fanout fanoutmax]   which scenarios to run
 #   SERVERS [tether tungstenite fastwebsockets node]   which servers to run (node only if installed)
 #   SERVER_CPU [0], CLIENT_CPU [1]   cores for taskset
 #   TETHER [target/release/tether]   the server binary (`tether serve`)
@@ -47,7 +49,8 @@ FANOUT_SUBSCRIBERS=${FANOUT_SUBSCRIBERS:-1000}
 # One publisher connection (tether serve's per-connection publish limit is raised for it).
 FANOUT_RATE=${FANOUT_RATE:-200}
 FANOUT_PUBLISHERS=${FANOUT_PUBLISHERS:-1}
-SCENARIOS=${SCENARIOS:-echo16 echo1k echo1m idle fanout}
+FANOUT_MAX_RATE=${FANOUT_MAX_RATE:-3000}
+SCENARIOS=${SCENARIOS:-echo16 echo1k echo1m idle fanout fanoutmax}
 SERVERS=${SERVERS:-tether tungstenite fastwebsockets node}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
@@ -130,7 +133,8 @@ if "$TETHER" serve --help 2>/dev/null | grep -q -- '--threads'; then TETHER_THRE
 # FANOUT_RATE, so one publisher connection can carry it.
 FANOUT_SERVER_FLAGS=()
 if "$TETHER" serve --help 2>/dev/null | grep -q -- '--publish-rate'; then
-    FANOUT_SERVER_FLAGS=(--publish-rate "$((${FANOUT_RATE%.*} * 2 + 100))" --publish-burst "$((${FANOUT_RATE%.*} * 2 + 100))")
+    fanout_top=$(( ${FANOUT_RATE%.*} > ${FANOUT_MAX_RATE%.*} ? ${FANOUT_RATE%.*} : ${FANOUT_MAX_RATE%.*} ))
+    FANOUT_SERVER_FLAGS=(--publish-rate "$((fanout_top * 2 + 100))" --publish-burst "$((fanout_top * 2 + 100))")
 elif [[ ${FANOUT_RATE%.*} -ge 50 && $FANOUT_PUBLISHERS -lt $(((${FANOUT_RATE%.*} + 39) / 40)) ]]; then
     log "WARNING: this tether serve limits publishes to 50/s per connection: FANOUT_RATE=$FANOUT_RATE needs more FANOUT_PUBLISHERS"
 fi
@@ -317,14 +321,14 @@ run_idle() { # SCENARIO SERVER ROUND
     stop_server
 }
 
-run_fanout() { # SCENARIO SERVER ROUND
-    local scenario=$1 server=$2 round=$3
+run_fanout() { # SCENARIO SERVER ROUND RATE
+    local scenario=$1 server=$2 round=$3 rate=$4
     start_server "$server" "${FANOUT_SERVER_FLAGS[@]}" || { record "$scenario" "$server" "$round" failed 1; return 0; }
     local url=${SERVER_URL%/echo}/tether cpu0 t0 cpu1 t1
     cpu0=$(cpu_seconds "$SERVER_PID")
     t0=$(now)
     if run_client "$scenario" "$server" "$round" $((DURATION + 120)) fanout "$url" \
-        --subscribers "$FANOUT_SUBSCRIBERS" --rate "$FANOUT_RATE" --publishers "$FANOUT_PUBLISHERS" \
+        --subscribers "$FANOUT_SUBSCRIBERS" --rate "$rate" --publishers "$FANOUT_PUBLISHERS" \
         --duration "$DURATION"; then
         cpu1=$(cpu_seconds "$SERVER_PID")
         t1=$(now)
@@ -346,6 +350,7 @@ scenario_title() {
         echo1m) echo "Echo, 1 MiB binary, 4 connections × 1 in flight" ;;
         idle) echo "Idle memory, $(printf "%'d" "$IDLE_CONNECTIONS" 2>/dev/null || echo "$IDLE_CONNECTIONS") connections: server RSS growth per connection" ;;
         fanout) echo "Fan-out (Tether only), $FANOUT_PUBLISHERS publisher(s) → $FANOUT_SUBSCRIBERS subscribers, $FANOUT_RATE messages/s in all" ;;
+        fanoutmax) echo "Fan-out capacity (Tether only), $FANOUT_PUBLISHERS publisher(s) → $FANOUT_SUBSCRIBERS subscribers, $FANOUT_MAX_RATE messages/s offered ($((${FANOUT_MAX_RATE%.*} * FANOUT_SUBSCRIBERS)) deliveries/s): deliveries/s is what arrived, first publish to last delivery" ;;
     esac
 }
 
@@ -355,7 +360,8 @@ run_scenario() { # SCENARIO SERVER ROUND
         echo1k) run_echo "$@" -- --connections 1000 --size 1024 --pipeline 4 ;;
         echo1m) run_echo "$@" -- --connections 4 --size 1048576 --pipeline 1 --binary ;;
         idle) run_idle "$@" ;;
-        fanout) [[ $2 == tether ]] && run_fanout "$@" ;;
+        fanout) [[ $2 == tether ]] && run_fanout "$@" "$FANOUT_RATE" ;;
+        fanoutmax) [[ $2 == tether ]] && run_fanout "$@" "$FANOUT_MAX_RATE" ;;
         *) echo "run.sh: unknown scenario: $1" >&2; exit 2 ;;
     esac
 }
@@ -461,10 +467,10 @@ table() {
                     [[ $server != tether ]] && r=$(ratio "$tether_bpc" "$(median "$scenario" "$server" bytes_per_connection)")
                     echo "| $(server_label "$server") | $(cell int "$scenario" "$server" connected) | $(cell int "$scenario" "$server" failed_connections) | $(cell bytes "$scenario" "$server" rss_before) | $(cell bytes "$scenario" "$server" bytes_per_connection) | $(runs_cell "$scenario" "$server") | $r |"
                 done ;;
-            fanout)
+            fanout|fanoutmax)
                 echo "| server | deliveries/s | p50 µs | p99 µs | p99.9 µs | errors | server CPU | load gen CPU | runs |"
                 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-                echo "| Tether | $(cell rate fanout tether deliveries_per_sec) | $(cell int fanout tether p50_us) | $(cell int fanout tether p99_us) | $(cell int fanout tether p999_us) | $(cell int fanout tether errors) | $(cell pct fanout tether server_cpu_percent) | $(cell pct fanout tether client_cpu_percent) | $(runs_cell fanout tether) |" ;;
+                echo "| Tether | $(cell rate "$scenario" tether deliveries_per_sec) | $(cell int "$scenario" tether p50_us) | $(cell int "$scenario" tether p99_us) | $(cell int "$scenario" tether p999_us) | $(cell int "$scenario" tether errors) | $(cell pct "$scenario" tether server_cpu_percent) | $(cell pct "$scenario" tether client_cpu_percent) | $(runs_cell "$scenario" tether) |" ;;
         esac
     done
 }
