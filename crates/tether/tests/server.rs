@@ -160,7 +160,9 @@ fn a_full_server_answers_503() {
 #[test]
 fn a_slow_consumer_is_closed_with_1008_while_others_keep_their_echoes() {
     let served = Served::start(&["--max-queue-bytes", "65536", "--close-timeout", "30"]);
-    let mut slow = served.open("/echo", ClientRequest::default());
+    // A small receive buffer: with an autotuned one the kernel may hold all the echoes, and the
+    // server would never have to queue them.
+    let mut slow = served.open_with_small_receive_buffer("/echo");
     slow.stream.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
     let chunk = "x".repeat(16 * 1024);
     // Send ~8 MiB without reading a byte: the echoes pile up on the server.

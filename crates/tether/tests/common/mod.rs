@@ -63,6 +63,19 @@ impl Served {
     pub fn open(&self, target: &str, request: ClientRequest) -> Client<TcpStream> {
         Client::open(self.connect(), &self.addr, target, request).expect("handshake succeeds")
     }
+
+    /// Opens a WebSocket connection whose socket has a fixed, small receive buffer: a client that
+    /// does not read then stops the server's writes soon, however large the kernel would otherwise
+    /// let the buffer grow.
+    pub fn open_with_small_receive_buffer(&self, target: &str) -> Client<TcpStream> {
+        let addr: std::net::SocketAddr = self.addr.parse().unwrap();
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(16 * 1024).unwrap();
+        socket.connect(&addr.into()).unwrap();
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Client::open(stream, &self.addr, target, ClientRequest::default()).expect("handshake succeeds")
+    }
 }
 
 impl Drop for Served {
