@@ -18,6 +18,11 @@ use crate::error::{ProtocolError, SendError};
 use crate::frame::{encode_frame, FrameDecoder, FrameEvent, FrameHeader, OpCode};
 use crate::utf8::{Utf8Bytes, Utf8Validator};
 
+/// The output buffer's first allocation after it was taken: a batch of small frames fits.
+const OUTPUT_CHUNK: usize = 512;
+/// The longest frame header: 2 bytes, an 8-byte length and a 4-byte mask key.
+const MAX_HEADER_LEN: usize = 14;
+
 /// Which end of the connection we are. It decides masking: clients mask, servers must not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -511,6 +516,11 @@ impl Connection {
 
     fn write_frame(&mut self, opcode: OpCode, rsv1: bool, payload: &[u8]) {
         let mask = self.masks.as_mut().map(|masks| masks.next_key());
+        if self.out.capacity() == 0 {
+            // The first frame since the output was taken: room for a batch of small frames at once,
+            // rather than growing by doubling from the size of one (five reallocations for 16).
+            self.out.reserve(OUTPUT_CHUNK.max(payload.len() + MAX_HEADER_LEN));
+        }
         encode_frame(&mut self.out, opcode, true, rsv1, payload, mask);
     }
 
