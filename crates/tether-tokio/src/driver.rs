@@ -25,7 +25,7 @@ use tokio::io::AsyncWrite;
 use tokio::time::Instant;
 
 use crate::listener::{Command, Conn, Listener};
-use crate::transport::{write_and_close, Transport};
+use crate::transport::{release_if_empty, write_and_close, Transport};
 use crate::websocket::{Closed, Error};
 
 /// Timers and limits of a connection's task.
@@ -147,10 +147,8 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Clo
             // an answer must not lose the race against a protocol error that follows its question.
             apply_all(protocol, &mut out, conn, &mut close_deadline, settings.close_timeout);
         }
-        if read_buf.is_empty() {
-            // No partial frame: give the buffer back. An idle connection holds no read buffer.
-            *read_buf = BytesMut::new();
-        }
+        // No partial frame: give the buffer back. An idle connection holds no read buffer.
+        release_if_empty(read_buf);
         // 2. Commands queued by handles.
         apply_all(protocol, &mut out, conn, &mut close_deadline, settings.close_timeout);
         if protocol.has_output() {

@@ -95,15 +95,12 @@ impl Transport {
         buf: &mut BytesMut,
         hint: usize,
     ) -> Poll<std::io::Result<usize>> {
-        let room = hint.clamp(READ_CHUNK, MAX_READ_ROOM);
         match self {
             Self::Tcp(tcp) => loop {
                 if let Err(error) = std::task::ready!(tcp.poll_read_ready(cx)) {
                     return Poll::Ready(Err(error));
                 }
-                if buf.capacity() - buf.len() < READ_CHUNK {
-                    buf.reserve(room);
-                }
+                reserve_read_room(buf, hint);
                 // A read that leaves room in the buffer has drained the socket: its readiness is
                 // cleared right away (tokio does that when `try_io`'s closure says WouldBlock, and
                 // keeps it if an event came in meanwhile), so the next wait goes straight to the
@@ -124,9 +121,7 @@ impl Transport {
                     Err(_) if read > 0 => return Poll::Ready(Ok(read)),
                     Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
                         // A spurious wake-up: readiness is cleared, don't keep the room we made.
-                        if buf.is_empty() {
-                            *buf = BytesMut::new();
-                        }
+                        release_if_empty(buf);
                     }
                     Err(error) => return Poll::Ready(Err(error)),
                 }
@@ -148,14 +143,28 @@ pub(crate) fn poll_read_lean<S: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     hint: usize,
 ) -> Poll<std::io::Result<usize>> {
+    reserve_read_room(buf, hint);
+    let read = tokio_util::io::poll_read_buf(Pin::new(io), cx, buf);
+    if read.is_pending() {
+        release_if_empty(buf);
+    }
+    read
+}
+
+/// Makes room for a read: when less than [`READ_CHUNK`] is free, reserves `hint` (the rest of a
+/// large frame), at least [`READ_CHUNK`] and at most [`MAX_READ_ROOM`].
+fn reserve_read_room(buf: &mut BytesMut, hint: usize) {
     if buf.capacity() - buf.len() < READ_CHUNK {
         buf.reserve(hint.clamp(READ_CHUNK, MAX_READ_ROOM));
     }
-    let read = tokio_util::io::poll_read_buf(Pin::new(io), cx, buf);
-    if read.is_pending() && buf.is_empty() {
+}
+
+/// Gives back the allocation of a buffer that holds no bytes: a connection waiting on its peer
+/// keeps no read buffer.
+pub(crate) fn release_if_empty(buf: &mut BytesMut) {
+    if buf.is_empty() {
         *buf = BytesMut::new();
     }
-    read
 }
 
 /// Writes `pending`, then closes the transport the way RFC 6455 §7.1.1 asks: a server sends its FIN
