@@ -849,8 +849,13 @@ const PREVIEW_BYTES: usize = 32;
 
 /// `binary 40 bytes: 00 01 02 ... 1f ...`: the length and the first [`PREVIEW_BYTES`] bytes.
 fn binary_preview(bytes: &[u8]) -> String {
+    format!("binary {}", byte_preview(bytes))
+}
+
+/// `40 bytes: 00 01 02 ... 1f ...`: the length and the first [`PREVIEW_BYTES`] bytes.
+fn byte_preview(bytes: &[u8]) -> String {
     let shown = &bytes[..bytes.len().min(PREVIEW_BYTES)];
-    let mut out = format!("binary {} byte{}", bytes.len(), if bytes.len() == 1 { "" } else { "s" });
+    let mut out = format!("{} byte{}", bytes.len(), if bytes.len() == 1 { "" } else { "s" });
     if !shown.is_empty() {
         out.push_str(": ");
         out.push_str(&shown.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" "));
@@ -866,7 +871,7 @@ fn pong_line(payload: &[u8]) -> String {
     match std::str::from_utf8(payload) {
         _ if payload.is_empty() => "pong".to_owned(),
         Ok(text) => format!("pong {:?}", sanitize(text)),
-        Err(_) => format!("pong {}", binary_preview(payload).trim_start_matches("binary ")),
+        Err(_) => format!("pong {}", byte_preview(payload)),
     }
 }
 

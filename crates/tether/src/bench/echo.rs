@@ -333,8 +333,8 @@ async fn run_loop<S: AsyncRead + AsyncWrite + Unpin>(
                 stats.transport_failed = true;
                 break;
             }
-            Step::Failed(error) => {
-                stats.failure = Some(format!("I/O error: {error}"));
+            failed @ Step::Failed(_) => {
+                stats.failure = failed.loss();
                 stats.transport_failed = true;
                 break;
             }

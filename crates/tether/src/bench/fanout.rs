@@ -438,13 +438,8 @@ impl Subscriber {
             };
             match step {
                 Step::Read => {}
-                Step::Eof => {
-                    stats.failure = Some("the server closed TCP".into());
-                    transport_failed = true;
-                    break;
-                }
-                Step::Failed(error) => {
-                    stats.failure = Some(format!("I/O error: {error}"));
+                lost @ (Step::Eof | Step::Failed(_)) => {
+                    stats.failure = lost.loss();
                     transport_failed = true;
                     break;
                 }
@@ -542,8 +537,7 @@ impl Subscriber {
             out.take_from(conn);
             match net::step(io, out, rbuf, 4096, timeout.as_mut()).await {
                 Step::Read => {}
-                Step::Eof => return Err("the server closed TCP".into()),
-                Step::Failed(error) => return Err(format!("I/O error: {error}")),
+                lost @ (Step::Eof | Step::Failed(_)) => return Err(lost.loss().unwrap_or_default()),
                 Step::Woken => return Err(format!("no answer to subscribe within {:?}", self.timeout)),
             }
         }
@@ -684,13 +678,8 @@ async fn publish<S: AsyncRead + AsyncWrite + Unpin>(
         out.take_from(&mut conn);
         match net::step(&mut io, &mut out, &mut rbuf, 16 * 1024, sleep.as_mut()).await {
             Step::Read => {}
-            Step::Eof => {
-                stats.failure = Some("the server closed TCP".into());
-                transport_failed = true;
-                break;
-            }
-            Step::Failed(error) => {
-                stats.failure = Some(format!("I/O error: {error}"));
+            lost @ (Step::Eof | Step::Failed(_)) => {
+                stats.failure = lost.loss();
                 transport_failed = true;
                 break;
             }

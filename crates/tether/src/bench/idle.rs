@@ -173,8 +173,7 @@ async fn hold<S: AsyncRead + AsyncWrite + Unpin>(
         out.take_from(&mut conn);
         match net::step(&mut io, &mut out, &mut rbuf, 1024, stopped.as_mut()).await {
             Step::Read => {}
-            Step::Eof => break Some("the server closed TCP".to_owned()),
-            Step::Failed(error) => break Some(format!("I/O error: {error}")),
+            lost @ (Step::Eof | Step::Failed(_)) => break lost.loss(),
             Step::Woken => break None,
         }
         // Pongs are queued by the connection itself; messages are ignored.

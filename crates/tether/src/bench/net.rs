@@ -283,6 +283,17 @@ pub enum Step {
     Woken,
 }
 
+impl Step {
+    /// Why the connection is lost, for [`Step::Eof`] and [`Step::Failed`]; `None` otherwise.
+    pub fn loss(&self) -> Option<String> {
+        match self {
+            Step::Eof => Some("the server closed TCP".to_owned()),
+            Step::Failed(error) => Some(format!("I/O error: {error}")),
+            Step::Read | Step::Woken => None,
+        }
+    }
+}
+
 /// Pending output of one connection: what the [`Connection`] produced and is not written yet.
 #[derive(Default)]
 pub struct Output {
