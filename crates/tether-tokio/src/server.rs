@@ -91,12 +91,30 @@ pub struct RouteOptions {
     pub protocols: Vec<String>,
     /// ... unless this is set: then a handshake without a common sub-protocol gets 400.
     pub require_protocol: bool,
+    /// Largest message on this route, after decompression; `None` takes the server's
+    /// `connection.max_message_size`. Larger messages close with 1009.
+    pub max_message_size: Option<usize>,
+    /// Largest frame payload on this route; `None` takes the server's `connection.max_frame_size`.
+    /// A larger frame closes with 1009 as soon as its header arrives.
+    pub max_frame_size: Option<usize>,
 }
 
 impl RouteOptions {
     /// Options accepting these sub-protocols, in this order of preference.
     pub fn protocols<I: IntoIterator<Item = S>, S: Into<String>>(protocols: I) -> Self {
-        Self { protocols: protocols.into_iter().map(Into::into).collect(), require_protocol: false }
+        Self { protocols: protocols.into_iter().map(Into::into).collect(), ..Self::default() }
+    }
+
+    /// Limits messages on this route to `bytes` (after decompression).
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = Some(bytes);
+        self
+    }
+
+    /// Limits frame payloads on this route to `bytes`.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = Some(bytes);
+        self
     }
 }
 
@@ -304,6 +322,13 @@ impl ServerHandle {
     /// Open sockets (WebSocket and HTTP, including those still in their handshake).
     pub fn active_connections(&self) -> usize {
         self.shared.active.load(Ordering::Acquire)
+    }
+
+    /// Whether a new connection would be accepted now: not shutting down and under
+    /// `max_connections` (a readiness probe's answer).
+    pub fn is_accepting(&self) -> bool {
+        !*self.shared.shutdown.borrow()
+            && self.shared.active.load(Ordering::Acquire) < self.shared.server.config.max_connections
     }
 
     /// Starts a graceful shutdown: stop accepting, close every connection with 1001.

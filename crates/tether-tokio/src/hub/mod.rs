@@ -47,6 +47,23 @@ pub struct HubConfig {
     pub publish_burst: f64,
     /// Channels one connection may be subscribed to. Default 100; beyond it `limit_exceeded`.
     pub max_subscriptions: usize,
+    /// Channels the hub holds at most (with subscribers or history). Default 100,000; a request
+    /// that would create one more gets `limit_exceeded`.
+    pub max_channels: usize,
+    /// Bytes of history kept over all channels. Default 256 MiB; past it the oldest entries (of any
+    /// channel) are dropped first.
+    pub max_history_bytes: usize,
+    /// Token-protocol requests of any type per second per connection (token bucket refill).
+    /// Default 100; publishes and sends also count against `publish_rate`.
+    pub request_rate: f64,
+    /// Burst size of the request bucket. Default 200; beyond it requests get `rate_limited`.
+    pub request_burst: f64,
+    /// Largest `history` answer (or recovery in a subscribe ack), in bytes of publication data.
+    /// Default 1 MiB; the newest publications that fit are returned and the ack says
+    /// `"truncated":true`.
+    pub max_history_reply_bytes: usize,
+    /// How often the hub sweeps expired history and forgets unused channels. Default 1 s.
+    pub sweep_interval: Duration,
 }
 
 impl Default for HubConfig {
@@ -59,6 +76,12 @@ impl Default for HubConfig {
             publish_rate: 50.0,
             publish_burst: 100.0,
             max_subscriptions: 100,
+            max_channels: 100_000,
+            max_history_bytes: 256 << 20,
+            request_rate: 100.0,
+            request_burst: 200.0,
+            max_history_reply_bytes: 1 << 20,
+            sweep_interval: Duration::from_secs(1),
         }
     }
 }
