@@ -27,6 +27,23 @@ pub(crate) async fn serve<S>(shared: Arc<Shared>, io: S, peer: SocketAddr, tls: 
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    serve_connection(shared, io, peer, tls, true).await;
+}
+
+/// Serves one plain HTTP request on `io` and closes it: the answer to a client that arrived while
+/// the server was at its connection limit (a health check must still be answered). A WebSocket
+/// upgrade never gets here.
+pub(crate) async fn serve_one<S>(shared: Arc<Shared>, io: S, peer: SocketAddr, tls: bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    serve_connection(shared, io, peer, tls, false).await;
+}
+
+async fn serve_connection<S>(shared: Arc<Shared>, io: S, peer: SocketAddr, tls: bool, keep_alive: bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let config = shared_config(&shared);
     let mut stop = shared.subscribe_shutdown();
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
@@ -37,6 +54,7 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(config.0)
         .max_buf_size(config.1.max(8192))
+        .keep_alive(keep_alive)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(connection);

@@ -233,6 +233,7 @@ impl Server {
             registry: Mutex::new(HashMap::new()),
             shutdown,
             active: AtomicUsize::new(0),
+            refusing: AtomicUsize::new(0),
         });
         Ok(BoundServer { listener, shared })
     }
@@ -248,6 +249,8 @@ pub(crate) struct Shared {
     registry: Mutex<HashMap<ConnId, Conn>>,
     shutdown: watch::Sender<bool>,
     active: AtomicUsize,
+    /// Sockets being answered past `max_connections` (see [`Refusing`]).
+    refusing: AtomicUsize,
 }
 
 impl Shared {
@@ -364,8 +367,15 @@ impl BoundServer {
                     Ok((stream, peer)) => {
                         let shared = Arc::clone(&shared);
                         if shared.active.load(Ordering::Acquire) >= shared.server.config.max_connections {
-                            tracing::warn!(%peer, limit = shared.server.config.max_connections, "at connection limit: 503");
-                            tokio::spawn(refuse(shared, stream));
+                            match Refusing::enter(&shared) {
+                                Some(refusing) => {
+                                    tracing::warn!(%peer, limit = shared.server.config.max_connections, "at connection limit: 503");
+                                    tokio::spawn(refuse(shared, stream, peer, refusing));
+                                }
+                                // Even the answers are at their limit: drop the socket unanswered
+                                // rather than hold another one open.
+                                None => drop(stream),
+                            }
                         } else {
                             let active = Active::new(&shared);
                             tokio::spawn(async move { serve_socket(shared, stream, peer, active).await });
@@ -430,11 +440,60 @@ async fn read_head<S: AsyncRead + Unpin>(
     }
 }
 
-/// Answers 503 to a client that arrived while the server was full.
-async fn refuse(shared: Arc<Shared>, mut stream: TcpStream) {
+/// Sockets being answered while the server is full, at most; more are dropped unanswered. Each
+/// one lives at most [`REFUSE_HEAD_TIMEOUT`] plus one plain-HTTP request, so the work a flood can
+/// cause past `max_connections` stays bounded in memory and in time.
+const MAX_REFUSING: usize = 256;
+
+/// Time a client arriving at a full server has to send its request head.
+const REFUSE_HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Counts a socket as being answered past the connection limit for as long as it lives.
+struct Refusing(Arc<Shared>);
+
+impl Refusing {
+    fn enter(shared: &Arc<Shared>) -> Option<Self> {
+        let previous = shared.refusing.fetch_add(1, Ordering::AcqRel);
+        if previous >= MAX_REFUSING {
+            shared.refusing.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self(Arc::clone(shared)))
+    }
+}
+
+impl Drop for Refusing {
+    fn drop(&mut self) {
+        self.0.refusing.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Answers a client that arrived while the server was full. A WebSocket upgrade gets 503. A plain
+/// HTTP request (a liveness probe, a page) is still served, one request and no keep-alive, so
+/// `/healthz` stays 200 under load: being full is not being dead.
+async fn refuse(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, refusing: Refusing) {
+    let deadline = tokio::time::Instant::now() + REFUSE_HEAD_TIMEOUT;
+    let tls = shared.tls.is_some();
+    let mut transport = match &shared.tls {
+        Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => Transport::Tls(Box::new(stream)),
+            _ => return,
+        },
+        None => Transport::Tcp(stream),
+    };
     let limits = shared.server.config.head_limits;
-    let _ = tokio::time::timeout(Duration::from_secs(2), read_head(&mut stream, limits)).await;
-    respond_and_close(&mut stream, &Rejection::Unavailable).await;
+    let read = tokio::time::timeout_at(deadline, read_head(&mut transport, limits)).await;
+    if let Ok(Ok((head, _, buf))) = read {
+        if !is_upgrade_request(&head) && shared.server.http.is_some() {
+            let io = Rewind::new(buf.freeze(), transport);
+            let served = crate::http::serve_one(Arc::clone(&shared), io, peer, tls);
+            let _ = tokio::time::timeout(REFUSE_HEAD_TIMEOUT, served).await;
+            drop(refusing);
+            return;
+        }
+    }
+    respond_and_close(&mut transport, &Rejection::Unavailable).await;
+    drop(refusing);
 }
 
 async fn respond_and_close<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, rejection: &Rejection) {
