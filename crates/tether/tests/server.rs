@@ -36,7 +36,9 @@ fn the_demo_chooses_a_sub_protocol_welcomes_and_answers_1_2_3() {
     let welcome = client.next_json();
     assert_eq!(welcome["type"], "welcome");
     assert_eq!(welcome["subProtocol"], "json");
-    assert_eq!(welcome["server"], "tether");
+    // The same `server` field as the token protocol's welcome: "tether/VERSION".
+    assert_eq!(welcome["server"], format!("tether/{}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(welcome["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(welcome["connectionId"].as_str().unwrap().len(), 16);
 
     client.send_text("1");
