@@ -101,17 +101,17 @@ pub struct ServeSettings {
     pub channel_history_secs: Option<u64>,
     /// Token protocol: publishes and sends per second per connection, 0.001..=1000000; more get
     /// `rate_limited` [default: 50].
-    #[arg(long, value_name = "PER_SEC", allow_negative_numbers = true)]
+    #[arg(long, value_name = "PER_SEC", allow_negative_numbers = true, value_parser = finite)]
     pub publish_rate: Option<f64>,
     /// Token protocol: burst allowed above the publish rate, 1..=1000000 [default: 100].
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = finite)]
     pub publish_burst: Option<f64>,
     /// Token protocol: requests of any type per second per connection, 0.001..=1000000; more get
     /// `rate_limited` [default: 100].
-    #[arg(long, value_name = "PER_SEC", allow_negative_numbers = true)]
+    #[arg(long, value_name = "PER_SEC", allow_negative_numbers = true, value_parser = finite)]
     pub request_rate: Option<f64>,
     /// Token protocol: burst allowed above the request rate, 1..=1000000 [default: 200].
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = finite)]
     pub request_burst: Option<f64>,
     /// Token protocol: channels one connection may join, 1..=100000; more get `limit_exceeded`
     /// [default: 100].
@@ -153,6 +153,15 @@ pub struct ServeSettings {
     /// TOML only (`demos = false`); the flag is `--no-demos`.
     #[arg(skip)]
     pub demos: Option<bool>,
+}
+
+/// A finite number (`nan` and `inf` parse as floats, but no rate or burst can be either). The
+/// range itself is checked with the others, in `validate`.
+fn finite(arg: &str) -> Result<f64, String> {
+    match arg.trim().parse::<f64>() {
+        Ok(value) if value.is_finite() => Ok(value),
+        _ => Err("not a finite number".into()),
+    }
 }
 
 /// How log lines are written.
