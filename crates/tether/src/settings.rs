@@ -637,6 +637,21 @@ mod tests {
         assert_eq!(small.token_message_limit, 2048);
     }
 
+    #[test]
+    fn every_range_is_documented_in_the_readme_and_docs_limits() {
+        let readme = include_str!("../../../README.md");
+        let limits = include_str!("../../../docs/limits.md");
+        let example = include_str!("../../../tether.example.toml");
+        for range in RANGES {
+            assert!(readme.contains(&format!("| `{}", flag_of(range.key))), "README lacks {}", range.key);
+            assert!(readme.contains(&format!("| `{}` |", range.key)), "README lacks the key {}", range.key);
+            if range.key != "port" {
+                assert!(limits.contains(&format!("| `{}` |", range.key)), "docs/limits.md lacks {}", range.key);
+            }
+            assert!(example.contains(&format!("{} = ", range.key)), "tether.example.toml lacks {}", range.key);
+        }
+    }
+
     fn file_refusal(text: &str) -> String {
         let path = Path::new("t.toml");
         match toml::from_str::<ServeSettings>(text) {
