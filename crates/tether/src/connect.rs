@@ -1058,6 +1058,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rustls_errors_become_sentences() {
+        let cases = [
+            ("invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))", "presents a CA certificate as its own"),
+            ("invalid peer certificate: UnknownIssuer", "not signed by a trusted CA"),
+            ("invalid peer certificate: certificate expired: verification time 2 (UNIX), but", "has expired"),
+            ("keys may not be consistent: KeyMismatch", "private key does not belong to the certificate"),
+            ("received fatal alert: HandshakeFailure", "refused the TLS handshake"),
+        ];
+        for (rustls, sentence) in cases {
+            let got = tls_sentence(rustls).unwrap_or_default();
+            assert!(got.contains(sentence), "{rustls} -> {got}");
+            assert!(!got.contains("Error") && !got.contains("UNIX"), "{got}");
+        }
+        assert_eq!(tls_sentence("something new"), None, "unknown errors are shown as rustls words them");
+        assert!(is_plain_answer("received corrupt message of type InvalidContentType"));
+    }
+
+    #[test]
     fn hex_preview_shows_the_length_and_at_most_32_bytes() {
         assert_eq!(binary_preview(&[]), "binary 0 bytes");
         assert_eq!(binary_preview(&[0xab]), "binary 1 byte: ab");
