@@ -114,7 +114,9 @@ fn usage_error(error: clap::Error) -> ExitCode {
             Some(ContextValue::String(text)) => Some(text.clone()),
             _ => None,
         };
-        if let (Some(arg), Some(value)) = (context(ContextKind::InvalidArg), context(ContextKind::InvalidValue)) {
+        // (A missing value is an InvalidValue with an empty value: clap's message says it best.)
+        let value = context(ContextKind::InvalidValue).filter(|value| !value.is_empty());
+        if let (Some(arg), Some(value)) = (context(ContextKind::InvalidArg), value) {
             let flag = arg.split([' ', '=']).next().unwrap_or(&arg).to_owned();
             let key = flag.trim_start_matches('-').replace('-', "_");
             let expected = match (settings::range_of(&key), error.get(ContextKind::ValidValue)) {

@@ -22,6 +22,9 @@ use crate::settings::{Resolved, QUESTION_LIMIT};
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(resolved: Resolved) -> Result<(), String> {
+    // Signal handlers first: a SIGTERM sent as soon as `listening on` is printed must already mean
+    // a graceful shutdown, not the default action (exit at once, nothing closed, nothing logged).
+    let shutdown = shutdown_signal().map_err(|e| format!("cannot install the signal handlers: {e}"))?;
     let tls = resolved.server.tls.is_some();
     let hub = Hub::new(resolved.hub);
     let token = TokenServer::new(hub, resolved.server.ping_interval);
@@ -55,16 +58,20 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     } else {
         tracing::info!(%addr, tls, "listening; token protocol on /tether");
     }
-    server.run_until(shutdown_signal()).await.map_err(|e| e.to_string())?;
+    server.run_until(shutdown).await.map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler works");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
+/// Completes on SIGINT or SIGTERM; the handlers are installed when this is called.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }
