@@ -135,6 +135,10 @@ FANOUT_SERVER_FLAGS=()
 if "$TETHER" serve --help 2>/dev/null | grep -q -- '--publish-rate'; then
     fanout_top=$(( ${FANOUT_RATE%.*} > ${FANOUT_MAX_RATE%.*} ? ${FANOUT_RATE%.*} : ${FANOUT_MAX_RATE%.*} ))
     FANOUT_SERVER_FLAGS=(--publish-rate "$((fanout_top * 2 + 100))" --publish-burst "$((fanout_top * 2 + 100))")
+    # Every request also counts against the request budget (100/s by default) where there is one.
+    if "$TETHER" serve --help 2>/dev/null | grep -q -- '--request-rate'; then
+        FANOUT_SERVER_FLAGS+=(--request-rate "$((fanout_top * 2 + 100))" --request-burst "$((fanout_top * 2 + 100))")
+    fi
 elif [[ ${FANOUT_RATE%.*} -ge 50 && $FANOUT_PUBLISHERS -lt $(((${FANOUT_RATE%.*} + 39) / 40)) ]]; then
     log "WARNING: this tether serve limits publishes to 50/s per connection: FANOUT_RATE=$FANOUT_RATE needs more FANOUT_PUBLISHERS"
 fi

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Tether's whole test suite, as CI runs it: formatting, lints, unit + integration + property tests
-# (interop included, against Python websockets), the demo page in headless Chromium, a short run of
-# every fuzz target, and the complete Autobahn|Testsuite against `tether serve` and against
-# Tether's client. Installs what it needs (Debian's chromium, the npm
-# packages of tests/browser, cargo-fuzz, Autobahn's wstest) on first use. Fails loudly on the first
-# error.
+# Tether's whole test suite, as CI runs it: formatting, lints, the declared rust-version against
+# Cargo.lock, unit + integration + property tests (interop included, against Python websockets in
+# a virtual environment, target/venv), the demo page in headless Chromium, a short run of every
+# fuzz target, and the complete Autobahn|Testsuite against `tether serve` and against Tether's
+# client. Installs what it needs (python3-venv, Debian's chromium, the npm packages of
+# tests/browser, cargo-fuzz, Autobahn's wstest) on first use. Fails loudly on the first error.
 #
 # Environment: FUZZ_SECONDS (default 30) per fuzz target; AUTOBAHN_CASES (default "*").
 set -euo pipefail
@@ -28,8 +28,22 @@ if ! command -v tmux >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux
 fi
 
-step "Python websockets (the independent peer of the interop tests)"
-python3 -c 'import websockets.asyncio.server' 2>/dev/null || python3 -m pip install --quiet "websockets>=14,<18"
+step "Python websockets in a virtual environment under the build directory (the independent peer of the interop tests)"
+# Never pip into the system Python (Debian 12 refuses it, PEP 668): a venv under target/, put
+# first on PATH, so the interop tests' `python3` is the venv's.
+venv="${CARGO_TARGET_DIR:-$root/target}/venv"
+if ! "$venv/bin/python3" -c 'import websockets.asyncio.server' 2>/dev/null; then
+  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+  fi
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "websockets>=14,<18"
+fi
+export PATH="$venv/bin:$PATH"
+
+step "declared rust-version against Cargo.lock"
+bash scripts/check-msrv.sh
 
 step "cargo fmt --check"
 cargo fmt --all --check

@@ -34,7 +34,7 @@ wss.on("connection", (ws) => {
     type: "welcome",
     connectionId: randomBytes(12).toString("base64url"),
     subProtocol: ws.protocol,
-    server: "tether",
+    server: "tether/0.1.0",
     version: "0.1.0",
     message: "Welcome to Tether! Ask 1, 2 or 3.",
   });

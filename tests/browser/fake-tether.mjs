@@ -46,7 +46,7 @@ const demo = new WebSocketServer({
 });
 demo.on("connection", (ws) => {
   const send = (obj) => ws.send(JSON.stringify(obj));
-  send({ type: "welcome", connectionId: id(), subProtocol: ws.protocol, server: "tether", version: "0.1.0", message: "Welcome to Tether! Ask 1, 2 or 3." });
+  send({ type: "welcome", connectionId: id(), subProtocol: ws.protocol, server: "tether/0.1.0", version: "0.1.0", message: "Welcome to Tether! Ask 1, 2 or 3." });
   ws.on("message", (data, isBinary) => {
     if (isBinary) return send({ type: "binary", bytes: data.length, answer: `received ${data.length} bytes` });
     const q = data.toString();

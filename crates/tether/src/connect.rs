@@ -118,6 +118,12 @@ pub struct ConnectArgs {
 /// Runs `tether connect` to the end and returns the process's exit status. Errors are reported
 /// here, on one line of stderr, because scripts read stdout and a terminal user reads both.
 pub fn main(args: ConnectArgs) -> ExitCode {
+    // A URL that cannot work, or a CA file that cannot be read, is a bad argument: status 2, as
+    // the help says, before anything is attempted.
+    if let Err(error) = check_arguments(&args) {
+        eprintln!("tether connect: {}", one_line(&error));
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return fail(&format!("cannot start the tokio runtime: {error}")),
@@ -164,6 +170,23 @@ fn parse_header(arg: &str) -> Result<(String, String), String> {
 fn parse_seconds(arg: &str) -> Result<Duration, String> {
     let seconds: f64 = arg.trim().parse().map_err(|_| format!("expected a number of seconds, got {arg:?}"))?;
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("expected a non-negative number of seconds, got {arg:?}"))
+}
+
+/// The checks that need no network: the URL parses as ws:// or wss:// with a host, and the CA file
+/// (if any) can be read.
+fn check_arguments(args: &ConnectArgs) -> Result<(), String> {
+    let url = normalize_url(&args.url);
+    let parsed = url::Url::parse(&url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    if !matches!(parsed.scheme(), "ws" | "wss") {
+        return Err(format!("invalid URL {url:?}: the scheme must be ws://, wss://, http:// or https://"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("invalid URL {url:?}: no host"));
+    }
+    if let Some(path) = &args.ca_file {
+        std::fs::metadata(path).map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Accepts what people paste: `ws://` and `wss://` as they are, `http(s)://` as the matching
@@ -258,7 +281,26 @@ async fn open(args: &ConnectArgs) -> Result<Session, String> {
         eprint!("{}", request_preview(args, &parsed));
     }
     let (events_tx, events) = mpsc::channel(64);
-    match builder.spawn(Forward(events_tx)).await {
+    let connecting = builder.spawn(Forward(events_tx));
+    let result = if parsed.scheme() == "wss" {
+        // A plain server never answers a TLS ClientHello: it waits for an HTTP head that is not
+        // coming, until one side's timeout. Meanwhile a second connection asks it in plain HTTP.
+        tokio::pin!(connecting);
+        let host = parsed.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_owned();
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        tokio::select! {
+            result = &mut connecting => result,
+            plain = answers_plain_http(&host, port) => {
+                if plain {
+                    return Err(plain_server(&authority, &parsed));
+                }
+                connecting.await
+            }
+        }
+    } else {
+        connecting.await
+    };
+    match result {
         Ok((conn, response)) => {
             if args.show_handshake {
                 eprint!("{}", response_preview(&response));
@@ -274,10 +316,83 @@ async fn open(args: &ConnectArgs) -> Result<Session, String> {
                 ClientError::Timeout(what) => {
                     format!("{authority}: {what} timed out after {} s (see --timeout)", args.timeout.as_secs_f64())
                 }
+                ClientError::Tls(why) if is_plain_answer(&why) => plain_server(&authority, &parsed),
+                ClientError::Tls(why) => match tls_sentence(&why) {
+                    Some(sentence) => format!("TLS with {authority} failed: {sentence}"),
+                    None => format!("TLS with {authority} failed: {why}"),
+                },
                 other => other.to_string(),
             })
         }
     }
+}
+
+/// How long a wss:// handshake may go unanswered before we check whether the server speaks plain
+/// HTTP. A TLS server answers a ClientHello within a round trip, far below this.
+const PLAIN_PROBE_DELAY: Duration = Duration::from_secs(1);
+
+/// Whether the server answers a plain HTTP request with an HTTP response: then it is no TLS
+/// server. Waits [`PLAIN_PROBE_DELAY`] first; `false` when it cannot tell (then the TLS attempt
+/// just goes on).
+async fn answers_plain_http(host: &str, port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::time::sleep(PLAIN_PROBE_DELAY).await;
+    let probe = async {
+        let mut tcp = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+        let host_header = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        let request = format!("HEAD / HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.ok()?;
+        let mut start = [0u8; 5];
+        tcp.read_exact(&mut start).await.ok()?;
+        Some(&start == b"HTTP/")
+    };
+    tokio::time::timeout(Duration::from_secs(2), probe).await.ok().flatten().unwrap_or(false)
+}
+
+/// The error for a wss:// URL that reached a plain (ws://) server.
+fn plain_server(authority: &str, url: &url::Url) -> String {
+    let mut plain = url.clone();
+    let _ = plain.set_scheme("ws");
+    format!("the server at {authority} did not answer the TLS handshake: it speaks plain HTTP, so it is a ws:// server (try {plain})")
+}
+
+/// Whether a TLS error means the server answered our ClientHello with something that is not TLS
+/// (an HTTP error page, typically) or hung up on it.
+fn is_plain_answer(why: &str) -> bool {
+    why.contains("InvalidContentType") || why.contains("corrupt message") || why.contains("tls handshake eof")
+}
+
+/// The common rustls errors as sentences; rustls' Display names enum variants
+/// (`invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))`). `None` for the others.
+pub(crate) fn tls_sentence(why: &str) -> Option<String> {
+    const SENTENCES: &[(&str, &str)] = &[
+        ("CaUsedAsEndEntity", "the server presents a CA certificate as its own; it needs a server certificate issued by that CA"),
+        ("EndEntityUsedAsCa", "the server's certificate chain uses a server certificate as a CA"),
+        ("UnknownIssuer", "the server's certificate is not signed by a trusted CA (for a private CA pass it with --ca FILE; --insecure skips the check, for testing only)"),
+        ("NotValidForName", "the server's certificate is not valid for this host name"),
+        ("certificate not valid for name", "the server's certificate is not valid for this host name"),
+        ("ExpiredRevocationList", "the certificate revocation list has expired"),
+        ("Expired", "the server's certificate has expired"),
+        ("certificate expired", "the server's certificate has expired"),
+        ("NotValidYet", "the server's certificate is not valid yet (check the clock)"),
+        ("certificate not valid yet", "the server's certificate is not valid yet (check the clock)"),
+        ("Revoked", "the server's certificate has been revoked"),
+        ("BadSignature", "the server's certificate has an invalid signature"),
+        ("BadEncoding", "the certificate is not valid DER"),
+        ("UnsupportedSignatureAlgorithm", "the certificate is signed with an algorithm that is not supported"),
+        ("InvalidPurpose", "the certificate is not meant for TLS servers (its extended key usage)"),
+        ("does not allow extended key usage", "the certificate is not meant for TLS servers (its extended key usage)"),
+        ("UnhandledCriticalExtension", "the certificate has a critical extension that is not supported"),
+        ("KeyMismatch", "the private key does not belong to the certificate"),
+        ("inconsistent keys", "the private key does not belong to the certificate"),
+        ("received fatal alert: HandshakeFailure", "the server refused the TLS handshake (no TLS version or cipher in common)"),
+        ("received fatal alert: ProtocolVersion", "the server refused the TLS handshake (no TLS version in common)"),
+        ("received fatal alert: UnrecognisedName", "the server does not serve this host name"),
+        ("received fatal alert: CertificateRequired", "the server requires a client certificate"),
+        ("received fatal alert", "the server ended the TLS handshake with an alert"),
+        ("peer sent no certificates", "the server sent no certificate"),
+    ];
+    SENTENCES.iter().find(|(pattern, _)| why.contains(pattern)).map(|(_, sentence)| (*sentence).to_owned())
 }
 
 /// The request head as `--show-handshake` prints it, marked `> `. It is rebuilt from the same
@@ -559,7 +674,7 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     if let Some(bad) = digits.iter().find(|c| !c.is_ascii_hexdigit()) {
         return Err(format!("not a hex digit: {bad:?}"));
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err("an odd number of hex digits: each byte takes two".into());
     }
     digits
@@ -941,6 +1056,24 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rustls_errors_become_sentences() {
+        let cases = [
+            ("invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))", "presents a CA certificate as its own"),
+            ("invalid peer certificate: UnknownIssuer", "not signed by a trusted CA"),
+            ("invalid peer certificate: certificate expired: verification time 2 (UNIX), but", "has expired"),
+            ("keys may not be consistent: KeyMismatch", "private key does not belong to the certificate"),
+            ("received fatal alert: HandshakeFailure", "refused the TLS handshake"),
+        ];
+        for (rustls, sentence) in cases {
+            let got = tls_sentence(rustls).unwrap_or_default();
+            assert!(got.contains(sentence), "{rustls} -> {got}");
+            assert!(!got.contains("Error") && !got.contains("UNIX"), "{got}");
+        }
+        assert_eq!(tls_sentence("something new"), None, "unknown errors are shown as rustls words them");
+        assert!(is_plain_answer("received corrupt message of type InvalidContentType"));
+    }
 
     #[test]
     fn hex_preview_shows_the_length_and_at_most_32_bytes() {

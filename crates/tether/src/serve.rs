@@ -2,31 +2,50 @@
 //!
 //! With no arguments it listens on 127.0.0.1:8787 and serves the demos of [`crate::demo`]: the
 //! tutorial's question page and server on `/`, `/echo`, and the token protocol on `/tether` with
-//! its chat, live stream and game pages. SIGINT or SIGTERM shut it down
-//! gracefully: stop accepting, close every connection with 1001, wait up to the drain timeout.
+//! its chat, live stream and game pages. With `--no-demos` only `/tether`, `/healthz`, `/readyz`
+//! and `--static` remain. SIGINT or SIGTERM shut it down gracefully: stop accepting, close every
+//! connection with 1001, wait up to the drain timeout.
+//!
+//! Each WebSocket route has its own size limits: `/tether` takes `max_data_bytes` plus room for
+//! the envelope (128 KiB by default) and the question demo 4 KiB, so a client cannot make the
+//! server buffer a 64 MiB message that could only ever be refused; `/echo` keeps the server-wide
+//! limits (the Autobahn suite sends 16 MiB messages there).
 
 use std::io::Write as _;
+use std::sync::{Arc, OnceLock};
 
 use tether_tokio::hub::{Hub, TokenServer};
 use tether_tokio::{RouteOptions, Server};
 
 use crate::demo;
-use crate::settings::ServeSettings;
+use crate::settings::{Resolved, QUESTION_LIMIT};
 
 /// Runs the server until SIGINT or SIGTERM.
-pub async fn run(settings: ServeSettings) -> Result<(), String> {
-    let resolved = settings.with_file()?.resolve()?;
+pub async fn run(resolved: Resolved) -> Result<(), String> {
+    // Signal handlers first: a SIGTERM sent as soon as `listening on` is printed must already mean
+    // a graceful shutdown, not the default action (exit at once, nothing closed, nothing logged).
+    let shutdown = shutdown_signal().map_err(|e| format!("cannot install the signal handlers: {e}"))?;
     let tls = resolved.server.tls.is_some();
     let hub = Hub::new(resolved.hub);
     let token = TokenServer::new(hub, resolved.server.ping_interval);
-    let server = Server::new(resolved.server)
-        .route_with("/tether", RouteOptions::protocols(["tether.json", "json"]), token)
-        .route_with("/", RouteOptions::protocols(["json", "soap"]), demo::question::QuestionServer)
-        .route("/echo", demo::echo::Echo)
-        .http(demo::http_router(resolved.static_dir))
+    let token_route = RouteOptions::protocols(["tether.json", "json"])
+        .max_message_size(resolved.token_message_limit)
+        .max_frame_size(resolved.token_frame_limit);
+    // The router is built before the server is bound; `/readyz` finds the handle here once it is.
+    let handle = Arc::new(OnceLock::new());
+    let mut server = Server::new(resolved.server).route_with("/tether", token_route, token);
+    if resolved.demos {
+        let question_route =
+            RouteOptions::protocols(["json", "soap"]).max_message_size(QUESTION_LIMIT).max_frame_size(QUESTION_LIMIT);
+        server =
+            server.route_with("/", question_route, demo::question::QuestionServer).route("/echo", demo::echo::Echo);
+    }
+    let server = server
+        .http(demo::http_router(resolved.static_dir, resolved.demos, Arc::clone(&handle)))
         .bind((resolved.host, resolved.port))
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", resolved.host, resolved.port))?;
+    let _ = handle.set(server.handle());
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     {
         let scheme = if tls { "wss" } else { "ws" };
@@ -34,17 +53,25 @@ pub async fn run(settings: ServeSettings) -> Result<(), String> {
         let _ = writeln!(stdout, "listening on {scheme}://{addr}");
         let _ = stdout.flush();
     }
-    tracing::info!(%addr, tls, "listening; open http{}://{addr}/ for the demo", if tls { "s" } else { "" });
-    server.run_until(shutdown_signal()).await.map_err(|e| e.to_string())?;
+    if resolved.demos {
+        tracing::info!(%addr, tls, "listening; open http{}://{addr}/ for the demo", if tls { "s" } else { "" });
+    } else {
+        tracing::info!(%addr, tls, "listening; token protocol on /tether");
+    }
+    server.run_until(shutdown).await.map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler works");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
+/// Completes on SIGINT or SIGTERM; the handlers are installed when this is called.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }

@@ -29,7 +29,7 @@ struct Finished {
 
 impl Connect {
     fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
+        let mut child = Command::new(common::tether_bin())
             .arg("connect")
             .args(args)
             .stdin(Stdio::piped())
@@ -191,4 +191,46 @@ fn bad_arguments_are_usage_errors() {
     assert_eq!(done.status.code(), Some(2), "{done:?}");
     let done = Connect::start(&["--wait", "-1", "ws://127.0.0.1:1/"]).finish(LIMIT);
     assert_eq!(done.status.code(), Some(2), "{done:?}");
+}
+
+#[test]
+fn a_bad_url_is_a_usage_error() {
+    for url in ["ws://[bad", "ftp://127.0.0.1/", "ws://"] {
+        let done = Connect::start(&["-x", "hi", url]).finish(LIMIT);
+        assert_eq!(done.status.code(), Some(2), "{url}: {done:?}");
+        assert!(done.stderr.starts_with("tether connect: invalid URL"), "{url}: {}", done.stderr);
+        assert_eq!(done.stderr.lines().count(), 1, "{}", done.stderr);
+    }
+}
+
+#[test]
+fn wss_against_a_plain_server_fails_fast_and_says_so() {
+    let served = Served::start(&[]);
+    let done = Connect::start(&["-x", "hi", &format!("wss://{}/echo", served.addr)]).finish(LIMIT);
+    assert_eq!(done.status.code(), Some(1), "{done:?}");
+    assert!(done.took < Duration::from_secs(3), "took {:?}", done.took);
+    let expected = format!("tether connect: the server at {} did not answer the TLS handshake", served.addr);
+    assert!(done.stderr.starts_with(&expected), "{}", done.stderr);
+    assert!(done.stderr.contains(&format!("try ws://{}/echo", served.addr)), "{}", done.stderr);
+}
+
+#[test]
+fn a_ca_certificate_used_as_the_server_certificate_is_explained_in_a_sentence() {
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let dir = std::env::temp_dir().join(format!("tether-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let (cert_arg, key_arg) = (cert_path.to_str().unwrap(), key_path.to_str().unwrap());
+    let served = Served::start(&["--tls-cert", cert_arg, "--tls-key", key_arg]);
+    let url = format!("wss://localhost:{}/echo", served.port());
+    let done = Connect::start(&["--ca", cert_arg, "-x", "hi", &url]).finish(LIMIT);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(done.status.code(), Some(1), "{done:?}");
+    assert!(done.stderr.contains("presents a CA certificate as its own"), "{}", done.stderr);
+    assert!(!done.stderr.contains("OtherError"), "{}", done.stderr);
 }

@@ -44,8 +44,9 @@ fn bad_handshakes_get_the_right_status() {
 
 #[test]
 fn header_limit_is_a_setting() {
-    let served = Served::start(&["--max-header-bytes", "512"]);
-    let request = upgrade("/echo", &format!("Sec-WebSocket-Version: 13\r\nX-Pad: {}\r\n", "a".repeat(600)));
+    // 1024 is the smallest the setting takes (a request head must fit).
+    let served = Served::start(&["--max-header-bytes", "1024"]);
+    let request = upgrade("/echo", &format!("Sec-WebSocket-Version: 13\r\nX-Pad: {}\r\n", "a".repeat(1100)));
     assert_eq!(status_of(&served.raw(request.as_bytes())), "431");
     let small = upgrade("/echo", "Sec-WebSocket-Version: 13\r\n");
     assert_eq!(status_of(&served.raw_head(small.as_bytes())), "101");
@@ -89,7 +90,7 @@ fn echoes_text_and_binary_with_and_without_compression() {
 
 #[test]
 fn protocol_errors_get_close_codes_and_others_keep_being_served() {
-    let served = Served::start(&["--max-message-size", "1000"]);
+    let served = Served::start(&["--max-message-size", "1024"]);
     let bystander = {
         let mut client = served.open("/echo", ClientRequest::default());
         client.conn.send_text("before").unwrap();
@@ -101,7 +102,7 @@ fn protocol_errors_get_close_codes_and_others_keep_being_served() {
     let cases: [(WriteBadFrame, u16); 4] = [
         (&|b| encode_frame(b, OpCode::Text, true, false, b"unmasked", None), 1002),
         (&|b| encode_frame(b, OpCode::Text, true, false, &[0xce, 0xba, 0xff], Some([1, 2, 3, 4])), 1007),
-        (&|b| encode_frame(b, OpCode::Binary, true, false, &[0; 1001], Some([1, 2, 3, 4])), 1009),
+        (&|b| encode_frame(b, OpCode::Binary, true, false, &[0; 1025], Some([1, 2, 3, 4])), 1009),
         (&|b| encode_frame(b, OpCode::Ping, false, false, b"", Some([1, 2, 3, 4])), 1002),
     ];
     for (write_bad_frame, code) in cases {

@@ -36,7 +36,9 @@ fn the_demo_chooses_a_sub_protocol_welcomes_and_answers_1_2_3() {
     let welcome = client.next_json();
     assert_eq!(welcome["type"], "welcome");
     assert_eq!(welcome["subProtocol"], "json");
-    assert_eq!(welcome["server"], "tether");
+    // The same `server` field as the token protocol's welcome: "tether/VERSION".
+    assert_eq!(welcome["server"], format!("tether/{}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(welcome["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(welcome["connectionId"].as_str().unwrap().len(), 16);
 
     client.send_text("1");
@@ -227,4 +229,122 @@ fn token_protocol_limits_are_settings() {
     assert_eq!(answer(r#"{"type":"publish","id":1,"channel":"a","data":"x"}"#)["type"], "ack");
     assert_eq!(answer(r#"{"type":"publish","id":2,"channel":"a","data":"x"}"#)["code"], "rate_limited");
     assert_eq!(answer(r#"{"type":"publish","id":3,"channel":"a","data":"0123456789"}"#)["code"], "too_large");
+}
+
+fn http_get(served: &Served, path: &str) -> String {
+    served.raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+}
+
+#[test]
+fn readyz_says_whether_new_connections_are_accepted() {
+    let served = Served::start(&["--max-connections", "3"]);
+    let ready = http_get(&served, "/readyz");
+    assert!(status_of(&ready) == "200" && ready.ends_with("ready\n"), "{ready}");
+    // Two WebSocket connections and the probe's own: the server is full while the probe is open.
+    let _first = served.open("/echo", ClientRequest::default());
+    let _second = served.open("/echo", ClientRequest::default());
+    let full = http_get(&served, "/readyz");
+    assert!(status_of(&full) == "503" && full.ends_with("not ready\n"), "{full}");
+}
+
+/// Liveness stays 200 when the server is full (it is alive, only busy). Needs the accept loop of
+/// tether-tokio to answer plain HTTP requests that arrive at the limit instead of a blanket 503.
+#[test]
+fn healthz_stays_200_when_the_server_is_full() {
+    let served = Served::start(&["--max-connections", "1"]);
+    let _only = served.open("/echo", ClientRequest::default());
+    let health = http_get(&served, "/healthz");
+    assert_eq!(status_of(&health), "200", "{health}");
+}
+
+#[test]
+fn no_demos_keeps_the_token_protocol_health_and_static_files_only() {
+    let dir = std::env::temp_dir().join(format!("tether-static-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("app.html"), "my app\n").unwrap();
+    let config = dir.join("tether.toml");
+    std::fs::write(&config, "demos = false\n").unwrap();
+    for args in [vec!["--no-demos"], vec!["--config", config.to_str().unwrap()]] {
+        let mut args = args.clone();
+        args.extend(["--static", dir.to_str().unwrap()]);
+        let served = Served::start(&args);
+        for path in ["/", "/index.html", "/chat.html", "/tether.js"] {
+            assert_eq!(status_of(&http_get(&served, path)), "404", "{args:?} {path}");
+        }
+        assert!(http_get(&served, "/app.html").ends_with("my app\n"), "{args:?}");
+        assert!(http_get(&served, "/healthz").ends_with("ok\n"));
+        assert!(http_get(&served, "/readyz").ends_with("ready\n"));
+        for path in ["/", "/echo"] {
+            let refused = served.raw(upgrade(path, "Sec-WebSocket-Version: 13\r\n").as_bytes());
+            assert_eq!(status_of(&refused), "404", "{args:?} ws {path}: {refused}");
+        }
+        let mut token = served.open("/tether", offering(&["tether.json"]));
+        assert_eq!(token.next_json()["type"], "welcome");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Runs `tether serve` with stderr piped (not a terminal), stops it with SIGTERM and returns what
+/// it logged.
+fn logs_of(extra: &[&str]) -> String {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(common::tether_bin())
+        .args(["serve", "--port", "0"])
+        .args(extra)
+        .env("TETHER_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("listening on"), "{line}");
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[test]
+fn logs_have_no_colour_codes_off_a_terminal_and_json_lines_parse() {
+    let text = logs_of(&[]);
+    // SIGTERM comes right after `listening on`: the handlers are already installed then, so the
+    // shutdown is graceful and logged.
+    assert!(text.contains("listening") && text.contains("stopped"), "{text}");
+    assert!(!text.contains('\u{1b}'), "escape codes in piped logs: {text:?}");
+
+    let json = logs_of(&["--log-format", "json"]);
+    let lines: Vec<&str> = json.lines().filter(|line| !line.trim().is_empty()).collect();
+    assert!(lines.len() >= 2, "{json}");
+    for line in lines {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(value["level"].is_string() && value["fields"].is_object(), "{line}");
+    }
+}
+
+fn frame_header(len: u64) -> Vec<u8> {
+    // FIN + text, masked, 64-bit length, a mask key; the payload never follows.
+    let mut header = vec![0x81, 0x80 | 127];
+    header.extend_from_slice(&len.to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    header
+}
+
+/// `/tether` takes max_data_bytes plus envelope room (128 KiB by default) and the question demo
+/// 4 KiB: a larger frame is refused with 1009 from its header alone, before its payload is
+/// buffered. `/echo` keeps the server-wide 64 MiB. (Needs the library to enforce RouteOptions.)
+#[test]
+fn each_route_has_its_own_message_limit() {
+    let served = Served::start(&[]);
+    for (path, protocols, len) in [("/tether", &["tether.json"][..], 30u64 << 20), ("/", &["json"][..], 5000)] {
+        let mut client = served.open(path, offering(protocols));
+        let _welcome = client.next_json();
+        client.stream.write_all(&frame_header(len)).unwrap();
+        let (code, reason) = expect_close(&mut client);
+        assert_eq!(code, 1009, "{path}: {reason}");
+    }
+    let mut echo = served.open("/echo", ClientRequest::default());
+    let big = "x".repeat(200 * 1024);
+    echo.send_text(&big);
+    assert_eq!(echo.next_message().as_bytes().len(), big.len());
 }

@@ -8,8 +8,11 @@ use serde_json::json;
 use tether_proto::Message;
 use tether_tokio::{Conn, Listener};
 
-/// The server's name as the demo reports it.
+/// The server's name as the demo reports it (the answer to `1` is "tether 0.1.0").
 pub const SERVER_NAME: &str = "tether";
+
+/// The welcome's `server` field: `name/version`, the same as the token protocol's welcome.
+pub const SERVER_FIELD: &str = concat!("tether/", env!("CARGO_PKG_VERSION"));
 
 /// The question server.
 #[derive(Debug, Default)]
@@ -46,7 +49,7 @@ impl Listener for QuestionServer {
                 "type": "welcome",
                 "connectionId": conn.id(),
                 "subProtocol": conn.protocol(),
-                "server": SERVER_NAME,
+                "server": SERVER_FIELD,
                 "version": env!("CARGO_PKG_VERSION"),
                 "message": "Welcome to Tether! Ask 1, 2 or 3.",
             }),

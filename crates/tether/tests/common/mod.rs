@@ -11,6 +11,12 @@ use bytes::BytesMut;
 use tether_proto::handshake::client::{ClientAccepted, ClientHandshake, ClientHandshakeError, ClientRequest};
 use tether_proto::{Config, Connection, Event, Message, Role};
 
+/// The binary under test: this build's, or the one named by `TETHER_BIN` (to show that a
+/// regression test fails on an older build).
+pub fn tether_bin() -> String {
+    std::env::var("TETHER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tether").to_owned())
+}
+
 /// A `tether serve --port 0` process, killed on drop.
 pub struct Served {
     pub child: Child,
@@ -19,7 +25,7 @@ pub struct Served {
 
 impl Served {
     pub fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tether"))
+        let mut child = Command::new(tether_bin())
             .args(["serve", "--port", "0"])
             .args(extra)
             .env("TETHER_LOG", "warn")
