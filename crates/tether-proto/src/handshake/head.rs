@@ -144,6 +144,7 @@ impl HeadReader {
     /// Parses a request head from the start of `buf`, returning it with its length in bytes, or
     /// `Ok(None)` if more bytes are needed.
     pub fn read_request(&mut self, buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError> {
+        reject_early(buf)?;
         let Some(len) = self.head_len(buf)? else { return Ok(None) };
         let mut storage = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
         let mut request = httparse::Request::new(&mut storage);
@@ -184,6 +185,20 @@ impl HeadReader {
     }
 }
 
+/// Refuses, from its first byte, input that cannot become a request head, instead of waiting for
+/// a blank line that never comes: a TLS ClientHello (a `wss://` client on a plain port starts with
+/// byte 0x16) would otherwise hold the socket until the handshake timeout and then get 408. A
+/// request line starts with a method, a token; RFC 9112 §2.2 lets empty lines come before it.
+fn reject_early(buf: &[u8]) -> Result<(), HeadError> {
+    let Some(&first) = buf.iter().find(|&&b| b != b'\r' && b != b'\n') else { return Ok(()) };
+    let token = first.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&first);
+    match first {
+        _ if token => Ok(()),
+        0x16 => Err(HeadError::Malformed("a TLS handshake on a plain (ws://, http://) port".into())),
+        _ => Err(HeadError::Malformed(format!("a request line cannot start with byte 0x{first:02x}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +233,16 @@ mod tests {
     #[test]
     fn rejects_garbage() {
         assert!(matches!(HeadReader::default().read_request(b"\x00\x01\x02\r\n\r\n"), Err(HeadError::Malformed(_))));
+    }
+
+    #[test]
+    fn refuses_a_tls_client_hello_from_its_first_byte() {
+        let error = HeadReader::default().read_request(&[0x16, 0x03, 0x01]).unwrap_err();
+        assert!(matches!(&error, HeadError::Malformed(why) if why.contains("TLS")), "{error}");
+        assert!(HeadReader::default().read_request(b"\x01").is_err());
+        // Empty lines before the request line are allowed, and a method is a token.
+        assert_eq!(HeadReader::default().read_request(b"\r\nGE"), Ok(None));
+        assert_eq!(HeadReader::default().read_request(b""), Ok(None));
     }
 
     #[test]
