@@ -305,7 +305,7 @@ async fn recovery_after_a_disconnect() {
     // A wrong epoch or a gap the history no longer covers: recovered false, nothing replayed.
     let ack = reader.ack(json!({"type": "subscribe", "channel": "feed", "since": 1, "epoch": "other"})).await;
     assert_eq!((ack["recovered"].clone(), ack["publications"].clone()), (json!(false), json!([])));
-    let ack = reader.ack(json!({"type": "subscribe", "channel": "feed", "since": 99})).await;
+    let ack = reader.ack(json!({"type": "subscribe", "channel": "feed", "since": 99, "epoch": epoch})).await;
     assert_eq!(ack["recovered"], false);
 }
 
@@ -325,7 +325,7 @@ async fn history_keeps_the_newest_within_size_and_age() {
     assert_eq!(data(&ack), [json!(4), json!(5)]);
     let ack = c.ack(json!({"type": "history", "channel": "h", "limit": 1})).await;
     assert_eq!(data(&ack), [json!(5)]);
-    let ack = c.ack(json!({"type": "subscribe", "channel": "h", "since": 1})).await;
+    let ack = c.ack(json!({"type": "subscribe", "channel": "h", "since": 1, "epoch": ack["epoch"]})).await;
     assert_eq!(ack["recovered"], false, "offset 2 is gone");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ack = c.ack(json!({"type": "history", "channel": "h"})).await;
