@@ -32,9 +32,7 @@ impl Hub {
         });
         inner.release(freed);
         inner.ledger.compact_if_stale(inner.history_entries.load(Ordering::Relaxed));
-        if freed.bytes > 0 {
-            super::trim::after_sweep(freed.bytes);
-        }
+        super::trim::after_sweep(freed.bytes);
     }
 
     /// Starts the sweeper if none runs and this is called from inside a tokio runtime.
