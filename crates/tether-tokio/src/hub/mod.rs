@@ -22,6 +22,8 @@
 mod channel;
 mod ledger;
 mod sweep;
+#[cfg(test)]
+mod tests;
 mod token;
 mod trim;
 mod wire;
