@@ -10,6 +10,7 @@
 //! even if a channel of the same name exists again.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Weak};
 
 use super::channel::Channel;
@@ -22,6 +23,8 @@ const SLACK: usize = 1024;
 #[derive(Default)]
 pub(crate) struct Ledger {
     entries: Mutex<VecDeque<Entry>>,
+    /// One compaction at a time: two would each put their kept entries first, out of order.
+    compacting: AtomicBool,
 }
 
 impl Ledger {
@@ -58,6 +61,9 @@ impl Ledger {
     /// channels are asked, so publishers keep recording meanwhile; their entries go after the
     /// kept ones, which is still oldest first.
     fn compact(&self) {
+        if self.compacting.swap(true, Ordering::Acquire) {
+            return;
+        }
         let old = std::mem::take(&mut *self.entries.lock().expect("not poisoned"));
         let kept: VecDeque<Entry> = old
             .into_iter()
@@ -68,5 +74,6 @@ impl Ledger {
         let mut entries = self.entries.lock().expect("not poisoned");
         let newer = std::mem::replace(&mut *entries, kept);
         entries.extend(newer);
+        self.compacting.store(false, Ordering::Release);
     }
 }

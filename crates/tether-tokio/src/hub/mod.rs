@@ -328,13 +328,17 @@ impl Hub {
         let (offset, recorded) = self.with_channel(channel, |handle, channel| {
             let (offset, kept, freed) = channel.publish(config, data, from);
             self.inner.release(freed);
+            if kept {
+                // Counted under the channel's lock, before anyone can drop the entry and take
+                // it off the counters: they never wrap below zero.
+                self.inner.history_entries.fetch_add(1, Ordering::Relaxed);
+                self.inner.history_bytes.fetch_add(channel::entry_cost(data, from), Ordering::Relaxed);
+            }
             (offset, kept.then(|| Arc::downgrade(handle)))
         })?;
         if let Some(handle) = recorded {
-            // Counted after the channel's lock is released: the ledger never waits for a channel
+            // Recorded after the channel's lock is released: the ledger never waits for a channel
             // while a channel waits for the ledger.
-            self.inner.history_entries.fetch_add(1, Ordering::Relaxed);
-            self.inner.history_bytes.fetch_add(channel::entry_cost(data, from), Ordering::Relaxed);
             self.inner.ledger.push(handle, offset, self.inner.history_entries.load(Ordering::Relaxed));
             self.enforce_history_budget();
         }

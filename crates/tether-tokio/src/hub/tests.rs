@@ -144,3 +144,25 @@ fn a_publication_larger_than_the_reply_cap_is_still_returned_alone() {
     let page = hub.history("h", Some(0), None);
     assert_eq!((page.publications.len(), page.publications[0].offset, page.truncated), (1, 1, true), "paging goes on");
 }
+
+#[test]
+fn concurrent_publishers_keep_the_byte_count_exact_and_within_the_budget() {
+    let each = cost_of(&json!(7));
+    let hub = Hub::new(HubConfig { history_size: 3, max_history_bytes: 40 * each, ..HubConfig::default() });
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let hub = hub.clone();
+            scope.spawn(move || {
+                for i in 0..3000 {
+                    hub.publish(&format!("t{t}.{}", i % 50), &7).unwrap();
+                }
+            });
+        }
+    });
+    let held: usize = (0..4)
+        .flat_map(|t| (0..50).map(move |c| format!("t{t}.{c}")))
+        .map(|name| hub.history(&name, None, None).publications.len())
+        .sum();
+    assert!(held <= 40, "{held}");
+    assert_eq!(hub.history_bytes(), held * each, "the counter is what the channels hold");
+}
