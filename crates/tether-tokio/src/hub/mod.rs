@@ -64,10 +64,12 @@ pub struct HubConfig {
     /// that would create one more gets `limit_exceeded`.
     pub max_channels: usize,
     /// Bytes of history kept over all channels. Default 256 MiB; past it the oldest entries (of any
-    /// channel) are dropped first.
+    /// channel) are dropped first. An entry counts its `data` and publisher id plus 64 bytes of
+    /// bookkeeping, so many tiny publications are not free.
     pub max_history_bytes: usize,
-    /// Token-protocol requests of any type per second per connection (token bucket refill).
-    /// Default 100; publishes and sends also count against `publish_rate`.
+    /// Token-protocol requests per second per connection (token bucket refill): every incoming
+    /// frame counts, whatever its type, malformed and binary ones included. Default 100;
+    /// publishes and sends also count against `publish_rate`.
     pub request_rate: f64,
     /// Burst size of the request bucket. Default 200; beyond it requests get `rate_limited`.
     pub request_burst: f64,
