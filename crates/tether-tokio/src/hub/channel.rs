@@ -98,6 +98,10 @@ impl Channel {
         }
     }
 
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     pub(crate) fn epoch(&self) -> &str {
         &self.epoch
     }

@@ -2,7 +2,10 @@
 //! so the byte budget ([`super::HubConfig::max_history_bytes`]) drops the oldest entries of the
 //! whole hub at O(1) each instead of scanning the channels on every publish.
 //!
-//! An entry is `(channel, offset)`. Channels drop entries on their own too (age, count), so the
+//! The ledger is in recording order, which (one time to live for all) is also expiry order, so the
+//! sweeper finds what expired at its front, without visiting every channel.
+//!
+//! An entry is `(channel, offset, recorded at)`. Channels drop entries on their own too (age, count), so the
 //! ledger may name entries that are gone: popping one of those costs nothing, and when stale
 //! entries outnumber live ones (`compact_if_stale`) they are filtered out, which keeps the ledger
 //! at most about twice the live history plus a constant, at O(1) amortized per publish.
@@ -12,10 +15,13 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Weak};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::channel::Channel;
 
-type Entry = (Weak<Mutex<Channel>>, u64);
+type Entry = (Weak<Mutex<Channel>>, u64, Instant);
 
 /// Stale entries tolerated before a compaction, on top of as many as there are live ones.
 const SLACK: usize = 1024;
@@ -30,10 +36,12 @@ pub(crate) struct Ledger {
 impl Ledger {
     /// Records the newest entry; `live` is how many entries the hub's channels hold now.
     /// Must not be called with a channel's lock held (compaction takes channel locks).
+    /// `at` is taken after the channel recorded its entry, so when the ledger's entry has expired,
+    /// the channel's has too.
     pub(crate) fn push(&self, channel: Weak<Mutex<Channel>>, offset: u64, live: usize) {
         let len = {
             let mut entries = self.entries.lock().expect("not poisoned");
-            entries.push_back((channel, offset));
+            entries.push_back((channel, offset, Instant::now()));
             entries.len()
         };
         if len > 2 * live + SLACK {
@@ -46,15 +54,20 @@ impl Ledger {
         self.entries.lock().expect("not poisoned").pop_front()
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.entries.lock().expect("not poisoned").len()
+    /// The oldest entry if it is older than `ttl` at `now`, taken off the ledger.
+    pub(crate) fn pop_expired(&self, now: Instant, ttl: Duration) -> Option<Entry> {
+        let mut entries = self.entries.lock().expect("not poisoned");
+        let expired = entries.front().is_some_and(|(_, _, at)| now.saturating_duration_since(*at) > ttl);
+        if expired {
+            entries.pop_front()
+        } else {
+            None
+        }
     }
 
-    /// Compacts if stale entries outnumber the `live` ones by more than the slack.
-    pub(crate) fn compact_if_stale(&self, live: usize) {
-        if self.len() > 2 * live + SLACK {
-            self.compact();
-        }
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.lock().expect("not poisoned").len()
     }
 
     /// Keeps only the entries their channel still holds. The ledger's lock is not held while the
@@ -67,7 +80,7 @@ impl Ledger {
         let old = std::mem::take(&mut *self.entries.lock().expect("not poisoned"));
         let kept: VecDeque<Entry> = old
             .into_iter()
-            .filter(|(channel, offset)| {
+            .filter(|(channel, offset, _)| {
                 channel.upgrade().is_some_and(|channel| channel.lock().expect("not poisoned").holds(*offset))
             })
             .collect();

@@ -18,6 +18,10 @@
 //! all of them (the oldest entries anywhere go first, see `ledger`), and a periodic sweep
 //! (`sweep`) that drops expired history and forgets channels nobody uses, so what an anonymous
 //! client published is given back once its time to live is over.
+//!
+//! The rule that keeps the sweep cheap: a channel with no subscribers and no history is forgotten
+//! by whoever leaves it in that state (the last `leave`, a publish without history, the byte
+//! budget, a read that pruned it), except when its history expires, which is the sweep's job.
 
 mod channel;
 mod error;
@@ -290,11 +294,16 @@ impl Hub {
             }
             (offset, kept.then(|| Arc::downgrade(handle)))
         })?;
-        if let Some(handle) = recorded {
-            // Recorded after the channel's lock is released: the ledger never waits for a channel
-            // while a channel waits for the ledger.
-            self.inner.ledger.push(handle, offset, self.inner.history_entries.load(Ordering::Relaxed));
-            self.enforce_history_budget();
+        match recorded {
+            Some(handle) => {
+                // Recorded after the channel's lock is released: the ledger never waits for a
+                // channel while a channel waits for the ledger.
+                self.inner.ledger.push(handle, offset, self.inner.history_entries.load(Ordering::Relaxed));
+                self.enforce_history_budget();
+            }
+            // No history (`history_size` 0) and perhaps nobody listening: nothing will ever
+            // expire to bring the sweeper here, so forget the channel now if it is unused.
+            None => self.forget_if_unused(channel),
         }
         Ok(offset)
     }
@@ -303,10 +312,16 @@ impl Hub {
     fn enforce_history_budget(&self) {
         let inner = &self.inner;
         while inner.history_bytes.load(Ordering::Relaxed) > inner.config.max_history_bytes {
-            let Some((channel, offset)) = inner.ledger.pop_oldest() else { break };
+            let Some((channel, offset, _)) = inner.ledger.pop_oldest() else { break };
             if let Some(channel) = channel.upgrade() {
-                let freed = channel.lock().expect("not poisoned").drop_through(offset);
+                let mut channel = channel.lock().expect("not poisoned");
+                let freed = channel.drop_through(offset);
                 inner.release(freed);
+                if channel.is_unused() && !channel.forgotten {
+                    let name = channel.name().to_owned();
+                    drop(channel);
+                    self.forget_if_unused(&name);
+                }
             }
         }
     }
@@ -351,7 +366,15 @@ impl Hub {
         let start = since.and_then(|since| channel.start_after(since)).unwrap_or(0);
         let start = limit.map_or(start, |limit| start.max(len.saturating_sub(limit)));
         let (publications, truncated) = channel.select(start..len, reply_budget(config), since.is_some());
-        HistoryPage { offset: channel.last_offset(), epoch: channel.epoch().to_owned(), publications, truncated }
+        let page =
+            HistoryPage { offset: channel.last_offset(), epoch: channel.epoch().to_owned(), publications, truncated };
+        let unused = channel.is_unused();
+        drop(channel);
+        if unused {
+            // Its history just expired here, not in the sweeper: forget it here too.
+            self.forget_if_unused(channel_name);
+        }
+        page
     }
 
     /// Subscribes and answers atomically: the ack (with recovered publications) is queued on the

@@ -1,7 +1,12 @@
-//! The sweeper: a task that, every [`super::HubConfig::sweep_interval`], drops expired history of
-//! every channel and forgets channels with no subscribers and no history. Without it, history
-//! would be pruned only when its channel is touched again, and a client that publishes to many
-//! channels once and leaves would keep their memory held forever.
+//! The sweeper: a task that, every [`super::HubConfig::sweep_interval`], drops expired history and
+//! forgets the channels that leaves with no subscribers and no history. Without it, history would
+//! be pruned only when its channel is touched again, and a client that publishes to many channels
+//! once and leaves would keep their memory held forever.
+//!
+//! A sweep does not visit every channel: the hub's ledger lists history entries in the order they
+//! were recorded, which is the order they expire in, so a sweep takes the expired entries off its
+//! front and prunes just their channels, O(entries expired) with no lock held for long. Channels
+//! left unused any other way are forgotten on the spot (see the `hub` module doc).
 //!
 //! [`Hub::new`] is synchronous and may run outside a runtime, so the task starts on the hub's
 //! first use from inside a tokio runtime (a channel fetched or a connection registered). It holds
@@ -16,22 +21,26 @@ use super::channel::Freed;
 use super::{Hub, HubInner};
 
 impl Hub {
-    /// Drops expired history in every channel and forgets the channels left with no subscribers
-    /// and no history. The sweeper task calls this every `sweep_interval`; call it yourself when
-    /// the hub is used outside a tokio runtime. A channel busy at that moment is skipped (it is
-    /// in use; the next sweep sees it).
+    /// Drops expired history and forgets the channels left with no subscribers and no history.
+    /// The sweeper task calls this every `sweep_interval`; call it yourself when the hub is used
+    /// outside a tokio runtime.
     pub fn sweep(&self) {
         let inner = &self.inner;
         let now = tokio::time::Instant::now();
         let mut freed = Freed::default();
-        inner.channels.lock().expect("not poisoned").retain(|_, handle| {
-            let Ok(mut channel) = handle.try_lock() else { return true };
-            freed += channel.prune(&inner.config, now);
-            channel.forgotten = channel.is_unused();
-            !channel.forgotten
-        });
-        inner.release(freed);
-        inner.ledger.compact_if_stale(inner.history_entries.load(Ordering::Relaxed));
+        while let Some((handle, _, _)) = inner.ledger.pop_expired(now, inner.config.history_ttl) {
+            let Some(handle) = handle.upgrade() else { continue }; // Forgotten already.
+            let mut channel = handle.lock().expect("not poisoned");
+            // Prunes every expired entry of the channel; their later ledger entries are stale.
+            let pruned = channel.prune(&inner.config, now);
+            inner.release(pruned);
+            freed += pruned;
+            if channel.is_unused() && !channel.forgotten {
+                let name = channel.name().to_owned();
+                drop(channel);
+                self.forget_if_unused(&name);
+            }
+        }
         super::trim::after_sweep(freed.bytes);
     }
 

@@ -39,7 +39,7 @@ async fn the_sweeper_drops_expired_history_and_forgets_unused_channels() {
     assert_eq!((hub.channel_count(), hub.history_bytes()), (1, cost_of(&json!(1))), "only `late` is left");
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!((hub.channel_count(), hub.history_bytes()), (0, 0));
-    assert_eq!(hub.inner.ledger.len(), 4, "stale ledger entries are few: left for the next compaction");
+    assert_eq!(hub.inner.ledger.len(), 0, "the sweep took the expired entries off the ledger");
 }
 
 #[tokio::test(start_paused = true)]
@@ -58,12 +58,28 @@ async fn the_sweeper_ends_with_its_hub() {
 
 #[test]
 fn a_hub_works_outside_a_runtime_and_can_be_swept_by_hand() {
-    let hub = Hub::new(HubConfig { history_size: 0, ..HubConfig::default() });
+    let hub = Hub::new(HubConfig { history_ttl: Duration::from_millis(1), ..HubConfig::default() });
     assert_eq!(hub.publish("a", &1), Ok(1));
     assert_eq!(hub.channel_count(), 1);
+    std::thread::sleep(Duration::from_millis(5));
     hub.sweep();
-    assert_eq!(hub.channel_count(), 0, "no subscribers, no history: forgotten");
-    assert!(!hub.inner.sweeping.load(std::sync::atomic::Ordering::Relaxed));
+    assert_eq!((hub.channel_count(), hub.history_bytes()), (0, 0), "expired, then no subscribers: forgotten");
+    assert!(!hub.inner.sweeping.load(std::sync::atomic::Ordering::Relaxed), "no runtime, no sweeper task");
+}
+
+/// The sweep only looks at expired history, so every other way of leaving a channel unused must
+/// forget it on the spot.
+#[test]
+fn a_channel_left_unused_without_expiring_is_forgotten_at_once() {
+    let hub = Hub::new(HubConfig { history_size: 0, ..HubConfig::default() });
+    hub.publish("no.history", &1).unwrap();
+    assert_eq!(hub.channel_count(), 0, "a publish without history and without subscribers");
+
+    let hub = Hub::new(HubConfig { history_ttl: Duration::from_millis(1), ..HubConfig::default() });
+    hub.publish("read", &1).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    assert!(hub.history("read", None, None).publications.is_empty());
+    assert_eq!((hub.channel_count(), hub.history_bytes()), (0, 0), "a read that pruned the last entry");
 }
 
 #[test]
@@ -96,8 +112,7 @@ fn the_history_byte_budget_drops_the_oldest_entries_of_any_channel() {
     );
     hub.publish("d", &big).unwrap();
     assert_eq!(offsets(&hub, "a", None), Vec::<u64>::new(), "a2 was the oldest");
-    hub.sweep();
-    assert_eq!(hub.channel_count(), 3, "a, emptied by the budget, is forgotten");
+    assert_eq!(hub.channel_count(), 3, "a, emptied by the budget, is forgotten at once");
 }
 
 #[test]

@@ -9,18 +9,28 @@
 //! (`madvise(MADV_DONTNEED)`), which brings the RSS back to baseline.
 //!
 //! It walks every arena under its lock, so it is called only by the sweeper (at most once per
-//! `sweep_interval`) and only when that sweep freed at least [`TRIM_AFTER`] bytes of history:
-//! memory that expired rather than memory that new publications are about to reuse.
+//! `sweep_interval`) and only once sweeps have freed at least [`TRIM_AFTER`] bytes of history
+//! since the last trim: memory that expired rather than memory that new publications are about to
+//! reuse. The count is process-wide, like the allocator.
 //!
 //! This is the crate's one `unsafe` block; other allocators and C libraries need nothing here.
 #![allow(unsafe_code)]
 
-/// History bytes a sweep must free before it asks the allocator to give memory back.
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// History bytes sweeps must free before the allocator is asked to give memory back.
 pub(super) const TRIM_AFTER: usize = 1 << 20;
+
+/// Bytes swept since the last trim, over every hub of the process.
+static UNTRIMMED: AtomicUsize = AtomicUsize::new(0);
 
 /// Called after a sweep freed `bytes` of history.
 pub(super) fn after_sweep(bytes: usize) {
-    if bytes >= TRIM_AFTER {
+    if bytes == 0 {
+        return;
+    }
+    let untrimmed = UNTRIMMED.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    if untrimmed >= TRIM_AFTER && UNTRIMMED.swap(0, Ordering::Relaxed) >= TRIM_AFTER {
         release_free_memory();
     }
 }
