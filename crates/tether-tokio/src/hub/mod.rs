@@ -292,18 +292,20 @@ impl Hub {
                 self.inner.history_entries.fetch_add(1, Ordering::Relaxed);
                 self.inner.history_bytes.fetch_add(channel::entry_cost(data, from), Ordering::Relaxed);
             }
-            (offset, kept.then(|| Arc::downgrade(handle)))
+            let recorded = if kept { Recorded::InHistory(Arc::downgrade(handle)) } else { Recorded::Not };
+            (offset, if channel.is_unused() { Recorded::Unused } else { recorded })
         })?;
         match recorded {
-            Some(handle) => {
+            Recorded::InHistory(handle) => {
                 // Recorded after the channel's lock is released: the ledger never waits for a
                 // channel while a channel waits for the ledger.
                 self.inner.ledger.push(handle, offset, self.inner.history_entries.load(Ordering::Relaxed));
                 self.enforce_history_budget();
             }
-            // No history (`history_size` 0) and perhaps nobody listening: nothing will ever
-            // expire to bring the sweeper here, so forget the channel now if it is unused.
-            None => self.forget_if_unused(channel),
+            // No history (`history_size` 0) and nobody listening: nothing will ever expire to
+            // bring the sweeper here, so forget the channel now.
+            Recorded::Unused => self.forget_if_unused(channel),
+            Recorded::Not => {}
         }
         Ok(offset)
     }
@@ -423,6 +425,16 @@ impl Hub {
             Err(HubError::NotSubscribed(channel_name.to_owned()))
         }
     }
+}
+
+/// What a publish left in its channel.
+enum Recorded {
+    /// An entry in the history, to record in the ledger.
+    InHistory(std::sync::Weak<Mutex<Channel>>),
+    /// Nothing, and the channel has no subscribers either: to forget.
+    Unused,
+    /// Nothing (no history kept), but the channel has subscribers.
+    Not,
 }
 
 /// Room for the publications of a reply: the cap less the ack's own fields (type, id, channel,
