@@ -30,7 +30,10 @@
   /**
    * One joined channel. It outlives connections: the client re-subscribes it after a reconnect.
    * `lastOffset` is the newest offset delivered to the handler (the recovery point), `epoch` the
-   * history generation it belongs to, `recovered` what the last (re)subscribe ack said.
+   * history generation it belongs to, `recovered` what the last (re)subscribe ack said, and
+   * `truncated` whether that ack's recovery was cut at the server's reply cap (then `recovered` is
+   * false: the oldest missed messages were delivered, and the rest from `gapAfter` on can be
+   * fetched with `client.history(channel, {since: gapAfter})`).
    */
   class Subscription {
     constructor(client, channel) {
@@ -41,6 +44,8 @@
       this.lastOffset = null;
       this.epoch = null;
       this.recovered = null;
+      this.truncated = false;
+      this.gapAfter = null;
       /** Acked at least once: only such subscriptions are renewed by a reconnect. */
       this.active = false;
       /** Subscribe requests in flight; live messages wait in `buffer` meanwhile (see deliver). */
@@ -233,9 +238,14 @@
      * Joins `channel`; `handler(data, message)` gets every message once, in offset order, starting
      * after `since` when given (those are recovered from history). Subscribing again to a joined
      * channel replaces the handler and updates `info`. Resolves with the Subscription.
+     * `since` needs the `epoch` it belongs to (both come from a history answer or a subscription):
+     * an offset alone could be from another life of the channel.
      * @param {{since?:number, epoch?:string, info?:any}} [opts]
      */
     subscribe(channel, handler, opts = {}) {
+      if (opts.since != null && opts.epoch == null) {
+        return Promise.reject(new TetherError("bad_request", "subscribe: since needs the epoch it belongs to"));
+      }
       let sub = this.subscriptions.get(channel);
       if (!sub) {
         sub = new Subscription(this, channel);
@@ -256,8 +266,11 @@
       const done = () => { sub.inflight--; const held = sub.buffer.splice(0); held.forEach((m) => this._deliver(sub, m)); };
       return this._request(() => {
         const frame = { type: "subscribe", channel: sub.channel };
-        if (sub.lastOffset != null) frame.since = sub.lastOffset;
-        if (sub.epoch != null) frame.epoch = sub.epoch;
+        // The server refuses since without epoch; an offset means nothing outside its epoch.
+        if (sub.lastOffset != null && sub.epoch != null) {
+          frame.since = sub.lastOffset;
+          frame.epoch = sub.epoch;
+        }
         if (sub.info !== undefined) frame.info = sub.info;
         return frame;
       }).then((ack) => {
@@ -267,12 +280,15 @@
         const renewed = sub.active;
         sub.epoch = ack.epoch != null ? ack.epoch : sub.epoch;
         sub.recovered = ack.recovered != null ? ack.recovered : null;
+        sub.truncated = ack.truncated === true;
         sub.active = true;
         for (const p of ack.publications || []) this._deliver(sub, Object.assign({ type: "message", channel: sub.channel, recovered: true }, p));
+        // Cut at the reply cap: what was delivered is contiguous from `since`; the rest is not.
+        sub.gapAfter = sub.truncated ? sub.lastOffset : null;
         // Whatever is not recovered by now is gone; live messages continue after the ack's offset.
         if (typeof ack.offset === "number" && (sub.lastOffset == null || ack.offset > sub.lastOffset)) sub.lastOffset = ack.offset;
         done();
-        this._emit("subscribed", { channel: sub.channel, offset: ack.offset, epoch: sub.epoch, recovered: sub.recovered, renewed, subscription: sub });
+        this._emit("subscribed", { channel: sub.channel, offset: ack.offset, epoch: sub.epoch, recovered: sub.recovered, truncated: sub.truncated, gapAfter: sub.gapAfter, renewed, subscription: sub });
         return ack;
       }, (err) => { done(); throw err; });
     }
@@ -310,14 +326,18 @@
       });
     }
 
-    /** Resolves with `{channel, offset, epoch, publications}` (oldest first); no subscription needed. */
+    /**
+     * Resolves with `{channel, offset, epoch, publications, truncated}` (oldest first); no
+     * subscription needed. `truncated`: the server's reply cap left some out (with `since`, the
+     * newer ones: ask again from the last offset returned; without, the older ones).
+     */
     history(channel, opts = {}) {
       return this._request(() => {
         const frame = { type: "history", channel };
         if (opts.since != null) frame.since = opts.since;
         if (opts.limit != null) frame.limit = opts.limit;
         return frame;
-      }).then((ack) => ({ channel: ack.channel, offset: ack.offset, epoch: ack.epoch, publications: ack.publications || [] }));
+      }).then((ack) => ({ channel: ack.channel, offset: ack.offset, epoch: ack.epoch, publications: ack.publications || [], truncated: ack.truncated === true }));
     }
 
     /** Sends `data` straight to one connection (it gets a `direct` event). */

@@ -1,9 +1,14 @@
 //! One channel: its subscribers, its offset counter and its history.
+//!
+//! The history holds a contiguous run of offsets (entries are appended at the newest offset and
+//! only ever removed from the oldest end: by age, by count, by the hub's byte budget), so "is
+//! offset N still here" and "where do the entries after N start" are arithmetic, not a search.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::ops::Range;
 
 use serde_json::value::RawValue;
+use tokio::time::Instant;
 
 use super::{wire, HubConfig};
 use crate::listener::{new_connection_id, Conn, PreparedMessage};
@@ -28,6 +33,41 @@ pub struct Publication {
     pub from: Option<String>,
 }
 
+/// Bytes a history entry is counted as against [`HubConfig::max_history_bytes`]: its data and
+/// publisher id, plus a fixed 64 for the entry's bookkeeping (offset, time, boxes, the hub's
+/// eviction queue), so a flood of tiny publications is not free either.
+pub(crate) fn entry_cost(data: &RawValue, from: Option<&str>) -> usize {
+    const ENTRY_OVERHEAD: usize = 64;
+    data.get().len() + from.map_or(0, str::len) + ENTRY_OVERHEAD
+}
+
+/// Bytes a publication takes in a `history` answer or a subscribe ack: its data, its `from`, and
+/// room for `{"offset":<20 digits>,"data":,"from":""},`.
+pub(crate) fn reply_cost(publication: &Publication) -> usize {
+    const FIELDS: usize = 50;
+    publication.data.get().len() + publication.from.as_deref().map_or(4, str::len) + FIELDS
+}
+
+/// History entries removed at once, for the hub's byte and entry counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Freed {
+    pub entries: usize,
+    pub bytes: usize,
+}
+
+impl std::ops::AddAssign for Freed {
+    fn add_assign(&mut self, other: Self) {
+        self.entries += other.entries;
+        self.bytes += other.bytes;
+    }
+}
+
+struct Entry {
+    at: Instant,
+    cost: usize,
+    publication: Publication,
+}
+
 struct Subscriber {
     conn: Conn,
     info: Option<Box<RawValue>>,
@@ -40,7 +80,10 @@ pub(crate) struct Channel {
     epoch: String,
     last_offset: u64,
     subscribers: HashMap<String, Subscriber>,
-    history: VecDeque<(Instant, Publication)>,
+    history: VecDeque<Entry>,
+    /// Set when the hub removed the channel from its map. Whoever fetched the handle just before
+    /// must fetch (or create) the channel again rather than use this dead one.
+    pub(crate) forgotten: bool,
 }
 
 impl Channel {
@@ -51,7 +94,12 @@ impl Channel {
             last_offset: 0,
             subscribers: HashMap::new(),
             history: VecDeque::new(),
+            forgotten: false,
         }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
     }
 
     pub(crate) fn epoch(&self) -> &str {
@@ -66,30 +114,54 @@ impl Channel {
         self.subscribers.is_empty() && self.history.is_empty()
     }
 
-    /// Drops history entries older than the configured time to live.
-    pub(crate) fn prune(&mut self, config: &HubConfig) {
-        let now = Instant::now();
-        while self.history.front().is_some_and(|(at, _)| now.duration_since(*at) > config.history_ttl) {
-            self.history.pop_front();
+    /// Whether the history still holds the entry at `offset` (one this channel assigned).
+    pub(crate) fn holds(&self, offset: u64) -> bool {
+        self.history.front().is_some_and(|e| e.publication.offset <= offset)
+    }
+
+    fn pop_oldest(&mut self, freed: &mut Freed) {
+        if let Some(entry) = self.history.pop_front() {
+            *freed += Freed { entries: 1, bytes: entry.cost };
         }
     }
 
-    /// Assigns the next offset, sends the message to every subscriber and records it.
-    pub(crate) fn publish(&mut self, config: &HubConfig, data: &RawValue, from: Option<&str>) -> u64 {
-        self.prune(config);
+    /// Drops history entries older than the configured time to live.
+    pub(crate) fn prune(&mut self, config: &HubConfig, now: Instant) -> Freed {
+        let mut freed = Freed::default();
+        while self.history.front().is_some_and(|e| now.saturating_duration_since(e.at) > config.history_ttl) {
+            self.pop_oldest(&mut freed);
+        }
+        freed
+    }
+
+    /// Drops the history entries up to and including `offset` (the hub's byte budget).
+    pub(crate) fn drop_through(&mut self, offset: u64) -> Freed {
+        let mut freed = Freed::default();
+        while self.holds(offset) {
+            self.pop_oldest(&mut freed);
+        }
+        freed
+    }
+
+    /// Assigns the next offset, sends the message to every subscriber and records it. Returns the
+    /// offset, whether it went into the history, and what was pruned to make room.
+    pub(crate) fn publish(&mut self, config: &HubConfig, data: &RawValue, from: Option<&str>) -> (u64, bool, Freed) {
+        let now = Instant::now();
+        let mut freed = self.prune(config, now);
         self.last_offset += 1;
         let offset = self.last_offset;
         let frame = wire::MessageOut { kind: "message", channel: &self.name, offset, data, from };
         let message = PreparedMessage::text(serde_json::to_string(&frame).expect("serializable"));
         self.broadcast(&message);
-        if config.history_size > 0 {
-            let publication = Publication { offset, data: data.to_owned(), from: from.map(str::to_owned) };
-            self.history.push_back((Instant::now(), publication));
-            while self.history.len() > config.history_size {
-                self.history.pop_front();
-            }
+        if config.history_size == 0 {
+            return (offset, false, freed);
         }
-        offset
+        let publication = Publication { offset, data: data.to_owned(), from: from.map(str::to_owned) };
+        self.history.push_back(Entry { at: now, cost: entry_cost(data, from), publication });
+        while self.history.len() > config.history_size {
+            self.pop_oldest(&mut freed);
+        }
+        (offset, true, freed)
     }
 
     /// Hands the same frame to every subscriber's queue; returns how many got it.
@@ -97,23 +169,39 @@ impl Channel {
         self.subscribers.values().filter(|s| s.conn.send_prepared(message).is_ok()).count()
     }
 
-    /// The publications after `since`, if the history still holds all of them.
-    pub(crate) fn publications_after(&self, since: u64) -> Option<Vec<Publication>> {
+    /// Where the entries after `since` start in the history, if it still holds all of them.
+    pub(crate) fn start_after(&self, since: u64) -> Option<usize> {
         if since > self.last_offset {
             return None; // An offset from the future: from another life of the channel.
         }
         if since == self.last_offset {
-            return Some(Vec::new());
+            return Some(self.history.len());
         }
-        let oldest = self.history.front().map(|(_, p)| p.offset)?;
-        if oldest > since + 1 {
-            return None;
-        }
-        Some(self.history.iter().filter(|(_, p)| p.offset > since).map(|(_, p)| p.clone()).collect())
+        let oldest = self.history.front()?.publication.offset;
+        // The history is the contiguous run oldest..=last_offset.
+        (since + 1).checked_sub(oldest).map(|skip| skip as usize)
     }
 
-    pub(crate) fn all(&self) -> Vec<Publication> {
-        self.history.iter().map(|(_, p)| p.clone()).collect()
+    /// The publications in `range` (indices into the history) whose [`reply_cost`] fits in
+    /// `budget`: the oldest ones when `oldest_first`, else the newest; always at least one, so a
+    /// client paging through the history always gets further. Also whether any was left out.
+    pub(crate) fn select(&self, range: Range<usize>, budget: usize, oldest_first: bool) -> (Vec<Publication>, bool) {
+        let entries = self.history.range(range.clone()).map(|e| &e.publication);
+        let mut spent = 0;
+        let fits = |p: &&Publication| {
+            spent += reply_cost(p);
+            spent <= budget
+        };
+        let count =
+            if oldest_first { entries.take_while(fits).count() } else { entries.rev().take_while(fits).count() };
+        let count = count.max(1).min(range.len());
+        let truncated = count < range.len();
+        let kept = if oldest_first { range.start..range.start + count } else { range.end - count..range.end };
+        (self.history.range(kept).map(|e| e.publication.clone()).collect(), truncated)
+    }
+
+    pub(crate) fn history_len(&self) -> usize {
+        self.history.len()
     }
 
     /// Adds (or updates the info of) a subscriber; the others get a `join` event.

@@ -12,23 +12,42 @@
 //! and identical in order for every subscriber, even with concurrent publishers; handing out is
 //! only a reference-count increment and a queue push per subscriber, so the lock is short. A
 //! subscriber that cannot keep up is closed by the server's slow-consumer policy, never waited for.
+//!
+//! Memory is bounded by configuration, not by the clients' good will: at most
+//! [`HubConfig::max_channels`] channels, at most [`HubConfig::max_history_bytes`] of history over
+//! all of them (the oldest entries anywhere go first, see `ledger`), and a periodic sweep
+//! (`sweep`) that drops expired history and forgets channels nobody uses, so what an anonymous
+//! client published is given back once its time to live is over.
+//!
+//! The rule that keeps the sweep cheap: a channel with no subscribers and no history is forgotten
+//! by whoever leaves it in that state (the last `leave`, a publish without history, the byte
+//! budget, a read that pruned it), except when its history expires, which is the sweep's job.
 
 mod channel;
+mod error;
+mod ledger;
+mod sweep;
+#[cfg(test)]
+mod tests;
 mod token;
+mod trim;
 mod wire;
 
 pub use channel::{Member, Publication};
+pub use error::HubError;
 pub use token::TokenServer;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
 
 use crate::listener::Conn;
-use channel::Channel;
+use channel::{Channel, Freed};
+use ledger::Ledger;
 
 /// Hub limits and history settings.
 #[derive(Debug, Clone)]
@@ -51,18 +70,22 @@ pub struct HubConfig {
     /// that would create one more gets `limit_exceeded`.
     pub max_channels: usize,
     /// Bytes of history kept over all channels. Default 256 MiB; past it the oldest entries (of any
-    /// channel) are dropped first.
+    /// channel) are dropped first. An entry counts its `data` and publisher id plus 64 bytes of
+    /// bookkeeping, so many tiny publications are not free.
     pub max_history_bytes: usize,
-    /// Token-protocol requests of any type per second per connection (token bucket refill).
-    /// Default 100; publishes and sends also count against `publish_rate`.
+    /// Token-protocol requests per second per connection (token bucket refill): every incoming
+    /// frame counts, whatever its type, malformed and binary ones included. Default 100;
+    /// publishes and sends also count against `publish_rate`.
     pub request_rate: f64,
     /// Burst size of the request bucket. Default 200; beyond it requests get `rate_limited`.
     pub request_burst: f64,
-    /// Largest `history` answer (or recovery in a subscribe ack), in bytes of publication data.
-    /// Default 1 MiB; the newest publications that fit are returned and the ack says
-    /// `"truncated":true`.
+    /// Largest `history` answer (or recovery in a subscribe ack), in bytes of JSON. Default 1 MiB;
+    /// the publications that fit are returned (at least one) and the ack says `"truncated":true`:
+    /// with `since` the oldest after it (so a client pages forward from the last offset it got),
+    /// without `since` the newest. A recovery cut short says `"recovered":false`.
     pub max_history_reply_bytes: usize,
-    /// How often the hub sweeps expired history and forgets unused channels. Default 1 s.
+    /// How often the hub sweeps expired history and forgets unused channels. Default 1 s. The
+    /// sweeper starts with the first use of the hub inside a tokio runtime and ends with the hub.
     pub sweep_interval: Duration,
 }
 
@@ -86,51 +109,29 @@ impl Default for HubConfig {
     }
 }
 
-/// What went wrong with a hub operation; `code()` is the protocol's error code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HubError {
-    /// A malformed channel name or argument.
-    BadRequest(String),
-    /// Not subscribed to the channel.
-    NotSubscribed(String),
-    /// No connection with that id.
-    NotFound(String),
-    /// The channel is reserved for the server.
-    Forbidden(String),
-    /// `data` or `info` over its size limit.
-    TooLarge(usize),
-    /// Over the subscription limit.
-    LimitExceeded(usize),
+/// A `history` answer: the channel's last offset and epoch, and publications oldest first.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HistoryPage {
+    /// The channel's last offset (0 when nothing was published).
+    pub offset: u64,
+    /// The channel's epoch.
+    pub epoch: String,
+    /// The publications, oldest first.
+    pub publications: Vec<Publication>,
+    /// Whether some that were asked for were left out to stay within
+    /// [`HubConfig::max_history_reply_bytes`].
+    pub truncated: bool,
 }
 
-impl HubError {
-    /// The error code of the wire protocol.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::BadRequest(_) => "bad_request",
-            Self::NotSubscribed(_) => "not_subscribed",
-            Self::NotFound(_) => "not_found",
-            Self::Forbidden(_) => "forbidden",
-            Self::TooLarge(_) => "too_large",
-            Self::LimitExceeded(_) => "limit_exceeded",
-        }
-    }
+/// What a subscribe with `since` recovered.
+pub(crate) struct Recovery {
+    /// Every publication after `since` is in `publications`.
+    pub recovered: bool,
+    /// Some were left out to stay within [`HubConfig::max_history_reply_bytes`].
+    pub truncated: bool,
+    pub publications: Vec<Publication>,
 }
-
-impl fmt::Display for HubError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::BadRequest(why) => f.write_str(why),
-            Self::NotSubscribed(channel) => write!(f, "not subscribed to {channel}"),
-            Self::NotFound(id) => write!(f, "no connection {id}"),
-            Self::Forbidden(channel) => write!(f, "channel {channel} is reserved for the server"),
-            Self::TooLarge(limit) => write!(f, "larger than the limit of {limit} bytes"),
-            Self::LimitExceeded(limit) => write!(f, "at most {limit} subscriptions per connection"),
-        }
-    }
-}
-
-impl std::error::Error for HubError {}
 
 /// Channels and connections. Cheap to clone; every clone is the same hub.
 #[derive(Clone, Default)]
@@ -143,6 +144,13 @@ struct HubInner {
     config: HubConfig,
     channels: Mutex<HashMap<String, Arc<Mutex<Channel>>>>,
     connections: Mutex<HashMap<String, Conn>>,
+    /// History entries over all channels, oldest first, for the byte budget.
+    ledger: Ledger,
+    /// Bytes of history held ([`channel::entry_cost`] summed) and entries held, over all channels.
+    history_bytes: AtomicUsize,
+    history_entries: AtomicUsize,
+    /// Whether a sweeper task is running for this hub.
+    sweeping: AtomicBool,
 }
 
 impl fmt::Debug for Hub {
@@ -150,6 +158,7 @@ impl fmt::Debug for Hub {
         f.debug_struct("Hub")
             .field("channels", &self.inner.channels.lock().expect("not poisoned").len())
             .field("connections", &self.inner.connections.lock().expect("not poisoned").len())
+            .field("history_bytes", &self.history_bytes())
             .finish()
     }
 }
@@ -167,6 +176,16 @@ pub fn validate_channel(name: &str) -> Result<(), HubError> {
     }
 }
 
+impl HubInner {
+    /// Takes history that a channel dropped off the hub's counters.
+    fn release(&self, freed: Freed) {
+        if freed.entries > 0 {
+            self.history_entries.fetch_sub(freed.entries, Ordering::Relaxed);
+            self.history_bytes.fetch_sub(freed.bytes, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Hub {
     /// A hub with these settings.
     pub fn new(config: HubConfig) -> Self {
@@ -178,13 +197,50 @@ impl Hub {
         &self.inner.config
     }
 
-    fn channel(&self, name: &str) -> Arc<Mutex<Channel>> {
+    /// Channels the hub holds now (with subscribers or history).
+    pub fn channel_count(&self) -> usize {
+        self.inner.channels.lock().expect("not poisoned").len()
+    }
+
+    /// Bytes of history the hub holds now, as counted against [`HubConfig::max_history_bytes`]
+    /// (each entry's data and publisher id plus 64 bytes).
+    pub fn history_bytes(&self) -> usize {
+        self.inner.history_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The channel, created if new: `Err(TooManyChannels)` if that would be one over the cap.
+    fn channel(&self, name: &str) -> Result<Arc<Mutex<Channel>>, HubError> {
+        self.start_sweeper();
         let mut channels = self.inner.channels.lock().expect("not poisoned");
-        Arc::clone(channels.entry(name.to_owned()).or_insert_with(|| Arc::new(Mutex::new(Channel::new(name)))))
+        if let Some(channel) = channels.get(name) {
+            return Ok(Arc::clone(channel));
+        }
+        if channels.len() >= self.inner.config.max_channels {
+            return Err(HubError::TooManyChannels(self.inner.config.max_channels));
+        }
+        let channel = Arc::new(Mutex::new(Channel::new(name)));
+        channels.insert(name.to_owned(), Arc::clone(&channel));
+        Ok(channel)
     }
 
     fn existing_channel(&self, name: &str) -> Option<Arc<Mutex<Channel>>> {
         self.inner.channels.lock().expect("not poisoned").get(name).cloned()
+    }
+
+    /// Runs `f` on the live channel `name` (created if new). A handle fetched just as the sweeper
+    /// forgot the channel is dead: fetch again, so nothing is published into a forgotten channel.
+    fn with_channel<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Arc<Mutex<Channel>>, &mut Channel) -> T,
+    ) -> Result<T, HubError> {
+        loop {
+            let handle = self.channel(name)?;
+            let mut channel = handle.lock().expect("not poisoned");
+            if !channel.forgotten {
+                return Ok(f(&handle, &mut channel));
+            }
+        }
     }
 
     /// Drops a channel that has no subscribers and nothing left in its history.
@@ -192,8 +248,10 @@ impl Hub {
         let mut channels = self.inner.channels.lock().expect("not poisoned");
         let unused = channels.get(name).is_some_and(|channel| {
             let mut channel = channel.lock().expect("not poisoned");
-            channel.prune(&self.inner.config);
-            channel.is_unused()
+            let freed = channel.prune(&self.inner.config, tokio::time::Instant::now());
+            self.inner.release(freed);
+            channel.forgotten = channel.is_unused();
+            channel.forgotten
         });
         if unused {
             channels.remove(name);
@@ -202,6 +260,7 @@ impl Hub {
 
     /// Makes a connection reachable by id (for `send`).
     pub(crate) fn register(&self, conn: &Conn) {
+        self.start_sweeper();
         self.inner.connections.lock().expect("not poisoned").insert(conn.id().to_owned(), conn.clone());
     }
 
@@ -214,17 +273,59 @@ impl Hub {
     }
 
     /// Publishes `data` (JSON) to a channel from the server; returns the offset.
+    /// `Err(TooManyChannels)` for a new channel when the hub holds [`HubConfig::max_channels`].
     pub fn publish(&self, channel: &str, data: &impl serde::Serialize) -> Result<u64, HubError> {
         validate_channel(channel)?;
         let json = serde_json::value::to_raw_value(data).map_err(|e| HubError::BadRequest(e.to_string()))?;
-        Ok(self.publish_raw(channel, &json, None))
+        self.publish_raw(channel, &json, None)
     }
 
     /// Publishes raw JSON; `from` is the publishing connection, if any.
-    pub(crate) fn publish_raw(&self, channel: &str, data: &RawValue, from: Option<&str>) -> u64 {
-        let handle = self.channel(channel);
-        let mut channel = handle.lock().expect("not poisoned");
-        channel.publish(&self.inner.config, data, from)
+    pub(crate) fn publish_raw(&self, channel: &str, data: &RawValue, from: Option<&str>) -> Result<u64, HubError> {
+        let config = &self.inner.config;
+        let (offset, recorded) = self.with_channel(channel, |handle, channel| {
+            let (offset, kept, freed) = channel.publish(config, data, from);
+            self.inner.release(freed);
+            if kept {
+                // Counted under the channel's lock, before anyone can drop the entry and take
+                // it off the counters: they never wrap below zero.
+                self.inner.history_entries.fetch_add(1, Ordering::Relaxed);
+                self.inner.history_bytes.fetch_add(channel::entry_cost(data, from), Ordering::Relaxed);
+            }
+            let recorded = if kept { Recorded::InHistory(Arc::downgrade(handle)) } else { Recorded::Not };
+            (offset, if channel.is_unused() { Recorded::Unused } else { recorded })
+        })?;
+        match recorded {
+            Recorded::InHistory(handle) => {
+                // Recorded after the channel's lock is released: the ledger never waits for a
+                // channel while a channel waits for the ledger.
+                self.inner.ledger.push(handle, offset, self.inner.history_entries.load(Ordering::Relaxed));
+                self.enforce_history_budget();
+            }
+            // No history (`history_size` 0) and nobody listening: nothing will ever expire to
+            // bring the sweeper here, so forget the channel now.
+            Recorded::Unused => self.forget_if_unused(channel),
+            Recorded::Not => {}
+        }
+        Ok(offset)
+    }
+
+    /// Drops the oldest history entries of any channel until the hub is within its byte budget.
+    fn enforce_history_budget(&self) {
+        let inner = &self.inner;
+        while inner.history_bytes.load(Ordering::Relaxed) > inner.config.max_history_bytes {
+            let Some((channel, offset, _)) = inner.ledger.pop_oldest() else { break };
+            if let Some(channel) = channel.upgrade() {
+                let mut channel = channel.lock().expect("not poisoned");
+                let freed = channel.drop_through(offset);
+                inner.release(freed);
+                if channel.is_unused() && !channel.forgotten {
+                    let name = channel.name().to_owned();
+                    drop(channel);
+                    self.forget_if_unused(&name);
+                }
+            }
+        }
     }
 
     /// Sends `data` (JSON) to one connection as a `direct` message (`from` is null: the server).
@@ -245,52 +346,70 @@ impl Hub {
         self.existing_channel(channel).map(|c| c.lock().expect("not poisoned").members()).unwrap_or_default()
     }
 
-    /// The channel's history: messages after `since` (all when `None`), at most the newest `limit`.
-    /// Returns the channel's last offset, its epoch and the publications, oldest first.
-    pub fn history(
-        &self,
-        channel_name: &str,
-        since: Option<u64>,
-        limit: Option<usize>,
-    ) -> (u64, String, Vec<Publication>) {
-        let handle = self.channel(channel_name);
+    /// The channel's history: messages after `since` (all when `None`), at most the newest `limit`,
+    /// and within [`HubConfig::max_history_reply_bytes`]: with `since` the oldest that fit (page
+    /// forward from the last offset returned), without it the newest. A channel that does not
+    /// exist is not created: the answer is offset 0, no publications, and a fresh epoch (what the
+    /// channel would have).
+    pub fn history(&self, channel_name: &str, since: Option<u64>, limit: Option<usize>) -> HistoryPage {
+        let config = &self.inner.config;
+        let Some(handle) = self.existing_channel(channel_name) else {
+            return HistoryPage {
+                offset: 0,
+                epoch: Channel::new(channel_name).epoch().to_owned(),
+                publications: Vec::new(),
+                truncated: false,
+            };
+        };
         let mut channel = handle.lock().expect("not poisoned");
-        channel.prune(&self.inner.config);
-        let mut publications = channel.publications_after(since.unwrap_or(0)).unwrap_or_else(|| channel.all());
-        if let Some(limit) = limit {
-            let skip = publications.len().saturating_sub(limit);
-            publications.drain(..skip);
-        }
-        let answer = (channel.last_offset(), channel.epoch().to_owned(), publications);
+        let freed = channel.prune(config, tokio::time::Instant::now());
+        self.inner.release(freed);
+        let len = channel.history_len();
+        let start = since.and_then(|since| channel.start_after(since)).unwrap_or(0);
+        let start = limit.map_or(start, |limit| start.max(len.saturating_sub(limit)));
+        let (publications, truncated) = channel.select(start..len, reply_budget(config), since.is_some());
+        let page =
+            HistoryPage { offset: channel.last_offset(), epoch: channel.epoch().to_owned(), publications, truncated };
+        let unused = channel.is_unused();
         drop(channel);
-        // Asking for the history of a channel nobody uses must not leave an empty channel behind.
-        self.forget_if_unused(channel_name);
-        answer
+        if unused {
+            // Its history just expired here, not in the sweeper: forget it here too.
+            self.forget_if_unused(channel_name);
+        }
+        page
     }
 
     /// Subscribes and answers atomically: the ack (with recovered publications) is queued on the
     /// connection under the channel's lock, so every later message follows it, none is lost.
+    /// `recovery` is `(since, epoch)`: recovered only if the epoch is the channel's and every
+    /// publication after `since` is still held and fits in the reply.
     pub(crate) fn subscribe(
         &self,
         conn: &Conn,
         channel_name: &str,
         info: Option<&RawValue>,
-        recovery: Option<(u64, Option<&str>)>,
-        ack: impl FnOnce(u64, &str, Option<(bool, Vec<Publication>)>) -> String,
-    ) {
-        let handle = self.channel(channel_name);
-        let mut channel = handle.lock().expect("not poisoned");
-        channel.prune(&self.inner.config);
-        let recovered = recovery.map(|(since, epoch)| {
-            let same_epoch = epoch.is_none_or(|e| e == channel.epoch());
-            match channel.publications_after(since).filter(|_| same_epoch) {
-                Some(publications) => (true, publications),
-                None => (false, Vec::new()),
-            }
-        });
-        let text = ack(channel.last_offset(), channel.epoch(), recovered);
-        let _ = conn.send_text(text);
-        channel.join(conn, info.map(ToOwned::to_owned));
+        recovery: Option<(u64, &str)>,
+        ack: impl FnOnce(u64, &str, Option<Recovery>) -> String,
+    ) -> Result<(), HubError> {
+        let config = &self.inner.config;
+        self.with_channel(channel_name, |_, channel| {
+            let freed = channel.prune(config, tokio::time::Instant::now());
+            self.inner.release(freed);
+            let recovered = recovery.map(|(since, epoch)| {
+                let start = channel.start_after(since).filter(|_| epoch == channel.epoch());
+                match start {
+                    Some(start) => {
+                        let (publications, truncated) =
+                            channel.select(start..channel.history_len(), reply_budget(config), true);
+                        Recovery { recovered: !truncated, truncated, publications }
+                    }
+                    None => Recovery { recovered: false, truncated: false, publications: Vec::new() },
+                }
+            });
+            let text = ack(channel.last_offset(), channel.epoch(), recovered);
+            let _ = conn.send_text(text);
+            channel.join(conn, info.map(ToOwned::to_owned));
+        })
     }
 
     /// Leaves a channel (others get `leave`). `Err(NotSubscribed)` if the connection was not in it.
@@ -306,4 +425,21 @@ impl Hub {
             Err(HubError::NotSubscribed(channel_name.to_owned()))
         }
     }
+}
+
+/// What a publish left in its channel.
+enum Recorded {
+    /// An entry in the history, to record in the ledger.
+    InHistory(std::sync::Weak<Mutex<Channel>>),
+    /// Nothing, and the channel has no subscribers either: to forget.
+    Unused,
+    /// Nothing (no history kept), but the channel has subscribers.
+    Not,
+}
+
+/// Room for the publications of a reply: the cap less the ack's own fields (type, id, channel,
+/// offset, epoch, recovered, truncated), so the whole ack stays within the cap.
+fn reply_budget(config: &HubConfig) -> usize {
+    const ENVELOPE: usize = 256;
+    config.max_history_reply_bytes.saturating_sub(ENVELOPE)
 }

@@ -2,11 +2,12 @@
 
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tether_proto::Message;
+use tokio::time::Instant;
 
-use super::wire::{Ack, ErrorOut, MemberOut, PublicationOut, Request};
+use super::wire::{Ack, ErrorOut, IdOnly, MemberOut, PublicationOut, Request};
 use super::{validate_channel, Hub, HubError, Publication};
 use crate::listener::{Conn, Listener};
 use crate::websocket::Closed;
@@ -14,19 +15,28 @@ use crate::websocket::Closed;
 /// Per-connection protocol state, kept in the connection's user data.
 struct Session {
     subscriptions: Mutex<HashSet<String>>,
+    /// Publishes and sends ([`super::HubConfig::publish_rate`]).
     bucket: Mutex<TokenBucket>,
+    /// Every incoming frame, whatever it holds ([`super::HubConfig::request_rate`]): joins and
+    /// leaves fan out to every member, history answers can be large, and errors cost a reply, so
+    /// no request is free.
+    requests: Mutex<TokenBucket>,
 }
 
-/// The publish/send rate limit: `rate` tokens per second, at most `burst` saved up.
+/// A rate limit: `rate` tokens per second, at most `burst` saved up.
 struct TokenBucket {
     tokens: f64,
     refilled: Instant,
 }
 
 impl TokenBucket {
+    fn full(burst: f64) -> Self {
+        Self { tokens: burst, refilled: Instant::now() }
+    }
+
     fn take(&mut self, rate: f64, burst: f64) -> bool {
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(burst);
+        self.tokens = (self.tokens + now.saturating_duration_since(self.refilled).as_secs_f64() * rate).min(burst);
         self.refilled = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -76,6 +86,20 @@ impl TokenServer {
     fn error(conn: &Conn, id: Option<u64>, code: &str, message: &str) {
         let text = serde_json::to_string(&ErrorOut { kind: "error", id, code, message }).expect("serializable");
         let _ = conn.send_text(text);
+    }
+
+    /// Takes a token from the connection's request budget; answers `rate_limited` (with the id,
+    /// if the frame is a request that has one) when there is none.
+    fn request_allowed(&self, conn: &Conn, text: Option<&str>) -> bool {
+        let config = self.hub.config();
+        let allowed =
+            Self::session(conn).requests.lock().expect("not poisoned").take(config.request_rate, config.request_burst);
+        if !allowed {
+            let id = text.and_then(|text| serde_json::from_str::<IdOnly>(text).ok()?.id);
+            let message = format!("more than {} requests per second", config.request_rate);
+            Self::error(conn, id, "rate_limited", &message);
+        }
+        allowed
     }
 
     fn handle(&self, conn: &Conn, text: &str) {
@@ -145,27 +169,39 @@ impl TokenServer {
         if request.info.is_some_and(|info| info.get().len() > config.max_info_bytes) {
             return Err(HubError::TooLarge(config.max_info_bytes).into());
         }
+        // An offset means something only in the life of the channel that issued it: without the
+        // epoch, offsets from before a restart would be taken for offsets of the new life.
+        let recovery = match (request.since, request.epoch.as_deref()) {
+            (Some(since), Some(epoch)) => Some((since, epoch)),
+            (Some(_), None) => return Err(bad_request("\"since\" needs the \"epoch\" it belongs to")),
+            (None, _) => None,
+        };
         let session = Self::session(conn);
-        {
+        let added = {
             let mut subscriptions = session.subscriptions.lock().expect("not poisoned");
             if !subscriptions.contains(channel) && subscriptions.len() >= config.max_subscriptions {
                 return Err(HubError::LimitExceeded(config.max_subscriptions).into());
             }
-            subscriptions.insert(channel.to_owned());
-        }
-        let recovery = request.since.map(|since| (since, request.epoch.as_deref()));
-        self.hub.subscribe(conn, channel, request.info, recovery, |offset, epoch, recovered| {
+            subscriptions.insert(channel.to_owned())
+        };
+        let subscribed = self.hub.subscribe(conn, channel, request.info, recovery, |offset, epoch, recovery| {
             let mut ack = Ack::new(id);
             ack.channel = Some(channel);
             ack.offset = Some(offset);
             ack.epoch = Some(epoch);
-            if let Some((recovered, publications)) = &recovered {
-                ack.recovered = Some(*recovered);
-                ack.publications = Some(publications_out(publications));
-                return ack.to_json();
+            if let Some(recovery) = &recovery {
+                ack.recovered = Some(recovery.recovered);
+                ack.truncated = recovery.truncated.then_some(true);
+                ack.publications = Some(publications_out(&recovery.publications));
             }
             ack.to_json()
         });
+        if let Err(error) = subscribed {
+            if added {
+                session.subscriptions.lock().expect("not poisoned").remove(channel);
+            }
+            return Err(error.into());
+        }
         Ok(None)
     }
 
@@ -187,7 +223,7 @@ impl TokenServer {
         }
         let data = self.data(request)?;
         self.rate_limit(conn)?;
-        let offset = self.hub.publish_raw(channel, data, Some(conn.id()));
+        let offset = self.hub.publish_raw(channel, data, Some(conn.id()))?;
         let mut ack = Ack::new(id);
         ack.channel = Some(channel);
         ack.offset = Some(offset);
@@ -210,12 +246,13 @@ impl TokenServer {
 
     fn history(&self, id: u64, request: &Request<'_>) -> Result<Option<String>, Failure> {
         let channel = Self::channel(request)?;
-        let (offset, epoch, publications) = self.hub.history(channel, request.since, request.limit);
+        let page = self.hub.history(channel, request.since, request.limit);
         let mut ack = Ack::new(id);
         ack.channel = Some(channel);
-        ack.offset = Some(offset);
-        ack.epoch = Some(&epoch);
-        ack.publications = Some(publications_out(&publications));
+        ack.offset = Some(page.offset);
+        ack.epoch = Some(&page.epoch);
+        ack.truncated = page.truncated.then_some(true);
+        ack.publications = Some(publications_out(&page.publications));
         Ok(Some(ack.to_json()))
     }
 
@@ -234,10 +271,11 @@ fn publications_out(publications: &[Publication]) -> Vec<PublicationOut<'_>> {
 
 impl Listener for TokenServer {
     async fn opened(&self, conn: &Conn) {
-        let burst = self.hub.config().publish_burst;
+        let config = self.hub.config();
         conn.set_data(Session {
             subscriptions: Mutex::new(HashSet::new()),
-            bucket: Mutex::new(TokenBucket { tokens: burst, refilled: Instant::now() }),
+            bucket: Mutex::new(TokenBucket::full(config.publish_burst)),
+            requests: Mutex::new(TokenBucket::full(config.request_burst)),
         });
         self.hub.register(conn);
         let welcome = serde_json::json!({
@@ -252,9 +290,15 @@ impl Listener for TokenServer {
 
     async fn message(&self, conn: &Conn, message: Message) {
         match message {
-            Message::Text(text) => self.handle(conn, &text),
+            Message::Text(text) => {
+                if self.request_allowed(conn, Some(&text)) {
+                    self.handle(conn, &text);
+                }
+            }
             Message::Binary(_) => {
-                Self::error(conn, None, "bad_request", "binary frames are not part of the token protocol")
+                if self.request_allowed(conn, None) {
+                    Self::error(conn, None, "bad_request", "binary frames are not part of the token protocol");
+                }
             }
         }
     }

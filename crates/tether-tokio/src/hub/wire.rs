@@ -16,7 +16,9 @@ pub(crate) struct Request<'a> {
     pub id: Option<u64>,
     #[serde(borrow)]
     pub channel: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    /// `Some` whenever the field is present, `null` included (`None` only when it is missing):
+    /// `data` may be any JSON value.
+    #[serde(borrow, default, deserialize_with = "present")]
     pub data: Option<&'a RawValue>,
     #[serde(borrow)]
     pub info: Option<&'a RawValue>,
@@ -26,6 +28,19 @@ pub(crate) struct Request<'a> {
     pub limit: Option<usize>,
     #[serde(borrow)]
     pub to: Option<Cow<'a, str>>,
+}
+
+/// Deserializes a field that is present as `Some`, even when it is `null` (serde's `Option` would
+/// make that `None`, indistinguishable from a missing field); with `#[serde(default)]` a missing
+/// field is still `None`.
+fn present<'de: 'a, 'a, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<&'a RawValue>, D::Error> {
+    <&'a RawValue>::deserialize(deserializer).map(Some)
+}
+
+/// Just the `id` of a request, for answering one that is refused before it is read in full.
+#[derive(Debug, Deserialize)]
+pub(crate) struct IdOnly {
+    pub id: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -96,6 +111,9 @@ pub(crate) struct Ack<'a> {
     pub epoch: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovered: Option<bool>,
+    /// `Some(true)` when publications were left out to stay within the reply cap; else absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub publications: Option<Vec<PublicationOut<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
