@@ -460,15 +460,29 @@ fn decide(shared: &Shared, head: RequestHead, tls: bool) -> Result<(UpgradeReque
     Ok((request, Arc::clone(route), accepted))
 }
 
+/// The connection settings of an upgrade on `route`: the server's, with the route's own size
+/// limits in their place where it sets them (so a route can refuse large frames at their header).
+fn route_config(shared: &Shared, route: &RouteOptions) -> Config {
+    let mut config = shared.server.config.connection.clone();
+    if let Some(limit) = route.max_message_size {
+        config.max_message_size = limit;
+    }
+    if let Some(limit) = route.max_frame_size {
+        config.max_frame_size = limit;
+    }
+    config
+}
+
 fn upgrade(
     shared: &Shared,
+    route: &Route,
     transport: Transport,
     leftover: BytesMut,
     request: UpgradeRequest,
     accepted: Accepted,
     remote_addr: SocketAddr,
 ) -> Box<Upgrade> {
-    let protocol = Connection::new(Role::Server, shared.server.config.connection.clone(), accepted.deflate);
+    let protocol = Connection::new(Role::Server, route_config(shared, &route.options), accepted.deflate);
     Box::new(Upgrade { transport, protocol, leftover, request, subprotocol: accepted.protocol, remote_addr })
 }
 
@@ -528,7 +542,8 @@ async fn handshake(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) ->
             transport.write_all(&accepted.response).await.ok()?;
             // Frames that came in with the head are kept; otherwise no buffer is carried over.
             let leftover = if buf.is_empty() { BytesMut::new() } else { BytesMut::from(&buf[..]) };
-            Some((route, upgrade(shared, transport, leftover, request, accepted, peer)))
+            let upgrade = upgrade(shared, &route, transport, leftover, request, accepted, peer);
+            Some((route, upgrade))
         }
         Err(rejection) => {
             tracing::info!(%peer, status = rejection.status(), %rejection, "handshake refused");
@@ -549,7 +564,7 @@ pub(crate) fn decide_for_hyper(
     let accepted_for_connection = accepted.clone();
     let start = move |transport: Transport, peer: SocketAddr| {
         let active = Active::new(&shared);
-        let upgrade = upgrade(&shared, transport, BytesMut::new(), request, accepted_for_connection, peer);
+        let upgrade = upgrade(&shared, &route, transport, BytesMut::new(), request, accepted_for_connection, peer);
         (route.handler)(upgrade, shared, active);
     };
     Ok((accepted, start))
