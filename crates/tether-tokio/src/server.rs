@@ -30,7 +30,7 @@ use crate::driver::{drive, Driver, DriverSettings};
 use crate::listener::{CompactHeaders, Conn, ConnId, ConnInfo, Listener};
 use crate::origin::OriginPolicy;
 use crate::transport::{write_and_close, Rewind, Transport};
-use crate::websocket::{KeepAlive, WebSocket, SHUTDOWN_REASON};
+use crate::websocket::{deadline_after, KeepAlive, WebSocket, SHUTDOWN_REASON};
 
 /// Server settings. Every limit has a safe default; each field says what happens when it is hit.
 #[derive(Debug, Clone)]
@@ -39,10 +39,11 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Time the peer has to answer our Close frame and then close TCP. Default 5 s.
     pub close_timeout: Duration,
-    /// Interval between server pings on an open connection. Default 30 s.
+    /// Interval between server pings on an open connection. Default 30 s. `Duration::ZERO` turns
+    /// keepalive pings off; any value is safe (one too large to add to the clock is as good as off).
     pub ping_interval: Duration,
     /// A connection that sent nothing (not even a pong) for this long is closed with 1001.
-    /// Default 120 s.
+    /// Default 120 s. `Duration::ZERO` turns the idle timeout off; any value is safe.
     pub idle_timeout: Duration,
     /// On shutdown, how long open connections get to finish their closing handshakes. Default 10 s.
     pub drain_timeout: Duration,
@@ -220,12 +221,12 @@ impl Server {
         let tls = self.config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         let (shutdown, _) = watch::channel(false);
         let config = &self.config;
-        let driver_settings = Arc::new(DriverSettings {
-            ping_interval: config.ping_interval,
-            idle_timeout: config.idle_timeout,
-            close_timeout: config.close_timeout,
-            max_queue_bytes: config.max_queue_bytes,
-        });
+        let driver_settings = Arc::new(DriverSettings::new(
+            config.ping_interval,
+            config.idle_timeout,
+            config.close_timeout,
+            config.max_queue_bytes,
+        ));
         let shared = Arc::new(Shared {
             driver_settings,
             server: self,
@@ -501,7 +502,7 @@ async fn handshake(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) ->
     let _ = stream.set_nodelay(true);
     let config = &shared.server.config;
     let tls = shared.tls.is_some();
-    let deadline = tokio::time::Instant::now() + config.handshake_timeout;
+    let deadline = deadline_after(tokio::time::Instant::now(), config.handshake_timeout);
     let mut transport = match &shared.tls {
         Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
             Ok(Ok(stream)) => Transport::Tls(Box::new(stream)),

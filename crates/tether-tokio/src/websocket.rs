@@ -77,12 +77,36 @@ impl From<SendError> for Error {
 /// Queued output beyond this is written at once by [`WebSocket::feed`] rather than at the next read.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
 
+/// The farthest ahead a timer is set: 30 years, as tokio's own "far future". Adding it to
+/// `Instant::now()` cannot overflow, and a timer set to it never fires in practice.
+pub(crate) const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `now + after` that cannot panic: `Instant + Duration` panics on overflow, and a setting such
+/// as an idle timeout of `u64::MAX` seconds would otherwise kill every connection's task. A
+/// duration past [`FAR_FUTURE`] counts as that.
+pub(crate) fn deadline_after(now: Instant, after: Duration) -> Instant {
+    // Only a clock within 30 years of `Instant`'s end could fail both; then fire now rather than panic.
+    now.checked_add(after.min(FAR_FUTURE)).unwrap_or(now)
+}
+
+/// The period of a timer that `Duration::ZERO` turns off (keepalive pings, the idle timeout): a
+/// zero period would otherwise fire on every turn of the loop (a ping flood, or an instant close).
+pub(crate) fn period_or_off(period: Duration) -> Duration {
+    if period.is_zero() {
+        FAR_FUTURE
+    } else {
+        period.min(FAR_FUTURE)
+    }
+}
+
 /// Keepalive and shutdown for a [`WebSocket`]: the server sets these for its connections.
 #[derive(Debug, Clone)]
 pub struct KeepAlive {
-    /// Send a ping this often.
+    /// Send a ping this often. `Duration::ZERO` means no pings; any value is safe (a huge one
+    /// is as good as off).
     pub ping_interval: Duration,
-    /// Close with 1001 after this long without receiving anything.
+    /// Close with 1001 after this long without receiving anything. `Duration::ZERO` means no idle
+    /// timeout; any value is safe.
     pub idle_timeout: Duration,
     /// When this turns true, close with 1001 (graceful server shutdown).
     pub shutdown: Option<watch::Receiver<bool>>,
@@ -111,7 +135,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Wraps a stream on which the handshake is done. `leftover` holds bytes read past the
     /// handshake (frames the peer sent right behind it).
     pub fn from_parts(io: S, protocol: Connection, leftover: BytesMut, close_timeout: Duration) -> Self {
-        let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        let far = deadline_after(Instant::now(), FAR_FUTURE);
         Self {
             io,
             protocol,
@@ -126,9 +150,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Adds pings, an idle timeout and a shutdown signal, all handled inside [`WebSocket::recv`].
-    pub fn with_keepalive(mut self, keepalive: KeepAlive) -> Self {
-        self.idle_deadline = Instant::now() + keepalive.idle_timeout;
-        self.next_ping = Instant::now() + keepalive.ping_interval;
+    ///
+    /// A zero `ping_interval` or `idle_timeout` turns that timer off.
+    pub fn with_keepalive(mut self, mut keepalive: KeepAlive) -> Self {
+        keepalive.ping_interval = period_or_off(keepalive.ping_interval);
+        keepalive.idle_timeout = period_or_off(keepalive.idle_timeout);
+        let now = Instant::now();
+        self.idle_deadline = deadline_after(now, keepalive.idle_timeout);
+        self.next_ping = deadline_after(now, keepalive.ping_interval);
         self.keepalive = Some(keepalive);
         self
     }
@@ -175,7 +204,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 continue;
             }
             if closing && self.close_deadline.is_none() {
-                self.close_deadline = Some(Instant::now() + self.close_timeout);
+                self.close_deadline = Some(deadline_after(Instant::now(), self.close_timeout));
             }
             let close_deadline = self.close_deadline.unwrap_or(self.idle_deadline);
             let mut shutdown = self.keepalive.as_ref().and_then(|k| k.shutdown.clone());
@@ -190,8 +219,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     return None;
                 }
                 () = sleep_until(self.next_ping), if !closing => {
-                    let interval = self.keepalive.as_ref().map_or(Duration::MAX, |k| k.ping_interval);
-                    self.next_ping = Instant::now() + interval;
+                    let interval = self.keepalive.as_ref().map_or(FAR_FUTURE, |k| k.ping_interval);
+                    self.next_ping = deadline_after(Instant::now(), interval);
                     let _ = self.protocol.ping(b"");
                     continue;
                 }
@@ -202,7 +231,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 Ok(()) = wait_for_shutdown(&mut shutdown), if !closing && shutdown.is_some() => continue,
             };
             if let Some(keepalive) = &self.keepalive {
-                self.idle_deadline = Instant::now() + keepalive.idle_timeout;
+                self.idle_deadline = deadline_after(Instant::now(), keepalive.idle_timeout);
             }
             match read {
                 Ok(0) => {
