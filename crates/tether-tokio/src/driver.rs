@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tether_proto::{CloseCode, CloseFrame, Connection, Event, Role, State};
+use tether_proto::{CloseCode, CloseFrame, Connection, Event, PreparedOutput, Role, State};
 use tokio::io::AsyncWrite;
 use tokio::time::Instant;
 
@@ -283,18 +283,25 @@ fn apply(
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| Some(q.saturating_sub(len) + encoded));
         }
         Command::SendPrepared(frame) => {
-            // A frame encoded once for many connections goes out as is, after whatever the
-            // protocol has produced so far. Nothing may follow our Close frame.
-            if protocol.state() == State::Open {
-                if protocol.has_output() {
-                    out.push(protocol.take_output().freeze());
+            // Through the core like any message: a server gets the shared bytes back and queues
+            // them by reference after whatever the protocol has produced so far; a client's core
+            // masks a copy into its output; after our Close frame it is refused.
+            let len = frame.len();
+            let before = protocol.output_len();
+            let encoded = match protocol.send_prepared(frame) {
+                Ok(PreparedOutput::Shared(bytes)) => {
+                    if protocol.has_output() {
+                        out.push(protocol.take_output().freeze());
+                    }
+                    out.push(bytes);
+                    return;
                 }
-                out.push(frame);
-            } else {
-                let _ = shared
-                    .queued_bytes
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| Some(q.saturating_sub(frame.len())));
-            }
+                Ok(PreparedOutput::Queued) => protocol.output_len() - before,
+                Err(_) => 0,
+            };
+            let _ = shared
+                .queued_bytes
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| Some(q.saturating_sub(len) + encoded));
         }
         Command::Ping(payload) => {
             let _ = protocol.ping(&payload);
