@@ -5,6 +5,9 @@
 //! before the next read waits for the socket, so a handler that answers each message with
 //! `feed` produces one write per batch of input rather than one per message.
 //!
+//! Every method is cancel-safe (see [`WebSocket`]): `recv` can sit in a `tokio::select!` beside
+//! other work, and a cancelled call loses no input and leaves no frame half-written.
+//!
 //! The transport is closed the way RFC 6455 §7 asks: after the Close frames are exchanged (or the
 //! connection failed), the server shuts down its sending side first and then reads until the peer
 //! closes too, for at most the close timeout; a client reads until the server has closed. Reading to the end keeps the kernel from answering
@@ -12,12 +15,14 @@
 
 use std::fmt;
 use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use crate::transport::{poll_read_lean, write_and_close};
-use bytes::BytesMut;
+use crate::transport::poll_read_lean;
+use bytes::{Buf, BytesMut};
 use tether_proto::{CloseCode, CloseFrame, Connection, Event, Message, ProtocolError, Role, SendError, State};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
@@ -113,16 +118,59 @@ pub struct KeepAlive {
 }
 
 /// An upgraded connection.
+///
+/// # Cancel safety
+///
+/// Every method keeps its progress in the `WebSocket` itself, never in the future it returns, so
+/// any of them can be cancelled (dropped inside `tokio::select!`, or by a timeout) without losing
+/// or corrupting anything:
+/// - [`WebSocket::recv`] is cancel-safe: a message is returned by the call that completes, bytes
+///   read so far stay buffered, and output it was writing (pongs, the Close echo) is resumed where
+///   it stopped by the next call. So is the closing handshake: a cancelled call that was waiting
+///   for the peer to close resumes that wait (within the same close timeout), and a protocol error
+///   is still reported once.
+/// - [`WebSocket::flush`] is cancel-safe: what it did not write is written by the next call that
+///   writes.
+/// - [`WebSocket::send`], [`WebSocket::feed`], [`WebSocket::ping`] and [`WebSocket::close`] queue
+///   their frame whole on their first poll; cancelling them afterwards only postpones writing it
+///   (the next `recv`, `flush` or send writes it). Nothing is ever half-sent.
 pub struct WebSocket<S> {
     io: S,
     protocol: Connection,
     read_buf: BytesMut,
+    /// Output taken from the protocol and not yet written, from its first unwritten byte on: a
+    /// write that was cancelled halfway resumes here.
+    pending: BytesMut,
     close_timeout: Duration,
     closed: Option<Closed>,
+    /// The closing of the transport, once the closing handshake is over or the connection failed.
+    ending: Option<Box<Ending>>,
     keepalive: Option<KeepAlive>,
     idle_deadline: Instant,
     next_ping: Instant,
     close_deadline: Option<Instant>,
+}
+
+/// Closing the transport after the closing handshake (RFC 6455 §7.1.1): the steps left, kept in
+/// the `WebSocket` so a cancelled `recv` resumes them.
+#[derive(Debug)]
+struct Ending {
+    /// The whole ending is bounded by the close timeout, however often it is resumed.
+    deadline: Instant,
+    /// The protocol error to report once the transport is closed.
+    error: Option<ProtocolError>,
+    step: EndStep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndStep {
+    /// Writing the last output (the Close frame).
+    Write,
+    /// Sending our FIN: a server's first, a client's last.
+    Shutdown,
+    /// Reading until the peer's FIN.
+    Drain,
+    Done,
 }
 
 impl<S> fmt::Debug for WebSocket<S> {
@@ -140,8 +188,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             io,
             protocol,
             read_buf: leftover,
+            pending: BytesMut::new(),
             close_timeout,
             closed: None,
+            ending: None,
             keepalive: None,
             idle_deadline: far,
             next_ping: far,
@@ -170,7 +220,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// The next message, or `None` once the connection is closed (see [`WebSocket::closed`]).
     ///
     /// A protocol error is returned once, after the connection was failed with its close code.
+    ///
+    /// Cancel-safe (see [the type's docs](WebSocket#cancel-safety)): cancelled, it loses no input
+    /// and leaves no output half-written for good; call it again to go on.
     pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        if self.ending.is_some() {
+            return self.end().await.map(|error| Err(Error::Protocol(error)));
+        }
         if self.closed.is_some() {
             return None;
         }
@@ -183,14 +239,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                         Some(CloseFrame { code, reason }) => Closed { code, reason, clean: true },
                         None => Closed { code: CloseCode::NO_STATUS, reason: String::new(), clean: true },
                     };
-                    self.finish(closed).await;
-                    return None;
+                    self.begin_end(closed, None);
+                    return self.end().await.map(|error| Err(Error::Protocol(error)));
                 }
                 Ok(None) => {}
                 Err(error) => {
                     let closed = Closed { code: error.close_code(), reason: error.to_string(), clean: false };
-                    self.finish(closed).await;
-                    return Some(Err(Error::Protocol(error)));
+                    self.begin_end(closed, Some(error));
+                    return self.end().await.map(|error| Err(Error::Protocol(error)));
                 }
             }
             if let Err(error) = self.flush().await {
@@ -210,6 +266,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             let mut shutdown = self.keepalive.as_ref().and_then(|k| k.shutdown.clone());
             let read_hint = self.protocol.read_hint();
             let (io, read_buf) = (&mut self.io, &mut self.read_buf);
+            // Every branch is cancel-safe: the read puts what it gets straight into `read_buf`,
+            // and the timers are made again from the deadlines kept in `self`.
             let read = tokio::select! {
                 // No read buffer is held while waiting: an idle connection keeps none.
                 read = poll_fn(|cx| poll_read_lean(io, cx, read_buf, read_hint)) => read,
@@ -275,24 +333,84 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.flush().await
     }
 
-    /// Writes all queued output.
+    /// Writes all queued output. Cancel-safe: what is left is written by the next call that writes.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        while self.protocol.has_output() {
-            let out = self.protocol.take_output();
-            self.io.write_all(&out).await?;
+        poll_fn(|cx| self.poll_write_out(cx)).await.map_err(Error::Io)
+    }
+
+    /// Writes `pending`, then the protocol's output, recording progress in `self` after every
+    /// write, then flushes the stream (TLS keeps records buffered otherwise).
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        loop {
+            if self.pending.is_empty() {
+                if !self.protocol.has_output() {
+                    break;
+                }
+                self.pending = self.protocol.take_output();
+            }
+            let written = ready!(Pin::new(&mut self.io).poll_write(cx, &self.pending))?;
+            if written == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            self.pending.advance(written);
+            if self.pending.is_empty() {
+                // Everything written: an idle connection keeps no output buffer.
+                self.pending = BytesMut::new();
+            }
         }
-        Ok(())
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// The closing handshake is over or the connection failed: from now on `recv` only closes the
+    /// transport (see [`WebSocket::end`]).
+    fn begin_end(&mut self, closed: Closed, error: Option<ProtocolError>) {
+        debug_assert_eq!(self.protocol.state(), State::Closed);
+        self.closed = Some(closed);
+        self.read_buf = BytesMut::new();
+        let deadline = deadline_after(Instant::now(), self.close_timeout);
+        self.ending = Some(Box::new(Ending { deadline, error, step: EndStep::Write }));
     }
 
     /// Ends the connection after the closing handshake or a failure: write what is queued, send our
-    /// FIN, then read until the peer's FIN (bounded by the close timeout).
-    async fn finish(&mut self, closed: Closed) {
-        self.closed = Some(closed);
-        debug_assert_eq!(self.protocol.state(), State::Closed);
+    /// FIN, then read until the peer's FIN (bounded by the close timeout); a client reads first
+    /// and sends its FIN last. Returns the protocol error to report, if any. Resumable: the steps
+    /// and the deadline live in `self.ending`.
+    async fn end(&mut self) -> Option<ProtocolError> {
+        let deadline = self.ending.as_ref()?.deadline;
+        let _ = tokio::time::timeout_at(deadline, poll_fn(|cx| self.poll_end(cx))).await;
+        self.pending = BytesMut::new();
+        self.ending.take().and_then(|ending| ending.error)
+    }
+
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let server = self.protocol.role() == Role::Server;
-        let pending = self.protocol.take_output();
-        let _ = tokio::time::timeout(self.close_timeout, write_and_close(&mut self.io, [pending], server)).await;
-        self.read_buf = BytesMut::new();
+        loop {
+            let Some(step) = self.ending.as_ref().map(|ending| ending.step) else { return Poll::Ready(()) };
+            let next = match step {
+                EndStep::Write => match ready!(self.poll_write_out(cx)) {
+                    Ok(()) if server => EndStep::Shutdown,
+                    Ok(()) => EndStep::Drain,
+                    Err(_) => EndStep::Done,
+                },
+                EndStep::Shutdown => match ready!(Pin::new(&mut self.io).poll_shutdown(cx)) {
+                    Ok(()) if server => EndStep::Drain,
+                    _ => EndStep::Done,
+                },
+                EndStep::Drain => {
+                    let mut sink = [0u8; 1024];
+                    let mut sink = ReadBuf::new(&mut sink);
+                    match ready!(Pin::new(&mut self.io).poll_read(cx, &mut sink)) {
+                        Ok(()) if !sink.filled().is_empty() => EndStep::Drain,
+                        Ok(()) if !server => EndStep::Shutdown,
+                        _ => EndStep::Done,
+                    }
+                }
+                EndStep::Done => return Poll::Ready(()),
+            };
+            if let Some(ending) = self.ending.as_mut() {
+                ending.step = next;
+            }
+        }
     }
 
     /// The transport ended or failed without a closing handshake.
@@ -301,6 +419,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             self.closed = Some(Closed { code: CloseCode::ABNORMAL, reason: String::new(), clean: false });
         }
         self.read_buf = BytesMut::new();
+        self.pending = BytesMut::new();
     }
 
     /// The protocol state machine (for inspection).
