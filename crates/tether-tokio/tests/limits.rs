@@ -39,6 +39,7 @@ async fn server() -> String {
         .route_with("/small-frames", small_frames, Echo)
         .route_stream("/small-stream", small, stream_echo)
         .route("/big", Echo)
+        .http(axum::Router::new().route("/", axum::routing::get(|| async { "ok" })))
         .route_stream("/big-stream", RouteOptions::default(), stream_echo)
         .bind("127.0.0.1:0")
         .await
@@ -49,8 +50,7 @@ async fn server() -> String {
 }
 
 /// Sends only the header of a 16 MiB binary frame and expects the server's 1009 Close right away.
-async fn refused_at_header(addr: &str, path: &str) {
-    let mut client = RawClient::connect(addr, path).await;
+async fn refused_at_header(mut client: RawClient, path: &str) {
     // A message within the limit is still echoed.
     client.send(OpCode::Binary, &[7; 1000]).await;
     assert_eq!(client.next_frame().await, Some((OpCode::Binary, vec![7; 1000])), "{path}");
@@ -70,7 +70,27 @@ async fn refused_at_header(addr: &str, path: &str) {
 async fn a_route_with_small_limits_refuses_a_large_frame_at_its_header() {
     let addr = server().await;
     for path in ["/small", "/small-frames", "/small-stream"] {
-        refused_at_header(&addr, path).await;
+        refused_at_header(RawClient::connect(&addr, path).await, path).await;
+    }
+}
+
+/// The same limits on an upgrade that follows a plain HTTP request on the same connection (the
+/// server hands that one to hyper first).
+#[tokio::test]
+async fn the_limits_hold_after_plain_http_on_the_same_connection() {
+    let addr = server().await;
+    for path in ["/small", "/small-stream"] {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let request = format!("GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes()).await.unwrap();
+        let mut buf = bytes::BytesMut::new();
+        while !buf.ends_with(b"\r\n\r\nok") {
+            let read = tokio::io::AsyncReadExt::read_buf(&mut stream, &mut buf).await.unwrap();
+            assert!(read > 0, "the HTTP response: {:?}", String::from_utf8_lossy(&buf));
+        }
+        assert!(buf.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&buf));
+        let client = RawClient::upgrade(stream, bytes::BytesMut::new(), &addr, path).await;
+        refused_at_header(client, path).await;
     }
 }
 

@@ -19,13 +19,18 @@ pub struct RawClient {
 impl RawClient {
     /// Connects to `addr` and upgrades `path` (no extensions offered).
     pub async fn connect(addr: &str, path: &str) -> Self {
-        let mut stream = TcpStream::connect(addr).await.expect("connects");
+        let stream = TcpStream::connect(addr).await.expect("connects");
+        Self::upgrade(stream, BytesMut::new(), addr, path).await
+    }
+
+    /// Upgrades `path` on a connection already open (one that served plain HTTP first, say);
+    /// `buf` holds what was read from it past the last response.
+    pub async fn upgrade(mut stream: TcpStream, mut buf: BytesMut, addr: &str, path: &str) -> Self {
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         );
         stream.write_all(request.as_bytes()).await.unwrap();
-        let mut buf = BytesMut::new();
         let end = loop {
             if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break end + 4;
