@@ -141,6 +141,8 @@ pub struct WebSocket<S> {
     /// Output taken from the protocol and not yet written, from its first unwritten byte on: a
     /// write that was cancelled halfway resumes here.
     pending: BytesMut,
+    /// Bytes were written since the stream was last flushed.
+    unflushed: bool,
     close_timeout: Duration,
     closed: Option<Closed>,
     /// The closing of the transport, once the closing handshake is over or the connection failed.
@@ -189,6 +191,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             protocol,
             read_buf: leftover,
             pending: BytesMut::new(),
+            unflushed: false,
             close_timeout,
             closed: None,
             ending: None,
@@ -339,7 +342,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Writes `pending`, then the protocol's output, recording progress in `self` after every
-    /// write, then flushes the stream (TLS keeps records buffered otherwise).
+    /// write, then flushes the stream if anything was written (TLS may keep records buffered
+    /// otherwise); with nothing to write it costs two checks.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         loop {
             if self.pending.is_empty() {
@@ -353,12 +357,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
             }
             self.pending.advance(written);
+            self.unflushed = true;
             if self.pending.is_empty() {
                 // Everything written: an idle connection keeps no output buffer.
                 self.pending = BytesMut::new();
             }
         }
-        Pin::new(&mut self.io).poll_flush(cx)
+        if self.unflushed {
+            ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+            self.unflushed = false;
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// The closing handshake is over or the connection failed: from now on `recv` only closes the
