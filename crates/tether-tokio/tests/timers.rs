@@ -103,3 +103,48 @@ async fn a_zero_idle_timeout_never_closes_an_idle_connection() {
         echoes(&mut client, "a week later").await;
     }
 }
+
+/// Every timeout of the server at `Duration::MAX` (handshake, close, drain, ping, idle): the
+/// handshake (direct and after plain HTTP), an echo, a closing handshake and a graceful shutdown
+/// all work, and nothing panics.
+#[tokio::test(start_paused = true)]
+async fn every_server_timeout_at_its_maximum_is_safe() {
+    let config = ServerConfig {
+        handshake_timeout: Duration::MAX,
+        close_timeout: Duration::MAX,
+        drain_timeout: Duration::MAX,
+        ping_interval: Duration::MAX,
+        idle_timeout: Duration::MAX,
+        ..ServerConfig::default()
+    };
+    let server = Server::new(config)
+        .route("/echo", Echo)
+        .route_stream("/stream", RouteOptions::default(), stream_echo)
+        .http(axum::Router::new().route("/", axum::routing::get(|| async { "ok" })))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    let handle = server.handle();
+    let running = tokio::spawn(server.run());
+    for path in PATHS {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let request = format!("GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes()).await.unwrap();
+        let mut buf = bytes::BytesMut::new();
+        while !buf.ends_with(b"\r\n\r\nok") {
+            assert!(tokio::io::AsyncReadExt::read_buf(&mut stream, &mut buf).await.unwrap() > 0);
+        }
+        let mut client = RawClient::upgrade(stream, bytes::BytesMut::new(), &addr, path).await;
+        echoes(&mut client, "after HTTP").await;
+        let (mut ws, _) = ClientBuilder::new(&format!("ws://{addr}{path}")).connect().await.expect("connects");
+        ws.send(&Message::Text("hello".into())).await.unwrap();
+        assert_eq!(ws.recv().await.unwrap().unwrap(), Message::Text("hello".into()));
+        ws.close(tether_tokio::CloseCode::NORMAL, "done").await.unwrap();
+        assert!(ws.recv().await.is_none());
+        assert!(ws.closed().unwrap().clean, "{path}: {:?}", ws.closed());
+    }
+    handle.shutdown();
+    let stopped = tokio::time::timeout(Duration::from_secs(60), running).await.expect("the server stops");
+    stopped.expect("no panic").expect("no error");
+}
