@@ -252,9 +252,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     return self.end().await.map(|error| Err(Error::Protocol(error)));
                 }
             }
-            if let Err(error) = self.flush().await {
-                self.abort();
-                return Some(Err(error));
+            let unwritten = !self.pending.is_empty() || self.protocol.has_output() || self.unflushed;
+            if unwritten {
+                if let Err(error) = self.flush().await {
+                    self.abort();
+                    return Some(Err(error));
+                }
             }
             let closing = self.protocol.state() == State::Closing;
             let stopping = self.keepalive.as_ref().and_then(|k| k.shutdown.as_ref()).is_some_and(|rx| *rx.borrow());
