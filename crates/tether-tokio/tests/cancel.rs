@@ -109,9 +109,10 @@ async fn recv_cancelled_thousands_of_times_loses_and_corrupts_nothing() {
         for chunk in wire.chunks(3_000) {
             peer_write.write_all(chunk).await.unwrap();
         }
-        peer_write
     });
-    // The peer reads the client's output slowly, 5 bytes at a time, checking every frame.
+    // The peer reads the client's output slowly, 5 bytes at a time, checking every frame. Once both
+    // halves are gone (the writer's when it is done, the reader's after the Close), the client sees
+    // the end of the stream, which ends its closing.
     let reader = tokio::spawn(async move {
         let mut peer = Connection::new(Role::Server, Config::default(), Some(params()));
         let mut input = BytesMut::new();
@@ -165,6 +166,79 @@ async fn recv_cancelled_thousands_of_times_loses_and_corrupts_nothing() {
     let (pongs, code) = tokio::time::timeout(Duration::from_secs(10), reader).await.expect("peer done").unwrap();
     assert_eq!(pongs, (MESSAGES * PINGS) as u64, "one pong per ping");
     assert_eq!(code, Some(CloseCode::NORMAL), "the Close echo arrives whole");
-    drop(writer.await.unwrap());
+    writer.await.unwrap();
     println!("recv cancelled {cancelled} times");
+}
+
+/// A protocol error in the middle of the stream, with `recv` cancelled all along: the messages
+/// before it arrive once each, the error is reported exactly once (then `None`), and the peer gets
+/// our whole Close frame with 1002 even though the closing was interrupted again and again.
+#[tokio::test]
+async fn a_protocol_error_is_reported_once_across_cancellations() {
+    let (client_io, peer_io) = tokio::io::duplex(64);
+    let (mut peer_read, mut peer_write) = tokio::io::split(peer_io);
+    let mut plain = Connection::new(Role::Server, Config::default(), None);
+    let mut wire = Vec::new();
+    for i in 0..50 {
+        plain.send(&message(i).0).unwrap();
+        for n in 0..10u64 {
+            plain.ping(&n.to_be_bytes()).unwrap();
+        }
+        wire.extend_from_slice(&plain.take_output());
+    }
+    // A masked frame: a server must never send one (1002).
+    let mut bad = BytesMut::new();
+    encode_frame(&mut bad, OpCode::Text, true, false, b"masked", Some([1, 2, 3, 4]));
+    wire.extend_from_slice(&bad);
+    let writer = tokio::spawn(async move {
+        let _ = peer_write.write_all(&wire).await;
+    });
+    let reader = tokio::spawn(async move {
+        let mut peer = Connection::new(Role::Server, Config::default(), None);
+        let mut input = BytesMut::new();
+        loop {
+            match peer.receive(&mut input) {
+                Ok(Some(Event::Pong(_))) => continue,
+                Ok(Some(Event::Close(frame))) => return frame.map(|f| f.code),
+                Ok(Some(other)) => panic!("the client sent {other:?}"),
+                Ok(None) => {}
+                Err(error) => panic!("the client's output is broken: {error}"),
+            }
+            let mut piece = [0u8; 3];
+            let n = peer_read.read(&mut piece).await.unwrap();
+            assert!(n > 0, "the client closed before its Close frame");
+            input.extend_from_slice(&piece[..n]);
+            tokio::task::yield_now().await;
+        }
+    });
+
+    let client = Connection::new(Role::Client, Config::default(), None);
+    let mut ws = WebSocket::from_parts(client_io, client, BytesMut::new(), Duration::from_secs(5));
+    let (mut received, mut errors, mut cancelled) = (0, 0, 0u32);
+    let run = async {
+        for round in 0u32..1_000_000 {
+            tokio::select! {
+                biased;
+                next = ws.recv() => match next {
+                    Some(Ok(got)) => {
+                        assert!(got == message(received).0, "message {received} arrived changed");
+                        received += 1;
+                    }
+                    Some(Err(tether_tokio::Error::Protocol(_))) => errors += 1,
+                    Some(Err(error)) => panic!("unexpected error: {error}"),
+                    None => return,
+                },
+                () = PollsThen(round % 3) => cancelled += 1,
+            }
+        }
+        panic!("no end after 1,000,000 rounds");
+    };
+    tokio::time::timeout(Duration::from_secs(60), run).await.expect("ends within 60 s");
+    assert!(cancelled > 100, "cancelled {cancelled} times only");
+    assert_eq!((received, errors), (50, 1), "every message once, then the error once");
+    assert!(ws.recv().await.is_none(), "nothing after the error");
+    assert_eq!(ws.closed().map(|c| c.code), Some(CloseCode::PROTOCOL_ERROR));
+    let code = tokio::time::timeout(Duration::from_secs(10), reader).await.expect("peer done").unwrap();
+    assert_eq!(code, Some(CloseCode::PROTOCOL_ERROR), "our Close arrives whole");
+    writer.await.unwrap();
 }
