@@ -18,7 +18,8 @@
 //! - [`close`]: close codes and close frame payloads.
 //!
 //! ## Using it
-//! A server parses the request with [`handshake::server::parse_request`], answers it with
+//! A server reads the request head with [`handshake::head::HeadReader`], checks it with
+//! [`handshake::server::validate`], answers it with
 //! [`handshake::server::accept`] (or a rejection response), then creates a [`Connection`] with
 //! [`Role::Server`] and the negotiated [`deflate::DeflateParams`]. From then on it feeds received bytes
 //! to [`Connection::receive`] until it returns `Ok(None)`, and writes whatever

@@ -266,8 +266,9 @@ impl Conn {
         Ok(())
     }
 
-    /// Queues a message encoded once for many connections (a broadcast): the connection's queue
-    /// holds a reference to the shared bytes, no copy. Fails like [`Conn::send`].
+    /// Queues a message encoded once for many connections (a broadcast): a server connection's
+    /// queue holds a reference to the shared bytes, no copy; a client connection's protocol core
+    /// masks a copy, as every client frame must be. Fails like [`Conn::send`].
     pub fn send_prepared(&self, message: &PreparedMessage) -> Result<(), Error> {
         let len = message.frame.len();
         self.reserve(len)?;
