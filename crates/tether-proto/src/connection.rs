@@ -70,6 +70,83 @@ impl Message {
     }
 }
 
+/// A data message encoded once as an unmasked, uncompressed, final frame, to be sent on many
+/// connections without encoding it again: a clone shares the bytes (one reference count).
+///
+/// It is only made by [`PreparedFrame::text`] and [`PreparedFrame::binary`], so it always holds
+/// exactly one well-formed frame, and it only reaches the wire through
+/// [`Connection::send_prepared`], which applies the same rules as [`Connection::send`]: nothing
+/// after our Close frame, and every client frame masked. Uncompressed suits every connection,
+/// compressed or not (RFC 7692 lets each message choose).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedFrame {
+    frame: Bytes,
+}
+
+impl PreparedFrame {
+    /// A text message.
+    pub fn text(text: &str) -> Self {
+        Self::encode(OpCode::Text, text.as_bytes())
+    }
+
+    /// A binary message.
+    pub fn binary(data: &[u8]) -> Self {
+        Self::encode(OpCode::Binary, data)
+    }
+
+    fn encode(opcode: OpCode, payload: &[u8]) -> Self {
+        let mut frame = BytesMut::new();
+        encode_frame(&mut frame, opcode, true, false, payload, None);
+        Self { frame: frame.freeze() }
+    }
+
+    /// The encoded frame's size in bytes, as a server sends it (a client's adds a 4-byte mask key).
+    pub fn len(&self) -> usize {
+        self.frame.len()
+    }
+
+    /// Whether the frame is empty (never: a frame has at least a header).
+    pub fn is_empty(&self) -> bool {
+        self.frame.is_empty()
+    }
+
+    /// The frame's bytes as a server sends them.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.frame
+    }
+
+    /// The message's opcode (text or binary).
+    fn opcode(&self) -> OpCode {
+        if self.frame[0] & 0x0F == OpCode::Text.bits() {
+            OpCode::Text
+        } else {
+            OpCode::Binary
+        }
+    }
+
+    /// The payload, after the unmasked header (2, 4 or 10 bytes by the length's encoding).
+    fn payload(&self) -> &[u8] {
+        let header_len = match self.frame[1] & 0x7F {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        };
+        &self.frame[header_len..]
+    }
+}
+
+/// What [`Connection::send_prepared`] did with a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "a shared frame must be written after the output"]
+pub enum PreparedOutput {
+    /// We are the server: write everything [`Connection::take_output`] holds now, then these
+    /// bytes as they are (shared with every other connection the frame goes to, not copied).
+    Shared(Bytes),
+    /// We are the client: the frame was masked into the output (a copy: every client frame needs
+    /// a mask key of its own). Write the output as usual.
+    Queued,
+}
+
 /// Something the peer did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -475,6 +552,22 @@ impl Connection {
         }
         self.write_frame(opcode, false, payload);
         Ok(())
+    }
+
+    /// Sends a frame prepared once for many connections, under the rules of [`Connection::send`]:
+    /// refused once our Close frame is queued. A server gets the shared bytes back to write after
+    /// its current output, without a copy; a client masks them into its output.
+    pub fn send_prepared(&mut self, frame: PreparedFrame) -> Result<PreparedOutput, SendError> {
+        if self.sent_close {
+            return Err(SendError::Closed);
+        }
+        match self.role {
+            Role::Server => Ok(PreparedOutput::Shared(frame.frame)),
+            Role::Client => {
+                self.write_frame(frame.opcode(), false, frame.payload());
+                Ok(PreparedOutput::Queued)
+            }
+        }
     }
 
     /// Queues a ping.

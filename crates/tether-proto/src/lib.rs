@@ -18,11 +18,14 @@
 //! - [`close`]: close codes and close frame payloads.
 //!
 //! ## Using it
-//! A server parses the request with [`handshake::server::parse_request`], answers it with
+//! A server reads the request head with [`handshake::head::HeadReader`], checks it with
+//! [`handshake::server::validate`], answers it with
 //! [`handshake::server::accept`] (or a rejection response), then creates a [`Connection`] with
 //! [`Role::Server`] and the negotiated [`deflate::DeflateParams`]. From then on it feeds received bytes
 //! to [`Connection::receive`] until it returns `Ok(None)`, and writes whatever
-//! [`Connection::take_output`] hands back.
+//! [`Connection::take_output`] hands back. A broadcast is encoded once as a [`PreparedFrame`] and
+//! handed to each connection's [`Connection::send_prepared`]: a server gets the shared bytes back to
+//! write after its output, a client masks a copy.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -35,6 +38,6 @@ pub mod handshake;
 mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
-pub use connection::{Config, Connection, Event, Message, Role, State};
+pub use connection::{Config, Connection, Event, Message, PreparedFrame, PreparedOutput, Role, State};
 pub use error::{ProtocolError, SendError};
 pub use utf8::{Utf8Bytes, Utf8Validator};

@@ -27,9 +27,6 @@ use crate::listener::{CompactHeaders, Conn, ConnId, ConnInfo, Listener};
 use crate::transport::Transport;
 use crate::websocket::{KeepAlive, WebSocket};
 
-/// A timer that never fires in practice (a year), without overflowing `Instant` arithmetic.
-const NEVER: Duration = Duration::from_secs(86_400 * 365);
-
 /// Why a client could not connect.
 #[derive(Debug)]
 pub enum ClientError {
@@ -179,7 +176,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Ping the server this often (pongs are always sent automatically). Default: never.
+    /// Ping the server this often (pongs are always sent automatically). Default: never; `None`
+    /// and `Some(Duration::ZERO)` both mean no pings.
     pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
         self.ping_interval = interval;
         self
@@ -213,8 +211,11 @@ impl ClientBuilder {
     /// Connects and completes the handshake.
     pub async fn connect(self) -> Result<(WebSocket<Transport>, ClientResponse), ClientError> {
         let (transport, protocol, leftover, response) = self.open().await?;
-        let keepalive =
-            KeepAlive { ping_interval: self.ping_interval.unwrap_or(NEVER), idle_timeout: NEVER, shutdown: None };
+        let keepalive = KeepAlive {
+            ping_interval: self.ping_interval.unwrap_or(Duration::ZERO),
+            idle_timeout: Duration::ZERO,
+            shutdown: None,
+        };
         let ws = WebSocket::from_parts(transport, protocol, leftover, self.close_timeout).with_keepalive(keepalive);
         Ok((ws, response))
     }
@@ -232,12 +233,12 @@ impl ClientBuilder {
             headers: CompactHeaders::for_application(&response.head.headers),
         };
         let conn = Conn::new(info, usize::MAX / 2);
-        let settings = Arc::new(DriverSettings {
-            ping_interval: self.ping_interval.unwrap_or(NEVER),
-            idle_timeout: NEVER,
-            close_timeout: self.close_timeout,
-            max_queue_bytes: usize::MAX / 2,
-        });
+        let settings = Arc::new(DriverSettings::new(
+            self.ping_interval.unwrap_or(Duration::ZERO),
+            Duration::ZERO,
+            self.close_timeout,
+            usize::MAX / 2,
+        ));
         let mut driver = Box::new(Driver { io: transport, protocol, read_buf: leftover, conn: conn.clone(), settings });
         tokio::spawn(async move {
             drive(&mut driver, &listener).await;

@@ -20,21 +20,40 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tether_proto::{CloseCode, CloseFrame, Connection, Event, Role, State};
+use tether_proto::{CloseCode, CloseFrame, Connection, Event, PreparedOutput, Role, State};
 use tokio::io::AsyncWrite;
 use tokio::time::Instant;
 
 use crate::listener::{Command, Conn, Listener};
 use crate::transport::{release_if_empty, write_and_close, Transport};
-use crate::websocket::{Closed, Error};
+use crate::websocket::{deadline_after, period_or_off, Closed, Error};
 
-/// Timers and limits of a connection's task.
+/// Timers and limits of a connection's task. Made by [`DriverSettings::new`], which turns the
+/// timers' "off" (zero) into a far future once, so the loop only ever adds (without overflow).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DriverSettings {
-    pub ping_interval: Duration,
-    pub idle_timeout: Duration,
-    pub close_timeout: Duration,
-    pub max_queue_bytes: usize,
+    ping_interval: Duration,
+    idle_timeout: Duration,
+    close_timeout: Duration,
+    max_queue_bytes: usize,
+}
+
+impl DriverSettings {
+    /// `ping_interval` and `idle_timeout` of `Duration::ZERO` mean off (no keepalive pings, no idle
+    /// timeout); any duration is safe, however large.
+    pub(crate) fn new(
+        ping_interval: Duration,
+        idle_timeout: Duration,
+        close_timeout: Duration,
+        max_queue_bytes: usize,
+    ) -> Self {
+        Self {
+            ping_interval: period_or_off(ping_interval),
+            idle_timeout: period_or_off(idle_timeout),
+            close_timeout,
+            max_queue_bytes,
+        }
+    }
 }
 
 /// What the socket did.
@@ -105,8 +124,8 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Clo
     // Bytes to write, in order: encoded frames, some shared with other connections.
     let mut out = Outbox::default();
     let now = Instant::now();
-    let mut idle_deadline = now + settings.idle_timeout;
-    let mut next_ping = now + settings.ping_interval;
+    let mut idle_deadline = deadline_after(now, settings.idle_timeout);
+    let mut next_ping = deadline_after(now, settings.ping_interval);
     let mut close_deadline: Option<Instant> = None;
     // One timer for all three deadlines, reset only when the earliest one changes.
     let timer = tokio::time::sleep_until(next_ping.min(idle_deadline));
@@ -158,7 +177,7 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Clo
             break 'connection;
         }
         if protocol.state() == State::Closing && close_deadline.is_none() {
-            close_deadline = Some(Instant::now() + settings.close_timeout);
+            close_deadline = Some(deadline_after(Instant::now(), settings.close_timeout));
         }
         let deadline = close_deadline.unwrap_or_else(|| next_ping.min(idle_deadline));
         if timer.deadline() != deadline {
@@ -184,7 +203,7 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Clo
             Wake::Io(IoEvent::Read(Ok(0))) => peer_gone = true,
             Wake::Io(IoEvent::Read(Ok(_))) => {
                 let now = Instant::now();
-                idle_deadline = now + settings.idle_timeout;
+                idle_deadline = deadline_after(now, settings.idle_timeout);
                 checked_at = Some(now);
             }
             Wake::Io(IoEvent::Written(Ok(n))) => {
@@ -204,10 +223,10 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Clo
                 if close_deadline.is_none() && now >= idle_deadline {
                     tracing::info!(id = conn.id(), peer = %conn.remote_addr(), "idle timeout");
                     let _ = protocol.close(CloseCode::GOING_AWAY, "idle timeout");
-                    close_deadline = Some(now + settings.close_timeout);
+                    close_deadline = Some(deadline_after(now, settings.close_timeout));
                 }
                 if close_deadline.is_none() && now >= next_ping {
-                    next_ping = now + settings.ping_interval;
+                    next_ping = deadline_after(now, settings.ping_interval);
                     let _ = protocol.ping(b"");
                 }
             }
@@ -264,25 +283,32 @@ fn apply(
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| Some(q.saturating_sub(len) + encoded));
         }
         Command::SendPrepared(frame) => {
-            // A frame encoded once for many connections goes out as is, after whatever the
-            // protocol has produced so far. Nothing may follow our Close frame.
-            if protocol.state() == State::Open {
-                if protocol.has_output() {
-                    out.push(protocol.take_output().freeze());
+            // Through the core like any message: a server gets the shared bytes back and queues
+            // them by reference after whatever the protocol has produced so far; a client's core
+            // masks a copy into its output; after our Close frame it is refused.
+            let len = frame.len();
+            let before = protocol.output_len();
+            let encoded = match protocol.send_prepared(frame) {
+                Ok(PreparedOutput::Shared(bytes)) => {
+                    if protocol.has_output() {
+                        out.push(protocol.take_output().freeze());
+                    }
+                    out.push(bytes);
+                    return;
                 }
-                out.push(frame);
-            } else {
-                let _ = shared
-                    .queued_bytes
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| Some(q.saturating_sub(frame.len())));
-            }
+                Ok(PreparedOutput::Queued) => protocol.output_len() - before,
+                Err(_) => 0,
+            };
+            let _ = shared
+                .queued_bytes
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| Some(q.saturating_sub(len) + encoded));
         }
         Command::Ping(payload) => {
             let _ = protocol.ping(&payload);
         }
         Command::Close(code, reason) => {
             if protocol.close(code, &reason).is_ok() {
-                close_deadline.get_or_insert(Instant::now() + close_timeout);
+                close_deadline.get_or_insert_with(|| deadline_after(Instant::now(), close_timeout));
             }
         }
     }

@@ -52,7 +52,9 @@ where
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.0)
+        // hyper adds this to `Instant::now()` unchecked: capped, a huge handshake timeout cannot
+        // panic the connection's task.
+        .header_read_timeout(config.0.min(crate::websocket::FAR_FUTURE))
         .max_buf_size(config.1.max(8192))
         .keep_alive(keep_alive)
         .serve_connection(TokioIo::new(io), service)

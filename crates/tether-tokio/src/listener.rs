@@ -18,7 +18,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use tether_proto::handshake::head::Headers;
-use tether_proto::{CloseCode, Message, Utf8Bytes};
+use tether_proto::{CloseCode, Message, PreparedFrame, Utf8Bytes};
 
 use crate::websocket::{Closed, Error};
 
@@ -60,7 +60,7 @@ pub trait Listener: Send + Sync + 'static {
 #[derive(Debug)]
 pub(crate) enum Command {
     Send(Message),
-    SendPrepared(Bytes),
+    SendPrepared(PreparedFrame),
     Ping(Bytes),
     Close(CloseCode, String),
 }
@@ -266,8 +266,9 @@ impl Conn {
         Ok(())
     }
 
-    /// Queues a message encoded once for many connections (a broadcast): the connection's queue
-    /// holds a reference to the shared bytes, no copy. Fails like [`Conn::send`].
+    /// Queues a message encoded once for many connections (a broadcast): a server connection's
+    /// queue holds a reference to the shared bytes, no copy; a client connection's protocol core
+    /// masks a copy, as every client frame must be. Fails like [`Conn::send`].
     pub fn send_prepared(&self, message: &PreparedMessage) -> Result<(), Error> {
         let len = message.frame.len();
         self.reserve(len)?;
@@ -480,29 +481,25 @@ mod tests {
     }
 }
 
-/// A message encoded once as a server frame, to send to many connections without re-encoding or
-/// copying: each connection's queue holds a reference to the same bytes. It is sent uncompressed
-/// (RFC 7692 lets every message choose), so it suits any connection, compressed or not.
+/// A message encoded once, to send to many connections without re-encoding or copying: each
+/// server connection's queue holds a reference to the same bytes. It is sent uncompressed (RFC 7692
+/// lets every message choose), so it suits any connection, compressed or not. It goes through the
+/// protocol core like any message ([`tether_proto::Connection::send_prepared`]): on a client
+/// connection the core masks a copy, and nothing is sent after the connection's Close frame.
 #[derive(Debug, Clone)]
 pub struct PreparedMessage {
-    frame: Bytes,
+    frame: PreparedFrame,
 }
 
 impl PreparedMessage {
     /// A text message.
     pub fn text(text: impl Into<Utf8Bytes>) -> Self {
-        Self::encode(tether_proto::frame::OpCode::Text, text.into().as_bytes())
+        Self { frame: PreparedFrame::text(&text.into()) }
     }
 
     /// A binary message.
     pub fn binary(data: &[u8]) -> Self {
-        Self::encode(tether_proto::frame::OpCode::Binary, data)
-    }
-
-    fn encode(opcode: tether_proto::frame::OpCode, payload: &[u8]) -> Self {
-        let mut frame = bytes::BytesMut::new();
-        tether_proto::frame::encode_frame(&mut frame, opcode, true, false, payload, None);
-        Self { frame: frame.freeze() }
+        Self { frame: PreparedFrame::binary(data) }
     }
 
     /// The encoded frame's size in bytes.

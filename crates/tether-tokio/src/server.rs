@@ -30,7 +30,7 @@ use crate::driver::{drive, Driver, DriverSettings};
 use crate::listener::{CompactHeaders, Conn, ConnId, ConnInfo, Listener};
 use crate::origin::OriginPolicy;
 use crate::transport::{write_and_close, Rewind, Transport};
-use crate::websocket::{KeepAlive, WebSocket, SHUTDOWN_REASON};
+use crate::websocket::{deadline_after, KeepAlive, WebSocket, SHUTDOWN_REASON};
 
 /// Server settings. Every limit has a safe default; each field says what happens when it is hit.
 #[derive(Debug, Clone)]
@@ -39,10 +39,11 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Time the peer has to answer our Close frame and then close TCP. Default 5 s.
     pub close_timeout: Duration,
-    /// Interval between server pings on an open connection. Default 30 s.
+    /// Interval between server pings on an open connection. Default 30 s. `Duration::ZERO` turns
+    /// keepalive pings off; any value is safe (one too large to add to the clock is as good as off).
     pub ping_interval: Duration,
     /// A connection that sent nothing (not even a pong) for this long is closed with 1001.
-    /// Default 120 s.
+    /// Default 120 s. `Duration::ZERO` turns the idle timeout off; any value is safe.
     pub idle_timeout: Duration,
     /// On shutdown, how long open connections get to finish their closing handshakes. Default 10 s.
     pub drain_timeout: Duration,
@@ -220,12 +221,12 @@ impl Server {
         let tls = self.config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         let (shutdown, _) = watch::channel(false);
         let config = &self.config;
-        let driver_settings = Arc::new(DriverSettings {
-            ping_interval: config.ping_interval,
-            idle_timeout: config.idle_timeout,
-            close_timeout: config.close_timeout,
-            max_queue_bytes: config.max_queue_bytes,
-        });
+        let driver_settings = Arc::new(DriverSettings::new(
+            config.ping_interval,
+            config.idle_timeout,
+            config.close_timeout,
+            config.max_queue_bytes,
+        ));
         let shared = Arc::new(Shared {
             driver_settings,
             server: self,
@@ -519,15 +520,29 @@ fn decide(shared: &Shared, head: RequestHead, tls: bool) -> Result<(UpgradeReque
     Ok((request, Arc::clone(route), accepted))
 }
 
+/// The connection settings of an upgrade on `route`: the server's, with the route's own size
+/// limits in their place where it sets them (so a route can refuse large frames at their header).
+fn route_config(shared: &Shared, route: &RouteOptions) -> Config {
+    let mut config = shared.server.config.connection.clone();
+    if let Some(limit) = route.max_message_size {
+        config.max_message_size = limit;
+    }
+    if let Some(limit) = route.max_frame_size {
+        config.max_frame_size = limit;
+    }
+    config
+}
+
 fn upgrade(
     shared: &Shared,
+    route: &Route,
     transport: Transport,
     leftover: BytesMut,
     request: UpgradeRequest,
     accepted: Accepted,
     remote_addr: SocketAddr,
 ) -> Box<Upgrade> {
-    let protocol = Connection::new(Role::Server, shared.server.config.connection.clone(), accepted.deflate);
+    let protocol = Connection::new(Role::Server, route_config(shared, &route.options), accepted.deflate);
     Box::new(Upgrade { transport, protocol, leftover, request, subprotocol: accepted.protocol, remote_addr })
 }
 
@@ -546,7 +561,7 @@ async fn handshake(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) ->
     let _ = stream.set_nodelay(true);
     let config = &shared.server.config;
     let tls = shared.tls.is_some();
-    let deadline = tokio::time::Instant::now() + config.handshake_timeout;
+    let deadline = deadline_after(tokio::time::Instant::now(), config.handshake_timeout);
     let mut transport = match &shared.tls {
         Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
             Ok(Ok(stream)) => Transport::Tls(Box::new(stream)),
@@ -587,7 +602,8 @@ async fn handshake(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) ->
             transport.write_all(&accepted.response).await.ok()?;
             // Frames that came in with the head are kept; otherwise no buffer is carried over.
             let leftover = if buf.is_empty() { BytesMut::new() } else { BytesMut::from(&buf[..]) };
-            Some((route, upgrade(shared, transport, leftover, request, accepted, peer)))
+            let upgrade = upgrade(shared, &route, transport, leftover, request, accepted, peer);
+            Some((route, upgrade))
         }
         Err(rejection) => {
             tracing::info!(%peer, status = rejection.status(), %rejection, "handshake refused");
@@ -608,7 +624,7 @@ pub(crate) fn decide_for_hyper(
     let accepted_for_connection = accepted.clone();
     let start = move |transport: Transport, peer: SocketAddr| {
         let active = Active::new(&shared);
-        let upgrade = upgrade(&shared, transport, BytesMut::new(), request, accepted_for_connection, peer);
+        let upgrade = upgrade(&shared, &route, transport, BytesMut::new(), request, accepted_for_connection, peer);
         (route.handler)(upgrade, shared, active);
     };
     Ok((accepted, start))

@@ -5,6 +5,9 @@
 //! before the next read waits for the socket, so a handler that answers each message with
 //! `feed` produces one write per batch of input rather than one per message.
 //!
+//! Every method is cancel-safe (see [`WebSocket`]): `recv` can sit in a `tokio::select!` beside
+//! other work, and a cancelled call loses no input and leaves no frame half-written.
+//!
 //! The transport is closed the way RFC 6455 §7 asks: after the Close frames are exchanged (or the
 //! connection failed), the server shuts down its sending side first and then reads until the peer
 //! closes too, for at most the close timeout; a client reads until the server has closed. Reading to the end keeps the kernel from answering
@@ -12,12 +15,14 @@
 
 use std::fmt;
 use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use crate::transport::{poll_read_lean, write_and_close};
-use bytes::BytesMut;
+use crate::transport::poll_read_lean;
+use bytes::{Buf, BytesMut};
 use tether_proto::{CloseCode, CloseFrame, Connection, Event, Message, ProtocolError, Role, SendError, State};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
@@ -77,28 +82,97 @@ impl From<SendError> for Error {
 /// Queued output beyond this is written at once by [`WebSocket::feed`] rather than at the next read.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
 
+/// The farthest ahead a timer is set: 30 years, as tokio's own "far future". Adding it to
+/// `Instant::now()` cannot overflow, and a timer set to it never fires in practice.
+pub(crate) const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `now + after` that cannot panic: `Instant + Duration` panics on overflow, and a setting such
+/// as an idle timeout of `u64::MAX` seconds would otherwise kill every connection's task. A
+/// duration past [`FAR_FUTURE`] counts as that.
+pub(crate) fn deadline_after(now: Instant, after: Duration) -> Instant {
+    // Only a clock within 30 years of `Instant`'s end could fail both; then fire now rather than panic.
+    now.checked_add(after.min(FAR_FUTURE)).unwrap_or(now)
+}
+
+/// The period of a timer that `Duration::ZERO` turns off (keepalive pings, the idle timeout): a
+/// zero period would otherwise fire on every turn of the loop (a ping flood, or an instant close).
+pub(crate) fn period_or_off(period: Duration) -> Duration {
+    if period.is_zero() {
+        FAR_FUTURE
+    } else {
+        period.min(FAR_FUTURE)
+    }
+}
+
 /// Keepalive and shutdown for a [`WebSocket`]: the server sets these for its connections.
 #[derive(Debug, Clone)]
 pub struct KeepAlive {
-    /// Send a ping this often.
+    /// Send a ping this often. `Duration::ZERO` means no pings; any value is safe (a huge one
+    /// is as good as off).
     pub ping_interval: Duration,
-    /// Close with 1001 after this long without receiving anything.
+    /// Close with 1001 after this long without receiving anything. `Duration::ZERO` means no idle
+    /// timeout; any value is safe.
     pub idle_timeout: Duration,
     /// When this turns true, close with 1001 (graceful server shutdown).
     pub shutdown: Option<watch::Receiver<bool>>,
 }
 
 /// An upgraded connection.
+///
+/// # Cancel safety
+///
+/// Every method keeps its progress in the `WebSocket` itself, never in the future it returns, so
+/// any of them can be cancelled (dropped inside `tokio::select!`, or by a timeout) without losing
+/// or corrupting anything:
+/// - [`WebSocket::recv`] is cancel-safe: a message is returned by the call that completes, bytes
+///   read so far stay buffered, and output it was writing (pongs, the Close echo) is resumed where
+///   it stopped by the next call. So is the closing handshake: a cancelled call that was waiting
+///   for the peer to close resumes that wait (within the same close timeout), and a protocol error
+///   is still reported once.
+/// - [`WebSocket::flush`] is cancel-safe: what it did not write is written by the next call that
+///   writes.
+/// - [`WebSocket::send`], [`WebSocket::feed`], [`WebSocket::ping`] and [`WebSocket::close`] queue
+///   their frame whole on their first poll; cancelling them afterwards only postpones writing it
+///   (the next `recv`, `flush` or send writes it). Nothing is ever half-sent.
 pub struct WebSocket<S> {
     io: S,
     protocol: Connection,
     read_buf: BytesMut,
+    /// Output taken from the protocol and not yet written, from its first unwritten byte on: a
+    /// write that was cancelled halfway resumes here.
+    pending: BytesMut,
+    /// Bytes were written since the stream was last flushed.
+    unflushed: bool,
     close_timeout: Duration,
     closed: Option<Closed>,
+    /// The closing of the transport, once the closing handshake is over or the connection failed.
+    ending: Option<Box<Ending>>,
     keepalive: Option<KeepAlive>,
     idle_deadline: Instant,
     next_ping: Instant,
     close_deadline: Option<Instant>,
+}
+
+/// Closing the transport after the closing handshake (RFC 6455 §7.1.1): the steps left, kept in
+/// the `WebSocket` so a cancelled `recv` resumes them.
+#[derive(Debug)]
+struct Ending {
+    /// The whole ending is bounded by the close timeout, however often it is resumed.
+    deadline: Instant,
+    /// The protocol error to report once the transport is closed.
+    error: Option<ProtocolError>,
+    step: EndStep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndStep {
+    /// Writing the last output (the Close frame).
+    Write,
+    /// Sending our FIN: a server's first, a client's last.
+    Shutdown,
+    /// Reading until the peer's FIN.
+    Drain,
+    Done,
 }
 
 impl<S> fmt::Debug for WebSocket<S> {
@@ -111,13 +185,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Wraps a stream on which the handshake is done. `leftover` holds bytes read past the
     /// handshake (frames the peer sent right behind it).
     pub fn from_parts(io: S, protocol: Connection, leftover: BytesMut, close_timeout: Duration) -> Self {
-        let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        let far = deadline_after(Instant::now(), FAR_FUTURE);
         Self {
             io,
             protocol,
             read_buf: leftover,
+            pending: BytesMut::new(),
+            unflushed: false,
             close_timeout,
             closed: None,
+            ending: None,
             keepalive: None,
             idle_deadline: far,
             next_ping: far,
@@ -126,9 +203,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Adds pings, an idle timeout and a shutdown signal, all handled inside [`WebSocket::recv`].
-    pub fn with_keepalive(mut self, keepalive: KeepAlive) -> Self {
-        self.idle_deadline = Instant::now() + keepalive.idle_timeout;
-        self.next_ping = Instant::now() + keepalive.ping_interval;
+    ///
+    /// A zero `ping_interval` or `idle_timeout` turns that timer off.
+    pub fn with_keepalive(mut self, mut keepalive: KeepAlive) -> Self {
+        keepalive.ping_interval = period_or_off(keepalive.ping_interval);
+        keepalive.idle_timeout = period_or_off(keepalive.idle_timeout);
+        let now = Instant::now();
+        self.idle_deadline = deadline_after(now, keepalive.idle_timeout);
+        self.next_ping = deadline_after(now, keepalive.ping_interval);
         self.keepalive = Some(keepalive);
         self
     }
@@ -141,7 +223,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// The next message, or `None` once the connection is closed (see [`WebSocket::closed`]).
     ///
     /// A protocol error is returned once, after the connection was failed with its close code.
+    ///
+    /// Cancel-safe (see [the type's docs](WebSocket#cancel-safety)): cancelled, it loses no input
+    /// and leaves no output half-written for good; call it again to go on.
     pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        if self.ending.is_some() {
+            return self.end().await.map(|error| Err(Error::Protocol(error)));
+        }
         if self.closed.is_some() {
             return None;
         }
@@ -154,19 +242,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                         Some(CloseFrame { code, reason }) => Closed { code, reason, clean: true },
                         None => Closed { code: CloseCode::NO_STATUS, reason: String::new(), clean: true },
                     };
-                    self.finish(closed).await;
-                    return None;
+                    self.begin_end(closed, None);
+                    return self.end().await.map(|error| Err(Error::Protocol(error)));
                 }
                 Ok(None) => {}
                 Err(error) => {
                     let closed = Closed { code: error.close_code(), reason: error.to_string(), clean: false };
-                    self.finish(closed).await;
-                    return Some(Err(Error::Protocol(error)));
+                    self.begin_end(closed, Some(error));
+                    return self.end().await.map(|error| Err(Error::Protocol(error)));
                 }
             }
-            if let Err(error) = self.flush().await {
-                self.abort();
-                return Some(Err(error));
+            let unwritten = !self.pending.is_empty() || self.protocol.has_output() || self.unflushed;
+            if unwritten {
+                if let Err(error) = self.flush().await {
+                    self.abort();
+                    return Some(Err(error));
+                }
             }
             let closing = self.protocol.state() == State::Closing;
             let stopping = self.keepalive.as_ref().and_then(|k| k.shutdown.as_ref()).is_some_and(|rx| *rx.borrow());
@@ -175,12 +266,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 continue;
             }
             if closing && self.close_deadline.is_none() {
-                self.close_deadline = Some(Instant::now() + self.close_timeout);
+                self.close_deadline = Some(deadline_after(Instant::now(), self.close_timeout));
             }
             let close_deadline = self.close_deadline.unwrap_or(self.idle_deadline);
             let mut shutdown = self.keepalive.as_ref().and_then(|k| k.shutdown.clone());
             let read_hint = self.protocol.read_hint();
             let (io, read_buf) = (&mut self.io, &mut self.read_buf);
+            // Every branch is cancel-safe: the read puts what it gets straight into `read_buf`,
+            // and the timers are made again from the deadlines kept in `self`.
             let read = tokio::select! {
                 // No read buffer is held while waiting: an idle connection keeps none.
                 read = poll_fn(|cx| poll_read_lean(io, cx, read_buf, read_hint)) => read,
@@ -190,8 +283,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     return None;
                 }
                 () = sleep_until(self.next_ping), if !closing => {
-                    let interval = self.keepalive.as_ref().map_or(Duration::MAX, |k| k.ping_interval);
-                    self.next_ping = Instant::now() + interval;
+                    let interval = self.keepalive.as_ref().map_or(FAR_FUTURE, |k| k.ping_interval);
+                    self.next_ping = deadline_after(Instant::now(), interval);
                     let _ = self.protocol.ping(b"");
                     continue;
                 }
@@ -202,7 +295,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 Ok(()) = wait_for_shutdown(&mut shutdown), if !closing && shutdown.is_some() => continue,
             };
             if let Some(keepalive) = &self.keepalive {
-                self.idle_deadline = Instant::now() + keepalive.idle_timeout;
+                self.idle_deadline = deadline_after(Instant::now(), keepalive.idle_timeout);
             }
             match read {
                 Ok(0) => {
@@ -246,24 +339,90 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.flush().await
     }
 
-    /// Writes all queued output.
+    /// Writes all queued output. Cancel-safe: what is left is written by the next call that writes.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        while self.protocol.has_output() {
-            let out = self.protocol.take_output();
-            self.io.write_all(&out).await?;
+        poll_fn(|cx| self.poll_write_out(cx)).await.map_err(Error::Io)
+    }
+
+    /// Writes `pending`, then the protocol's output, recording progress in `self` after every
+    /// write, then flushes the stream if anything was written (TLS may keep records buffered
+    /// otherwise); with nothing to write it costs two checks.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        loop {
+            if self.pending.is_empty() {
+                if !self.protocol.has_output() {
+                    break;
+                }
+                self.pending = self.protocol.take_output();
+            }
+            let written = ready!(Pin::new(&mut self.io).poll_write(cx, &self.pending))?;
+            if written == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            self.pending.advance(written);
+            self.unflushed = true;
+            if self.pending.is_empty() {
+                // Everything written: an idle connection keeps no output buffer.
+                self.pending = BytesMut::new();
+            }
         }
-        Ok(())
+        if self.unflushed {
+            ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+            self.unflushed = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// The closing handshake is over or the connection failed: from now on `recv` only closes the
+    /// transport (see [`WebSocket::end`]).
+    fn begin_end(&mut self, closed: Closed, error: Option<ProtocolError>) {
+        debug_assert_eq!(self.protocol.state(), State::Closed);
+        self.closed = Some(closed);
+        self.read_buf = BytesMut::new();
+        let deadline = deadline_after(Instant::now(), self.close_timeout);
+        self.ending = Some(Box::new(Ending { deadline, error, step: EndStep::Write }));
     }
 
     /// Ends the connection after the closing handshake or a failure: write what is queued, send our
-    /// FIN, then read until the peer's FIN (bounded by the close timeout).
-    async fn finish(&mut self, closed: Closed) {
-        self.closed = Some(closed);
-        debug_assert_eq!(self.protocol.state(), State::Closed);
+    /// FIN, then read until the peer's FIN (bounded by the close timeout); a client reads first
+    /// and sends its FIN last. Returns the protocol error to report, if any. Resumable: the steps
+    /// and the deadline live in `self.ending`.
+    async fn end(&mut self) -> Option<ProtocolError> {
+        let deadline = self.ending.as_ref()?.deadline;
+        let _ = tokio::time::timeout_at(deadline, poll_fn(|cx| self.poll_end(cx))).await;
+        self.pending = BytesMut::new();
+        self.ending.take().and_then(|ending| ending.error)
+    }
+
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let server = self.protocol.role() == Role::Server;
-        let pending = self.protocol.take_output();
-        let _ = tokio::time::timeout(self.close_timeout, write_and_close(&mut self.io, [pending], server)).await;
-        self.read_buf = BytesMut::new();
+        loop {
+            let Some(step) = self.ending.as_ref().map(|ending| ending.step) else { return Poll::Ready(()) };
+            let next = match step {
+                EndStep::Write => match ready!(self.poll_write_out(cx)) {
+                    Ok(()) if server => EndStep::Shutdown,
+                    Ok(()) => EndStep::Drain,
+                    Err(_) => EndStep::Done,
+                },
+                EndStep::Shutdown => match ready!(Pin::new(&mut self.io).poll_shutdown(cx)) {
+                    Ok(()) if server => EndStep::Drain,
+                    _ => EndStep::Done,
+                },
+                EndStep::Drain => {
+                    let mut sink = [0u8; 1024];
+                    let mut sink = ReadBuf::new(&mut sink);
+                    match ready!(Pin::new(&mut self.io).poll_read(cx, &mut sink)) {
+                        Ok(()) if !sink.filled().is_empty() => EndStep::Drain,
+                        Ok(()) if !server => EndStep::Shutdown,
+                        _ => EndStep::Done,
+                    }
+                }
+                EndStep::Done => return Poll::Ready(()),
+            };
+            if let Some(ending) = self.ending.as_mut() {
+                ending.step = next;
+            }
+        }
     }
 
     /// The transport ended or failed without a closing handshake.
@@ -272,6 +431,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             self.closed = Some(Closed { code: CloseCode::ABNORMAL, reason: String::new(), clean: false });
         }
         self.read_buf = BytesMut::new();
+        self.pending = BytesMut::new();
     }
 
     /// The protocol state machine (for inspection).

@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tether_proto::deflate::DeflateConfig;
-use tether_tokio::{tls, ClientBuilder, ClientError, CloseCode, Conn, Listener, Message, Server, ServerConfig};
+use tether_tokio::{
+    tls, ClientBuilder, ClientError, CloseCode, Conn, Listener, Message, PreparedMessage, Server, ServerConfig,
+};
 
 struct Echo;
 
@@ -200,4 +202,42 @@ async fn timeouts_and_bad_urls() {
     let result =
         ClientBuilder::new(&format!("ws://{addr}/")).handshake_timeout(Duration::from_millis(300)).connect().await;
     assert!(matches!(result, Err(ClientError::Timeout("handshake"))), "{result:?}");
+}
+
+/// Hands every message and the close to the test.
+struct Forward(tokio::sync::mpsc::UnboundedSender<Result<Message, tether_tokio::Closed>>);
+
+impl Listener for Forward {
+    async fn message(&self, _conn: &Conn, message: Message) {
+        let _ = self.0.send(Ok(message));
+    }
+
+    async fn closed(&self, _conn: &Conn, closed: &tether_tokio::Closed) {
+        let _ = self.0.send(Err(closed.clone()));
+    }
+}
+
+/// A client's prepared message goes through its protocol core and is masked: the server takes it
+/// as a message (an unmasked client frame is closed with 1002).
+#[tokio::test]
+async fn a_client_sends_prepared_messages_masked() {
+    let addr = tether_server(ServerConfig::default()).await;
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let (conn, _) = ClientBuilder::new(&format!("ws://{addr}/echo")).spawn(Forward(events)).await.expect("connects");
+    let big: Vec<u8> = (0..70_000).map(|i| (i % 251) as u8).collect();
+    let messages = [PreparedMessage::text("prepared"), PreparedMessage::binary(&big), PreparedMessage::binary(b"")];
+    for message in &messages {
+        conn.send_prepared(message).unwrap();
+    }
+    let expected = [Message::Text("prepared".into()), Message::Binary(big.into()), Message::Binary(Vec::new().into())];
+    for want in expected {
+        let got = tokio::time::timeout(Duration::from_secs(5), received.recv()).await.expect("an echo in time");
+        assert_eq!(got, Some(Ok(want)));
+    }
+    conn.close(CloseCode::NORMAL, "done").unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), received.recv()).await.expect("closed in time");
+    match closed {
+        Some(Err(closed)) => assert_eq!((closed.code, closed.clean), (CloseCode::NORMAL, true), "{closed:?}"),
+        other => panic!("expected the close, got {other:?}"),
+    }
 }

@@ -253,6 +253,48 @@ fn client_masks_and_server_does_not() {
     assert_eq!(conn.take_output()[..], [0x81, 0x02, b'h', b'i']);
 }
 
+#[test]
+fn prepared_frames_are_shared_by_servers_and_masked_by_clients() {
+    for size in [0, 5, 125, 126, 65_535, 65_536] {
+        let payload: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let prepared = PreparedFrame::binary(&payload);
+        // A server hands the very bytes back, after what it had queued (no copy).
+        let mut conn = server();
+        conn.ping(b"p").unwrap();
+        match conn.send_prepared(prepared.clone()).unwrap() {
+            PreparedOutput::Shared(bytes) => {
+                assert_eq!(bytes.as_ptr(), prepared.as_bytes().as_ptr(), "shared, not copied");
+                assert_eq!(conn.output_len(), 3, "the ping stays in the output, written first");
+            }
+            other => panic!("a server shares: {other:?}"),
+        }
+        // A client masks a copy, which a server accepts as the same message.
+        let mut client = Connection::new(Role::Client, Config::default(), None);
+        assert_eq!(client.send_prepared(prepared.clone()), Ok(PreparedOutput::Queued));
+        let wire = client.take_output();
+        assert_eq!(wire[1] & 0x80, 0x80, "masked");
+        assert_eq!(wire.len(), prepared.len() + 4, "the mask key is the only addition");
+        let (events, error) = feed(&mut server(), &wire);
+        assert_eq!(error, None, "{size} bytes");
+        assert_eq!(events, [Event::Message(Message::Binary(payload.into()))]);
+    }
+    let mut client = Connection::new(Role::Client, Config::default(), None);
+    let _ = client.send_prepared(PreparedFrame::text("héllo")).unwrap();
+    let (events, _) = feed(&mut server(), &client.take_output());
+    assert_eq!(events, [text("héllo")]);
+}
+
+#[test]
+fn prepared_frames_are_refused_after_our_close() {
+    for role in [Role::Server, Role::Client] {
+        let mut conn = Connection::new(role, Config::default(), None);
+        conn.close(CloseCode::NORMAL, "").unwrap();
+        let queued = conn.output_len();
+        assert_eq!(conn.send_prepared(PreparedFrame::text("late")), Err(SendError::Closed), "{role:?}");
+        assert_eq!(conn.output_len(), queued, "nothing follows the Close frame");
+    }
+}
+
 /// A client and a server that negotiated permessage-deflate from `offer`.
 fn compressed_pair(offer: &str, server_config: DeflateConfig) -> (Connection, Connection) {
     let offers = parse_extensions([offer.as_bytes()]).unwrap();
