@@ -167,9 +167,13 @@ fn parse_header(arg: &str) -> Result<(String, String), String> {
 }
 
 /// Parses a number of seconds such as `1`, `0.5` or `0`.
+/// Seconds 0..=86400 (a day): no deadline computed from them can overflow an `Instant`.
 fn parse_seconds(arg: &str) -> Result<Duration, String> {
     let seconds: f64 = arg.trim().parse().map_err(|_| format!("expected a number of seconds, got {arg:?}"))?;
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("expected a non-negative number of seconds, got {arg:?}"))
+    if !(0.0..=86_400.0).contains(&seconds) {
+        return Err(format!("expected seconds 0..=86400, got {arg:?}"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// The checks that need no network: the URL parses as ws:// or wss:// with a host, and the CA file

@@ -204,6 +204,13 @@ fn a_bad_url_is_a_usage_error() {
 }
 
 #[test]
+fn a_wait_beyond_a_day_is_a_usage_error_not_a_panic() {
+    let done = Connect::start(&["-x", "hi", "--wait", "1e30", "ws://127.0.0.1:9/"]).finish(LIMIT);
+    assert_eq!(done.status.code(), Some(2), "{done:?}");
+    assert!(done.stderr.contains("expected seconds 0..=86400"), "{}", done.stderr);
+}
+
+#[test]
 fn wss_against_a_plain_server_fails_fast_and_says_so() {
     let served = Served::start(&[]);
     let done = Connect::start(&["-x", "hi", &format!("wss://{}/echo", served.addr)]).finish(LIMIT);

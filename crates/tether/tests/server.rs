@@ -323,9 +323,20 @@ fn logs_have_no_colour_codes_off_a_terminal_and_json_lines_parse() {
 }
 
 fn frame_header(len: u64) -> Vec<u8> {
-    // FIN + text, masked, 64-bit length, a mask key; the payload never follows.
-    let mut header = vec![0x81, 0x80 | 127];
-    header.extend_from_slice(&len.to_be_bytes());
+    // FIN + text, masked, the length in its shortest form (RFC 6455 §5.2: anything longer is a
+    // protocol error, 1002), a mask key; the payload never follows.
+    let mut header = vec![0x81];
+    match u16::try_from(len) {
+        Ok(short) if short > 125 => {
+            header.push(0x80 | 126);
+            header.extend_from_slice(&short.to_be_bytes());
+        }
+        _ if len > 125 => {
+            header.push(0x80 | 127);
+            header.extend_from_slice(&len.to_be_bytes());
+        }
+        _ => header.push(0x80 | len as u8),
+    }
     header.extend_from_slice(&[1, 2, 3, 4]);
     header
 }
