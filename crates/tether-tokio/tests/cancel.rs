@@ -46,7 +46,7 @@ fn message(i: usize) -> (Message, usize) {
     let size = [10, 1_000, 5_000, 70_000, 200_000][i % 5];
     let fill = |j: usize| ((i * 7 + j) % 26) as u8 + b'a';
     let bytes: Vec<u8> = (0..size).map(fill).collect();
-    let message = if i % 2 == 0 {
+    let message = if i.is_multiple_of(2) {
         Message::Text(String::from_utf8(bytes).unwrap().into())
     } else {
         Message::Binary(bytes.into())
