@@ -40,13 +40,8 @@ async fn server() -> String {
         .route_stream("/small-stream", small, stream_echo)
         .route("/big", Echo)
         .http(axum::Router::new().route("/", axum::routing::get(|| async { "ok" })))
-        .route_stream("/big-stream", RouteOptions::default(), stream_echo)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let addr = server.local_addr().unwrap().to_string();
-    tokio::spawn(server.run());
-    addr
+        .route_stream("/big-stream", RouteOptions::default(), stream_echo);
+    common::serve(server).await
 }
 
 /// Sends only the header of a 16 MiB binary frame and expects the server's 1009 Close right away.

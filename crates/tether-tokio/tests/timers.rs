@@ -41,15 +41,8 @@ const PATHS: [&str; 2] = ["/echo", "/stream"];
 
 async fn server(ping_interval: Duration, idle_timeout: Duration) -> String {
     let config = ServerConfig { ping_interval, idle_timeout, ..ServerConfig::default() };
-    let server = Server::new(config)
-        .route("/echo", Echo)
-        .route_stream("/stream", RouteOptions::default(), stream_echo)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let addr = server.local_addr().unwrap().to_string();
-    tokio::spawn(server.run());
-    addr
+    let server = Server::new(config).route("/echo", Echo).route_stream("/stream", RouteOptions::default(), stream_echo);
+    common::serve(server).await
 }
 
 /// Sends a text frame and expects its echo as the very next frame (no ping before it).

@@ -3,46 +3,22 @@
 //!
 //! `TETHER_BIN` overrides the binary under test (to show that an older build fails).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
+
+use common::Served;
 
 use serde_json::{json, Value};
 use tether_tokio::{ClientBuilder, Message, Transport, WebSocket};
 
-/// A `tether serve --port 0` process, killed on drop.
-struct Served {
-    child: Child,
-    url: String,
+/// The token protocol's URL on a served binary.
+fn token_url(served: &Served) -> String {
+    format!("ws://{}/tether", served.addr)
 }
 
-impl Served {
-    fn start(extra: &[&str]) -> Self {
-        let binary = std::env::var("TETHER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tether").to_owned());
-        let mut child = Command::new(binary)
-            .args(["serve", "--port", "0"])
-            .args(extra)
-            .env("TETHER_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tether");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().rsplit_once("://").expect("listening line").1.to_owned();
-        Self { child, url: format!("ws://{addr}/tether") }
-    }
-
-    fn rss(&self) -> usize {
-        rss_of(self.child.id())
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn rss(served: &Served) -> usize {
+    rss_of(served.child.id())
 }
 
 async fn read_json(ws: &mut WebSocket<Transport>) -> Value {
@@ -86,9 +62,9 @@ async fn history_memory_comes_back_after_its_time_to_live() {
     }
     let served = Served::start(&flags);
     // Warm up: one connection and a tiny publish, so buffers every server has are in the baseline.
-    publish_to_many_channels(&served.url, "warm", 1, &json!(1)).await;
+    publish_to_many_channels(&token_url(&served), "warm", 1, &json!(1)).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let baseline = served.rss();
+    let baseline = rss(&served);
 
     // One client publishes 1,000 x 60 KB to 1,000 channels, then leaves.
     let data = json!("x".repeat(60_000));
@@ -107,9 +83,9 @@ async fn history_memory_comes_back_after_its_time_to_live() {
             peak
         })
     };
-    publish_to_many_channels(&served.url, "c.", 1000, &data).await;
+    publish_to_many_channels(&token_url(&served), "c.", 1000, &data).await;
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
-    let peak = sampler.await.unwrap().max(served.rss());
+    let peak = sampler.await.unwrap().max(rss(&served));
     // 60 MB if nothing expired meanwhile; a debug build publishes slowly enough that the first
     // channels expire before the last are written, so ask only for a clear rise.
     assert!(peak > baseline + 15 * MB, "the history is held while it lives: {baseline} -> {peak}");
@@ -118,10 +94,10 @@ async fn history_memory_comes_back_after_its_time_to_live() {
     // for a loaded machine.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let deadline = Instant::now() + Duration::from_secs(7);
-    let mut after = served.rss();
+    let mut after = rss(&served);
     while after > baseline + 10 * MB && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        after = served.rss();
+        after = rss(&served);
     }
     eprintln!("RSS baseline {:.1} MB, peak {:.1} MB, after {:.1} MB", mb(baseline), mb(peak), mb(after));
     assert!(

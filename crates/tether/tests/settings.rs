@@ -5,24 +5,17 @@
 mod common;
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{tether_bin, Served};
+use common::{serve_command, Served};
 use tether_proto::handshake::client::ClientRequest;
 use tether_proto::Event;
 
 /// Runs `tether serve --port 0 ARGS` and returns its exit status and stderr. A server that starts
 /// instead of refusing is killed after 5 s and reported as status `None`.
 fn serve_refusal(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(tether_bin())
-        .args(["serve", "--port", "0"])
-        .args(args)
-        .env("TETHER_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tether");
+    let mut child = serve_command(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start tether");
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {

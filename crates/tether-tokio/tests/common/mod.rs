@@ -10,6 +10,14 @@ use tether_proto::frame::{encode_frame, FrameDecoder, FrameEvent, OpCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Binds `server` to an ephemeral loopback port, runs it in the background and returns its address.
+pub async fn serve(server: tether_tokio::Server) -> String {
+    let server = server.bind("127.0.0.1:0").await.expect("binds");
+    let addr = server.local_addr().unwrap().to_string();
+    tokio::spawn(server.run());
+    addr
+}
+
 /// A TCP connection on which the opening handshake for `path` is done.
 pub struct RawClient {
     pub stream: TcpStream,

@@ -23,16 +23,17 @@ pub struct Served {
     pub addr: String,
 }
 
+/// `tether serve --port 0 EXTRA` with warnings-only logs, not started yet.
+pub fn serve_command(extra: &[&str]) -> Command {
+    let mut command = Command::new(tether_bin());
+    command.args(["serve", "--port", "0"]).args(extra).env("TETHER_LOG", "warn");
+    command
+}
+
 impl Served {
     pub fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new(tether_bin())
-            .args(["serve", "--port", "0"])
-            .args(extra)
-            .env("TETHER_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tether");
+        let mut child =
+            serve_command(extra).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start tether");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let addr = line.trim().rsplit_once("://").expect("listening line").1.to_owned();
