@@ -48,7 +48,9 @@ where
     let mut stop = shared.subscribe_shutdown();
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let shared = Arc::clone(&shared);
-        async move { Ok::<_, Infallible>(handle(shared, request, peer, tls).await) }
+        // Only the one-request answers past the limit run without keep-alive, and only they are
+        // not counted.
+        async move { Ok::<_, Infallible>(handle(shared, request, peer, tls, keep_alive).await) }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -78,11 +80,25 @@ fn shared_config(shared: &Shared) -> (std::time::Duration, usize) {
     (config.handshake_timeout, config.head_limits.max_bytes)
 }
 
-async fn handle(shared: Arc<Shared>, mut request: Request<Incoming>, peer: SocketAddr, tls: bool) -> Response<Body> {
+/// In the extensions of every plain HTTP request handed to the application's router: whether the
+/// socket it came on counts against `max_connections`. It does on a normal connection; it does
+/// not when the server answered it past the limit. A readiness probe needs it so as not to count
+/// itself: see [`crate::ServerHandle::is_accepting_besides`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountedConnection(pub bool);
+
+async fn handle(
+    shared: Arc<Shared>,
+    mut request: Request<Incoming>,
+    peer: SocketAddr,
+    tls: bool,
+    counted: bool,
+) -> Response<Body> {
     let head = request_head(&request);
     if !is_upgrade_request(&head) {
         let router = shared.http_router().expect("the HTTP path is only taken with a router").clone();
         let websocket_route = shared.has_route(request.uri().path());
+        request.extensions_mut().insert(CountedConnection(counted));
         let request = request.map(|body| Body::new(body.map_err(axum::Error::new)));
         let response = router.oneshot(request).await.unwrap_or_else(|never| match never {});
         // A WebSocket-only path answers plain HTTP with 426, not 404.

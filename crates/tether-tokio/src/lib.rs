@@ -35,6 +35,7 @@ pub mod transport;
 pub mod websocket;
 
 pub use client::{connect, ClientBuilder, ClientError, ClientResponse};
+pub use http::CountedConnection;
 pub use listener::{Conn, Listener, PreparedMessage};
 pub use origin::OriginPolicy;
 pub use server::{BoundServer, RouteOptions, Server, ServerConfig, ServerHandle};

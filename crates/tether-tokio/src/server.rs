@@ -331,8 +331,16 @@ impl ServerHandle {
     /// Whether a new connection would be accepted now: not shutting down and under
     /// `max_connections` (a readiness probe's answer).
     pub fn is_accepting(&self) -> bool {
-        !*self.shared.shutdown.borrow()
-            && self.shared.active.load(Ordering::Acquire) < self.shared.server.config.max_connections
+        self.is_accepting_besides(0)
+    }
+
+    /// Like [`ServerHandle::is_accepting`], not counting `own` open sockets: a readiness probe
+    /// answered on one of the server's own connections passes 1 when that connection is counted
+    /// (the request's [`crate::CountedConnection`] says), so that it does not find the
+    /// server full because of itself.
+    pub fn is_accepting_besides(&self, own: usize) -> bool {
+        let open = self.shared.active.load(Ordering::Acquire).saturating_sub(own);
+        !*self.shared.shutdown.borrow() && open < self.shared.server.config.max_connections
     }
 
     /// Starts a graceful shutdown: stop accepting, close every connection with 1001.

@@ -359,6 +359,7 @@ async fn subscribe_unsubscribe_flood_is_held_to_the_request_budget() {
     watcher.ack(json!({"type": "subscribe", "channel": "room"})).await;
     let mut flooder = Client::connect(&url).await;
     const PAIRS: u64 = 1000;
+    let started = std::time::Instant::now();
     for i in 0..PAIRS {
         for kind in ["subscribe", "unsubscribe"] {
             let id = 2 * i + u64::from(kind == "unsubscribe");
@@ -377,9 +378,13 @@ async fn subscribe_unsubscribe_flood_is_held_to_the_request_budget() {
     // request is answered after them.
     watcher.ack(json!({"type": "presence", "channel": "room"})).await;
     let events = watcher.events.iter().filter(|e| e["type"] == "join" || e["type"] == "leave").count();
-    eprintln!("{} pairs: {limited} requests refused, {events} join/leave events at the watcher", PAIRS);
-    assert!(events <= 210, "at most about the burst of 200 events reach the watcher, got {events}");
-    assert!(limited >= 1700, "{limited}");
+    // The budget is the burst of 200 plus 100/s for as long as the flood took (a loaded machine
+    // takes longer, and the bucket refills meanwhile); the old server let all 2,000 through.
+    let allowed = 200 + (100.0 * started.elapsed().as_secs_f64()).ceil() as usize + 1;
+    eprintln!("{PAIRS} pairs: {limited} refused, {events} join/leave events at the watcher, {allowed} allowed");
+    assert!(events <= allowed, "at most the budget's {allowed} events reach the watcher, got {events}");
+    assert!(limited >= 2000 - allowed, "{limited} refused, {allowed} allowed");
+    assert!(allowed < 1000, "the flood took too long to tell anything: {allowed} allowed");
 }
 
 /// Malformed frames and binary frames count too: an error flood is not free.
@@ -508,6 +513,11 @@ async fn since_without_epoch_is_refused_and_an_old_epoch_is_not_recovered() {
     let ack = c.ack(json!({"type": "subscribe", "channel": "life", "since": 1, "epoch": old_epoch})).await;
     assert_ne!(ack["epoch"], old_epoch, "a new life, a new epoch");
     assert_eq!((ack["recovered"].clone(), ack["publications"].clone()), (json!(false), json!([])));
+    // "Nothing seen yet" is the same point in every life: since 0 recovers the new one whole.
+    let mut d = Client::connect(&url).await;
+    let ack = d.ack(json!({"type": "subscribe", "channel": "life", "since": 0, "epoch": old_epoch})).await;
+    let offsets: Vec<_> = ack["publications"].as_array().unwrap().iter().map(|p| p["offset"].clone()).collect();
+    assert_eq!((ack["recovered"].clone(), offsets), (json!(true), vec![json!(1), json!(2), json!(3)]));
 }
 
 #[tokio::test]

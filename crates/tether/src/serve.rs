@@ -33,10 +33,13 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
         .max_frame_size(resolved.token_frame_limit);
     // The router is built before the server is bound; `/readyz` finds the handle here once it is.
     let handle = Arc::new(OnceLock::new());
+    // Like /tether's, the question route's limit is never above the server-wide one.
+    let limits = &resolved.server.connection;
+    let question_route = RouteOptions::protocols(["json", "soap"])
+        .max_message_size(QUESTION_LIMIT.min(limits.max_message_size))
+        .max_frame_size(QUESTION_LIMIT.min(limits.max_frame_size));
     let mut server = Server::new(resolved.server).route_with("/tether", token_route, token);
     if resolved.demos {
-        let question_route =
-            RouteOptions::protocols(["json", "soap"]).max_message_size(QUESTION_LIMIT).max_frame_size(QUESTION_LIMIT);
         server =
             server.route_with("/", question_route, demo::question::QuestionServer).route("/echo", demo::echo::Echo);
     }

@@ -129,8 +129,9 @@ pub struct ServeSettings {
     /// the oldest entries go first [default: 268435456].
     #[arg(long, value_name = "BYTES")]
     pub max_history_bytes: Option<usize>,
-    /// Token protocol: largest history answer in bytes of data, 1024..=67108864; the newest
-    /// entries that fit are sent, marked `"truncated":true` [default: 1048576].
+    /// Token protocol: largest history answer (or subscribe recovery) in bytes, 1024..=67108864;
+    /// what fits is sent (with `since` the oldest after it, else the newest), marked
+    /// `"truncated":true` [default: 1048576].
     #[arg(long, value_name = "BYTES")]
     pub max_history_reply_bytes: Option<usize>,
     /// Worker threads of the server's runtime, 1..=1024; 1 runs everything on one thread (tokio's

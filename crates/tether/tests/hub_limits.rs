@@ -88,7 +88,7 @@ async fn history_memory_comes_back_after_its_time_to_live() {
     let peak = sampler.await.unwrap().max(rss(&served));
     // 60 MB if nothing expired meanwhile; a debug build publishes slowly enough that the first
     // channels expire before the last are written, so ask only for a clear rise.
-    assert!(peak > baseline + 15 * MB, "the history is held while it lives: {baseline} -> {peak}");
+    assert!(peak > baseline + 10 * MB, "the history is held while it lives: {baseline} -> {peak}");
 
     // Time to live 1 s, sweep every 1 s: wait for both and one more sweep, then allow some time
     // for a loaded machine.

@@ -237,14 +237,23 @@ fn http_get(served: &Served, path: &str) -> String {
 
 #[test]
 fn readyz_says_whether_new_connections_are_accepted() {
-    let served = Served::start(&["--max-connections", "3"]);
+    // A server of one is ready while idle: the probe's own connection does not count.
+    let served = Served::start(&["--max-connections", "1"]);
     let ready = http_get(&served, "/readyz");
     assert!(status_of(&ready) == "200" && ready.ends_with("ready\n"), "{ready}");
-    // Two WebSocket connections and the probe's own: the server is full while the probe is open.
-    let _first = served.open("/echo", ClientRequest::default());
-    let _second = served.open("/echo", ClientRequest::default());
+    // One WebSocket connection fills it; the probe, answered past the limit, says so.
+    let _only = served.open("/echo", ClientRequest::default());
     let full = http_get(&served, "/readyz");
     assert!(status_of(&full) == "503" && full.ends_with("not ready\n"), "{full}");
+
+    let served = Served::start(&["--max-connections", "3"]);
+    let _first = served.open("/echo", ClientRequest::default());
+    let _second = served.open("/echo", ClientRequest::default());
+    let ready = http_get(&served, "/readyz");
+    assert!(status_of(&ready) == "200", "two of three open leaves room for one: {ready}");
+    let _third = served.open("/echo", ClientRequest::default());
+    let full = http_get(&served, "/readyz");
+    assert!(status_of(&full) == "503", "{full}");
 }
 
 /// Liveness stays 200 when the server is full (it is alive, only busy). Needs the accept loop of

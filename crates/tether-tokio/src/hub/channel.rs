@@ -34,10 +34,13 @@ pub struct Publication {
 }
 
 /// Bytes a history entry is counted as against [`HubConfig::max_history_bytes`]: its data and
-/// publisher id, plus a fixed 64 for the entry's bookkeeping (offset, time, boxes, the hub's
-/// eviction queue), so a flood of tiny publications is not free either.
+/// publisher id, plus a fixed 256 for the entry's bookkeeping, so a flood of tiny publications is
+/// not free either. That figure is counted from the structures, not guessed low: the entry in its
+/// channel's deque (about 72 bytes, up to twice that while the deque has grown), the allocator's
+/// headers and rounding of the data and `from` blocks (about 32 more) and the ledger's entry
+/// (32 bytes, up to twice that before a compaction).
 pub(crate) fn entry_cost(data: &RawValue, from: Option<&str>) -> usize {
-    const ENTRY_OVERHEAD: usize = 64;
+    const ENTRY_OVERHEAD: usize = 256;
     data.get().len() + from.map_or(0, str::len) + ENTRY_OVERHEAD
 }
 

@@ -49,8 +49,13 @@ impl Ledger {
         }
     }
 
-    /// The oldest entry, taken off the ledger.
+    /// The oldest entry, taken off the ledger. `None` while a compaction runs: the ledger then
+    /// holds only the entries recorded since it began, the newest, which the byte budget must not
+    /// take for the oldest. The budget is enforced again on the next publish.
     pub(crate) fn pop_oldest(&self) -> Option<Entry> {
+        if self.compacting.load(Ordering::Acquire) {
+            return None;
+        }
         self.entries.lock().expect("not poisoned").pop_front()
     }
 

@@ -396,7 +396,10 @@ impl Hub {
             let freed = channel.prune(config, tokio::time::Instant::now());
             self.inner.release(freed);
             let recovered = recovery.map(|(since, epoch)| {
-                let start = channel.start_after(since).filter(|_| epoch == channel.epoch());
+                // `since: 0` ("nothing seen yet") is the same point in every life of a channel,
+                // so any epoch will do (a client that read the history of a channel that did not
+                // exist yet holds a throwaway epoch); any other offset only in its own epoch.
+                let start = channel.start_after(since).filter(|_| since == 0 || epoch == channel.epoch());
                 match start {
                     Some(start) => {
                         let (publications, truncated) =
@@ -440,6 +443,8 @@ enum Recorded {
 /// Room for the publications of a reply: the cap less the ack's own fields (type, id, channel,
 /// offset, epoch, recovered, truncated), so the whole ack stays within the cap.
 fn reply_budget(config: &HubConfig) -> usize {
-    const ENVELOPE: usize = 256;
+    // The longest ack around the publications: a 128-character channel, a 20-digit id and offset,
+    // the epoch, `recovered` and `truncated` come to about 283 bytes.
+    const ENVELOPE: usize = 320;
     config.max_history_reply_bytes.saturating_sub(ENVELOPE)
 }

@@ -130,7 +130,7 @@ fn the_ledger_stays_near_the_live_history_when_channels_drop_entries_themselves(
 fn a_history_answer_keeps_the_newest_without_since_and_the_oldest_with_it() {
     let data = json!("x".repeat(1000));
     let reply_cost = 1002 + 4 + 50; // data, "from":null, the fields
-    let config = HubConfig { max_history_reply_bytes: 256 + 3 * reply_cost, ..HubConfig::default() };
+    let config = HubConfig { max_history_reply_bytes: 320 + 3 * reply_cost, ..HubConfig::default() }; // 320: the envelope
     let hub = Hub::new(config);
     for _ in 0..10 {
         hub.publish("h", &data).unwrap();

@@ -31,7 +31,12 @@ pub(super) fn after_sweep(bytes: usize) {
     }
     let untrimmed = UNTRIMMED.fetch_add(bytes, Ordering::Relaxed) + bytes;
     if untrimmed >= TRIM_AFTER && UNTRIMMED.swap(0, Ordering::Relaxed) >= TRIM_AFTER {
-        release_free_memory();
+        // The trim walks every arena under its lock: on a runtime it goes to the blocking pool
+        // rather than stall a worker's connections.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(release_free_memory)),
+            Err(_) => release_free_memory(),
+        }
     }
 }
 

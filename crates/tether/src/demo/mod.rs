@@ -24,8 +24,9 @@ use std::sync::{Arc, OnceLock};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
-use tether_tokio::ServerHandle;
+use tether_tokio::{CountedConnection, ServerHandle};
 use tower_http::services::ServeDir;
 
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
@@ -65,9 +66,11 @@ pub fn http_router(static_dir: Option<PathBuf>, demos: bool, server: Arc<OnceLoc
         .route("/healthz", get(move || async move { text(StatusCode::OK, "ok\n").into_response() }))
         .route(
             "/readyz",
-            get(move || async move {
-                // The probe's own connection counts against max_connections while it is open.
-                let ready = server.get().is_some_and(ServerHandle::is_accepting);
+            get(move |counted: Option<Extension<CountedConnection>>| async move {
+                // The probe's own connection does not make the server look full (it counts
+                // against max_connections unless the server answered it past the limit).
+                let own = usize::from(counted.is_some_and(|Extension(CountedConnection(counted))| counted));
+                let ready = server.get().is_some_and(|server| server.is_accepting_besides(own));
                 if ready {
                     text(StatusCode::OK, "ready\n").into_response()
                 } else {
