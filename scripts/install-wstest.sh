@@ -3,8 +3,8 @@
 #
 # wstest runs on Python 2.7 only. We look for an interpreter in this order: a pyenv 2.7 build, the
 # system's python2.7, and finally Debian bullseye's python2.7 package (pinned low so nothing else is
-# taken from bullseye). The suite goes into that Python 2.7's own site-packages (pyenv's, or the
-# python2.7 installed here for it alone); python3 only downloads pip wheels, from a venv.
+# taken from bullseye). The suite goes into a virtual environment of that Python 2.7 under
+# .tools/ (see below), never into the interpreter's own site-packages.
 # Idempotent: prints the path of a working wstest and exits 0 when it is already installed.
 set -euo pipefail
 
@@ -47,19 +47,17 @@ PIN
   python2=$(find_python2)
 fi
 
-if ! "$python2" -m pip --version >/dev/null 2>&1; then
-  # pip releases that still support Python 2.7, fetched as wheels by python3 (PyPI is reachable),
-  # with the pip of a virtual environment under the build directory: Debian's python3 has no pip
-  # of its own, and nothing is installed into the system Python.
-  venv="${CARGO_TARGET_DIR:-$root/target}/venv"
-  [ -x "$venv/bin/python3" ] || python3 -m venv "$venv" >&2
-  wheels=$(mktemp -d)
-  "$venv/bin/python3" -m pip download -q --disable-pip-version-check --no-deps -d "$wheels" \
-    "pip==20.3.4" "setuptools==44.1.1" "wheel==0.37.1" >&2
-  "$python2" "$wheels"/pip-20.3.4-py2.py3-none-any.whl/pip install -q --no-index "$wheels"/*.whl >&2
-  rm -rf "$wheels"
-fi
-"$python2" -m pip install -q --disable-pip-version-check "autobahntestsuite==25.10.1" >&2
+# The suite goes into a virtual environment of its own, .tools/wstest-env, made for this Python
+# 2.7 by `virtualenv` (the last release that still creates 2.7 environments, with the pip wheels
+# for 2.7 it carries), which runs from a Python 3 venv under the build directory: nothing is
+# installed into any system or pyenv Python.
+venv="${CARGO_TARGET_DIR:-$root/target}/venv"
+[ -x "$venv/bin/python3" ] || python3 -m venv "$venv" >&2
+"$venv/bin/python3" -m pip install -q --disable-pip-version-check "virtualenv==20.21.1" >&2
+env2="$root/.tools/wstest-env"
+[ -x "$env2/bin/python" ] || "$venv/bin/python3" -m virtualenv -q -p "$python2" "$env2" >&2
+"$env2/bin/python" -m pip install -q --disable-pip-version-check "autobahntestsuite==25.10.1" >&2
+python2="$env2/bin/python"
 
 # A wrapper that runs the suite with exactly this interpreter, wherever pip put its scripts.
 mkdir -p "$(dirname "$wstest")"
