@@ -12,12 +12,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tether_proto::deflate::DeflateParams;
 use tether_proto::frame::{encode_frame, OpCode};
 use tether_proto::{CloseCode, Config, Connection, Event, Message, Role};
 use tether_tokio::WebSocket;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf};
 
 const MESSAGES: usize = 150;
 /// Pings after each message: their pongs (14 bytes each) are more than the pipe holds, so the
@@ -100,10 +100,40 @@ fn peer_output() -> Vec<u8> {
     wire
 }
 
+/// The peer's side of the client's output: reads it `piece` bytes at a time (so the client's
+/// writes stop halfway) and decodes it as a server with `deflate`. Returns the pongs' payloads and
+/// the code of the client's Close frame; any other frame, or output that does not decode, fails.
+async fn read_client_output(
+    mut read: ReadHalf<DuplexStream>,
+    deflate: Option<DeflateParams>,
+    piece: usize,
+) -> (Vec<Bytes>, Option<CloseCode>) {
+    let mut peer = Connection::new(Role::Server, Config::default(), deflate);
+    let mut input = BytesMut::new();
+    let mut pongs = Vec::new();
+    loop {
+        match peer.receive(&mut input) {
+            Ok(Some(Event::Pong(payload))) => {
+                pongs.push(payload);
+                continue;
+            }
+            Ok(Some(Event::Close(frame))) => return (pongs, frame.map(|f| f.code)),
+            Ok(Some(other)) => panic!("the client sent {other:?}"),
+            Ok(None) => {}
+            Err(error) => panic!("the client's output is broken after {} pongs: {error}", pongs.len()),
+        }
+        let mut buf = vec![0u8; piece];
+        let n = read.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the client closed before its Close frame");
+        input.extend_from_slice(&buf[..n]);
+        tokio::task::yield_now().await;
+    }
+}
+
 #[tokio::test]
 async fn recv_cancelled_thousands_of_times_loses_and_corrupts_nothing() {
     let (client_io, peer_io) = tokio::io::duplex(256);
-    let (mut peer_read, mut peer_write) = tokio::io::split(peer_io);
+    let (peer_read, mut peer_write) = tokio::io::split(peer_io);
     let wire = peer_output();
     let writer = tokio::spawn(async move {
         for chunk in wire.chunks(3_000) {
@@ -113,29 +143,7 @@ async fn recv_cancelled_thousands_of_times_loses_and_corrupts_nothing() {
     // The peer reads the client's output slowly, 5 bytes at a time, checking every frame. Once both
     // halves are gone (the writer's when it is done, the reader's after the Close), the client sees
     // the end of the stream, which ends its closing.
-    let reader = tokio::spawn(async move {
-        let mut peer = Connection::new(Role::Server, Config::default(), Some(params()));
-        let mut input = BytesMut::new();
-        let mut pongs = 0u64;
-        loop {
-            match peer.receive(&mut input) {
-                Ok(Some(Event::Pong(payload))) => {
-                    assert_eq!(payload[..], pongs.to_be_bytes(), "pongs arrive whole and in order");
-                    pongs += 1;
-                    continue;
-                }
-                Ok(Some(Event::Close(frame))) => return (pongs, frame.map(|f| f.code)),
-                Ok(Some(other)) => panic!("the client sent {other:?}"),
-                Ok(None) => {}
-                Err(error) => panic!("the client's output is broken after {pongs} pongs: {error}"),
-            }
-            let mut piece = [0u8; 5];
-            let n = peer_read.read(&mut piece).await.unwrap();
-            assert!(n > 0, "the client closed before its Close frame");
-            input.extend_from_slice(&piece[..n]);
-            tokio::task::yield_now().await;
-        }
-    });
+    let reader = tokio::spawn(read_client_output(peer_read, Some(params()), 5));
 
     let client = Connection::new(Role::Client, Config::default(), Some(params()));
     let mut ws = WebSocket::from_parts(client_io, client, BytesMut::new(), Duration::from_secs(5));
@@ -164,7 +172,10 @@ async fn recv_cancelled_thousands_of_times_loses_and_corrupts_nothing() {
     let closed = ws.closed().expect("closed");
     assert!(closed.clean && closed.code == CloseCode::NORMAL, "{closed:?}");
     let (pongs, code) = tokio::time::timeout(Duration::from_secs(10), reader).await.expect("peer done").unwrap();
-    assert_eq!(pongs, (MESSAGES * PINGS) as u64, "one pong per ping");
+    for (n, payload) in pongs.iter().enumerate() {
+        assert_eq!(payload[..], (n as u64).to_be_bytes(), "pongs arrive whole and in order");
+    }
+    assert_eq!(pongs.len(), MESSAGES * PINGS, "one pong per ping");
     assert_eq!(code, Some(CloseCode::NORMAL), "the Close echo arrives whole");
     writer.await.unwrap();
     println!("recv cancelled {cancelled} times");
@@ -176,7 +187,7 @@ async fn recv_cancelled_thousands_of_times_loses_and_corrupts_nothing() {
 #[tokio::test]
 async fn a_protocol_error_is_reported_once_across_cancellations() {
     let (client_io, peer_io) = tokio::io::duplex(64);
-    let (mut peer_read, mut peer_write) = tokio::io::split(peer_io);
+    let (peer_read, mut peer_write) = tokio::io::split(peer_io);
     let mut plain = Connection::new(Role::Server, Config::default(), None);
     let mut wire = Vec::new();
     for i in 0..50 {
@@ -193,24 +204,7 @@ async fn a_protocol_error_is_reported_once_across_cancellations() {
     let writer = tokio::spawn(async move {
         let _ = peer_write.write_all(&wire).await;
     });
-    let reader = tokio::spawn(async move {
-        let mut peer = Connection::new(Role::Server, Config::default(), None);
-        let mut input = BytesMut::new();
-        loop {
-            match peer.receive(&mut input) {
-                Ok(Some(Event::Pong(_))) => continue,
-                Ok(Some(Event::Close(frame))) => return frame.map(|f| f.code),
-                Ok(Some(other)) => panic!("the client sent {other:?}"),
-                Ok(None) => {}
-                Err(error) => panic!("the client's output is broken: {error}"),
-            }
-            let mut piece = [0u8; 3];
-            let n = peer_read.read(&mut piece).await.unwrap();
-            assert!(n > 0, "the client closed before its Close frame");
-            input.extend_from_slice(&piece[..n]);
-            tokio::task::yield_now().await;
-        }
-    });
+    let reader = tokio::spawn(read_client_output(peer_read, None, 3));
 
     let client = Connection::new(Role::Client, Config::default(), None);
     let mut ws = WebSocket::from_parts(client_io, client, BytesMut::new(), Duration::from_secs(5));
@@ -238,7 +232,7 @@ async fn a_protocol_error_is_reported_once_across_cancellations() {
     assert_eq!((received, errors), (50, 1), "every message once, then the error once");
     assert!(ws.recv().await.is_none(), "nothing after the error");
     assert_eq!(ws.closed().map(|c| c.code), Some(CloseCode::PROTOCOL_ERROR));
-    let code = tokio::time::timeout(Duration::from_secs(10), reader).await.expect("peer done").unwrap();
+    let (_, code) = tokio::time::timeout(Duration::from_secs(10), reader).await.expect("peer done").unwrap();
     assert_eq!(code, Some(CloseCode::PROTOCOL_ERROR), "our Close arrives whole");
     writer.await.unwrap();
 }
