@@ -115,23 +115,13 @@ impl PreparedFrame {
         &self.frame
     }
 
-    /// The message's opcode (text or binary).
-    fn opcode(&self) -> OpCode {
-        if self.frame[0] & 0x0F == OpCode::Text.bits() {
-            OpCode::Text
-        } else {
-            OpCode::Binary
-        }
-    }
-
-    /// The payload, after the unmasked header (2, 4 or 10 bytes by the length's encoding).
-    fn payload(&self) -> &[u8] {
-        let header_len = match self.frame[1] & 0x7F {
-            126 => 4,
-            127 => 10,
-            _ => 2,
-        };
-        &self.frame[header_len..]
+    /// The message's opcode and its payload, read back with the frame codec's own header parser.
+    fn opcode_and_payload(&self) -> (OpCode, &[u8]) {
+        let (header, header_len) = FrameHeader::parse(&self.frame)
+            .ok()
+            .flatten()
+            .expect("a prepared frame holds one whole frame its encoder wrote");
+        (header.opcode, &self.frame[header_len..])
     }
 }
 
@@ -564,7 +554,8 @@ impl Connection {
         match self.role {
             Role::Server => Ok(PreparedOutput::Shared(frame.frame)),
             Role::Client => {
-                self.write_frame(frame.opcode(), false, frame.payload());
+                let (opcode, payload) = frame.opcode_and_payload();
+                self.write_frame(opcode, false, payload);
                 Ok(PreparedOutput::Queued)
             }
         }

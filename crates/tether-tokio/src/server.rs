@@ -480,29 +480,22 @@ impl Drop for Refusing {
 /// Answers a client that arrived while the server was full. A WebSocket upgrade gets 503. A plain
 /// HTTP request (a liveness probe, a page) is still served, one request and no keep-alive, so
 /// `/healthz` stays 200 under load: being full is not being dead.
-async fn refuse(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, refusing: Refusing) {
+///
+/// `_refusing` counts the socket against [`MAX_REFUSING`] until this returns.
+async fn refuse(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, _refusing: Refusing) {
     let deadline = tokio::time::Instant::now() + REFUSE_HEAD_TIMEOUT;
-    let tls = shared.tls.is_some();
-    let mut transport = match &shared.tls {
-        Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
-            Ok(Ok(stream)) => Transport::Tls(Box::new(stream)),
-            _ => return,
-        },
-        None => Transport::Tcp(stream),
-    };
+    let Some(mut transport) = accept_transport(&shared, stream, peer, deadline).await else { return };
     let limits = shared.server.config.head_limits;
     let read = tokio::time::timeout_at(deadline, read_head(&mut transport, limits)).await;
     if let Ok(Ok((head, _, buf))) = read {
         if !is_upgrade_request(&head) && shared.server.http.is_some() {
-            let io = Rewind::new(buf.freeze(), transport);
-            let served = crate::http::serve_one(Arc::clone(&shared), io, peer, tls);
+            let tls = shared.tls.is_some();
+            let served = crate::http::serve_one(Arc::clone(&shared), Rewind::new(buf.freeze(), transport), peer, tls);
             let _ = tokio::time::timeout(REFUSE_HEAD_TIMEOUT, served).await;
-            drop(refusing);
             return;
         }
     }
     respond_and_close(&mut transport, &Rejection::Unavailable).await;
-    drop(refusing);
 }
 
 async fn respond_and_close<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, rejection: &Rejection) {
@@ -563,6 +556,25 @@ async fn serve_socket(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr, 
     }
 }
 
+/// The socket as this server speaks it: plain TCP, or TLS once its handshake completes by
+/// `deadline`; `None` when the TLS handshake failed or timed out (nobody to answer).
+async fn accept_transport(
+    shared: &Shared,
+    stream: TcpStream,
+    peer: SocketAddr,
+    deadline: tokio::time::Instant,
+) -> Option<Transport> {
+    let Some(acceptor) = &shared.tls else { return Some(Transport::Tcp(stream)) };
+    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(Transport::Tls(Box::new(stream))),
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 /// TLS, the request head and the checks; `None` when the socket was answered (or served as plain
 /// HTTP) and is done.
 async fn handshake(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) -> Option<(Arc<Route>, Box<Upgrade>)> {
@@ -570,17 +582,7 @@ async fn handshake(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) ->
     let config = &shared.server.config;
     let tls = shared.tls.is_some();
     let deadline = deadline_after(tokio::time::Instant::now(), config.handshake_timeout);
-    let mut transport = match &shared.tls {
-        Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
-            Ok(Ok(stream)) => Transport::Tls(Box::new(stream)),
-            Ok(Err(error)) => {
-                tracing::debug!(%peer, %error, "TLS handshake failed");
-                return None;
-            }
-            Err(_) => return None,
-        },
-        None => Transport::Tcp(stream),
-    };
+    let mut transport = accept_transport(shared, stream, peer, deadline).await?;
     let (head, head_len, mut buf) =
         match tokio::time::timeout_at(deadline, read_head(&mut transport, config.head_limits)).await {
             Ok(Ok(read)) => read,

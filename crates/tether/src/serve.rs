@@ -18,7 +18,7 @@ use tether_tokio::hub::{Hub, TokenServer};
 use tether_tokio::{RouteOptions, Server};
 
 use crate::demo;
-use crate::settings::{Resolved, QUESTION_LIMIT};
+use crate::settings::{route_limits, Resolved, QUESTION_LIMIT};
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(resolved: Resolved) -> Result<(), String> {
@@ -33,11 +33,10 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
         .max_frame_size(resolved.token_frame_limit);
     // The router is built before the server is bound; `/readyz` finds the handle here once it is.
     let handle = Arc::new(OnceLock::new());
-    // Like /tether's, the question route's limit is never above the server-wide one.
-    let limits = &resolved.server.connection;
+    let (question_message_limit, question_frame_limit) = route_limits(QUESTION_LIMIT, &resolved.server);
     let question_route = RouteOptions::protocols(["json", "soap"])
-        .max_message_size(QUESTION_LIMIT.min(limits.max_message_size))
-        .max_frame_size(QUESTION_LIMIT.min(limits.max_frame_size));
+        .max_message_size(question_message_limit)
+        .max_frame_size(question_frame_limit);
     let mut server = Server::new(resolved.server).route_with("/tether", token_route, token);
     if resolved.demos {
         server =

@@ -241,6 +241,12 @@ pub const ENVELOPE_ROOM: usize = 64 * 1024;
 /// The largest message and frame on the question demo's route `/`: its questions are one digit.
 pub const QUESTION_LIMIT: usize = 4 * 1024;
 
+/// A route's (message, frame) limits for a route that wants `limit`: never above the server-wide
+/// ones, so a route can only be stricter than the server.
+pub fn route_limits(limit: usize, server: &ServerConfig) -> (usize, usize) {
+    (limit.min(server.connection.max_message_size), limit.min(server.connection.max_frame_size))
+}
+
 /// Settings with every default applied.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -286,13 +292,15 @@ impl Invalid {
 }
 
 /// Checks a number against its key's range in [`RANGES`].
-fn check(key: &'static str, value: Option<f64>, shown: impl FnOnce() -> String) -> Result<(), Invalid> {
+fn check<T: std::fmt::Display>(key: &'static str, value: Option<T>, number: impl Fn(&T) -> f64) -> Result<(), Invalid> {
     let Some(value) = value else { return Ok(()) };
     let range = range_of(key).expect("every checked key has a range");
-    if value.is_finite() && value >= range.min && value <= range.max {
+    let number = number(&value);
+    if number.is_finite() && number >= range.min && number <= range.max {
         Ok(())
     } else {
-        Err(Invalid { key, value: shown(), quoted: false, expected: range.expected.into() })
+        // The value as given, not as the f64 it was compared as (which may have rounded it).
+        Err(Invalid { key, value: value.to_string(), quoted: false, expected: range.expected.into() })
     }
 }
 
@@ -335,17 +343,16 @@ impl ServeSettings {
 
     /// The range and value checks, on whichever fields are set.
     fn validate(&self) -> Result<(), Invalid> {
-        let int = |v: Option<u64>| v.map(|v| v as f64);
-        let size = |v: Option<usize>| v.map(|v| v as f64);
-        let show = |v: Option<u64>| move || v.map_or_else(String::new, |v| v.to_string());
-        let show_size = |v: Option<usize>| move || v.map_or_else(String::new, |v| v.to_string());
-        let show_f = |v: Option<f64>| move || v.map_or_else(String::new, |v| v.to_string());
-        check("ping_interval", int(self.ping_interval), show(self.ping_interval))?;
-        check("idle_timeout", int(self.idle_timeout), show(self.idle_timeout))?;
-        check("handshake_timeout", int(self.handshake_timeout), show(self.handshake_timeout))?;
-        check("close_timeout", int(self.close_timeout), show(self.close_timeout))?;
-        check("drain_timeout", int(self.drain_timeout), show(self.drain_timeout))?;
-        check("channel_history_secs", int(self.channel_history_secs), show(self.channel_history_secs))?;
+        for (key, value) in [
+            ("ping_interval", self.ping_interval),
+            ("idle_timeout", self.idle_timeout),
+            ("handshake_timeout", self.handshake_timeout),
+            ("close_timeout", self.close_timeout),
+            ("drain_timeout", self.drain_timeout),
+            ("channel_history_secs", self.channel_history_secs),
+        ] {
+            check(key, value, |&v| v as f64)?;
+        }
         for (key, value) in [
             ("max_connections", self.max_connections),
             ("max_header_bytes", self.max_header_bytes),
@@ -360,7 +367,7 @@ impl ServeSettings {
             ("max_history_reply_bytes", self.max_history_reply_bytes),
             ("threads", self.threads),
         ] {
-            check(key, size(value), show_size(value))?;
+            check(key, value, |&v| v as f64)?;
         }
         for (key, value) in [
             ("publish_rate", self.publish_rate),
@@ -368,7 +375,7 @@ impl ServeSettings {
             ("request_rate", self.request_rate),
             ("request_burst", self.request_burst),
         ] {
-            check(key, value, show_f(value))?;
+            check(key, value, |&v| v)?;
         }
         if let Some(dir) = &self.static_dir {
             if !dir.is_dir() {
@@ -484,10 +491,11 @@ impl ServeSettings {
             max_history_reply_bytes: self.max_history_reply_bytes.unwrap_or(hub_defaults.max_history_reply_bytes),
             ..hub_defaults
         };
-        let token_limit = hub.max_data_bytes.saturating_add(ENVELOPE_ROOM);
+        let (token_message_limit, token_frame_limit) =
+            route_limits(hub.max_data_bytes.saturating_add(ENVELOPE_ROOM), &server);
         Ok(Resolved {
-            token_message_limit: token_limit.min(server.connection.max_message_size),
-            token_frame_limit: token_limit.min(server.connection.max_frame_size),
+            token_message_limit,
+            token_frame_limit,
             hub,
             host: self.host.unwrap_or(IpAddr::from([127, 0, 0, 1])),
             port: self.port.unwrap_or(8787),

@@ -70,7 +70,7 @@ pub struct HubConfig {
     /// that would create one more gets `limit_exceeded`.
     pub max_channels: usize,
     /// Bytes of history kept over all channels. Default 256 MiB; past it the oldest entries (of any
-    /// channel) are dropped first. An entry counts its `data` and publisher id plus 64 bytes of
+    /// channel) are dropped first. An entry counts its `data` and publisher id plus 256 bytes of
     /// bookkeeping, so many tiny publications are not free.
     pub max_history_bytes: usize,
     /// Token-protocol requests per second per connection (token bucket refill): every incoming
@@ -203,7 +203,7 @@ impl Hub {
     }
 
     /// Bytes of history the hub holds now, as counted against [`HubConfig::max_history_bytes`]
-    /// (each entry's data and publisher id plus 64 bytes).
+    /// (each entry's data and publisher id plus 256 bytes of bookkeeping).
     pub fn history_bytes(&self) -> usize {
         self.inner.history_bytes.load(Ordering::Relaxed)
     }

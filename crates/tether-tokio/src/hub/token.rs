@@ -95,7 +95,7 @@ impl TokenServer {
         let allowed =
             Self::session(conn).requests.lock().expect("not poisoned").take(config.request_rate, config.request_burst);
         if !allowed {
-            let id = text.and_then(|text| serde_json::from_str::<IdOnly>(text).ok()?.id);
+            let id = text.and_then(request_id);
             let message = format!("more than {} requests per second", config.request_rate);
             Self::error(conn, id, "rate_limited", &message);
         }
@@ -107,7 +107,7 @@ impl TokenServer {
             Ok(request) => request,
             Err(error) => {
                 // Answer with the id if one can be read at all, so the client can match the error.
-                let id = serde_json::from_str::<serde_json::Value>(text).ok().and_then(|v| v.get("id")?.as_u64());
+                let id = request_id(text);
                 return Self::error(conn, id, "bad_request", &format!("malformed request: {error}"));
             }
         };
@@ -263,6 +263,11 @@ impl TokenServer {
         self.hub.send_raw(to, data, Some(conn.id()))?;
         Ok(Some(Ack::new(id).to_json()))
     }
+}
+
+/// The numeric `id` of a frame that is refused before it is read in full, if one can be read.
+fn request_id(text: &str) -> Option<u64> {
+    serde_json::from_str::<IdOnly>(text).ok()?.id
 }
 
 fn publications_out(publications: &[Publication]) -> Vec<PublicationOut<'_>> {
