@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use tether_fuzz::{split, take_control, Rng};
-use tether_proto::deflate::{Compressor, DeflateParams};
+use tether_proto::deflate::{Compressor, CompressorSettings, DeflateParams};
 use tether_proto::frame::{encode_frame, FrameDecoder, FrameEvent, FrameHeader, OpCode};
 use tether_proto::{Config, Connection, Event, Message, ProtocolError, Role, State};
 
@@ -239,7 +239,11 @@ fn build_frames(bytes: &[u8], role: Role, reset: bool) -> Vec<u8> {
             let n = usize::from(*len).min(tail.len());
             let payload = if compress {
                 let mut wire = Vec::new();
-                compressor.get_or_insert_with(|| Compressor::new(1, 15, reset)).compress(&tail[..n], &mut wire);
+                let compressor = compressor.get_or_insert_with(|| Compressor::new(CompressorSettings::new(1, 15, 8)));
+                if reset {
+                    compressor.reset();
+                }
+                compressor.compress(&tail[..n], &mut wire);
                 wire
             } else {
                 tail[..n].to_vec()
@@ -276,7 +280,7 @@ fn compressed_pattern(n: usize) -> Vec<u8> {
             .entry(n)
             .or_insert_with(|| {
                 let mut wire = Vec::new();
-                Compressor::new(1, 15, true).compress(&pattern(n, 0), &mut wire);
+                Compressor::new(CompressorSettings::new(1, 15, 8)).compress(&pattern(n, 0), &mut wire);
                 wire
             })
             .clone()

@@ -6,9 +6,11 @@
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
-use tether_proto::deflate::{Compressor, Decompressor};
+use tether_proto::deflate::negotiation::accept_offer;
+use tether_proto::deflate::{Compressor, CompressorSettings, Decompressor, DeflateConfig};
 use tether_proto::frame::mask::{apply_mask, apply_mask_bytewise};
 use tether_proto::frame::{encode_frame, OpCode};
+use tether_proto::handshake::extensions::parse_extensions;
 use tether_proto::{Config, Connection, Role, Utf8Validator};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -77,7 +79,8 @@ fn deflate(c: &mut Criterion) {
     let mut group = c.benchmark_group("deflate");
     let json = r#"{"type":"message","channel":"chat.lobby","offset":1234,"data":{"text":"hello there"}}"#.repeat(50);
     group.throughput(Throughput::Bytes(json.len() as u64));
-    let mut compressor = Compressor::new(1, 15, false);
+    let settings = CompressorSettings::new(1, 12, 8);
+    let mut compressor = Compressor::new(settings);
     let mut wire = Vec::new();
     group.bench_function("compress_json_level1", |b| {
         b.iter(|| {
@@ -86,12 +89,13 @@ fn deflate(c: &mut Criterion) {
         })
     });
     let mut reference = Vec::new();
-    Compressor::new(1, 15, true).compress(json.as_bytes(), &mut reference);
-    let mut decompressor = Decompressor::new(true);
+    Compressor::new(settings).compress(json.as_bytes(), &mut reference);
+    let mut decompressor = Decompressor::new(12);
     let mut out = Vec::new();
     group.bench_function("inflate_json", |b| {
         b.iter(|| {
             out.clear();
+            decompressor.reset_to(&[]);
             decompressor.decompress(black_box(&reference), &mut out, 1 << 20).unwrap();
             decompressor.finish_message(&mut out, 1 << 20).unwrap();
         })
@@ -99,5 +103,45 @@ fn deflate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, unmasking, frame_parsing, utf8, deflate);
+/// A server connection that agreed to permessage-deflate on a browser's offer.
+fn compressing_server(deflate: DeflateConfig, offer: &str) -> Connection {
+    let offers = parse_extensions([offer.as_bytes()]).unwrap();
+    let (params, _) = accept_offer(&deflate, &offers).unwrap();
+    Connection::new(Role::Server, Config { deflate, ..Config::default() }, Some(params))
+}
+
+/// The CPU a server spends on one compressed chat-sized message (about 180 bytes of JSON), per
+/// setting: the window, memLevel, and context takeover. "one" sends on one connection (the thread's
+/// pooled compressor still holds its context); "interleaved" round-robins over 64 connections, so
+/// every message first primes the compressor with its connection's window.
+fn compressed_sends(c: &mut Criterion) {
+    let mut group = c.benchmark_group("compressed_send");
+    let message = r#"{"type":"message","channel":"chat:lobby","offset":1042,"epoch":"k3j2h1","from":"carol","data":{"user":"carol","text":"the game starts at nine tonight see you there","ts":1733050955000}}"#;
+    group.throughput(Throughput::Elements(1));
+    for (bits, mem_level) in [(15, 8), (12, 8), (12, 5), (10, 8), (9, 1)] {
+        for (takeover, offer) in [
+            ("takeover", "permessage-deflate; client_max_window_bits"),
+            ("no_takeover", "permessage-deflate; server_no_context_takeover"),
+        ] {
+            let deflate = DeflateConfig { max_window_bits: bits, mem_level, ..DeflateConfig::server() };
+            for (shape, connections) in [("one", 1usize), ("interleaved", 64)] {
+                let mut servers: Vec<Connection> =
+                    (0..connections).map(|_| compressing_server(deflate.clone(), offer)).collect();
+                let mut next = 0;
+                let id = format!("{bits}_bits_mem_level_{mem_level}/{takeover}/{shape}");
+                group.bench_function(BenchmarkId::from_parameter(id), |b| {
+                    b.iter(|| {
+                        let server = &mut servers[next];
+                        next = (next + 1) % connections;
+                        server.send_text(black_box(message)).unwrap();
+                        black_box(server.take_output());
+                    })
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, unmasking, frame_parsing, utf8, deflate, compressed_sends);
 criterion_main!(benches);

@@ -10,10 +10,13 @@
 //! already queued a Close frame with the matching code; the caller writes the output and closes the
 //! transport. After a Close frame has been received nothing more is read.
 
+use std::sync::{Arc, OnceLock};
+
 use bytes::{Bytes, BytesMut};
 
 use crate::close::{encode_close_payload, parse_close_payload, CloseCode, CloseFrame};
-use crate::deflate::{Compressor, Decompressor, DeflateConfig, DeflateParams};
+use crate::deflate::context::{self, ReceiveContext, SendContext};
+use crate::deflate::{CompressorSettings, DeflateConfig, DeflateParams};
 use crate::error::{ProtocolError, SendError};
 use crate::frame::{encode_frame, FrameDecoder, FrameEvent, FrameHeader, OpCode};
 use crate::utf8::{Utf8Bytes, Utf8Validator};
@@ -70,18 +73,39 @@ impl Message {
     }
 }
 
-/// A data message encoded once as an unmasked, uncompressed, final frame, to be sent on many
-/// connections without encoding it again: a clone shares the bytes (one reference count).
+/// A data message encoded once as an unmasked final frame, to be sent on many connections without
+/// encoding it again: a clone shares the bytes (reference counts, no copy).
 ///
 /// It is only made by [`PreparedFrame::text`] and [`PreparedFrame::binary`], so it always holds
 /// exactly one well-formed frame, and it only reaches the wire through
 /// [`Connection::send_prepared`], which applies the same rules as [`Connection::send`]: nothing
-/// after our Close frame, and every client frame masked. Uncompressed suits every connection,
-/// compressed or not (RFC 7692 lets each message choose).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// after our Close frame, and every client frame masked.
+///
+/// Connections with permessage-deflate get it compressed, and compressed once for all of them: the
+/// first such connection compresses it as a stream of its own (referring to no earlier message),
+/// which is a valid message on every connection whose agreed window is at least as large, with or
+/// without context takeover (each then adds the message to its window, as the peer does).
+#[derive(Debug, Clone)]
 pub struct PreparedFrame {
     frame: Bytes,
+    compressed: Arc<OnceLock<CompressedFrame>>,
 }
+
+/// A prepared frame's compressed form.
+#[derive(Debug)]
+struct CompressedFrame {
+    /// The window it was compressed with: it suits connections whose window is at least this.
+    window_bits: u8,
+    frame: Bytes,
+}
+
+impl PartialEq for PreparedFrame {
+    fn eq(&self, other: &Self) -> bool {
+        self.frame == other.frame
+    }
+}
+
+impl Eq for PreparedFrame {}
 
 impl PreparedFrame {
     /// A text message.
@@ -97,7 +121,22 @@ impl PreparedFrame {
     fn encode(opcode: OpCode, payload: &[u8]) -> Self {
         let mut frame = BytesMut::new();
         encode_frame(&mut frame, opcode, true, false, payload, None);
-        Self { frame: frame.freeze() }
+        Self { frame: frame.freeze(), compressed: Arc::default() }
+    }
+
+    /// The compressed frame, made by the first caller with its settings; `None` when it was made
+    /// with a larger window than `settings` allow.
+    fn compressed(&self, settings: CompressorSettings) -> Option<Bytes> {
+        let compressed = self.compressed.get_or_init(|| {
+            let (opcode, payload) = self.opcode_and_payload();
+            let mut scratch = context::take_scratch();
+            context::compress_standalone(settings, payload, &mut scratch);
+            let mut frame = BytesMut::with_capacity(scratch.len() + MAX_HEADER_LEN);
+            encode_frame(&mut frame, opcode, true, true, &scratch, None);
+            context::return_scratch(scratch);
+            CompressedFrame { window_bits: settings.window_bits, frame: frame.freeze() }
+        });
+        (compressed.window_bits <= settings.window_bits).then(|| compressed.frame.clone())
     }
 
     /// The encoded frame's size in bytes, as a server sends it (a client's adds a 4-byte mask key).
@@ -132,8 +171,10 @@ pub enum PreparedOutput {
     /// We are the server: write everything [`Connection::take_output`] holds now, then these
     /// bytes as they are (shared with every other connection the frame goes to, not copied).
     Shared(Bytes),
-    /// We are the client: the frame was masked into the output (a copy: every client frame needs
-    /// a mask key of its own). Write the output as usual.
+    /// The frame was encoded into the output (a copy), as [`Connection::send`] would: a client's
+    /// frames each need a mask key of their own, and a server compresses a frame again for a
+    /// connection whose agreed window is smaller than the one the shared copy was made with.
+    /// Write the output as usual.
     Queued,
 }
 
@@ -181,18 +222,15 @@ struct Incoming {
     utf8: Utf8Validator,
 }
 
-/// permessage-deflate state. The (de)compressors are made on first use: a connection that never
-/// sends or receives a compressed message never pays for zlib's buffers.
+/// permessage-deflate state: what the connection must remember between messages, which is at most
+/// one window of data each way (zlib's own state is lent per message by per-thread pools; see
+/// [`crate::deflate`]).
 #[derive(Debug)]
 struct DeflateState {
-    /// Our compressor's window; `None` when the peer asked for a window zlib cannot make (8 bits),
-    /// in which case we send everything uncompressed, as RFC 7692 allows.
-    own_window_bits: Option<u8>,
-    own_no_context_takeover: bool,
-    peer_no_context_takeover: bool,
-    compressor: Option<Compressor>,
-    decompressor: Option<Decompressor>,
-    scratch: Vec<u8>,
+    /// `None` when the peer asked for a window zlib cannot make (8 bits), in which case we send
+    /// everything uncompressed, as RFC 7692 allows.
+    send: Option<SendContext>,
+    receive: ReceiveContext,
 }
 
 /// A source of masking keys for client frames: random bytes fetched from the OS in batches.
@@ -241,25 +279,26 @@ impl Connection {
     /// A connection after a successful handshake, with the negotiated compression if any.
     pub fn new(role: Role, config: Config, deflate: Option<DeflateParams>) -> Self {
         let deflate = deflate.map(|params| {
-            let (own_bits, own_reset, peer_reset) = match role {
+            let (own_bits, own_reset, peer_bits, peer_reset) = match role {
                 Role::Server => (
                     params.server_max_window_bits,
                     params.server_no_context_takeover,
+                    params.client_max_window_bits,
                     params.client_no_context_takeover,
                 ),
                 Role::Client => (
                     params.client_max_window_bits,
                     params.client_no_context_takeover,
+                    params.server_max_window_bits,
                     params.server_no_context_takeover,
                 ),
             };
+            let own_bits = own_bits.min(config.deflate.max_window_bits);
+            let settings = CompressorSettings::new(config.deflate.level, own_bits, config.deflate.mem_level);
+            let own_takeover = !(own_reset || config.deflate.no_context_takeover);
             Box::new(DeflateState {
-                own_window_bits: Some(own_bits.min(config.deflate.max_window_bits)).filter(|bits| *bits >= 9),
-                own_no_context_takeover: own_reset || config.deflate.no_context_takeover,
-                peer_no_context_takeover: peer_reset,
-                compressor: None,
-                decompressor: None,
-                scratch: Vec::new(),
+                send: (own_bits >= 9).then(|| SendContext::new(settings, own_takeover)),
+                receive: ReceiveContext::new(peer_bits, !peer_reset),
             })
         });
         Self {
@@ -286,6 +325,16 @@ impl Connection {
     /// Whether permessage-deflate is in use.
     pub fn is_compressed(&self) -> bool {
         self.deflate.is_some()
+    }
+
+    /// Heap bytes the connection keeps for permessage-deflate between messages: the copies of the
+    /// two windows context takeover needs (zlib's state is lent per message, not kept).
+    pub fn compression_memory(&self) -> usize {
+        self.deflate.as_ref().map_or(0, |deflate| {
+            std::mem::size_of::<DeflateState>()
+                + deflate.send.as_ref().map_or(0, SendContext::heap_size)
+                + deflate.receive.heap_size()
+        })
     }
 
     /// Where the connection is in its life.
@@ -420,10 +469,8 @@ impl Connection {
         let incoming = self.incoming.as_mut().expect("a data frame belongs to a message");
         if incoming.compressed {
             let deflate = self.deflate.as_mut().expect("compressed frames need deflate");
-            let decompressor =
-                deflate.decompressor.get_or_insert_with(|| Decompressor::new(deflate.peer_no_context_takeover));
             let start = incoming.inflated.len();
-            decompressor.decompress(&data, &mut incoming.inflated, limit)?;
+            deflate.receive.decompress(&data, &mut incoming.inflated, limit)?;
             if incoming.text {
                 incoming.utf8.feed(&incoming.inflated[start..]).map_err(|_| ProtocolError::InvalidUtf8)?;
             }
@@ -452,9 +499,8 @@ impl Connection {
         let mut incoming = self.incoming.take().expect("a final frame ends a message");
         let payload = if incoming.compressed {
             let deflate = self.deflate.as_mut().expect("compressed frames need deflate");
-            let decompressor = deflate.decompressor.as_mut().expect("made by the first compressed frame");
             let start = incoming.inflated.len();
-            decompressor.finish_message(&mut incoming.inflated, limit)?;
+            deflate.receive.finish_message(&mut incoming.inflated, limit)?;
             if incoming.text {
                 incoming.utf8.feed(&incoming.inflated[start..]).map_err(|_| ProtocolError::InvalidUtf8)?;
             }
@@ -524,19 +570,12 @@ impl Connection {
             return Err(SendError::Closed);
         }
         let min_size = self.config.deflate.min_message_size;
-        let level = self.config.deflate.level;
-        if let Some(deflate) = self.deflate.as_mut().filter(|_| payload.len() >= min_size) {
-            if let Some(bits) = deflate.own_window_bits {
-                let compressor = deflate
-                    .compressor
-                    .get_or_insert_with(|| Compressor::new(level, bits, deflate.own_no_context_takeover));
-                let mut scratch = std::mem::take(&mut deflate.scratch);
-                scratch.clear();
-                compressor.compress(payload, &mut scratch);
+        if let Some(send) = self.deflate.as_mut().and_then(|deflate| deflate.send.as_mut()) {
+            if payload.len() >= min_size {
+                let mut scratch = context::take_scratch();
+                send.compress(payload, &mut scratch);
                 self.write_frame(opcode, true, &scratch);
-                if let Some(deflate) = self.deflate.as_mut() {
-                    deflate.scratch = scratch;
-                }
+                context::return_scratch(scratch);
                 return Ok(());
             }
         }
@@ -551,11 +590,25 @@ impl Connection {
         if self.sent_close {
             return Err(SendError::Closed);
         }
-        match self.role {
-            Role::Server => Ok(PreparedOutput::Shared(frame.frame)),
-            Role::Client => {
-                let (opcode, payload) = frame.opcode_and_payload();
-                self.write_frame(opcode, false, payload);
+        let (opcode, payload) = frame.opcode_and_payload();
+        let compress = payload.len() >= self.config.deflate.min_message_size;
+        match (self.role, self.deflate.as_mut().and_then(|deflate| deflate.send.as_mut())) {
+            (Role::Server, None) => Ok(PreparedOutput::Shared(frame.frame)),
+            (Role::Server, Some(_)) if !compress => Ok(PreparedOutput::Shared(frame.frame)),
+            (Role::Server, Some(send)) => match frame.compressed(send.settings()) {
+                Some(shared) => {
+                    send.sent_standalone(payload);
+                    Ok(PreparedOutput::Shared(shared))
+                }
+                None => {
+                    // Compressed by a connection allowed a larger window than this one: compress
+                    // it again for this one.
+                    self.send_data(opcode, payload)?;
+                    Ok(PreparedOutput::Queued)
+                }
+            },
+            (Role::Client, _) => {
+                self.send_data(opcode, payload)?;
                 Ok(PreparedOutput::Queued)
             }
         }

@@ -13,7 +13,9 @@ use tether_proto::deflate::negotiation::{accept_offer, accept_response, client_o
 use tether_proto::deflate::DeflateConfig;
 use tether_proto::frame::{encode_frame, FrameDecoder, FrameEvent, FrameHeader, OpCode};
 use tether_proto::handshake::extensions::parse_extensions;
-use tether_proto::{Config, Connection, Event, Message, ProtocolError, Role, Utf8Validator};
+use tether_proto::{
+    Config, Connection, Event, Message, PreparedFrame, PreparedOutput, ProtocolError, Role, Utf8Validator,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -267,6 +269,7 @@ fn deflate_config() -> impl Strategy<Value = DeflateConfig> {
         0u32..=9,
         any::<bool>(),
         9u8..=15,
+        1u8..=9,
         any::<bool>(),
         // 8 bits: zlib cannot make such a stream, so the peer falls back to sending uncompressed.
         prop::option::of(prop_oneof![1 => Just(8u8), 3 => 9u8..=15]),
@@ -277,6 +280,7 @@ fn deflate_config() -> impl Strategy<Value = DeflateConfig> {
                 level,
                 no_context_takeover,
                 max_window_bits,
+                mem_level,
                 request_peer_no_context_takeover,
                 request_peer_max_window_bits,
                 min_message_size,
@@ -284,6 +288,7 @@ fn deflate_config() -> impl Strategy<Value = DeflateConfig> {
                 level,
                 no_context_takeover,
                 max_window_bits,
+                mem_level,
                 request_peer_no_context_takeover,
                 request_peer_max_window_bits,
                 min_message_size,
@@ -306,15 +311,17 @@ fn deflate_content() -> impl Strategy<Value = Content> {
 /// What happens next in a conversation.
 #[derive(Debug, Clone)]
 enum Step {
-    /// The client (true) or the server (false) sends a message.
-    Send { from_client: bool, content: Content },
+    /// The client (true) or the server (false) sends a message, as a [`PreparedFrame`] (a
+    /// broadcast's, compressed without context) or not.
+    Send { from_client: bool, prepared: bool, content: Content },
     /// Everything queued so far is delivered both ways.
     Deliver,
 }
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (any::<bool>(), deflate_content()).prop_map(|(from_client, content)| Step::Send { from_client, content }),
+        4 => (any::<bool>(), any::<bool>(), deflate_content())
+            .prop_map(|(from_client, prepared, content)| Step::Send { from_client, prepared, content }),
         1 => Just(Step::Deliver),
     ]
 }
@@ -328,12 +335,19 @@ struct Direction {
 
 impl Direction {
     /// `from` sends `content`; it must be compressed (RSV1 on its frame) exactly when `compresses`.
-    fn send(&mut self, from: &mut Connection, content: &Content, compresses: bool) {
-        match content {
-            Content::Text(text) => from.send_text(text).unwrap(),
-            Content::Binary(data) => from.send_binary(data).unwrap(),
+    fn send(&mut self, from: &mut Connection, content: &Content, prepared: bool, compresses: bool) {
+        let mut shared = None;
+        match (content, prepared) {
+            (Content::Text(text), false) => from.send_text(text).unwrap(),
+            (Content::Binary(data), false) => from.send_binary(data).unwrap(),
+            (Content::Text(text), true) => shared = Some(from.send_prepared(PreparedFrame::text(text)).unwrap()),
+            (Content::Binary(data), true) => shared = Some(from.send_prepared(PreparedFrame::binary(data)).unwrap()),
         }
-        let frame = from.take_output();
+        let mut frame = from.take_output();
+        if let Some(PreparedOutput::Shared(bytes)) = shared {
+            assert!(frame.is_empty());
+            frame.extend_from_slice(&bytes);
+        }
         assert_eq!(frame[0] & 0x40 != 0, compresses, "RSV1 on a {}-byte message", content.bytes().len());
         self.wire.unsplit(frame);
         self.expected.push(content.event());
@@ -386,13 +400,13 @@ proptest! {
         let mut to_client = Direction::default();
         for step in steps.iter().chain([&Step::Deliver]) {
             match step {
-                Step::Send { from_client: true, content } => {
+                Step::Send { from_client: true, prepared, content } => {
                     let compresses = client_bits >= 9 && content.bytes().len() >= client_min;
-                    to_server.send(&mut client, content, compresses);
+                    to_server.send(&mut client, content, *prepared, compresses);
                 }
-                Step::Send { from_client: false, content } => {
+                Step::Send { from_client: false, prepared, content } => {
                     let compresses = server_bits >= 9 && content.bytes().len() >= server_min;
-                    to_client.send(&mut server, content, compresses);
+                    to_client.send(&mut server, content, *prepared, compresses);
                 }
                 Step::Deliver => {
                     to_server.deliver(&mut server, &sizes);

@@ -75,7 +75,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             max_queue_bytes: 16 << 20,
             head_limits: HeadLimits::default(),
-            connection: Config::default(),
+            connection: Config { deflate: tether_proto::deflate::DeflateConfig::server(), ..Config::default() },
             compression: true,
             origins: OriginPolicy::same_origin(),
             tls: None,

@@ -146,6 +146,24 @@ pub struct ServeSettings {
     #[arg(long)]
     #[serde(rename = "no_compression")]
     pub no_compression: bool,
+    /// permessage-deflate: the LZ77 window in bits, 9..=15, that the server compresses with
+    /// (`server_max_window_bits`) and asks clients that can to compress with
+    /// (`client_max_window_bits`). With context takeover a connection keeps one window of data
+    /// each way [default: 12, 4 KiB].
+    #[arg(long, value_name = "BITS")]
+    pub deflate_window_bits: Option<u8>,
+    /// permessage-deflate: zlib's memLevel, 1..=9, of the server's compressors; they are kept per
+    /// thread, not per connection [default: 8].
+    #[arg(long, value_name = "N")]
+    pub deflate_mem_level: Option<u8>,
+    /// permessage-deflate: zlib's compression level, 0..=9 [default: 1].
+    #[arg(long, value_name = "N")]
+    pub deflate_level: Option<u8>,
+    /// permessage-deflate: no context takeover either way (answer `server_no_context_takeover`
+    /// and `client_no_context_takeover`): a connection keeps no window at all, and small
+    /// messages compress worse [default: false].
+    #[arg(long)]
+    pub deflate_no_context_takeover: bool,
     /// Serve only the token protocol `/tether`, `/healthz`, `/readyz` and --static: no question
     /// demo on `/`, no `/echo`, no built-in pages (TOML: `demos = false`).
     #[arg(long)]
@@ -218,6 +236,9 @@ pub const RANGES: &[Range] = &[
     range("max_history_bytes", 0.0, 16.0 * GIB, "bytes 0..=17179869184 (16 GiB)"),
     range("max_history_reply_bytes", 1024.0, 67_108_864.0, "bytes 1024..=67108864"),
     range("threads", 1.0, 1024.0, "a whole number 1..=1024"),
+    range("deflate_window_bits", 9.0, 15.0, "a window in bits 9..=15"),
+    range("deflate_mem_level", 1.0, 9.0, "a memLevel 1..=9"),
+    range("deflate_level", 0.0, 9.0, "a zlib level 0..=9"),
 ];
 
 /// The range of the setting with this TOML key.
@@ -370,6 +391,13 @@ impl ServeSettings {
             check(key, value, |&v| v as f64)?;
         }
         for (key, value) in [
+            ("deflate_window_bits", self.deflate_window_bits),
+            ("deflate_mem_level", self.deflate_mem_level),
+            ("deflate_level", self.deflate_level),
+        ] {
+            check(key, value, |&v| f64::from(v))?;
+        }
+        for (key, value) in [
             ("publish_rate", self.publish_rate),
             ("publish_burst", self.publish_burst),
             ("request_rate", self.request_rate),
@@ -432,6 +460,10 @@ impl ServeSettings {
             max_history_reply_bytes: self.max_history_reply_bytes.or(file.max_history_reply_bytes),
             log_format: self.log_format.or(file.log_format),
             no_compression: self.no_compression || file.no_compression,
+            deflate_window_bits: self.deflate_window_bits.or(file.deflate_window_bits),
+            deflate_mem_level: self.deflate_mem_level.or(file.deflate_mem_level),
+            deflate_level: self.deflate_level.or(file.deflate_level),
+            deflate_no_context_takeover: self.deflate_no_context_takeover || file.deflate_no_context_takeover,
             no_demos: self.no_demos,
             demos: if self.no_demos { Some(false) } else { file.demos },
         }
@@ -468,6 +500,21 @@ impl ServeSettings {
         }
         if let Some(bytes) = self.max_message_size {
             server.connection.max_message_size = bytes;
+        }
+        let deflate = &mut server.connection.deflate;
+        if let Some(bits) = self.deflate_window_bits {
+            deflate.max_window_bits = bits;
+            deflate.request_peer_max_window_bits = Some(bits);
+        }
+        if let Some(mem_level) = self.deflate_mem_level {
+            deflate.mem_level = mem_level;
+        }
+        if let Some(level) = self.deflate_level {
+            deflate.level = u32::from(level);
+        }
+        if self.deflate_no_context_takeover {
+            deflate.no_context_takeover = true;
+            deflate.request_peer_no_context_takeover = true;
         }
         match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => {
@@ -566,6 +613,25 @@ mod tests {
         assert_eq!(resolved.token_message_limit, 128 * 1024, "64 KiB data + 64 KiB envelope");
         assert_eq!(resolved.hub.max_channels, 100_000);
         assert_eq!(resolved.hub.max_history_reply_bytes, 1 << 20);
+        let deflate = &resolved.server.connection.deflate;
+        assert_eq!((deflate.max_window_bits, deflate.request_peer_max_window_bits), (12, Some(12)));
+        assert_eq!((deflate.mem_level, deflate.level, deflate.no_context_takeover), (8, 1, false));
+    }
+
+    #[test]
+    fn deflate_settings_reach_the_server() {
+        let settings = ServeSettings {
+            deflate_window_bits: Some(15),
+            deflate_mem_level: Some(4),
+            deflate_level: Some(6),
+            deflate_no_context_takeover: true,
+            ..ServeSettings::default()
+        };
+        let resolved = settings.resolve().unwrap();
+        let deflate = &resolved.server.connection.deflate;
+        assert_eq!((deflate.max_window_bits, deflate.request_peer_max_window_bits), (15, Some(15)));
+        assert_eq!((deflate.mem_level, deflate.level), (4, 6));
+        assert!(deflate.no_context_takeover && deflate.request_peer_no_context_takeover);
     }
 
     #[test]
@@ -592,6 +658,10 @@ mod tests {
             (ServeSettings { publish_rate: Some(-5.0), ..s() }, "--publish-rate -5: expected a rate per second 0.001..=1000000"),
             (ServeSettings { request_burst: Some(f64::INFINITY), ..s() }, "--request-burst inf: expected a number 1..=1000000"),
             (ServeSettings { max_channels: Some(0), ..s() }, "--max-channels 0: expected a whole number 1..=10000000"),
+            (ServeSettings { deflate_window_bits: Some(8), ..s() }, "--deflate-window-bits 8: expected a window in bits 9..=15"),
+            (ServeSettings { deflate_window_bits: Some(16), ..s() }, "--deflate-window-bits 16: expected a window in bits 9..=15"),
+            (ServeSettings { deflate_mem_level: Some(0), ..s() }, "--deflate-mem-level 0: expected a memLevel 1..=9"),
+            (ServeSettings { deflate_level: Some(10), ..s() }, "--deflate-level 10: expected a zlib level 0..=9"),
             (ServeSettings { static_dir: Some("/nonexistent".into()), ..s() }, "--static /nonexistent: expected an existing directory"),
             (ServeSettings { allowed_origins: vec!["not an origin".into()], ..s() }, "--allowed-origin not an origin: expected `*` or an origin scheme://host[:port], e.g. https://app.example.com"),
         ];

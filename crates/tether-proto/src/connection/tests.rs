@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::deflate::negotiation::{accept_offer, accept_response};
+use crate::deflate::{Compressor, CompressorSettings};
 use crate::handshake::extensions::parse_extensions;
 
 const MASK: Option<[u8; 4]> = Some([0x11, 0x22, 0x33, 0x44]);
@@ -353,7 +354,7 @@ fn window_of_eight_bits_sends_uncompressed() {
 fn compressed_fragmented_message_with_rsv1_on_the_first_frame_only() {
     let (_, mut server) = compressed_pair("permessage-deflate", DeflateConfig::default());
     let mut wire = Vec::new();
-    Compressor::new(6, 15, false).compress(b"Hello, fragmented world", &mut wire);
+    Compressor::new(CompressorSettings::new(6, 15, 8)).compress(b"Hello, fragmented world", &mut wire);
     let (a, b) = wire.split_at(wire.len() / 2);
     let mut bytes = BytesMut::new();
     encode_frame(&mut bytes, OpCode::Text, false, true, a, MASK);
@@ -376,7 +377,7 @@ fn a_compression_bomb_fails_with_1009_within_the_limit() {
     let config = Config { max_message_size: 1 << 20, ..Config::default() };
     let mut server_small = Connection::new(Role::Server, config, Some(params));
     let mut wire = Vec::new();
-    Compressor::new(9, 15, false).compress(&vec![0u8; 50 << 20], &mut wire);
+    Compressor::new(CompressorSettings::new(9, 15, 8)).compress(&vec![0u8; 50 << 20], &mut wire);
     let mut bytes = BytesMut::new();
     encode_frame(&mut bytes, OpCode::Binary, true, true, &wire, MASK);
     assert!(bytes.len() < 100_000);
@@ -420,4 +421,61 @@ fn rfc_7692_final_block_example_arrives_in_one_read() {
     let (events, error) = feed(&mut server, &bytes);
     assert_eq!(error, None);
     assert_eq!(events, vec![text("Hello"), text("Hello")]);
+}
+
+#[test]
+fn a_broadcast_is_compressed_once_for_every_connection_that_can_take_it() {
+    // Forty connections on one thread with every kind of agreement: context takeover or not, and
+    // windows from 8 to 15 bits. Each gets private messages and broadcasts in turns.
+    let offers = [
+        "permessage-deflate; client_max_window_bits",
+        "permessage-deflate",
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        "permessage-deflate; server_max_window_bits=9",
+        "permessage-deflate; server_max_window_bits=15",
+        "permessage-deflate; server_max_window_bits=8",
+    ];
+    let config = DeflateConfig { max_window_bits: 15, ..DeflateConfig::server() };
+    let mut pairs: Vec<_> = (0..40).map(|i| compressed_pair(offers[i % offers.len()], config.clone())).collect();
+    let chat = |i: usize| format!(r#"{{"channel":"lobby","offset":{i},"data":{{"text":"message number {i}"}}}}"#);
+    for round in 0..12 {
+        let broadcast = PreparedFrame::text(&chat(1000 + round));
+        for (i, (client, server)) in pairs.iter_mut().enumerate() {
+            let message = if (round + i) % 3 == 0 {
+                server.send_text(&chat(round * 40 + i)).unwrap();
+                chat(round * 40 + i)
+            } else {
+                let mut wire = server.take_output();
+                match server.send_prepared(broadcast.clone()).unwrap() {
+                    PreparedOutput::Shared(bytes) => {
+                        assert_eq!(bytes[0] & 0x40 != 0, !offers[i % offers.len()].ends_with("=8"), "RSV1, {i}");
+                        wire.extend_from_slice(&bytes);
+                    }
+                    PreparedOutput::Queued => wire.unsplit(server.take_output()),
+                }
+                let (events, error) = feed(client, &wire);
+                assert_eq!(error, None, "connection {i}, round {round}");
+                assert_eq!(events, [text(&chat(1000 + round))], "connection {i}, round {round}");
+                continue;
+            };
+            assert_eq!(pass(server, client), [text(&message)], "connection {i}, round {round}");
+            client.send_text(&message).unwrap();
+            assert_eq!(pass(client, server), [text(&message)], "connection {i}, round {round}");
+        }
+    }
+    // What each keeps between messages is at most one window each way (32 KiB when the peer could
+    // not be asked for less), never zlib's state.
+    for (client, server) in &pairs {
+        assert!(server.compression_memory() <= 2 * (32 << 10) + 256, "{}", server.compression_memory());
+        assert!(client.compression_memory() <= 2 * (32 << 10) + 256);
+    }
+    // With a server's defaults and a browser's offer, 4 KiB each way.
+    let (mut client, mut server) =
+        compressed_pair("permessage-deflate; client_max_window_bits", DeflateConfig::server());
+    let big = "x".repeat(100_000);
+    server.send_text(&big).unwrap();
+    pass(&mut server, &mut client);
+    client.send_text(&big).unwrap();
+    pass(&mut client, &mut server);
+    assert_eq!(server.compression_memory(), std::mem::size_of::<DeflateState>() + (4 << 10) + (4 << 10));
 }

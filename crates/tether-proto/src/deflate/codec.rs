@@ -1,52 +1,111 @@
-//! Compressing and inflating messages (RFC 7692 §7.2).
+//! Compressing and inflating messages (RFC 7692 §7.2), one zlib stream each.
 //!
 //! A message is compressed as raw DEFLATE ending in a sync flush, whose `00 00 FF FF` tail is
 //! removed on the wire and put back before inflating. Inflating is bounded: output grows only up to
 //! the caller's limit, so a few bytes that would inflate to gigabytes fail with 1009 after at most
 //! `limit` bytes of memory.
+//!
+//! The engine is zlib-rs (the Rust port of zlib-ng that flate2 also uses), called directly because
+//! flate2 cannot set zlib's `memLevel`. Neither type here decides when its context is reset: that is
+//! the business of [`super::context`], which keeps these (large) states in per-thread pools and
+//! hands each connection one only while it needs it.
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use zlib_rs::{Deflate, DeflateFlush, Inflate, InflateFlush, Status};
 
 use crate::error::ProtocolError;
 
 /// The tail a sync flush ends with, which RFC 7692 strips from each message.
-const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
+pub(crate) const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
 
-/// Compresses outgoing messages.
+/// How a compressor is set up. Two compressors with equal settings make the same bytes from the
+/// same input and context, so one can stand in for the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CompressorSettings {
+    /// zlib level, 0-9.
+    pub level: u8,
+    /// LZ77 window, 9-15 bits.
+    pub window_bits: u8,
+    /// zlib's memLevel, 1-9: the size of the buffer of symbols a block is made from
+    /// (`7 << (mem_level + 6)` bytes), so it trades memory against block overhead.
+    pub mem_level: u8,
+}
+
+impl CompressorSettings {
+    /// The settings, with every value clamped into zlib's range.
+    pub fn new(level: u32, window_bits: u8, mem_level: u8) -> Self {
+        Self { level: level.min(9) as u8, window_bits: window_bits.clamp(9, 15), mem_level: mem_level.clamp(1, 9) }
+    }
+
+    /// The size of the LZ77 window in bytes: how much earlier data a message may refer to.
+    pub fn window_size(&self) -> usize {
+        1 << self.window_bits
+    }
+}
+
+/// Compresses whole messages into one raw DEFLATE stream.
 pub struct Compressor {
-    inner: Compress,
-    reset_after_message: bool,
+    inner: Deflate,
+    settings: CompressorSettings,
 }
 
 impl std::fmt::Debug for Compressor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Compressor").field("reset_after_message", &self.reset_after_message).finish()
+        f.debug_struct("Compressor").field("settings", &self.settings).finish()
     }
 }
 
 impl Compressor {
-    /// A compressor with the given level (0-9) and window (9-15 bits).
-    pub fn new(level: u32, window_bits: u8, reset_after_message: bool) -> Self {
-        assert!((9..=15).contains(&window_bits), "zlib compresses raw deflate with 9-15 window bits");
-        Self {
-            inner: Compress::new_with_window_bits(Compression::new(level.min(9)), false, window_bits),
-            reset_after_message,
+    /// A fresh compressor. It allocates zlib's whole state at once: see docs/limits.md for how much
+    /// each setting costs.
+    pub fn new(settings: CompressorSettings) -> Self {
+        let config = zlib_rs::DeflateConfig {
+            level: i32::from(settings.level),
+            window_bits: -i32::from(settings.window_bits),
+            mem_level: i32::from(settings.mem_level),
+            ..zlib_rs::DeflateConfig::default()
+        };
+        Self { inner: Deflate::new_with_config(config), settings }
+    }
+
+    /// The settings it was made with.
+    pub fn settings(&self) -> CompressorSettings {
+        self.settings
+    }
+
+    /// Forgets the context: the next message refers to nothing sent before it.
+    pub fn reset(&mut self) {
+        self.inner.reset();
+    }
+
+    /// Forgets the context and takes `window` (the last bytes sent, at most one window's worth are
+    /// used) as the data the next message may refer to. The peer's inflater holds the same bytes,
+    /// so a connection can give its compressor back between messages and keep context takeover.
+    pub fn reset_to(&mut self, window: &[u8]) {
+        self.inner.reset();
+        if !window.is_empty() {
+            self.inner.set_dictionary(window).expect("a dictionary may be set right after a reset");
         }
     }
 
     /// Compresses one whole message, appending the wire form (tail removed) to `out`.
     pub fn compress(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
         let start = out.len();
-        out.reserve(input.len() / 2 + 16);
+        let mut room = input.len() / 2 + 64;
         loop {
-            let before = self.inner.total_in();
-            self.inner.compress_vec(input, out, FlushCompress::Sync).expect("deflate cannot fail on valid state");
-            input = &input[(self.inner.total_in() - before) as usize..];
+            let filled = out.len();
+            out.resize(filled + room, 0);
+            let (before_in, before_out) = (self.inner.total_in(), self.inner.total_out());
+            self.inner
+                .compress(input, &mut out[filled..], DeflateFlush::SyncFlush)
+                .expect("deflate cannot fail on a valid state");
+            let written = (self.inner.total_out() - before_out) as usize;
+            input = &input[(self.inner.total_in() - before_in) as usize..];
+            out.truncate(filled + written);
             // Done when all input is in and the flush fit in the space we gave it.
-            if input.is_empty() && out.len() < out.capacity() {
+            if input.is_empty() && written < room {
                 break;
             }
-            out.reserve(out.capacity().max(64));
+            room = room.max(input.len() / 2 + 64).saturating_mul(2);
         }
         if out[start..].ends_with(&SYNC_TAIL) {
             out.truncate(out.len() - SYNC_TAIL.len());
@@ -58,35 +117,66 @@ impl Compressor {
             // stored block instead (RFC 7692 §7.2.3.6); with the appended tail it is a whole block.
             out.push(0x00);
         }
-        if self.reset_after_message {
-            self.inner.reset();
-        }
     }
 }
 
-/// Inflates incoming messages, piece by piece.
+/// Inflates one peer's messages, piece by piece.
 pub struct Decompressor {
-    inner: Decompress,
-    reset_after_message: bool,
+    inner: Inflate,
+    window_bits: u8,
 }
 
 impl std::fmt::Debug for Decompressor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decompressor").field("reset_after_message", &self.reset_after_message).finish()
+        f.debug_struct("Decompressor").field("window_bits", &self.window_bits).finish()
     }
 }
 
+/// The most output one inflate call is given room for beyond what the input could need: the room
+/// is zeroed first (no `unsafe` here), so a stream of one-byte frames must not zero megabytes each.
+const INFLATE_ROOM: usize = 16 << 10;
+
 impl Decompressor {
-    /// An inflater. It always uses the largest window, which reads streams made with any smaller one.
-    pub fn new(reset_after_message: bool) -> Self {
-        Self { inner: Decompress::new(false), reset_after_message }
+    /// An inflater for a peer that compresses with at most `window_bits` (8-15; 8 is read as 9,
+    /// since zlib makes 9-bit streams when asked for 8). A stream that refers further back is
+    /// invalid data.
+    pub fn new(window_bits: u8) -> Self {
+        let window_bits = window_bits.clamp(9, 15);
+        Self { inner: Inflate::new(false, window_bits), window_bits }
+    }
+
+    /// The window it reads streams with.
+    pub fn window_bits(&self) -> u8 {
+        self.window_bits
+    }
+
+    /// Starts a new stream, with `window` (the peer's last bytes, up to one window) as what the
+    /// stream may refer to.
+    pub fn reset_to(&mut self, window: &[u8]) {
+        if self.window_bits == 15 {
+            self.inner.reset(false);
+        } else {
+            // zlib-rs resets to the largest window; a smaller one needs a new state.
+            self.inner = Inflate::new(false, self.window_bits);
+        }
+        if !window.is_empty() {
+            let window = &window[window.len().saturating_sub(1 << self.window_bits)..];
+            self.inner.set_dictionary(window).expect("a raw inflater takes a dictionary at any time");
+        }
     }
 
     /// Inflates the next piece of a message's compressed payload, appending to `out`.
     ///
     /// `out` never grows past `limit + 1` bytes of capacity; output beyond `limit` is
-    /// [`ProtocolError::MessageTooLarge`].
-    pub fn decompress(&mut self, mut input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), ProtocolError> {
+    /// [`ProtocolError::MessageTooLarge`]. Returns where in `out` the current stream began when a
+    /// final block ended the previous one during this call (the peer's context restarts there).
+    pub fn decompress(
+        &mut self,
+        mut input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<Option<usize>, ProtocolError> {
+        let mut restarted_at = None;
         loop {
             if out.len() == out.capacity() {
                 if out.len() > limit {
@@ -95,50 +185,56 @@ impl Decompressor {
                 let target = (out.capacity() * 2).max(input.len() * 2).max(1024).min(limit.saturating_add(1));
                 out.reserve_exact(target - out.len());
             }
+            let filled = out.len();
+            let room = (out.capacity() - filled).min(input.len().saturating_mul(4).max(INFLATE_ROOM));
+            out.resize(filled + room, 0);
             let before_in = self.inner.total_in();
-            let before_out = out.len();
-            let status = self
-                .inner
-                .decompress_vec(input, out, FlushDecompress::Sync)
-                .map_err(|_| ProtocolError::InvalidCompressedData)?;
-            input = &input[(self.inner.total_in() - before_in) as usize..];
+            let before_out = self.inner.total_out();
+            let result = self.inner.decompress(input, &mut out[filled..], InflateFlush::SyncFlush);
+            let written = (self.inner.total_out() - before_out) as usize;
+            out.truncate(filled + written);
+            let status = result.map_err(|_| ProtocolError::InvalidCompressedData)?;
+            let consumed = (self.inner.total_in() - before_in) as usize;
+            input = &input[consumed..];
             if out.len() > limit {
                 return Err(ProtocolError::MessageTooLarge { limit });
             }
             if status == Status::StreamEnd {
                 // A final block ends the stream (RFC 7692 §7.2.3.4 allows it). Whatever follows it
-                // starts a fresh stream: RFC 7692's own example follows its final block with a 0x00
-                // that, with the tail appended on receipt, is an empty stored block. The bytes are
-                // read the same way whether they come in this piece or the next one.
-                self.inner.reset(false);
+                // starts a fresh stream with an empty window: RFC 7692's own example follows its
+                // final block with a 0x00 that, with the tail appended on receipt, is an empty
+                // stored block. The bytes are read the same way whether they come in this piece or
+                // the next one.
+                self.reset_to(&[]);
+                restarted_at = Some(out.len());
                 if input.is_empty() {
-                    return Ok(());
+                    return Ok(restarted_at);
                 }
                 continue;
             }
-            let made_progress = out.len() > before_out || self.inner.total_in() > before_in;
-            if input.is_empty() && out.len() < out.capacity() {
-                return Ok(());
+            let made_progress = written > 0 || consumed > 0;
+            if input.is_empty() && written < room {
+                return Ok(restarted_at);
             }
-            if !made_progress && out.len() < out.capacity() {
+            if !made_progress && written < room {
                 return Err(ProtocolError::InvalidCompressedData);
             }
         }
     }
 
-    /// Ends a message: feeds the stripped tail back and resets the context if agreed.
-    pub fn finish_message(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), ProtocolError> {
-        self.decompress(&SYNC_TAIL, out, limit)?;
-        if self.reset_after_message {
-            self.inner.reset(false);
-        }
-        Ok(())
+    /// Ends a message: feeds the stripped tail back.
+    pub fn finish_message(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<Option<usize>, ProtocolError> {
+        self.decompress(&SYNC_TAIL, out, limit)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(level: u32, bits: u8) -> CompressorSettings {
+        CompressorSettings::new(level, bits, 8)
+    }
 
     fn inflate(d: &mut Decompressor, wire: &[u8], limit: usize) -> Result<Vec<u8>, ProtocolError> {
         let mut out = Vec::new();
@@ -150,7 +246,7 @@ mod tests {
     #[test]
     fn rfc_7692_example() {
         // §7.2.3.1: "Hello" compressed.
-        let mut d = Decompressor::new(false);
+        let mut d = Decompressor::new(15);
         assert_eq!(inflate(&mut d, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], 100).unwrap(), b"Hello");
         // §7.2.3.2: the same message again, using the shared context.
         assert_eq!(inflate(&mut d, &[0xf2, 0x00, 0x11, 0x00, 0x00], 100).unwrap(), b"Hello");
@@ -162,15 +258,17 @@ mod tests {
         let bfinal: &[u8] = &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
         // §7.2.3.5: two blocks in one message.
         let two_blocks: &[u8] = &[0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00];
-        for wire in [bfinal, two_blocks] {
+        for (wire, restarts) in [(bfinal, true), (two_blocks, false)] {
             for piece_len in [wire.len(), 1, 2, 3] {
-                let mut d = Decompressor::new(false);
+                let mut d = Decompressor::new(15);
                 let mut out = Vec::new();
+                let mut restarted = None;
                 for piece in wire.chunks(piece_len) {
-                    d.decompress(piece, &mut out, 100).unwrap();
+                    restarted = d.decompress(piece, &mut out, 100).unwrap().or(restarted);
                 }
-                d.finish_message(&mut out, 100).unwrap();
+                restarted = d.finish_message(&mut out, 100).unwrap().or(restarted);
                 assert_eq!(out, b"Hello", "{wire:02x?} in pieces of {piece_len}");
+                assert_eq!(restarted, restarts.then_some(5), "{wire:02x?} in pieces of {piece_len}");
                 // The next message on the same context still inflates.
                 assert_eq!(inflate(&mut d, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], 100).unwrap(), b"Hello");
             }
@@ -181,23 +279,82 @@ mod tests {
     fn round_trips_with_and_without_context_takeover() {
         for reset in [false, true] {
             for bits in [9, 12, 15] {
-                let mut c = Compressor::new(6, bits, reset);
-                let mut d = Decompressor::new(reset);
+                let mut c = Compressor::new(settings(6, bits));
+                let mut d = Decompressor::new(bits);
                 for message in [&b""[..], b"a", b"hello hello hello hello", &[7u8; 100_000]] {
                     let mut wire = Vec::new();
                     c.compress(message, &mut wire);
                     assert_eq!(inflate(&mut d, &wire, 1 << 20).unwrap(), message);
+                    if reset {
+                        c.reset();
+                        d.reset_to(&[]);
+                    }
                 }
             }
         }
     }
 
     #[test]
+    fn a_context_survives_being_handed_over_as_a_window() {
+        // The sender's and the receiver's states are replaced by fresh ones primed with the last
+        // window of data between every message, as the pools do when a connection's state was
+        // lent to another: the stream stays the one a long-lived pair would have made.
+        let messages: Vec<Vec<u8>> = (0..40u32)
+            .map(|i| {
+                format!(r#"{{"type":"message","channel":"lobby","offset":{i},"data":{{"text":"hello {i}"}}}}"#)
+                    .into_bytes()
+            })
+            .collect();
+        for bits in [9, 12, 15] {
+            let window = 1usize << bits;
+            let mut sent = Vec::new();
+            let (mut whole, mut handed_over) = (0, 0);
+            let mut long_lived = Compressor::new(settings(1, bits));
+            for message in &messages {
+                let mut wire = Vec::new();
+                long_lived.compress(message, &mut wire);
+                whole += wire.len();
+
+                let mut c = Compressor::new(settings(1, bits));
+                c.reset_to(&sent[sent.len().saturating_sub(window)..]);
+                let mut wire = Vec::new();
+                c.compress(message, &mut wire);
+                handed_over += wire.len();
+                let mut d = Decompressor::new(bits);
+                d.reset_to(&sent);
+                assert_eq!(&inflate(&mut d, &wire, 1 << 20).unwrap(), message, "{bits} bits");
+                sent.extend_from_slice(message);
+            }
+            assert!(
+                handed_over * 10 < whole * 11,
+                "{bits} bits: {handed_over} bytes handed over, {whole} in one stream"
+            );
+        }
+    }
+
+    #[test]
+    fn a_reference_beyond_the_agreed_window_is_invalid() {
+        // A peer that agreed to 9 bits (512 bytes) but refers 2 KiB back breaks the agreement.
+        let text: Vec<u8> = (0..2048u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut c = Compressor::new(settings(6, 15));
+        let mut wire = Vec::new();
+        c.compress(&text, &mut wire);
+        wire.clear();
+        c.compress(&text, &mut wire);
+        let mut d = Decompressor::new(9);
+        d.reset_to(&text);
+        assert_eq!(inflate(&mut d, &wire, 1 << 20), Err(ProtocolError::InvalidCompressedData));
+        let mut d = Decompressor::new(15);
+        d.reset_to(&text);
+        assert_eq!(inflate(&mut d, &wire, 1 << 20).unwrap(), text);
+    }
+
+    #[test]
     fn empty_messages_after_others_keep_the_shared_context_intact() {
         // zlib writes nothing for a sync flush right after another one; the wire must still carry
         // an empty stored block, or the receiver's appended tail desynchronises its inflater.
-        let mut c = Compressor::new(1, 15, false);
-        let mut d = Decompressor::new(false);
+        let mut c = Compressor::new(settings(1, 15));
+        let mut d = Decompressor::new(15);
         for message in [&b""[..], b"", b"", b"hello", b"", b"", b"hello"] {
             let mut wire = Vec::new();
             c.compress(message, &mut wire);
@@ -210,8 +367,8 @@ mod tests {
     fn inflating_piece_by_piece_matches() {
         let message: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
         let mut wire = Vec::new();
-        Compressor::new(1, 15, false).compress(&message, &mut wire);
-        let mut d = Decompressor::new(false);
+        Compressor::new(settings(1, 15)).compress(&message, &mut wire);
+        let mut d = Decompressor::new(15);
         let mut out = Vec::new();
         for piece in wire.chunks(7) {
             d.decompress(piece, &mut out, 1 << 20).unwrap();
@@ -223,9 +380,9 @@ mod tests {
     #[test]
     fn a_bomb_stops_at_the_limit() {
         let mut wire = Vec::new();
-        Compressor::new(9, 15, false).compress(&vec![0u8; 10 << 20], &mut wire);
+        Compressor::new(settings(9, 15)).compress(&vec![0u8; 10 << 20], &mut wire);
         assert!(wire.len() < 20_000);
-        let mut d = Decompressor::new(false);
+        let mut d = Decompressor::new(15);
         let mut out = Vec::new();
         assert_eq!(d.decompress(&wire, &mut out, 1 << 20), Err(ProtocolError::MessageTooLarge { limit: 1 << 20 }));
         assert!(out.capacity() <= (1 << 20) + 1);
@@ -233,7 +390,7 @@ mod tests {
 
     #[test]
     fn garbage_is_invalid_data() {
-        let mut d = Decompressor::new(false);
+        let mut d = Decompressor::new(15);
         assert_eq!(inflate(&mut d, &[0xff, 0xff, 0xff, 0xff], 100), Err(ProtocolError::InvalidCompressedData));
     }
 }

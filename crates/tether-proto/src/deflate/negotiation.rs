@@ -17,28 +17,53 @@ pub struct DeflateConfig {
     /// Reset our compressor after every message, so no compression context is kept between messages
     /// (less memory per connection, worse ratio). Default false.
     pub no_context_takeover: bool,
-    /// The largest LZ77 window (in bits, 9-15) we compress with. Default 15. A peer can ask for less;
-    /// a peer that asks for 8 bits gets uncompressed messages, because zlib cannot make raw deflate
-    /// streams with a 256-byte window.
+    /// The largest LZ77 window (in bits, 9-15) we compress with. Default 12 (4 KiB), which a
+    /// connection with context takeover keeps a copy of: most of the ratio of 15 bits on chat-sized
+    /// JSON for an eighth of the memory (docs/limits.md has the measurements). A peer can ask for
+    /// less; a peer that asks for 8 bits gets uncompressed messages, because zlib cannot make raw
+    /// deflate streams with a 256-byte window.
     pub max_window_bits: u8,
+    /// zlib's memLevel (1-9) for our compressor: its block buffer is `7 << (mem_level + 6)` bytes.
+    /// Compressors are per thread, not per connection, so this costs memory once a thread.
+    /// Default 8 (zlib's own).
+    pub mem_level: u8,
     /// Ask the peer to reset its compressor after every message. Default false.
     pub request_peer_no_context_takeover: bool,
-    /// Ask the peer to compress with at most this window (8-15 bits). Default `None` (no request).
+    /// Ask the peer to compress with at most this window (8-15 bits), which bounds the copy of the
+    /// peer's window a connection keeps with context takeover. A server asks only peers that offer
+    /// `client_max_window_bits`; a client's offer always carries it. Default `None` (no request);
+    /// a server's default is [`DEFAULT_WINDOW_BITS`] (see [`DeflateConfig::server`]).
     pub request_peer_max_window_bits: Option<u8>,
     /// Messages shorter than this are sent uncompressed (RFC 7692 lets each message choose). Default 0.
     pub min_message_size: usize,
 }
+
+/// The window a server compresses with, and asks its clients to compress with, unless told
+/// otherwise.
+pub const DEFAULT_WINDOW_BITS: u8 = 12;
+
+/// zlib's default memLevel.
+pub const DEFAULT_MEM_LEVEL: u8 = 8;
 
 impl Default for DeflateConfig {
     fn default() -> Self {
         Self {
             level: 1,
             no_context_takeover: false,
-            max_window_bits: 15,
+            max_window_bits: DEFAULT_WINDOW_BITS,
+            mem_level: DEFAULT_MEM_LEVEL,
             request_peer_no_context_takeover: false,
             request_peer_max_window_bits: None,
             min_message_size: 0,
         }
+    }
+}
+
+impl DeflateConfig {
+    /// A server's defaults: [`DeflateConfig::default`], and clients that can limit their window
+    /// are asked to use [`DEFAULT_WINDOW_BITS`] too (browsers and most libraries can).
+    pub fn server() -> Self {
+        Self { request_peer_max_window_bits: Some(DEFAULT_WINDOW_BITS), ..Self::default() }
     }
 }
 
@@ -194,9 +219,29 @@ mod tests {
     #[test]
     fn accepts_a_plain_offer() {
         let (params, response) = accept_offer(&DeflateConfig::default(), &offers("permessage-deflate")).unwrap();
+        assert_eq!(response, "permessage-deflate; server_max_window_bits=12");
+        assert_eq!((params.server_max_window_bits, params.client_max_window_bits), (12, 15));
+        assert!(!params.server_no_context_takeover);
+        let fifteen = DeflateConfig { max_window_bits: 15, ..DeflateConfig::default() };
+        let (params, response) = accept_offer(&fifteen, &offers("permessage-deflate")).unwrap();
         assert_eq!(response, "permessage-deflate");
         assert_eq!(params.server_max_window_bits, 15);
-        assert!(!params.server_no_context_takeover);
+    }
+
+    #[test]
+    fn a_server_by_default_asks_clients_that_can_for_its_own_window() {
+        // As Chrome and Python websockets offer: the client may be told a window.
+        let (params, response) =
+            accept_offer(&DeflateConfig::server(), &offers("permessage-deflate; client_max_window_bits")).unwrap();
+        assert_eq!(response, "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12");
+        assert_eq!((params.server_max_window_bits, params.client_max_window_bits), (12, 12));
+        // A client that offers a smaller window keeps it; one that cannot be told keeps 15.
+        let (params, _) =
+            accept_offer(&DeflateConfig::server(), &offers("permessage-deflate; client_max_window_bits=10")).unwrap();
+        assert_eq!(params.client_max_window_bits, 10);
+        let (params, response) = accept_offer(&DeflateConfig::server(), &offers("permessage-deflate")).unwrap();
+        assert_eq!(response, "permessage-deflate; server_max_window_bits=12");
+        assert_eq!(params.client_max_window_bits, 15);
     }
 
     #[test]
@@ -225,10 +270,10 @@ mod tests {
     fn asks_the_client_for_a_smaller_window_only_when_it_may() {
         let config = DeflateConfig { request_peer_max_window_bits: Some(10), ..DeflateConfig::default() };
         let (params, response) = accept_offer(&config, &offers("permessage-deflate; client_max_window_bits")).unwrap();
-        assert_eq!(response, "permessage-deflate; client_max_window_bits=10");
+        assert_eq!(response, "permessage-deflate; server_max_window_bits=12; client_max_window_bits=10");
         assert_eq!(params.client_max_window_bits, 10);
         let (_, response) = accept_offer(&config, &offers("permessage-deflate")).unwrap();
-        assert_eq!(response, "permessage-deflate");
+        assert_eq!(response, "permessage-deflate; server_max_window_bits=12");
     }
 
     #[test]
@@ -246,7 +291,7 @@ mod tests {
             assert_eq!(accept_offer(&DeflateConfig::default(), &offers(bad)), None, "{bad}");
             let with_fallback = format!("{bad}, permessage-deflate; client_no_context_takeover");
             let (_, response) = accept_offer(&DeflateConfig::default(), &offers(&with_fallback)).unwrap();
-            assert_eq!(response, "permessage-deflate; client_no_context_takeover");
+            assert_eq!(response, "permessage-deflate; client_no_context_takeover; server_max_window_bits=12");
         }
     }
 
@@ -258,7 +303,7 @@ mod tests {
     #[test]
     fn client_checks_the_response() {
         let config = DeflateConfig { request_peer_max_window_bits: Some(10), ..DeflateConfig::default() };
-        assert_eq!(client_offer(&config), "permessage-deflate; client_max_window_bits; server_max_window_bits=10");
+        assert_eq!(client_offer(&config), "permessage-deflate; client_max_window_bits=12; server_max_window_bits=10");
         let ok = &offers("permessage-deflate; server_max_window_bits=10; client_max_window_bits=12")[0];
         let params = accept_response(&config, ok).unwrap();
         assert_eq!((params.server_max_window_bits, params.client_max_window_bits), (10, 12));

@@ -277,7 +277,7 @@ mod tests {
         assert!(response.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
         assert!(response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
         assert!(response.contains("Sec-WebSocket-Protocol: json\r\n"));
-        assert!(response.contains("Sec-WebSocket-Extensions: permessage-deflate\r\n"));
+        assert!(response.contains("Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=12\r\n"));
         assert!(response.ends_with("\r\n\r\n"));
     }
 

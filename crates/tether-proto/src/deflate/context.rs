@@ -1,0 +1,511 @@
+//! One connection's compression context, without one connection's zlib state.
+//!
+//! A zlib-rs compressor costs at least 128 KiB whatever its settings (its hash table is fixed) and
+//! an inflater 40 KiB; kept per connection, as before, that was 330 KiB a browser, freed into a
+//! fragmented heap at every close. Here the states live in small per-thread pools
+//! ([`CompressorPool`], [`InflaterPool`]) and a connection keeps only what the protocol makes it
+//! remember: with context takeover, the last window of data it sent ([`SendContext`]) and received
+//! ([`ReceiveContext`]), 4 KiB each with the default 12-bit windows. Before a state is used for
+//! another connection's message it is reset and primed with that connection's window, which gives
+//! the bytes a long-lived state would have given: the peer's inflater holds the same window.
+//!
+//! Each context has a [`Stamp`] that changes with every message; a pooled state remembers the
+//! stamp of the context it holds, so a connection that sends (or receives) several messages in a
+//! row on one thread pays no priming at all, and a state left behind on another thread (the task
+//! moved) is never taken for current.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::codec::{Compressor, CompressorSettings, Decompressor};
+use crate::error::ProtocolError;
+
+/// How many differently set-up compressors a thread keeps (the server's own settings, plus one per
+/// smaller window that peers asked for).
+const COMPRESSORS_PER_THREAD: usize = 8;
+
+/// How many idle inflaters a thread keeps. Inflaters in use (a message half received) are held by
+/// their connection and are not counted.
+const IDLE_INFLATERS_PER_THREAD: usize = 4;
+
+/// Which context, at which message: the context's id (unique for the process's life, so a new
+/// connection is never mistaken for an old one) and how many messages it has been through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    id: u64,
+    messages: u64,
+}
+
+impl Stamp {
+    fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self { id: NEXT.fetch_add(1, Ordering::Relaxed), messages: 0 }
+    }
+
+    fn advance(&mut self) {
+        self.messages += 1;
+    }
+}
+
+/// The last bytes of a stream, up to one window: what the peer's side of the context holds.
+#[derive(Debug, Default)]
+pub(crate) struct Window {
+    bytes: Vec<u8>,
+}
+
+impl Window {
+    fn push(&mut self, data: &[u8], size: usize) {
+        if data.len() >= size {
+            self.bytes.clear();
+            self.bytes.extend_from_slice(&data[data.len() - size..]);
+            return;
+        }
+        let excess = (self.bytes.len() + data.len()).saturating_sub(size);
+        self.bytes.drain(..excess);
+        if self.bytes.capacity() == 0 {
+            // Exactly one window, once: a window never reallocates.
+            self.bytes.reserve_exact(size);
+        }
+        self.bytes.extend_from_slice(data);
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn heap_size(&self) -> usize {
+        self.bytes.capacity()
+    }
+}
+
+struct PooledCompressor {
+    compressor: Compressor,
+    /// Whose context it holds: `Some` after a context-takeover message, `None` when it is fresh or
+    /// holds a message that must not be referred to.
+    holds: Option<Stamp>,
+    fresh: bool,
+}
+
+/// Compressors a thread lends to the connections it runs, one per set of settings.
+#[derive(Default)]
+struct CompressorPool {
+    /// Most recently used last.
+    compressors: Vec<PooledCompressor>,
+}
+
+impl CompressorPool {
+    fn get(&mut self, settings: CompressorSettings) -> &mut PooledCompressor {
+        match self.compressors.iter().position(|pooled| pooled.compressor.settings() == settings) {
+            Some(at) => {
+                let pooled = self.compressors.remove(at);
+                self.compressors.push(pooled);
+            }
+            None => {
+                if self.compressors.len() == COMPRESSORS_PER_THREAD {
+                    self.compressors.remove(0);
+                }
+                self.compressors.push(PooledCompressor {
+                    compressor: Compressor::new(settings),
+                    holds: None,
+                    fresh: true,
+                });
+            }
+        }
+        self.compressors.last_mut().expect("just pushed")
+    }
+}
+
+thread_local! {
+    static COMPRESSORS: RefCell<CompressorPool> = RefCell::default();
+    static INFLATERS: RefCell<InflaterPool> = RefCell::default();
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The largest compressed message whose buffer a thread keeps for the next one.
+const SCRATCH_KEPT: usize = 1 << 20;
+
+/// An empty buffer to compress a message into before it is framed: the thread's, so a connection
+/// holds none between messages.
+pub(crate) fn take_scratch() -> Vec<u8> {
+    SCRATCH.take()
+}
+
+/// Gives back the buffer of [`take_scratch`].
+pub(crate) fn return_scratch(mut scratch: Vec<u8>) {
+    if scratch.capacity() <= SCRATCH_KEPT {
+        scratch.clear();
+        SCRATCH.set(scratch);
+    }
+}
+
+/// Compresses `payload` with a context-free stream (no reference to anything sent before), as a
+/// frame shared by many connections must be, appending the wire form to `out`.
+pub(crate) fn compress_standalone(settings: CompressorSettings, payload: &[u8], out: &mut Vec<u8>) {
+    COMPRESSORS.with_borrow_mut(|pool| {
+        let pooled = pool.get(settings);
+        if !pooled.fresh {
+            pooled.compressor.reset();
+        }
+        pooled.compressor.compress(payload, out);
+        pooled.holds = None;
+        pooled.fresh = false;
+    });
+}
+
+/// What we must remember about the messages we send.
+#[derive(Debug)]
+pub(crate) struct SendContext {
+    settings: CompressorSettings,
+    /// `Some` with context takeover: the last window of what we sent compressed.
+    window: Option<Window>,
+    stamp: Stamp,
+}
+
+impl SendContext {
+    pub(crate) fn new(settings: CompressorSettings, context_takeover: bool) -> Self {
+        Self { settings, window: context_takeover.then(Window::default), stamp: Stamp::new() }
+    }
+
+    pub(crate) fn settings(&self) -> CompressorSettings {
+        self.settings
+    }
+
+    /// Compresses one message, appending the wire form (tail removed) to `out`.
+    pub(crate) fn compress(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        let Some(window) = self.window.as_mut() else {
+            compress_standalone(self.settings, payload, out);
+            return;
+        };
+        let stamp = &mut self.stamp;
+        COMPRESSORS.with_borrow_mut(|pool| {
+            let pooled = pool.get(self.settings);
+            if pooled.holds != Some(*stamp) {
+                pooled.compressor.reset_to(window.as_slice());
+            }
+            pooled.compressor.compress(payload, out);
+            stamp.advance();
+            pooled.holds = Some(*stamp);
+            pooled.fresh = false;
+        });
+        window.push(payload, self.settings.window_size());
+    }
+
+    /// Records a message that went out compressed without our context (a shared frame): the peer's
+    /// window now ends with it, so ours must too, and no pooled compressor holds our context now.
+    pub(crate) fn sent_standalone(&mut self, payload: &[u8]) {
+        if let Some(window) = self.window.as_mut() {
+            window.push(payload, self.settings.window_size());
+            self.stamp.advance();
+        }
+    }
+
+    /// Heap bytes this context holds between messages.
+    pub(crate) fn heap_size(&self) -> usize {
+        self.window.as_ref().map_or(0, Window::heap_size)
+    }
+}
+
+struct IdleInflater {
+    inflater: Decompressor,
+    /// Whose context it holds, as for [`PooledCompressor::holds`].
+    holds: Option<Stamp>,
+}
+
+/// Idle inflaters a thread keeps for the connections it runs.
+#[derive(Default)]
+struct InflaterPool {
+    /// Most recently returned last.
+    idle: Vec<IdleInflater>,
+}
+
+/// What we must remember about the messages we receive.
+#[derive(Debug)]
+pub(crate) struct ReceiveContext {
+    window_bits: u8,
+    /// `Some` with context takeover: the last window of what the peer sent.
+    window: Option<Window>,
+    stamp: Stamp,
+    /// The inflater lent to the message being received, from its first compressed frame to its last.
+    active: Option<Decompressor>,
+    /// Where in the message's output the peer's current stream began (a final block restarts it).
+    stream_start: usize,
+}
+
+impl ReceiveContext {
+    /// The context for a peer that compresses with at most `window_bits`.
+    pub(crate) fn new(window_bits: u8, context_takeover: bool) -> Self {
+        Self {
+            window_bits: window_bits.clamp(9, 15),
+            window: context_takeover.then(Window::default),
+            stamp: Stamp::new(),
+            active: None,
+            stream_start: 0,
+        }
+    }
+
+    fn inflater(&mut self) -> &mut Decompressor {
+        if self.active.is_none() {
+            let (bits, stamp) = (self.window_bits, self.stamp);
+            let window = self.window.as_ref().map(Window::as_slice);
+            let borrowed = INFLATERS.with_borrow_mut(|pool| {
+                let idle = &mut pool.idle;
+                let at = idle
+                    .iter()
+                    .rposition(|idle| window.is_some() && idle.holds == Some(stamp))
+                    .or_else(|| idle.iter().rposition(|idle| idle.inflater.window_bits() == bits))?;
+                Some(idle.remove(at))
+            });
+            let inflater = match borrowed {
+                Some(idle) if window.is_some() && idle.holds == Some(stamp) => idle.inflater,
+                Some(IdleInflater { mut inflater, .. }) => {
+                    inflater.reset_to(window.unwrap_or_default());
+                    inflater
+                }
+                None => {
+                    let mut inflater = Decompressor::new(bits);
+                    if let Some(window) = window.filter(|window| !window.is_empty()) {
+                        inflater.reset_to(window);
+                    }
+                    inflater
+                }
+            };
+            self.active = Some(inflater);
+            self.stream_start = 0;
+        }
+        self.active.as_mut().expect("just lent")
+    }
+
+    /// Inflates the next piece of the current message into `out` (which holds only this message).
+    pub(crate) fn decompress(&mut self, input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), ProtocolError> {
+        if let Some(restarted) = self.inflater().decompress(input, out, limit)? {
+            self.stream_start = restarted;
+        }
+        Ok(())
+    }
+
+    /// Ends the current message, whose whole output is `out`: the inflater goes back to the
+    /// thread's pool, and with context takeover the window moves on.
+    pub(crate) fn finish_message(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), ProtocolError> {
+        if let Some(restarted) = self.inflater().finish_message(out, limit)? {
+            self.stream_start = restarted;
+        }
+        let inflater = self.active.take().expect("lent for this message");
+        let holds = match self.window.as_mut() {
+            Some(window) => {
+                if self.stream_start > 0 {
+                    window.clear();
+                }
+                window.push(&out[self.stream_start..], 1 << self.window_bits);
+                self.stamp.advance();
+                Some(self.stamp)
+            }
+            None => None,
+        };
+        INFLATERS.with_borrow_mut(|pool| {
+            if pool.idle.len() == IDLE_INFLATERS_PER_THREAD {
+                pool.idle.remove(0);
+            }
+            pool.idle.push(IdleInflater { inflater, holds });
+        });
+        Ok(())
+    }
+
+    /// Heap bytes this context holds between messages.
+    pub(crate) fn heap_size(&self) -> usize {
+        self.window.as_ref().map_or(0, Window::heap_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(bits: u8) -> CompressorSettings {
+        CompressorSettings::new(1, bits, 8)
+    }
+
+    fn receive(context: &mut ReceiveContext, wire: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        context.decompress(wire, &mut out, 1 << 20).unwrap();
+        context.finish_message(&mut out, 1 << 20).unwrap();
+        out
+    }
+
+    fn chat(i: usize) -> Vec<u8> {
+        format!(r#"{{"type":"message","channel":"lobby","from":"user{}","data":{{"text":"hi {i}"}}}}"#, i % 3)
+            .into_bytes()
+    }
+
+    #[test]
+    fn interleaved_connections_on_one_thread_keep_their_own_contexts() {
+        // Three connections take turns with the thread's one compressor and inflaters; each
+        // receiver gets its sender's messages back intact.
+        for takeover in [true, false] {
+            let mut senders: Vec<SendContext> = (0..3).map(|_| SendContext::new(settings(12), takeover)).collect();
+            let mut receivers: Vec<ReceiveContext> = (0..3).map(|_| ReceiveContext::new(12, takeover)).collect();
+            for i in 0..60 {
+                let who = (i * 7) % 3;
+                let message = chat(i);
+                let mut wire = Vec::new();
+                senders[who].compress(&message, &mut wire);
+                assert_eq!(receive(&mut receivers[who], &wire), message, "message {i}, takeover {takeover}");
+            }
+        }
+    }
+
+    /// A connection's two contexts, and the peer's side as plain long-lived codec states.
+    struct Travelling {
+        sender: SendContext,
+        receiver: ReceiveContext,
+        peer_inflater: Decompressor,
+        peer_compressor: Compressor,
+        takeover: bool,
+        leg: usize,
+    }
+
+    #[test]
+    fn a_connection_that_moves_between_threads_never_meets_its_stale_state() {
+        // A task that runs on thread A, then B, then A again: A's pooled states still hold the
+        // context as it was before B's messages, and must be primed afresh, not continued.
+        use std::sync::mpsc::{channel, Receiver, Sender};
+        fn worker(inbox: Receiver<Travelling>, next: Sender<Travelling>, done: Sender<()>) {
+            for mut t in inbox {
+                for k in 0..3 {
+                    let message = chat(t.leg * 3 + k);
+                    if !t.takeover {
+                        t.peer_inflater.reset_to(&[]);
+                        t.peer_compressor.reset();
+                    }
+                    let mut wire = Vec::new();
+                    t.sender.compress(&message, &mut wire);
+                    assert_eq!(inflate_with(&mut t.peer_inflater, &wire), message, "sent {}", t.leg * 3 + k);
+                    wire.clear();
+                    t.peer_compressor.compress(&message, &mut wire);
+                    assert_eq!(receive(&mut t.receiver, &wire), message, "received {}", t.leg * 3 + k);
+                }
+                t.leg += 1;
+                if t.leg == 20 {
+                    done.send(()).unwrap();
+                    return;
+                }
+                if next.send(t).is_err() {
+                    return;
+                }
+            }
+        }
+        for takeover in [true, false] {
+            let travelling = Travelling {
+                sender: SendContext::new(settings(12), takeover),
+                receiver: ReceiveContext::new(12, takeover),
+                peer_inflater: Decompressor::new(12),
+                peer_compressor: Compressor::new(settings(12)),
+                takeover,
+                leg: 0,
+            };
+            let (to_a, on_a) = channel();
+            let (to_b, on_b) = channel();
+            let (done, finished) = channel();
+            std::thread::scope(|scope| {
+                let (next, done_a) = (to_b.clone(), done.clone());
+                scope.spawn(move || worker(on_a, next, done_a));
+                let (next, done_b) = (to_a.clone(), done.clone());
+                scope.spawn(move || worker(on_b, next, done_b));
+                to_a.send(travelling).unwrap();
+                // Only the workers hold senders now: if one fails, the other's inbox and `finished`
+                // close, and the scope passes the failure on.
+                drop((to_a, to_b, done));
+                let _ = finished.recv();
+            });
+        }
+    }
+
+    fn inflate_with(d: &mut Decompressor, wire: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        d.decompress(wire, &mut out, 1 << 20).unwrap();
+        d.finish_message(&mut out, 1 << 20).unwrap();
+        out
+    }
+
+    #[test]
+    fn context_takeover_keeps_the_ratio_a_dedicated_compressor_has() {
+        let mut dedicated = Compressor::new(settings(12));
+        let mut a = SendContext::new(settings(12), true);
+        let mut b = SendContext::new(settings(12), true);
+        let (mut pooled_bytes, mut dedicated_bytes) = (0, 0);
+        for i in 0..100 {
+            let mut wire = Vec::new();
+            a.compress(&chat(i), &mut wire);
+            pooled_bytes += wire.len();
+            wire.clear();
+            b.compress(&chat(i), &mut wire); // steals the pooled compressor every time
+            wire.clear();
+            dedicated.compress(&chat(i), &mut wire);
+            dedicated_bytes += wire.len();
+        }
+        assert!(pooled_bytes * 10 < dedicated_bytes * 11, "{pooled_bytes} pooled vs {dedicated_bytes}");
+    }
+
+    #[test]
+    fn a_standalone_message_joins_the_window() {
+        // A shared frame compressed without context goes out between two of this connection's own
+        // messages; the receiver's window has it, so the sender's must have it too.
+        let mut sender = SendContext::new(settings(12), true);
+        let mut receiver = ReceiveContext::new(12, true);
+        for i in 0..20 {
+            let message = chat(i);
+            let mut wire = Vec::new();
+            if i % 3 == 1 {
+                compress_standalone(settings(12), &message, &mut wire);
+                sender.sent_standalone(&message);
+            } else {
+                sender.compress(&message, &mut wire);
+            }
+            assert_eq!(receive(&mut receiver, &wire), message, "message {i}");
+        }
+    }
+
+    #[test]
+    fn a_connection_keeps_at_most_one_window_each_way() {
+        let mut sender = SendContext::new(settings(12), true);
+        let mut receiver = ReceiveContext::new(12, true);
+        for size in [10, 5000, 100, 70_000, 3] {
+            let message = vec![b'x'; size];
+            let mut wire = Vec::new();
+            sender.compress(&message, &mut wire);
+            receive(&mut receiver, &wire);
+            assert!(sender.heap_size() <= 4096 && receiver.heap_size() <= 4096);
+        }
+        assert_eq!(SendContext::new(settings(15), false).heap_size(), 0);
+        let mut receiver = ReceiveContext::new(15, false);
+        let mut wire = Vec::new();
+        compress_standalone(settings(15), &[b'y'; 10_000], &mut wire);
+        receive(&mut receiver, &wire);
+        assert_eq!(receiver.heap_size(), 0);
+    }
+
+    #[test]
+    fn pools_are_bounded() {
+        for bits in 9..=15 {
+            for level in 0..3 {
+                compress_standalone(CompressorSettings::new(level, bits, 8), b"hello", &mut Vec::new());
+            }
+        }
+        assert_eq!(COMPRESSORS.with_borrow(|pool| pool.compressors.len()), COMPRESSORS_PER_THREAD);
+        let mut receivers: Vec<ReceiveContext> = (0..10).map(|_| ReceiveContext::new(15, true)).collect();
+        let mut wire = Vec::new();
+        compress_standalone(settings(15), b"hello", &mut wire);
+        for receiver in &mut receivers {
+            let mut out = Vec::new();
+            receiver.decompress(&wire, &mut out, 100).unwrap(); // ten half-received messages
+        }
+        for receiver in &mut receivers {
+            let mut out = b"hello".to_vec();
+            receiver.finish_message(&mut out, 100).unwrap();
+        }
+        assert_eq!(INFLATERS.with_borrow(|pool| pool.idle.len()), IDLE_INFLATERS_PER_THREAD);
+    }
+}
