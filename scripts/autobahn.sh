@@ -5,6 +5,7 @@
 # case itself or in its closing behaviour, fails the run.
 #
 # Usage: scripts/autobahn.sh [CASES]   (CASES defaults to "*"; e.g. "1.*,6.4.*" for a quick look)
+# TETHER_SERVE_FLAGS adds flags to `tether serve`, e.g. "--deflate-window-bits 9" (word-split).
 # The HTML/JSON report goes to reports/autobahn-server/ (ignored by git).
 set -euo pipefail
 
@@ -18,7 +19,8 @@ rm -rf "$outdir"
 mkdir -p "$outdir"
 
 log="$outdir/tether.log"
-TETHER_LOG=warn target/release/tether serve --port 0 >"$outdir/tether.stdout" 2>"$log" &
+# shellcheck disable=SC2086 # the flags are words
+TETHER_LOG=warn target/release/tether serve --port 0 ${TETHER_SERVE_FLAGS:-} >"$outdir/tether.stdout" 2>"$log" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
@@ -40,7 +42,7 @@ print(json.dumps({
 }, indent=2))
 PY
 
-echo "autobahn: running fuzzingclient cases '$cases' against $url/echo"
+echo "autobahn: running fuzzingclient cases '$cases' against $url/echo${TETHER_SERVE_FLAGS:+ (tether serve $TETHER_SERVE_FLAGS)}"
 start=$(date +%s)
 (cd "$outdir" && "$wstest" -m fuzzingclient -s fuzzingclient.json >"$outdir/wstest.log" 2>&1) || {
   echo "autobahn: wstest failed" >&2; tail -20 "$outdir/wstest.log" >&2; exit 1; }

@@ -440,6 +440,7 @@ fn a_broadcast_is_compressed_once_for_every_connection_that_can_take_it() {
     let chat = |i: usize| format!(r#"{{"channel":"lobby","offset":{i},"data":{{"text":"message number {i}"}}}}"#);
     for round in 0..12 {
         let broadcast = PreparedFrame::text(&chat(1000 + round));
+        let mut compressed_copies = std::collections::HashSet::new();
         for (i, (client, server)) in pairs.iter_mut().enumerate() {
             let message = if (round + i) % 3 == 0 {
                 server.send_text(&chat(round * 40 + i)).unwrap();
@@ -449,6 +450,9 @@ fn a_broadcast_is_compressed_once_for_every_connection_that_can_take_it() {
                 match server.send_prepared(broadcast.clone()).unwrap() {
                     PreparedOutput::Shared(bytes) => {
                         assert_eq!(bytes[0] & 0x40 != 0, !offers[i % offers.len()].ends_with("=8"), "RSV1, {i}");
+                        if bytes[0] & 0x40 != 0 {
+                            compressed_copies.insert(bytes.as_ptr());
+                        }
                         wire.extend_from_slice(&bytes);
                     }
                     PreparedOutput::Queued => wire.unsplit(server.take_output()),
@@ -462,6 +466,7 @@ fn a_broadcast_is_compressed_once_for_every_connection_that_can_take_it() {
             client.send_text(&message).unwrap();
             assert_eq!(pass(client, server), [text(&message)], "connection {i}, round {round}");
         }
+        assert_eq!(compressed_copies.len(), 1, "compressed once, the same bytes for all, round {round}");
     }
     // What each keeps between messages is at most one window each way (32 KiB when the peer could
     // not be asked for less), never zlib's state.
