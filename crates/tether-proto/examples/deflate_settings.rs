@@ -35,10 +35,51 @@ impl Lcg {
 }
 
 const WORDS: &[&str] = &[
-    "hello", "there", "anyone", "around", "for", "the", "standup", "today", "shipping", "new", "release",
-    "tonight", "please", "review", "my", "pull", "request", "build", "is", "green", "again", "lunch", "at",
-    "noon", "who", "broke", "staging", "database", "sorry", "rolling", "back", "meeting", "moved", "three",
-    "great", "work", "dashboard", "faster", "roadmap", "thanks", "fix", "deploy", "finished", "latency", "down",
+    "hello",
+    "there",
+    "anyone",
+    "around",
+    "for",
+    "the",
+    "standup",
+    "today",
+    "shipping",
+    "new",
+    "release",
+    "tonight",
+    "please",
+    "review",
+    "my",
+    "pull",
+    "request",
+    "build",
+    "is",
+    "green",
+    "again",
+    "lunch",
+    "at",
+    "noon",
+    "who",
+    "broke",
+    "staging",
+    "database",
+    "sorry",
+    "rolling",
+    "back",
+    "meeting",
+    "moved",
+    "three",
+    "great",
+    "work",
+    "dashboard",
+    "faster",
+    "roadmap",
+    "thanks",
+    "fix",
+    "deploy",
+    "finished",
+    "latency",
+    "down",
 ];
 const NAMES: &[&str] = &["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"];
 const ROOMS: &[&str] = &["general", "random", "dev", "ops", "design", "support"];
@@ -102,11 +143,18 @@ fn run(connections: &mut [Connection], corpus: &[String], interleaved: bool) -> 
     let mut wire = 0;
     let start = Instant::now();
     for i in 0..MESSAGES {
-        let who = if interleaved { i % connections.len() } else { i / (MESSAGES / connections.len()) % connections.len() };
+        let who =
+            if interleaved { i % connections.len() } else { i / (MESSAGES / connections.len()) % connections.len() };
         let conn = &mut connections[who];
         conn.send_text(&corpus[i % corpus.len()]).unwrap();
         let out = conn.take_output();
-        let header = if out[1] & 0x7f == 126 { 4 } else if out[1] & 0x7f == 127 { 10 } else { 2 };
+        let header = if out[1] & 0x7f == 126 {
+            4
+        } else if out[1] & 0x7f == 127 {
+            10
+        } else {
+            2
+        };
         wire += out.len() - header;
         black_box(out);
     }

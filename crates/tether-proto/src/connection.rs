@@ -223,7 +223,7 @@ struct Incoming {
 }
 
 /// permessage-deflate state: what the connection must remember between messages, which is at most
-/// one window of data each way (zlib's own state is lent per message by per-thread pools; see
+/// 1 KiB of what it sent and one window of what it received (zlib's own state is lent per message by per-thread pools; see
 /// [`crate::deflate`]).
 #[derive(Debug)]
 struct DeflateState {

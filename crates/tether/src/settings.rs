@@ -148,8 +148,8 @@ pub struct ServeSettings {
     pub no_compression: bool,
     /// permessage-deflate: the LZ77 window in bits, 9..=15, that the server compresses with
     /// (`server_max_window_bits`) and asks clients that can to compress with
-    /// (`client_max_window_bits`). With context takeover a connection keeps one window of data
-    /// each way [default: 12, 4 KiB].
+    /// (`client_max_window_bits`). With context takeover a connection keeps this window of what it
+    /// received and 1 KiB of what it sent [default: 12, 4 KiB].
     #[arg(long, value_name = "BITS")]
     pub deflate_window_bits: Option<u8>,
     /// permessage-deflate: zlib's memLevel, 1..=9, of the server's compressors; they are kept per
