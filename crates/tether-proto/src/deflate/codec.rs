@@ -137,28 +137,32 @@ impl std::fmt::Debug for Decompressor {
 const INFLATE_ROOM: usize = 16 << 10;
 
 impl Decompressor {
-    /// An inflater for a peer that compresses with at most `window_bits` (8-15; 8 is read as 9,
-    /// since zlib makes 9-bit streams when asked for 8). A stream that refers further back is
-    /// invalid data.
+    /// An inflater for a peer that agreed to compress with at most `window_bits` (8-15; 8 is
+    /// read as 9, since zlib makes 9-bit streams when asked for 8). That bounds what it is primed
+    /// with ([`Decompressor::reset_to`]), so a peer that refers further back than it agreed fails
+    /// with invalid data once its context was handed over. The zlib-rs state itself always has the
+    /// largest window: zlib-rs allocates 32 KiB for any window and resets only to the largest, and
+    /// a new state for a smaller one would cost an allocation every time a pooled inflater changes
+    /// hands (a tenth of the time of a chat message).
     pub fn new(window_bits: u8) -> Self {
-        let window_bits = window_bits.clamp(9, 15);
-        Self { inner: Inflate::new(false, window_bits), window_bits }
+        Self { inner: Inflate::new(false, 15), window_bits: window_bits.clamp(9, 15) }
     }
 
-    /// The window it reads streams with.
+    /// The window the peer agreed to.
     pub fn window_bits(&self) -> u8 {
         self.window_bits
     }
 
-    /// Starts a new stream, with `window` (the peer's last bytes, up to one window) as what the
-    /// stream may refer to.
+    /// Serves another peer, which agreed to `window_bits`: takes effect at the next
+    /// [`Decompressor::reset_to`].
+    pub(crate) fn set_window_bits(&mut self, window_bits: u8) {
+        self.window_bits = window_bits.clamp(9, 15);
+    }
+
+    /// Starts a new stream, with the last `1 << window_bits` bytes of `window` (the peer's last
+    /// bytes) as what the stream may refer to.
     pub fn reset_to(&mut self, window: &[u8]) {
-        if self.window_bits == 15 {
-            self.inner.reset(false);
-        } else {
-            // zlib-rs resets to the largest window; a smaller one needs a new state.
-            self.inner = Inflate::new(false, self.window_bits);
-        }
+        self.inner.reset(false);
         if !window.is_empty() {
             let window = &window[window.len().saturating_sub(1 << self.window_bits)..];
             self.inner.set_dictionary(window).expect("a raw inflater takes a dictionary at any time");
@@ -333,8 +337,9 @@ mod tests {
     }
 
     #[test]
-    fn a_reference_beyond_the_agreed_window_is_invalid() {
-        // A peer that agreed to 9 bits (512 bytes) but refers 2 KiB back breaks the agreement.
+    fn a_handed_over_context_holds_only_the_agreed_window() {
+        // A peer that agreed to 9 bits (512 bytes) but refers 2 KiB back breaks the agreement: an
+        // inflater primed with its context has only the 512 bytes to refer to.
         let text: Vec<u8> = (0..2048u32).map(|i| (i * 7 % 251) as u8).collect();
         let mut c = Compressor::new(settings(6, 15));
         let mut wire = Vec::new();
