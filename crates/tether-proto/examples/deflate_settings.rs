@@ -121,13 +121,17 @@ fn server(deflate: &DeflateConfig, offer: &str) -> Connection {
     Connection::new(Role::Server, Config { deflate: deflate.clone(), ..Config::default() }, Some(params))
 }
 
-/// `server`'s memory for compression after a client (with our defaults) sent it some messages.
+/// `server`'s memory for compression after a client (ours, allowed any window) sent it some
+/// messages.
 fn after_receiving(deflate: &DeflateConfig, offer: &str, server: &mut Connection, corpus: &[String]) -> usize {
     let offers = parse_extensions([offer.as_bytes()]).unwrap();
     let (_, response) = accept_offer(deflate, &offers).unwrap();
     let answer = parse_extensions([response.as_bytes()]).unwrap();
-    let params = accept_response(&DeflateConfig::default(), &answer[0]).unwrap();
-    let mut client = Connection::new(Role::Client, Config::default(), Some(params));
+    let params =
+        accept_response(&DeflateConfig { max_window_bits: 15, ..DeflateConfig::default() }, &answer[0]).unwrap();
+    let client_deflate = DeflateConfig { max_window_bits: 15, ..DeflateConfig::default() };
+    let mut client =
+        Connection::new(Role::Client, Config { deflate: client_deflate, ..Config::default() }, Some(params));
     for message in &corpus[..50] {
         client.send_text(message).unwrap();
         let mut wire = client.take_output();
@@ -167,9 +171,9 @@ fn main() {
     let feeds: Vec<String> = (0..1000).map(|i| feed(&mut rng, i)).collect();
     let offer = "permessage-deflate; client_max_window_bits";
     println!(
-        "| window bits | memLevel | level | context takeover | corpus | avg message | ratio | ns/message interleaved | ns/message in a row | kept per connection |"
+        "| window bits | memLevel | level | context takeover | corpus | avg message | ratio interleaved | ratio in a row | ns/message interleaved | ns/message in a row | kept per connection |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let settings = [
         (15, 8, 1, true),
         (12, 8, 1, true),
@@ -188,6 +192,7 @@ fn main() {
             level,
             no_context_takeover: !takeover,
             request_peer_no_context_takeover: !takeover,
+            request_peer_max_window_bits: Some(bits),
             ..DeflateConfig::server()
         };
         for (name, corpus) in [("chat", &chats), ("feed", &feeds)] {
@@ -195,14 +200,15 @@ fn main() {
             let mut connections: Vec<Connection> = (0..CONNECTIONS).map(|_| server(&deflate, offer)).collect();
             let (wire, interleaved_ns) = run(&mut connections, corpus, true);
             let mut connections: Vec<Connection> = (0..CONNECTIONS).map(|_| server(&deflate, offer)).collect();
-            let (_, in_a_row_ns) = run(&mut connections, corpus, false);
+            let (wire_in_a_row, in_a_row_ns) = run(&mut connections, corpus, false);
             // What a connection keeps once it has also received a few of the client's messages.
             let kept = after_receiving(&deflate, offer, &mut connections[0], corpus);
             println!(
-                "| {bits} | {mem_level} | {level} | {} | {name} | {} B | {:.3} | {:.0} | {:.0} | {:.1} KiB |",
+                "| {bits} | {mem_level} | {level} | {} | {name} | {} B | {:.3} | {:.3} | {:.0} | {:.0} | {:.1} KiB |",
                 if takeover { "yes" } else { "no" },
                 plain / MESSAGES,
                 wire as f64 / plain as f64,
+                wire_in_a_row as f64 / plain as f64,
                 interleaved_ns,
                 in_a_row_ns,
                 kept as f64 / 1024.0,

@@ -153,7 +153,7 @@ pub struct ServeSettings {
     #[arg(long, value_name = "BITS")]
     pub deflate_window_bits: Option<u8>,
     /// permessage-deflate: zlib's memLevel, 1..=9, of the server's compressors; they are kept per
-    /// thread, not per connection [default: 8].
+    /// thread, not per connection [default: 5].
     #[arg(long, value_name = "N")]
     pub deflate_mem_level: Option<u8>,
     /// permessage-deflate: zlib's compression level, 0..=9 [default: 1].
@@ -615,7 +615,7 @@ mod tests {
         assert_eq!(resolved.hub.max_history_reply_bytes, 1 << 20);
         let deflate = &resolved.server.connection.deflate;
         assert_eq!((deflate.max_window_bits, deflate.request_peer_max_window_bits), (12, Some(12)));
-        assert_eq!((deflate.mem_level, deflate.level, deflate.no_context_takeover), (8, 1, false));
+        assert_eq!((deflate.mem_level, deflate.level, deflate.no_context_takeover), (5, 1, false));
     }
 
     #[test]
