@@ -124,9 +124,10 @@ impl PreparedFrame {
         Self { frame: frame.freeze(), compressed: Arc::default() }
     }
 
-    /// The compressed frame, made by the first caller with its settings; `None` when it was made
-    /// with a larger window than `settings` allow.
-    fn compressed(&self, settings: CompressorSettings) -> Option<Bytes> {
+    /// The compressed frame, made by the first caller with `settings` (the server's own, so that
+    /// a peer that asked for a small window does not make everyone's copy worse); `None` when it
+    /// was made with a larger window than `own` (this connection's agreed settings) allows.
+    fn compressed(&self, settings: CompressorSettings, own: CompressorSettings) -> Option<Bytes> {
         let compressed = self.compressed.get_or_init(|| {
             let (opcode, payload) = self.opcode_and_payload();
             let mut scratch = context::take_scratch();
@@ -136,7 +137,7 @@ impl PreparedFrame {
             context::return_scratch(scratch);
             CompressedFrame { window_bits: settings.window_bits, frame: frame.freeze() }
         });
-        (compressed.window_bits <= settings.window_bits).then(|| compressed.frame.clone())
+        (compressed.window_bits <= own.window_bits).then(|| compressed.frame.clone())
     }
 
     /// The encoded frame's size in bytes, as a server sends it (a client's adds a 4-byte mask key).
@@ -595,18 +596,20 @@ impl Connection {
         match (self.role, self.deflate.as_mut().and_then(|deflate| deflate.send.as_mut())) {
             (Role::Server, None) => Ok(PreparedOutput::Shared(frame.frame)),
             (Role::Server, Some(_)) if !compress => Ok(PreparedOutput::Shared(frame.frame)),
-            (Role::Server, Some(send)) => match frame.compressed(send.settings()) {
-                Some(shared) => {
-                    send.sent_standalone(payload);
-                    Ok(PreparedOutput::Shared(shared))
+            (Role::Server, Some(send)) => {
+                match frame.compressed(self.config.deflate.shared_settings(), send.settings()) {
+                    Some(shared) => {
+                        send.sent_standalone(payload);
+                        Ok(PreparedOutput::Shared(shared))
+                    }
+                    None => {
+                        // Compressed by a connection allowed a larger window than this one: compress
+                        // it again for this one.
+                        self.send_data(opcode, payload)?;
+                        Ok(PreparedOutput::Queued)
+                    }
                 }
-                None => {
-                    // Compressed by a connection allowed a larger window than this one: compress
-                    // it again for this one.
-                    self.send_data(opcode, payload)?;
-                    Ok(PreparedOutput::Queued)
-                }
-            },
+            }
             (Role::Client, _) => {
                 self.send_data(opcode, payload)?;
                 Ok(PreparedOutput::Queued)

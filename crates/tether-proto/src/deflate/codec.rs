@@ -124,6 +124,9 @@ impl Compressor {
 pub struct Decompressor {
     inner: Inflate,
     window_bits: u8,
+    /// A final block ended the stream and no input has been read since: the tail a message ends
+    /// with would then start a stream it cannot finish (see [`Decompressor::at_stream_start`]).
+    at_stream_start: bool,
 }
 
 impl std::fmt::Debug for Decompressor {
@@ -134,7 +137,7 @@ impl std::fmt::Debug for Decompressor {
 
 /// The most output one inflate call is given room for beyond what the input could need: the room
 /// is zeroed first (no `unsafe` here), so a stream of one-byte frames must not zero megabytes each.
-const INFLATE_ROOM: usize = 16 << 10;
+const INFLATE_ROOM: usize = 1 << 10;
 
 impl Decompressor {
     /// An inflater for a peer that agreed to compress with at most `window_bits` (8-15; 8 is
@@ -145,7 +148,7 @@ impl Decompressor {
     /// a new state for a smaller one would cost an allocation every time a pooled inflater changes
     /// hands (a tenth of the time of a chat message).
     pub fn new(window_bits: u8) -> Self {
-        Self { inner: Inflate::new(false, 15), window_bits: window_bits.clamp(9, 15) }
+        Self { inner: Inflate::new(false, 15), window_bits: window_bits.clamp(9, 15), at_stream_start: false }
     }
 
     /// The window the peer agreed to.
@@ -163,6 +166,7 @@ impl Decompressor {
     /// bytes) as what the stream may refer to.
     pub fn reset_to(&mut self, window: &[u8]) {
         self.inner.reset(false);
+        self.at_stream_start = false;
         if !window.is_empty() {
             let window = &window[window.len().saturating_sub(1 << self.window_bits)..];
             self.inner.set_dictionary(window).expect("a raw inflater takes a dictionary at any time");
@@ -200,6 +204,9 @@ impl Decompressor {
             let status = result.map_err(|_| ProtocolError::InvalidCompressedData)?;
             let consumed = (self.inner.total_in() - before_in) as usize;
             input = &input[consumed..];
+            if consumed > 0 {
+                self.at_stream_start = false;
+            }
             if out.len() > limit {
                 return Err(ProtocolError::MessageTooLarge { limit });
             }
@@ -210,6 +217,7 @@ impl Decompressor {
                 // stored block. The bytes are read the same way whether they come in this piece or
                 // the next one.
                 self.reset_to(&[]);
+                self.at_stream_start = true;
                 restarted_at = Some(out.len());
                 if input.is_empty() {
                     return Ok(restarted_at);
@@ -224,6 +232,13 @@ impl Decompressor {
                 return Err(ProtocolError::InvalidCompressedData);
             }
         }
+    }
+
+    /// Whether the last piece ended exactly with a final block. The `00 00 FF FF` tail of the
+    /// message then begins a stored block it does not finish (RFC 7692's example sends a `00`
+    /// after its final block for this reason), so the state must not go on to the next message.
+    pub fn at_stream_start(&self) -> bool {
+        self.at_stream_start
     }
 
     /// Ends a message: feeds the stripped tail back.

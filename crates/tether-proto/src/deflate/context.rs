@@ -249,8 +249,11 @@ pub(crate) struct ReceiveContext {
     stamp: Stamp,
     /// The inflater lent to the message being received, from its first compressed frame to its last.
     active: Option<Decompressor>,
-    /// Where in the message's output the peer's current stream began (a final block restarts it).
-    stream_start: usize,
+    /// Where in the message's output the peer's current stream began, when a final block
+    /// restarted it during this message.
+    stream_start: Option<usize>,
+    /// Compressed bytes of the current message so far.
+    message_input: usize,
 }
 
 impl ReceiveContext {
@@ -261,7 +264,8 @@ impl ReceiveContext {
             window: context_takeover.then(Window::default),
             stamp: Stamp::new(),
             active: None,
-            stream_start: 0,
+            stream_start: None,
+            message_input: 0,
         }
     }
 
@@ -294,7 +298,8 @@ impl ReceiveContext {
                 }
             };
             self.active = Some(inflater);
-            self.stream_start = 0;
+            self.stream_start = None;
+            self.message_input = 0;
         }
         self.active.as_mut().expect("just lent")
     }
@@ -302,26 +307,36 @@ impl ReceiveContext {
     /// Inflates the next piece of the current message into `out` (which holds only this message).
     pub(crate) fn decompress(&mut self, input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), ProtocolError> {
         if let Some(restarted) = self.inflater().decompress(input, out, limit)? {
-            self.stream_start = restarted;
+            self.stream_start = Some(restarted);
         }
+        self.message_input += input.len();
         Ok(())
     }
 
     /// Ends the current message, whose whole output is `out`: the inflater goes back to the
     /// thread's pool, and with context takeover the window moves on.
     pub(crate) fn finish_message(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), ProtocolError> {
+        // An empty payload, or one that ends with a final block, leaves the inflater inside the
+        // stored block the tail begins: continuing from it would read the next message's first
+        // bytes as that block's length. Such a state is not lent on as anyone's context; the
+        // next message primes one from the window instead, as on any other thread.
+        let unfinished_tail = self.message_input == 0 || self.inflater().at_stream_start();
         if let Some(restarted) = self.inflater().finish_message(out, limit)? {
-            self.stream_start = restarted;
+            self.stream_start = Some(restarted);
         }
         let inflater = self.active.take().expect("lent for this message");
         let holds = match self.window.as_mut() {
             Some(window) => {
-                if self.stream_start > 0 {
-                    window.clear();
+                match self.stream_start {
+                    Some(start) => {
+                        // The peer's context restarted at `start`: nothing before it may be referred to.
+                        window.clear();
+                        window.push(&out[start..], 1 << self.window_bits);
+                    }
+                    None => window.push(out, 1 << self.window_bits),
                 }
-                window.push(&out[self.stream_start..], 1 << self.window_bits);
                 self.stamp.advance();
-                Some(self.stamp)
+                (!unfinished_tail).then_some(self.stamp)
             }
             None => None,
         };
@@ -448,6 +463,39 @@ mod tests {
         d.decompress(wire, &mut out, 1 << 20).unwrap();
         d.finish_message(&mut out, 1 << 20).unwrap();
         out
+    }
+
+    #[test]
+    fn a_stream_restarted_by_a_final_block_keeps_only_what_follows_it() {
+        // An empty final block (`03 00`), then "Hello" in a new stream: the window is "Hello",
+        // whatever came before, even though the restart is at output position 0.
+        let mut receiver = ReceiveContext::new(12, true);
+        let mut wire = Vec::new();
+        SendContext::new(settings(12), true).compress(b"earlier message", &mut wire);
+        assert_eq!(receive(&mut receiver, &wire), b"earlier message");
+        let restart = [0x03, 0x00, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        assert_eq!(receive(&mut receiver, &restart), b"Hello");
+        assert_eq!(receiver.window.as_ref().unwrap().as_slice(), b"Hello");
+    }
+
+    #[test]
+    fn a_message_that_ends_with_its_final_block_is_not_continued() {
+        // §7.2.3.4's "Hello" with BFINAL but without the trailing 0x00: the appended tail leaves
+        // the inflater inside a stored block. The next message must decode the same whether the
+        // thread's inflater is still there (a hit) or was lent away in between.
+        let bfinal_no_trailer = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        for lend_away in [false, true] {
+            let mut receiver = ReceiveContext::new(15, true);
+            assert_eq!(receive(&mut receiver, &bfinal_no_trailer), b"Hello");
+            if lend_away {
+                let mut other = ReceiveContext::new(15, true);
+                let mut wire = Vec::new();
+                SendContext::new(settings(15), true).compress(b"someone else", &mut wire);
+                receive(&mut other, &wire);
+            }
+            assert_eq!(receive(&mut receiver, &hello), b"Hello", "lent away: {lend_away}");
+        }
     }
 
     #[test]

@@ -62,6 +62,12 @@ impl Default for DeflateConfig {
 }
 
 impl DeflateConfig {
+    /// The settings our compressor uses when nothing smaller was agreed: those of a broadcast's
+    /// shared compressed copy.
+    pub fn shared_settings(&self) -> crate::deflate::CompressorSettings {
+        crate::deflate::CompressorSettings::new(self.level, self.max_window_bits, self.mem_level)
+    }
+
     /// A server's defaults: [`DeflateConfig::default`], and clients that can limit their window
     /// are asked to use [`DEFAULT_WINDOW_BITS`] too (browsers and most libraries can).
     pub fn server() -> Self {
@@ -138,12 +144,17 @@ pub fn accept_offer(config: &DeflateConfig, offers: &[ExtensionOffer]) -> Option
         let server_no_context_takeover = offered.server_no_context_takeover || config.no_context_takeover;
         let client_no_context_takeover = offered.client_no_context_takeover || config.request_peer_no_context_takeover;
         // We may only ask the client to limit its window if it said it can (client_max_window_bits
-        // in the offer); otherwise it compresses with whatever window it offered, or 15.
+        // in the offer). A value in the offer binds the client only once our answer repeats it
+        // (RFC 7692 §7.1.2.2: without it in the answer the client may use 32 KiB), so we repeat
+        // it: the window a connection keeps of what it received is then the one agreed.
         let client_bits_answer = match offered.client_max_window_bits {
-            Some(limit) => config.request_peer_max_window_bits.map(|ours| ours.min(limit.unwrap_or(15))),
+            Some(limit) => match config.request_peer_max_window_bits {
+                Some(ours) => Some(ours.min(limit.unwrap_or(15))),
+                None => limit,
+            },
             None => None,
         };
-        let client_bits = client_bits_answer.or(offered.client_max_window_bits.flatten()).unwrap_or(15);
+        let client_bits = client_bits_answer.unwrap_or(15);
 
         let mut response = String::from(EXTENSION_NAME);
         if server_no_context_takeover {
@@ -295,6 +306,14 @@ mod tests {
             let (_, response) = accept_offer(&DeflateConfig::default(), &offers(&with_fallback)).unwrap();
             assert_eq!(response, "permessage-deflate; client_no_context_takeover; server_max_window_bits=12");
         }
+    }
+
+    #[test]
+    fn a_window_the_client_offers_is_repeated_so_that_it_binds() {
+        let (params, response) =
+            accept_offer(&DeflateConfig::default(), &offers("permessage-deflate; client_max_window_bits=10")).unwrap();
+        assert_eq!(response, "permessage-deflate; server_max_window_bits=12; client_max_window_bits=10");
+        assert_eq!(params.client_max_window_bits, 10);
     }
 
     #[test]
