@@ -82,9 +82,10 @@ impl Message {
 /// after our Close frame, and every client frame masked.
 ///
 /// Connections with permessage-deflate get it compressed, and compressed once for all of them: the
-/// first such connection compresses it as a stream of its own (referring to no earlier message),
-/// which is a valid message on every connection whose agreed window is at least as large, with or
-/// without context takeover (each then adds the message to its window, as the peer does).
+/// first such connection compresses it, with the server's own settings, as a stream of its own
+/// (referring to no earlier message), which is a valid message on every connection whose agreed
+/// window is at least as large, with or without context takeover (each then adds the message to
+/// its window, as the peer does).
 #[derive(Debug, Clone)]
 pub struct PreparedFrame {
     frame: Bytes,
@@ -223,9 +224,9 @@ struct Incoming {
     utf8: Utf8Validator,
 }
 
-/// permessage-deflate state: what the connection must remember between messages, which is at most
-/// 1 KiB of what it sent and one window of what it received (zlib's own state is lent per message by per-thread pools; see
-/// [`crate::deflate`]).
+/// permessage-deflate state: what the connection must remember between messages, at most 1 KiB of
+/// what it sent and one window of what it received (zlib's own state is lent per message by
+/// per-thread pools; see [`crate::deflate`]).
 #[derive(Debug)]
 struct DeflateState {
     /// `None` when the peer asked for a window zlib cannot make (8 bits), in which case we send
@@ -328,8 +329,8 @@ impl Connection {
         self.deflate.is_some()
     }
 
-    /// Heap bytes the connection keeps for permessage-deflate between messages: the copies of the
-    /// two windows context takeover needs (zlib's state is lent per message, not kept).
+    /// Heap bytes the connection keeps for permessage-deflate between messages: what context
+    /// takeover needs of both directions (zlib's state is lent per message, not kept).
     pub fn compression_memory(&self) -> usize {
         self.deflate.as_ref().map_or(0, |deflate| {
             std::mem::size_of::<DeflateState>()
@@ -570,15 +571,12 @@ impl Connection {
         if self.sent_close {
             return Err(SendError::Closed);
         }
-        let min_size = self.config.deflate.min_message_size;
-        if let Some(send) = self.deflate.as_mut().and_then(|deflate| deflate.send.as_mut()) {
-            if payload.len() >= min_size {
-                let mut scratch = context::take_scratch();
-                send.compress(payload, &mut scratch);
-                self.write_frame(opcode, true, &scratch);
-                context::return_scratch(scratch);
-                return Ok(());
-            }
+        if let Some(send) = self.compressing(payload) {
+            let mut scratch = context::take_scratch();
+            send.compress(payload, &mut scratch);
+            self.write_frame(opcode, true, &scratch);
+            context::return_scratch(scratch);
+            return Ok(());
         }
         self.write_frame(opcode, false, payload);
         Ok(())
@@ -592,19 +590,18 @@ impl Connection {
             return Err(SendError::Closed);
         }
         let (opcode, payload) = frame.opcode_and_payload();
-        let compress = payload.len() >= self.config.deflate.min_message_size;
-        match (self.role, self.deflate.as_mut().and_then(|deflate| deflate.send.as_mut())) {
+        let shared_settings = self.config.deflate.shared_settings();
+        match (self.role, self.compressing(payload)) {
             (Role::Server, None) => Ok(PreparedOutput::Shared(frame.frame)),
-            (Role::Server, Some(_)) if !compress => Ok(PreparedOutput::Shared(frame.frame)),
             (Role::Server, Some(send)) => {
-                match frame.compressed(self.config.deflate.shared_settings(), send.settings()) {
+                match frame.compressed(shared_settings, send.settings()) {
                     Some(shared) => {
                         send.sent_standalone(payload);
                         Ok(PreparedOutput::Shared(shared))
                     }
                     None => {
-                        // Compressed by a connection allowed a larger window than this one: compress
-                        // it again for this one.
+                        // The shared copy uses a larger window than this peer agreed to: compress it
+                        // again for this one.
                         self.send_data(opcode, payload)?;
                         Ok(PreparedOutput::Queued)
                     }
@@ -615,6 +612,13 @@ impl Connection {
                 Ok(PreparedOutput::Queued)
             }
         }
+    }
+
+    /// Our compressing side, if `payload` is to go compressed: permessage-deflate is in use, we
+    /// can compress for this peer, and the payload is not shorter than `min_message_size`.
+    fn compressing(&mut self, payload: &[u8]) -> Option<&mut SendContext> {
+        let min_size = self.config.deflate.min_message_size;
+        self.deflate.as_mut()?.send.as_mut().filter(|_| payload.len() >= min_size)
     }
 
     /// Queues a ping.

@@ -57,14 +57,20 @@ impl Stamp {
     }
 }
 
-/// The last bytes of a stream, up to one window: what the peer's side of the context holds.
-#[derive(Debug, Default)]
+/// The last bytes of a stream, up to `size` of them.
+#[derive(Debug)]
 pub(crate) struct Window {
     bytes: Vec<u8>,
+    size: usize,
 }
 
 impl Window {
-    fn push(&mut self, data: &[u8], size: usize) {
+    fn new(size: usize) -> Self {
+        Self { bytes: Vec::new(), size }
+    }
+
+    fn push(&mut self, data: &[u8]) {
+        let size = self.size;
         if data.len() >= size {
             self.bytes.clear();
             self.bytes.extend_from_slice(&data[data.len() - size..]);
@@ -97,7 +103,6 @@ struct PooledCompressor {
     /// Whose context it holds: `Some` after a context-takeover message, `None` when it is fresh or
     /// holds a message that must not be referred to.
     holds: Option<Stamp>,
-    fresh: bool,
 }
 
 /// Compressors a thread lends to the connections it runs, one per set of settings.
@@ -118,11 +123,7 @@ impl CompressorPool {
                 if self.compressors.len() == COMPRESSORS_PER_THREAD {
                     self.compressors.remove(0);
                 }
-                self.compressors.push(PooledCompressor {
-                    compressor: Compressor::new(settings),
-                    holds: None,
-                    fresh: true,
-                });
+                self.compressors.push(PooledCompressor { compressor: Compressor::new(settings), holds: None });
             }
         }
         self.compressors.last_mut().expect("just pushed")
@@ -157,12 +158,9 @@ pub(crate) fn return_scratch(mut scratch: Vec<u8>) {
 pub(crate) fn compress_standalone(settings: CompressorSettings, payload: &[u8], out: &mut Vec<u8>) {
     COMPRESSORS.with_borrow_mut(|pool| {
         let pooled = pool.get(settings);
-        if !pooled.fresh {
-            pooled.compressor.reset();
-        }
+        pooled.compressor.reset();
         pooled.compressor.compress(payload, out);
         pooled.holds = None;
-        pooled.fresh = false;
     });
 }
 
@@ -178,7 +176,8 @@ pub(crate) struct SendContext {
 
 impl SendContext {
     pub(crate) fn new(settings: CompressorSettings, context_takeover: bool) -> Self {
-        Self { settings, window: context_takeover.then(Window::default), stamp: Stamp::new() }
+        let kept = settings.window_size().min(PRIMING_BYTES);
+        Self { settings, window: context_takeover.then(|| Window::new(kept)), stamp: Stamp::new() }
     }
 
     pub(crate) fn settings(&self) -> CompressorSettings {
@@ -187,7 +186,6 @@ impl SendContext {
 
     /// Compresses one message, appending the wire form (tail removed) to `out`.
     pub(crate) fn compress(&mut self, payload: &[u8], out: &mut Vec<u8>) {
-        let kept = self.kept();
         let Some(window) = self.window.as_mut() else {
             compress_standalone(self.settings, payload, out);
             return;
@@ -201,22 +199,15 @@ impl SendContext {
             pooled.compressor.compress(payload, out);
             stamp.advance();
             pooled.holds = Some(*stamp);
-            pooled.fresh = false;
         });
-        window.push(payload, kept);
-    }
-
-    /// How much of what we send is kept for priming.
-    fn kept(&self) -> usize {
-        self.settings.window_size().min(PRIMING_BYTES)
+        window.push(payload);
     }
 
     /// Records a message that went out compressed without our context (a shared frame): the peer's
     /// window now ends with it, so ours must too, and no pooled compressor holds our context now.
     pub(crate) fn sent_standalone(&mut self, payload: &[u8]) {
-        let kept = self.kept();
         if let Some(window) = self.window.as_mut() {
-            window.push(payload, kept);
+            window.push(payload);
             self.stamp.advance();
         }
     }
@@ -259,9 +250,10 @@ pub(crate) struct ReceiveContext {
 impl ReceiveContext {
     /// The context for a peer that compresses with at most `window_bits`.
     pub(crate) fn new(window_bits: u8, context_takeover: bool) -> Self {
+        let window_bits = window_bits.clamp(9, 15);
         Self {
-            window_bits: window_bits.clamp(9, 15),
-            window: context_takeover.then(Window::default),
+            window_bits,
+            window: context_takeover.then(|| Window::new(1 << window_bits)),
             stamp: Stamp::new(),
             active: None,
             stream_start: None,
@@ -272,31 +264,21 @@ impl ReceiveContext {
     fn inflater(&mut self) -> &mut Decompressor {
         if self.active.is_none() {
             let (bits, stamp) = (self.window_bits, self.stamp);
-            let window = self.window.as_ref().map(Window::as_slice);
-            let borrowed = INFLATERS.with_borrow_mut(|pool| {
+            // Ours if an idle one still holds our context (only ever with context takeover: the
+            // others hold none), else the one idle longest: the recent ones are likelier to be
+            // their owners' next.
+            let (borrowed, holds_ours) = INFLATERS.with_borrow_mut(|pool| {
                 let idle = &mut pool.idle;
-                let at = idle
-                    .iter()
-                    .rposition(|idle| window.is_some() && idle.holds == Some(stamp))
-                    // Else the one idle longest: the recent ones are likelier to be their owners' next.
-                    .or_else(|| (!idle.is_empty()).then_some(0))?;
-                Some(idle.remove(at))
+                match idle.iter().rposition(|idle| idle.holds == Some(stamp)) {
+                    Some(at) => (Some(idle.remove(at).inflater), true),
+                    None => ((!idle.is_empty()).then(|| idle.remove(0).inflater), false),
+                }
             });
-            let inflater = match borrowed {
-                Some(idle) if window.is_some() && idle.holds == Some(stamp) => idle.inflater,
-                Some(IdleInflater { mut inflater, .. }) => {
-                    inflater.set_window_bits(bits);
-                    inflater.reset_to(window.unwrap_or_default());
-                    inflater
-                }
-                None => {
-                    let mut inflater = Decompressor::new(bits);
-                    if let Some(window) = window.filter(|window| !window.is_empty()) {
-                        inflater.reset_to(window);
-                    }
-                    inflater
-                }
-            };
+            let mut inflater = borrowed.unwrap_or_else(|| Decompressor::new(bits));
+            if !holds_ours {
+                inflater.set_window_bits(bits);
+                inflater.reset_to(self.window.as_ref().map_or(&[][..], Window::as_slice));
+            }
             self.active = Some(inflater);
             self.stream_start = None;
             self.message_input = 0;
@@ -331,9 +313,9 @@ impl ReceiveContext {
                     Some(start) => {
                         // The peer's context restarted at `start`: nothing before it may be referred to.
                         window.clear();
-                        window.push(&out[start..], 1 << self.window_bits);
+                        window.push(&out[start..]);
                     }
-                    None => window.push(out, 1 << self.window_bits),
+                    None => window.push(out),
                 }
                 self.stamp.advance();
                 (!unfinished_tail).then_some(self.stamp)
