@@ -43,6 +43,29 @@ impl CloseCode {
     /// 1014: a gateway got an invalid response from upstream.
     pub const BAD_GATEWAY: Self = Self(1014);
 
+    /// The registry's name for a defined code, for people reading logs and `tether connect`'s
+    /// output; `None` for 3000-4999 (the application's own) and undefined codes. 1006 says why it
+    /// matters: no closing handshake happened.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self.0 {
+            1000 => "normal closure",
+            1001 => "going away",
+            1002 => "protocol error",
+            1003 => "unsupported data",
+            1005 => "no status code",
+            1006 => "abnormal closure, no closing handshake",
+            1007 => "invalid payload",
+            1008 => "policy violation",
+            1009 => "message too big",
+            1010 => "mandatory extension",
+            1011 => "internal error",
+            1012 => "service restart",
+            1013 => "try again later",
+            1014 => "bad gateway",
+            _ => return None,
+        })
+    }
+
     /// Whether this code may appear in a Close frame on the wire.
     pub fn is_valid_on_wire(self) -> bool {
         matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
@@ -114,6 +137,15 @@ fn truncate_reason(reason: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defined_codes_have_names_and_application_codes_do_not() {
+        assert_eq!(CloseCode::NORMAL.name(), Some("normal closure"));
+        assert_eq!(CloseCode::ABNORMAL.name(), Some("abnormal closure, no closing handshake"));
+        assert_eq!(CloseCode::BAD_GATEWAY.name(), Some("bad gateway"));
+        assert_eq!(CloseCode(1004).name(), None);
+        assert_eq!(CloseCode(4001).name(), None);
+    }
 
     #[test]
     fn wire_validity_follows_the_registry() {

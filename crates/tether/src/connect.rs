@@ -1025,25 +1025,8 @@ fn pretty_json(text: &str) -> Option<String> {
 
 /// `1000 (normal closure): reason`, or `1006 (abnormal closure, no closing handshake)`.
 fn describe_close(closed: &Closed) -> String {
-    let name = match closed.code.0 {
-        1000 => "normal closure",
-        1001 => "going away",
-        1002 => "protocol error",
-        1003 => "unsupported data",
-        1005 => "no status code",
-        1006 => "abnormal closure, no closing handshake",
-        1007 => "invalid payload",
-        1008 => "policy violation",
-        1009 => "message too big",
-        1010 => "mandatory extension",
-        1011 => "internal error",
-        1012 => "service restart",
-        1013 => "try again later",
-        1014 => "bad gateway",
-        _ => "",
-    };
     let mut out = closed.code.to_string();
-    if !name.is_empty() {
+    if let Some(name) = closed.code.name() {
         out.push_str(&format!(" ({name})"));
     }
     if !closed.reason.is_empty() {
