@@ -156,6 +156,13 @@ impl WsUrl {
     }
 }
 
+/// The URL again, normalized: `ws://`, the `Host` header's form of host and port, the target.
+impl fmt::Display for WsUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}{}", if self.tls { "wss" } else { "ws" }, self.host_header(), self.target())
+    }
+}
+
 /// The opening handshake's bytes as they cross the socket, for [`ClientBuilder::observe_handshake`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HandshakeBytes<'a> {

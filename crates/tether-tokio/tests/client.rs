@@ -249,7 +249,7 @@ async fn the_observed_handshake_is_the_bytes_on_the_wire() {
         socket.write_all(REFUSAL).await.unwrap();
         request
     });
-    let seen: Arc<Mutex<Vec<(bool, Vec<u8>)>>> = Arc::default();
+    let seen = Arc::new(Mutex::new(Vec::<(bool, Vec<u8>)>::new()));
     let record = Arc::clone(&seen);
     let result = ClientBuilder::new(&format!("ws://{addr}/x?y"))
         .header("X-Trace", "42")
