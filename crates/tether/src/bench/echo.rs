@@ -23,10 +23,10 @@ use tether_proto::{CloseFrame, Connection, Event, Message};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
 
+use super::common::{positive_secs, secs, ws_url, Common, Outcome};
 use super::net::{self, Output, Step, Stream, Target};
 use super::progress::Ui;
 use super::stats::{self, CpuMark, Latencies, SAMPLE_BATCH};
-use super::{positive_secs, secs, ws_url, Common, Outcome};
 
 /// The long help of `tether bench echo`.
 pub(super) const LONG_ABOUT: &str = "Round trips against an echo endpoint (one that sends every message back, \

@@ -24,10 +24,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 
+use super::common::{positive_secs, ws_url, Common, Outcome};
 use super::net::{self, Output, Step, Stream, Target};
 use super::progress::Ui;
 use super::stats::{self, CpuMark, Latencies, SAMPLE_BATCH};
-use super::{positive_secs, ws_url, Common, Outcome};
 
 /// Publishes per second each publisher connection makes when `--publishers` is not given: under
 /// the token protocol's default limit of 50 per second per connection.
