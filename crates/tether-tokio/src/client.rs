@@ -6,6 +6,11 @@
 //! sends the handshake with a fresh key, and checks the answer. A response other than 101 is an
 //! error carrying its status and the start of its body; redirects are reported, never followed
 //! silently.
+//!
+//! [`WsUrl`] is the one place a `ws://` URL is taken apart into TLS or not, the address to connect
+//! to, the `Host` header and the request target; `tether connect` and `tether bench` use it too, so
+//! the three agree on every URL. [`ClientBuilder::observe_handshake`] hands out the handshake bytes
+//! exactly as they cross the socket, for tools that show them (`tether connect --show-handshake`).
 
 use std::fmt;
 use std::path::Path;
@@ -84,6 +89,100 @@ impl From<std::io::Error> for ClientError {
     }
 }
 
+/// A `ws://` or `wss://` URL taken apart into what opening a connection needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsUrl {
+    /// `wss://`: TLS before the handshake.
+    pub tls: bool,
+    /// The host to connect to and to name in TLS: a name or an address, IPv6 without brackets.
+    pub host: String,
+    /// The port, the scheme's default (80, 443) when the URL names none.
+    pub port: u16,
+    /// The path, `/` at least.
+    pub path: String,
+    /// The query, without its `?`.
+    pub query: Option<String>,
+}
+
+impl WsUrl {
+    /// Parses `url`. Fails with [`ClientError::Url`] for anything but `ws://` and `wss://` URLs
+    /// with a host; the message is the reason alone (`no host`), for callers to frame.
+    pub fn parse(url: &str) -> Result<Self, ClientError> {
+        let parsed = url::Url::parse(url).map_err(|e| ClientError::Url(e.to_string()))?;
+        let tls = match parsed.scheme() {
+            "ws" => false,
+            "wss" => true,
+            other => return Err(ClientError::Url(format!("scheme {other:?}: use ws:// or wss://"))),
+        };
+        let host =
+            parsed.host_str().filter(|host| !host.is_empty()).ok_or_else(|| ClientError::Url("no host".into()))?;
+        Ok(Self {
+            tls,
+            host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            port: parsed.port_or_known_default().unwrap_or(if tls { 443 } else { 80 }),
+            path: parsed.path().to_owned(),
+            query: parsed.query().map(str::to_owned),
+        })
+    }
+
+    /// `host:port` with the port always shown (IPv6 in brackets): how error messages name the
+    /// server, since which port was tried is what one needs to know when it fails.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The `Host` header: the port only when it is not the scheme's default, as browsers send it
+    /// (RFC 9110 §7.2; some servers compare it with their own name).
+    pub fn host_header(&self) -> String {
+        let default_port = if self.tls { 443 } else { 80 };
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    /// The request target of the `GET` line: the path and, if any, `?` and the query.
+    pub fn target(&self) -> String {
+        match &self.query {
+            Some(query) => format!("{}?{query}", self.path),
+            None => self.path.clone(),
+        }
+    }
+}
+
+/// The URL again, normalized: `ws://`, the `Host` header's form of host and port, the target.
+impl fmt::Display for WsUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}{}", if self.tls { "wss" } else { "ws" }, self.host_header(), self.target())
+    }
+}
+
+/// The opening handshake's bytes as they cross the socket, for [`ClientBuilder::observe_handshake`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeBytes<'a> {
+    /// The request, exactly as written: request line, headers, the blank line.
+    Request(&'a [u8]),
+    /// The response head exactly as read, up to and including its blank line; given for a refusal
+    /// (any status) as much as for the 101.
+    Response(&'a [u8]),
+}
+
+/// The function behind [`ClientBuilder::observe_handshake`]; shared, so the builder stays `Clone`.
+#[derive(Clone)]
+struct HandshakeObserver(Arc<dyn Fn(HandshakeBytes<'_>) + Send + Sync>);
+
+impl fmt::Debug for HandshakeObserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HandshakeObserver")
+    }
+}
+
 /// What the server answered.
 #[derive(Debug, Clone)]
 pub struct ClientResponse {
@@ -114,6 +213,7 @@ pub struct ClientBuilder {
     config: Config,
     extra_roots: Vec<CertificateDer<'static>>,
     insecure: bool,
+    observer: Option<HandshakeObserver>,
 }
 
 impl ClientBuilder {
@@ -131,6 +231,7 @@ impl ClientBuilder {
             config: Config::default(),
             extra_roots: Vec::new(),
             insecure: false,
+            observer: None,
         }
     }
 
@@ -208,6 +309,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Calls `observe` with the request as soon as it has been written and with the response head
+    /// as soon as it has been read: the real bytes, key included, so a tool that shows the
+    /// handshake shows what happened, also when the answer is a refusal or never comes.
+    pub fn observe_handshake(mut self, observe: impl Fn(HandshakeBytes<'_>) + Send + Sync + 'static) -> Self {
+        self.observer = Some(HandshakeObserver(Arc::new(observe)));
+        self
+    }
+
     /// Connects and completes the handshake.
     pub async fn connect(self) -> Result<(WebSocket<Transport>, ClientResponse), ClientError> {
         let (transport, protocol, leftover, response) = self.open().await?;
@@ -223,13 +332,13 @@ impl ClientBuilder {
     /// Connects and runs the connection with a [`Listener`] in a task of its own; returns the handle.
     pub async fn spawn<L: Listener>(self, listener: L) -> Result<(Conn, ClientResponse), ClientError> {
         let (transport, protocol, leftover, response) = self.open().await?;
-        let url = url::Url::parse(&self.url).map_err(|e| ClientError::Url(e.to_string()))?;
+        let url = WsUrl::parse(&self.url)?;
         let info = ConnInfo {
             id: ConnId::new(),
             remote_addr: peer_addr(&transport).unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
             protocol: response.protocol.clone(),
-            path: url.path().into(),
-            query: url.query().map(str::to_owned),
+            path: url.path.as_str().into(),
+            query: url.query,
             headers: CompactHeaders::for_application(&response.head.headers),
         };
         let conn = Conn::new(info, usize::MAX / 2);
@@ -247,40 +356,28 @@ impl ClientBuilder {
     }
 
     async fn open(&self) -> Result<(Transport, Connection, BytesMut, ClientResponse), ClientError> {
-        let url = url::Url::parse(&self.url).map_err(|e| ClientError::Url(e.to_string()))?;
-        let tls = match url.scheme() {
-            "ws" => false,
-            "wss" => true,
-            other => return Err(ClientError::Url(format!("scheme {other:?}: use ws:// or wss://"))),
-        };
-        let host = url.host_str().ok_or_else(|| ClientError::Url("no host".into()))?.to_owned();
-        let port = url.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
-        let host_header = match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.clone(),
-        };
-        let connect_host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect((connect_host.as_str(), port)))
+        let url = WsUrl::parse(&self.url)?;
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect((url.host.as_str(), url.port)))
             .await
             .map_err(|_| ClientError::Timeout("connecting"))??;
         let _ = tcp.set_nodelay(true);
+        let observe = |bytes: HandshakeBytes<'_>| {
+            if let Some(observer) = &self.observer {
+                (observer.0)(bytes);
+            }
+        };
         let handshake = async {
-            let mut transport = if tls {
+            let mut transport = if url.tls {
                 let connector = tokio_rustls::TlsConnector::from(self.tls_config()?);
-                let name = ServerName::try_from(connect_host.clone()).map_err(|e| ClientError::Url(e.to_string()))?;
+                let name = ServerName::try_from(url.host.clone()).map_err(|e| ClientError::Url(e.to_string()))?;
                 let stream = connector.connect(name, tcp).await.map_err(|e| ClientError::Tls(e.to_string()))?;
                 Transport::ClientTls(Box::new(stream))
             } else {
                 Transport::Tcp(tcp)
             };
-            let mut target = url.path().to_owned();
-            if let Some(query) = url.query() {
-                target.push('?');
-                target.push_str(query);
-            }
             let request = ClientRequest {
-                host: host_header,
-                target,
+                host: url.host_header(),
+                target: url.target(),
                 protocols: self.protocols.clone(),
                 deflate: self.deflate.clone(),
                 headers: self.headers.clone(),
@@ -288,9 +385,14 @@ impl ClientBuilder {
             };
             let (mut handshake, bytes) = ClientHandshake::new(&request);
             transport.write_all(&bytes).await?;
+            observe(HandshakeBytes::Request(&bytes));
             let mut buf = BytesMut::with_capacity(4096);
             loop {
-                match handshake.receive(&buf) {
+                let received = handshake.receive(&buf);
+                if let (false, Some(end)) = (matches!(received, Ok(None)), find_body(&buf)) {
+                    observe(HandshakeBytes::Response(&buf[..end]));
+                }
+                match received {
                     Ok(Some((accepted, len))) => {
                         let _ = buf.split_to(len);
                         let response = ClientResponse {

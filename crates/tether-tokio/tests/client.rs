@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tether_proto::deflate::DeflateConfig;
+use tether_tokio::client::{HandshakeBytes, WsUrl};
 use tether_tokio::{
     tls, ClientBuilder, ClientError, CloseCode, Conn, Listener, Message, PreparedMessage, Server, ServerConfig,
 };
@@ -202,6 +203,71 @@ async fn timeouts_and_bad_urls() {
     let result =
         ClientBuilder::new(&format!("ws://{addr}/")).handshake_timeout(Duration::from_millis(300)).connect().await;
     assert!(matches!(result, Err(ClientError::Timeout("handshake"))), "{result:?}");
+    for (url, why) in [("ws://", "empty host"), ("ftp://localhost/", "scheme \"ftp\": use ws:// or wss://")] {
+        match ClientBuilder::new(url).connect().await {
+            Err(error @ ClientError::Url(_)) => assert!(error.to_string().contains(why), "{url}: {error}"),
+            other => panic!("{url}: expected a URL error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn ws_urls_come_apart_into_tls_host_header_and_target() {
+    let url = WsUrl::parse("wss://[::1]:8443/a/b?x=1&y").unwrap();
+    assert_eq!((url.tls, url.host.as_str(), url.port), (true, "::1", 8443));
+    assert_eq!(
+        (url.authority(), url.host_header(), url.target()),
+        ("[::1]:8443".into(), "[::1]:8443".into(), "/a/b?x=1&y".into())
+    );
+    let url = WsUrl::parse("ws://example.test").unwrap();
+    assert_eq!((url.port, url.host_header(), url.target()), (80, "example.test".into(), "/".into()));
+    assert_eq!(
+        WsUrl::parse("ws://example.test:80/").unwrap().host_header(),
+        "example.test",
+        "a default port is not sent"
+    );
+    assert_eq!(WsUrl::parse("wss://example.test:80/").unwrap().host_header(), "example.test:80");
+}
+
+/// What the observer is shown is what went over the socket: a raw server records the request and
+/// refuses it, and both sides' bytes match exactly.
+#[tokio::test]
+async fn the_observed_handshake_is_the_bytes_on_the_wire() {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const REFUSAL: &[u8] = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        while !request.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            socket.read_exact(&mut byte).await.unwrap();
+            request.push(byte[0]);
+        }
+        socket.write_all(REFUSAL).await.unwrap();
+        request
+    });
+    let seen = Arc::new(Mutex::new(Vec::<(bool, Vec<u8>)>::new()));
+    let record = Arc::clone(&seen);
+    let result = ClientBuilder::new(&format!("ws://{addr}/x?y"))
+        .header("X-Trace", "42")
+        .observe_handshake(move |bytes| {
+            let entry = match bytes {
+                HandshakeBytes::Request(bytes) => (true, bytes.to_vec()),
+                HandshakeBytes::Response(bytes) => (false, bytes.to_vec()),
+            };
+            record.lock().unwrap().push(entry);
+        })
+        .connect()
+        .await;
+    assert!(matches!(result, Err(ClientError::Rejected { status: 403, .. })), "{result:?}");
+    let received = server.await.unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "the request, then the response head");
+    assert_eq!(seen[0], (true, received), "the request as the server read it");
+    assert_eq!(seen[1], (false, REFUSAL[..REFUSAL.len() - 2].to_vec()), "the head without the body");
 }
 
 /// Hands every message and the close to the test.

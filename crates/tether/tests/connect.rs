@@ -241,3 +241,43 @@ fn a_ca_certificate_used_as_the_server_certificate_is_explained_in_a_sentence() 
     assert!(done.stderr.contains("presents a CA certificate as its own"), "{}", done.stderr);
     assert!(!done.stderr.contains("OtherError"), "{}", done.stderr);
 }
+
+/// `--show-handshake` prints the bytes that went over the socket, not a copy rebuilt beside them: a
+/// raw TCP server records the request it reads (key included) and refuses it, and the `> ` lines
+/// on stderr put back together are that request byte for byte; the refusal is shown as received.
+#[test]
+fn show_handshake_prints_the_request_bytes_the_server_read() {
+    use std::io::BufRead;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (socket, _) = listener.accept().unwrap();
+        let mut reader = std::io::BufReader::new(socket);
+        let mut request = Vec::new();
+        while !request.ends_with(b"\r\n\r\n") {
+            if reader.read_until(b'\n', &mut request).unwrap() == 0 {
+                break;
+            }
+        }
+        let mut socket = reader.into_inner();
+        socket.write_all(b"HTTP/1.1 403 Forbidden\r\nX-Why: test\r\nContent-Length: 0\r\n\r\n").unwrap();
+        request
+    });
+    let url = format!("ws://{addr}/where?x=1");
+    let done = Connect::start(&["--show-handshake", "-H", "X-Trace: 42", "-x", "hi", &url]).finish(LIMIT);
+    let request = server.join().unwrap();
+    assert_eq!(done.status.code(), Some(1), "{done:?}");
+    let sent: String = done
+        .stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("> ").or(if line == ">" { Some("") } else { None }))
+        .map(|line| format!("{line}\r\n"))
+        .collect();
+    assert_eq!(sent, String::from_utf8(request.clone()).unwrap(), "stderr:\n{}", done.stderr);
+    assert!(String::from_utf8(request).unwrap().contains("Sec-WebSocket-Key: "), "the real key, not a placeholder");
+    for expected in
+        ["< HTTP/1.1 403 Forbidden\n< X-Why: test\n", "tether connect: server refused the handshake: HTTP 403"]
+    {
+        assert!(done.stderr.contains(expected), "{expected:?} missing from stderr:\n{}", done.stderr);
+    }
+}

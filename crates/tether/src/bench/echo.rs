@@ -10,6 +10,9 @@
 //! The hot loop per connection: one write for everything queued, one read for everything that
 //! arrived, all frames of that read parsed, all refills queued, repeat. The payload is made once;
 //! send timestamps live in a ring of K entries; latency samples go to a shared histogram in batches.
+//!
+//! One file of about 400 lines on purpose: the run, its progress line and the hot loop are one
+//! mechanism sharing `Shared` and `ConnStats`, and split apart each would be read with the others.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -23,10 +26,10 @@ use tether_proto::{CloseFrame, Connection, Event, Message};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
 
+use super::common::{positive_secs, secs, ws_url, Common, Outcome};
 use super::net::{self, Output, Step, Stream, Target};
 use super::progress::Ui;
 use super::stats::{self, CpuMark, Latencies, SAMPLE_BATCH};
-use super::{positive_secs, secs, ws_url, Common, Outcome};
 
 /// The long help of `tether bench echo`.
 pub(super) const LONG_ABOUT: &str = "Round trips against an echo endpoint (one that sends every message back, \

@@ -17,10 +17,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::common::{secs, ws_url, Common, Outcome};
 use super::net::{self, Output, Step, Stream, Target};
 use super::progress::Ui;
 use super::stats::{self, CpuMark};
-use super::{secs, ws_url, Common, Outcome};
 
 /// The long help of `tether bench idle`.
 pub(super) const LONG_ABOUT: &str = "Open --connections connections (ramping up, --ramp handshakes at a time), \

@@ -23,6 +23,8 @@ use tether_proto::deflate::DeflateConfig;
 use tether_proto::handshake::client::{ClientHandshake, ClientHandshakeError, ClientRequest};
 use tether_proto::handshake::head::HeadLimits;
 use tether_proto::{CloseCode, Config, Connection, Event, Role, State};
+use tether_tokio::client::WsUrl;
+use tether_tokio::ClientError;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
@@ -79,19 +81,13 @@ pub enum Stream {
 impl Target {
     /// Parses and resolves `url`, and prepares TLS for `wss://`.
     pub async fn resolve(url: &str, options: TargetOptions) -> Result<Self, String> {
-        let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL {url:?}: {e}"))?;
-        let tls = match parsed.scheme() {
-            "ws" => false,
-            "wss" => true,
-            other => return Err(format!("invalid URL {url:?}: scheme {other:?}, use ws:// or wss://")),
-        };
-        let host = parsed.host_str().ok_or_else(|| format!("invalid URL {url:?}: no host"))?.to_owned();
-        let port = parsed.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
-        let host_header = match parsed.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.clone(),
-        };
-        let bare_host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let parsed = WsUrl::parse(url).map_err(|e| match e {
+            ClientError::Url(why) => format!("invalid URL {url:?}: {why}"),
+            other => other.to_string(),
+        })?;
+        let host_header = parsed.host_header();
+        let bare_host = parsed.host.clone();
+        let port = parsed.port;
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare_host.as_str(), port))
             .await
             .map_err(|e| format!("cannot resolve {bare_host}: {e}"))?
@@ -104,12 +100,8 @@ impl Target {
         } else {
             *addrs.first().ok_or_else(|| format!("{bare_host} resolves to no address"))?
         };
-        let mut request_target = parsed.path().to_owned();
-        if let Some(query) = parsed.query() {
-            request_target.push('?');
-            request_target.push_str(query);
-        }
-        let tls = if tls {
+        let request_target = parsed.target();
+        let tls = if parsed.tls {
             let config = tls_config(options.insecure, options.ca_file.as_deref())?;
             let name =
                 ServerName::try_from(bare_host.clone()).map_err(|e| format!("invalid TLS name {bare_host}: {e}"))?;

@@ -1,0 +1,55 @@
+//! What the subscribers, the publishers and the run share while a fan-out runs: the clock zero of
+//! the timestamps, the counters the progress line reads, the latency samples, and the signal that
+//! publishing is over (with how many deliveries each subscriber must then wait for).
+
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+use crate::bench::stats::Latencies;
+
+/// What subscribers and publishers share.
+pub(super) struct Shared {
+    /// The zero of the timestamps in messages.
+    pub origin: Instant,
+    /// Deliveries every subscriber must get (acknowledged publishes); `u64::MAX` until known.
+    pub expected: AtomicU64,
+    /// When to give up on missing deliveries, in nanoseconds since `origin`; set with `expected`.
+    pub deadline_nanos: AtomicU64,
+    /// Signalled once `expected` and the deadline are set.
+    pub publishing_done: Notify,
+    /// Deliveries so far, all subscribers, for the progress line.
+    pub delivered: AtomicU64,
+    /// Publishes acknowledged so far, for the progress line.
+    pub acked: AtomicU64,
+    /// When the first message went out, in microseconds since `origin`; `u64::MAX` until then.
+    pub first_publish_us: AtomicU64,
+    pub latencies: Latencies,
+}
+
+impl Shared {
+    /// Nothing known yet: `expected`, the deadline and the first publish at their "not yet" values.
+    pub(super) fn new(latency_shards: usize) -> Self {
+        Self {
+            origin: Instant::now(),
+            expected: AtomicU64::new(u64::MAX),
+            deadline_nanos: AtomicU64::new(u64::MAX),
+            publishing_done: Notify::new(),
+            delivered: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            first_publish_us: AtomicU64::new(u64::MAX),
+            latencies: Latencies::new(latency_shards),
+        }
+    }
+}
+
+/// The fields of a reply the bench looks at.
+#[derive(serde::Deserialize)]
+pub(super) struct Reply<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: &'a str,
+    pub id: Option<u64>,
+    #[serde(borrow)]
+    pub code: Option<&'a str>,
+}
