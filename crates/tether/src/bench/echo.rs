@@ -11,7 +11,7 @@
 //! arrived, all frames of that read parsed, all refills queued, repeat. The payload is made once;
 //! send timestamps live in a ring of K entries; latency samples go to a shared histogram in batches.
 //!
-//! One file of about 400 lines on purpose: the run, its progress line and the hot loop are one
+//! Size: one file of about 400 lines on purpose: the run, its progress line and the hot loop are one
 //! mechanism sharing `Shared` and `ConnStats`, and split apart each would be read with the others.
 
 use std::collections::VecDeque;
