@@ -11,7 +11,8 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use super::{wire, HubConfig};
-use crate::listener::{new_connection_id, Conn, PreparedMessage};
+use crate::conn::ConnId;
+use crate::listener::{Conn, PreparedMessage};
 
 /// A connection in a channel's presence.
 #[derive(Debug, Clone)]
@@ -93,7 +94,7 @@ impl Channel {
     pub(crate) fn new(name: &str) -> Self {
         Self {
             name: name.to_owned(),
-            epoch: new_connection_id()[..8].to_owned(),
+            epoch: ConnId::new().as_str()[..8].to_owned(),
             last_offset: 0,
             subscribers: HashMap::new(),
             history: VecDeque::new(),
