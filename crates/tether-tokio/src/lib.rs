@@ -19,8 +19,7 @@
 //! - [`client`]: [`ClientBuilder`] and [`connect`] for `ws://` and `wss://`, with the same two APIs.
 //! - [`origin`]: [`OriginPolicy`]. [`tls`]: loading certificates. [`transport`]: TCP, TLS or upgraded
 //!   streams behind one type.
-// `deny`, not `forbid`: `hub::trim` alone allows it, to call `malloc_trim` (see there why).
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod client;
@@ -29,7 +28,6 @@ mod deadline;
 mod driver;
 mod error;
 mod http;
-pub mod hub;
 pub mod listener;
 mod mailbox;
 pub mod origin;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
-use tether_tokio::hub::HubConfig;
+use tether_hub::HubConfig;
 use tether_tokio::{OriginPolicy, ServerConfig};
 
 /// One day, the longest timer a setting may ask for: far from any `Instant + Duration` overflow.

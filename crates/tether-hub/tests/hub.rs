@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tether_tokio::hub::{Hub, HubConfig, TokenServer};
+use tether_hub::{Hub, HubConfig, TokenServer};
 use tether_tokio::{ClientBuilder, Message, RouteOptions, Server, ServerConfig, Transport, WebSocket};
 
 async fn start(config: HubConfig) -> (String, Hub) {

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::channel::entry_cost;
-use super::{Hub, HubConfig, HubError};
+use crate::channel::entry_cost;
+use crate::config::HubConfig;
+use crate::error::HubError;
+use crate::hub::Hub;
 
 fn cost_of(data: &serde_json::Value) -> usize {
     entry_cost(&serde_json::value::to_raw_value(data).unwrap(), None)
