@@ -8,22 +8,22 @@
 //! ## Design overview
 //!
 //! ```text
-//!  client                 tether-tokio                          tether-hub
-//! ────────        ───────────────────────────        ──────────────────────────────────
-//!            WebSocket     Server: handshake,   Listener     TokenServer (token.rs)
-//!  browser  ◄─────────►   route, Origin, one  ◄──────────►   parses requests (wire.rs),
-//!  or app     frames       driver task per       callbacks    rate limits, answers acks
-//!            (JSON text)   connection            + Conn              │ Rust calls
-//!                          (Conn's mailbox,      handles             ▼
-//!                           slow-consumer 1008)             Hub (hub.rs): channels by name,
-//!                                 ▲                         connections by id (direct sends)
-//!                                 │  Conn::send_text /          │            │
-//!                                 └─ send_prepared ─────────────┤   Channel (channel.rs):
-//!                                    (one frame encoded         │   subscribers = presence,
-//!                                     per publish, shared)      │   offsets, history
-//!                                                               │
-//!                                             ledger.rs (history byte budget), sweep.rs (expiry),
-//!                                             trim.rs (memory back to the system)
+//!   client            tether-tokio                            tether-hub
+//!  ┌────────┐        ┌────────────────────┐                  ┌────────────────────────────────┐
+//!  │browser │ ◄────► │Server: handshake,  │ callbacks ──►    │ TokenServer (token.rs):        │
+//!  │or app  │ frames │route, Origin       │ opened,          │ parse (wire.rs), rate          │
+//!  └────────┘        │                    │ message,         │ limit, ack or error            │
+//!                    │driver: one task    │ closed           │       │ calls                  │
+//!                    │per connection,     │                  │       ▼                        │
+//!                    │Conn mailbox,       │ ◄── Conn sends   │ Hub (hub.rs): conns by         │
+//!                    │slow consumer       │ (text, or one    │ id (direct sends),             │
+//!                    │closed with 1008    │ shared prepared  │ channels (channel.rs):         │
+//!                    │                    │ frame)           │ presence, offsets,             │
+//!                    │                    │                  │ history; ledger.rs,            │
+//!                    │                    │                  │ sweep.rs, trim.rs              │
+//!                    └────────────────────┘                  └────────────────▲───────────────┘
+//!                                                                             │ publish, send_to,
+//!                                                                 Rust code ──┘ presence, history
 //! ```
 //!
 //! What crosses each line:
