@@ -27,8 +27,9 @@ use tether_proto::{Config, Connection, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::conn::{CompactHeaders, Conn, ConnId, ConnInfo};
 use crate::driver::{drive, Driver, DriverSettings};
-use crate::listener::{CompactHeaders, Conn, ConnId, ConnInfo, Listener};
+use crate::listener::Listener;
 use crate::transport::Transport;
 use crate::websocket::{KeepAlive, WebSocket};
 

@@ -24,9 +24,12 @@ use tether_proto::{CloseCode, CloseFrame, Connection, Event, PreparedOutput, Rol
 use tokio::io::AsyncWrite;
 use tokio::time::Instant;
 
-use crate::listener::{Command, Conn, Listener};
+use crate::conn::Conn;
+use crate::deadline::{deadline_after, period_or_off};
+use crate::error::{Closed, Error};
+use crate::listener::Listener;
+use crate::mailbox::Command;
 use crate::transport::{release_if_empty, write_and_close, Transport};
-use crate::websocket::{deadline_after, period_or_off, Closed, Error};
 
 /// Timers and limits of a connection's task. Made by [`DriverSettings::new`], which turns the
 /// timers' "off" (zero) into a far future once, so the loop only ever adds (without overflow).

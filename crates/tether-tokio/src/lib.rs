@@ -19,15 +19,17 @@
 //! - [`client`]: [`ClientBuilder`] and [`connect`] for `ws://` and `wss://`, with the same two APIs.
 //! - [`origin`]: [`OriginPolicy`]. [`tls`]: loading certificates. [`transport`]: TCP, TLS or upgraded
 //!   streams behind one type.
-// `deny`, not `forbid`: `hub::trim` alone allows it, to call `malloc_trim` (see there why).
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod client;
+mod conn;
+mod deadline;
 mod driver;
+mod error;
 mod http;
-pub mod hub;
 pub mod listener;
+mod mailbox;
 pub mod origin;
 pub mod server;
 pub mod tls;
@@ -35,10 +37,12 @@ pub mod transport;
 pub mod websocket;
 
 pub use client::{connect, ClientBuilder, ClientError, ClientResponse};
+pub use conn::{Conn, PreparedMessage};
+pub use error::{Closed, Error};
 pub use http::CountedConnection;
-pub use listener::{Conn, Listener, PreparedMessage};
+pub use listener::Listener;
 pub use origin::OriginPolicy;
 pub use server::{BoundServer, RouteOptions, Server, ServerConfig, ServerHandle};
 pub use tether_proto::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use transport::Transport;
-pub use websocket::{Closed, Error, KeepAlive, WebSocket};
+pub use websocket::{KeepAlive, WebSocket};

@@ -19,90 +19,25 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use crate::transport::poll_read_lean;
 use bytes::{Buf, BytesMut};
-use tether_proto::{CloseCode, CloseFrame, Connection, Event, Message, ProtocolError, Role, SendError, State};
+use tether_proto::{CloseCode, CloseFrame, Connection, Event, Message, ProtocolError, Role, State};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
+use crate::deadline::period_or_off;
+// Re-exported for `server.rs` and `http.rs`, which still name them here (they lived here before
+// `deadline.rs`); new code imports `crate::deadline`.
+pub(crate) use crate::deadline::{deadline_after, FAR_FUTURE};
+// The results of every method; `tether_tokio::websocket::{Closed, Error}` stays a valid path.
+pub use crate::error::{Closed, Error};
+use crate::transport::poll_read_lean;
+
 /// The reason of the 1001 Close frame a graceful server shutdown sends.
 pub(crate) const SHUTDOWN_REASON: &str = "server shutting down";
 
-/// How a connection ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Closed {
-    /// The close code: the peer's, ours when we failed the connection, 1005 for a Close frame
-    /// without a code, or 1006 when the transport ended without a closing handshake.
-    pub code: CloseCode,
-    /// The reason the peer gave, if any.
-    pub reason: String,
-    /// Whether the closing handshake completed.
-    pub clean: bool,
-}
-
-/// Why an operation on a [`WebSocket`] failed.
-#[derive(Debug)]
-pub enum Error {
-    /// The peer broke the protocol; the connection was failed with the matching close code.
-    Protocol(ProtocolError),
-    /// The transport failed.
-    Io(std::io::Error),
-    /// The connection is closing or closed: no more messages may be sent.
-    Closed,
-    /// The connection's outbound queue is over its limit (a slow consumer); it is being closed.
-    QueueFull,
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Protocol(e) => write!(f, "protocol error: {e}"),
-            Self::Io(e) => write!(f, "I/O error: {e}"),
-            Self::Closed => f.write_str("connection closed"),
-            Self::QueueFull => f.write_str("outbound queue full: slow consumer"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        Self::Io(e)
-    }
-}
-
-impl From<SendError> for Error {
-    fn from(_: SendError) -> Self {
-        Self::Closed
-    }
-}
-
 /// Queued output beyond this is written at once by [`WebSocket::feed`] rather than at the next read.
 const FLUSH_THRESHOLD: usize = 64 * 1024;
-
-/// The farthest ahead a timer is set: 30 years, as tokio's own "far future". Adding it to
-/// `Instant::now()` cannot overflow, and a timer set to it never fires in practice.
-pub(crate) const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
-
-/// `now + after` that cannot panic: `Instant + Duration` panics on overflow, and a setting such
-/// as an idle timeout of `u64::MAX` seconds would otherwise kill every connection's task. A
-/// duration past [`FAR_FUTURE`] counts as that.
-pub(crate) fn deadline_after(now: Instant, after: Duration) -> Instant {
-    // Only a clock within 30 years of `Instant`'s end could fail both; then fire now rather than panic.
-    now.checked_add(after.min(FAR_FUTURE)).unwrap_or(now)
-}
-
-/// The period of a timer that `Duration::ZERO` turns off (keepalive pings, the idle timeout): a
-/// zero period would otherwise fire on every turn of the loop (a ping flood, or an instant close).
-pub(crate) fn period_or_off(period: Duration) -> Duration {
-    if period.is_zero() {
-        FAR_FUTURE
-    } else {
-        period.min(FAR_FUTURE)
-    }
-}
 
 /// Keepalive and shutdown for a [`WebSocket`]: the server sets these for its connections.
 #[derive(Debug, Clone)]

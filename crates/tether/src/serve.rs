@@ -14,7 +14,7 @@
 use std::io::Write as _;
 use std::sync::{Arc, OnceLock};
 
-use tether_tokio::hub::{Hub, TokenServer};
+use tether_hub::{Hub, TokenServer};
 use tether_tokio::{RouteOptions, Server};
 
 use crate::demo;

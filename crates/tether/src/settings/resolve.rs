@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tether_tokio::hub::HubConfig;
+use tether_hub::HubConfig;
 use tether_tokio::{OriginPolicy, ServerConfig};
 
 use super::fields::ServeSettings;

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::channel::entry_cost;
-use super::{Hub, HubConfig, HubError};
+use crate::channel::entry_cost;
+use crate::config::HubConfig;
+use crate::error::HubError;
+use crate::hub::Hub;
 
 fn cost_of(data: &serde_json::Value) -> usize {
     entry_cost(&serde_json::value::to_raw_value(data).unwrap(), None)
@@ -180,4 +182,12 @@ fn concurrent_publishers_keep_the_byte_count_exact_and_within_the_budget() {
         .sum();
     assert!(held <= 40, "{held}");
     assert_eq!(hub.history_bytes(), held * each, "the counter is what the channels hold");
+}
+
+#[test]
+fn epochs_are_eight_url_safe_characters_and_differ() {
+    let (a, b) = (crate::channel::Channel::new("a"), crate::channel::Channel::new("a"));
+    assert_eq!(a.epoch().len(), 8);
+    assert!(a.epoch().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{}", a.epoch());
+    assert_ne!(a.epoch(), b.epoch(), "48 random bits each");
 }

@@ -1,5 +1,5 @@
 //! The hub's history ledger: every history entry of every channel, in the order it was recorded,
-//! so the byte budget ([`super::HubConfig::max_history_bytes`]) drops the oldest entries of the
+//! so the byte budget ([`crate::HubConfig::max_history_bytes`]) drops the oldest entries of the
 //! whole hub at O(1) each instead of scanning the channels on every publish.
 //!
 //! The ledger is in recording order, which (one time to live for all) is also expiry order, so the
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::channel::Channel;
+use crate::channel::Channel;
 
 type Entry = (Weak<Mutex<Channel>>, u64, Instant);
 

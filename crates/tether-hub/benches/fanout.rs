@@ -3,7 +3,7 @@
 //! The server runs the token protocol on an ephemeral loopback port; 1,000 clients (Tether's own
 //! client, no compression) subscribe over real TCP connections; the publisher publishes through the
 //! hub's Rust API as fast as it can. Each delivery is one frame read by one subscriber. Prints
-//! deliveries per second. Run: `cargo bench -p tether-tokio --bench fanout` (env SUBSCRIBERS,
+//! deliveries per second. Run: `cargo bench -p tether-hub --bench fanout` (env SUBSCRIBERS,
 //! MESSAGES to change the sizes). Bounded: every wait has a timeout.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tether_tokio::hub::{Hub, HubConfig, TokenServer};
+use tether_hub::{Hub, HubConfig, TokenServer};
 use tether_tokio::{ClientBuilder, Message, RouteOptions, Server, ServerConfig};
 
 fn env_or(name: &str, default: usize) -> usize {

@@ -1,4 +1,4 @@
-//! The sweeper: a task that, every [`super::HubConfig::sweep_interval`], drops expired history and
+//! The sweeper: a task that, every [`crate::HubConfig::sweep_interval`], drops expired history and
 //! forgets the channels that leaves with no subscribers and no history. Without it, history would
 //! be pruned only when its channel is touched again, and a client that publishes to many channels
 //! once and leaves would keep their memory held forever.
@@ -6,7 +6,7 @@
 //! A sweep does not visit every channel: the hub's ledger lists history entries in the order they
 //! were recorded, which is the order they expire in, so a sweep takes the expired entries off its
 //! front and prunes just their channels, O(entries expired) with no lock held for long. Channels
-//! left unused any other way are forgotten on the spot (see the `hub` module doc).
+//! left unused any other way are forgotten on the spot (see `hub.rs`).
 //!
 //! [`Hub::new`] is synchronous and may run outside a runtime, so the task starts on the hub's
 //! first use from inside a tokio runtime (a channel fetched or a connection registered). It holds
@@ -17,8 +17,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::channel::Freed;
-use super::{Hub, HubInner};
+use crate::channel::Freed;
+use crate::hub::{Hub, HubInner};
 
 impl Hub {
     /// Drops expired history and forgets the channels left with no subscribers and no history.
@@ -41,11 +41,11 @@ impl Hub {
                 self.forget_if_unused(&name);
             }
         }
-        super::trim::after_sweep(freed.bytes);
+        crate::trim::after_sweep(freed.bytes);
     }
 
     /// Starts the sweeper if none runs and this is called from inside a tokio runtime.
-    pub(super) fn start_sweeper(&self) {
+    pub(crate) fn start_sweeper(&self) {
         if self.inner.sweeping.load(Ordering::Relaxed) {
             return;
         }

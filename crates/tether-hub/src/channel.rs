@@ -10,8 +10,11 @@ use std::ops::Range;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use super::{wire, HubConfig};
-use crate::listener::{new_connection_id, Conn, PreparedMessage};
+use tether_tokio::{Conn, PreparedMessage};
+
+use crate::config::HubConfig;
+use crate::error::HubError;
+use crate::wire;
 
 /// A connection in a channel's presence.
 #[derive(Debug, Clone)]
@@ -93,7 +96,7 @@ impl Channel {
     pub(crate) fn new(name: &str) -> Self {
         Self {
             name: name.to_owned(),
-            epoch: new_connection_id()[..8].to_owned(),
+            epoch: new_epoch(),
             last_offset: 0,
             subscribers: HashMap::new(),
             history: VecDeque::new(),
@@ -234,4 +237,31 @@ impl Channel {
     pub(crate) fn members(&self) -> Vec<Member> {
         self.subscribers.iter().map(|(id, s)| Member { connection_id: id.clone(), info: s.info.clone() }).collect()
     }
+}
+
+/// Channel names: 1-128 characters of `A-Z a-z 0-9 _ - . : / @ $`.
+pub fn validate_channel(name: &str) -> Result<(), HubError> {
+    let valid =
+        (1..=128).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:/@$".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(HubError::BadRequest(format!(
+            "invalid channel name {name:?}: 1-128 characters of A-Z a-z 0-9 _ - . : / @ $"
+        )))
+    }
+}
+
+/// A fresh epoch: 8 random URL-safe characters (48 bits), drawn like a connection id's first 8.
+/// Made here rather than by tether-tokio, whose connection ids are its own business.
+fn new_epoch() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut random = [0u8; 6];
+    getrandom::fill(&mut random).expect("the operating system's random source works");
+    let mut epoch = String::with_capacity(8);
+    for chunk in random.chunks(3) {
+        let n = u32::from(chunk[0]) << 16 | u32::from(chunk[1]) << 8 | u32::from(chunk[2]);
+        epoch.extend([18, 12, 6, 0].map(|shift| char::from(ALPHABET[(n >> shift & 63) as usize])));
+    }
+    epoch
 }

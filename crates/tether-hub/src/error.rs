@@ -18,7 +18,7 @@ pub enum HubError {
     TooLarge(usize),
     /// Over the subscription limit.
     LimitExceeded(usize),
-    /// The hub holds [`super::HubConfig::max_channels`] channels; this one would be one more.
+    /// The hub holds [`crate::HubConfig::max_channels`] channels; this one would be one more.
     TooManyChannels(usize),
 }
 

@@ -1,113 +1,31 @@
-//! Channels: pub/sub with presence, history and recovery, and direct messages between
-//! connections, behind the JSON token protocol of `docs/protocol.md`.
-//!
-//! - [`Hub`] owns channels and knows every token-protocol connection by id. Rust code uses it
-//!   directly to publish, send to a connection, or read presence and history.
-//! - [`TokenServer`] is the [`crate::Listener`] that speaks the wire protocol on top of a hub.
-//! - `wire` holds the request and answer shapes.
+//! [`Hub`]: the channels and the connections of the token protocol, and what Rust code calls on
+//! them (publish, send to one connection, presence, history).
 //!
 //! A publish takes the channel's lock, assigns the next offset, encodes the `message` frame once
-//! and hands the same bytes to every subscriber's queue ([`crate::PreparedMessage`]), then appends
-//! to the history. Holding the lock while handing out the frame is what makes offsets gap-free
-//! and identical in order for every subscriber, even with concurrent publishers; handing out is
-//! only a reference-count increment and a queue push per subscriber, so the lock is short. A
-//! subscriber that cannot keep up is closed by the server's slow-consumer policy, never waited for.
-//!
-//! Memory is bounded by configuration, not by the clients' good will: at most
-//! [`HubConfig::max_channels`] channels, at most [`HubConfig::max_history_bytes`] of history over
-//! all of them (the oldest entries anywhere go first, see `ledger`), and a periodic sweep
-//! (`sweep`) that drops expired history and forgets channels nobody uses, so what an anonymous
-//! client published is given back once its time to live is over.
+//! and hands the same bytes to every subscriber's queue ([`tether_tokio::PreparedMessage`]), then
+//! appends to the history. Holding the lock while handing out the frame is what makes offsets
+//! gap-free and identical in order for every subscriber, even with concurrent publishers; handing
+//! out is only a reference-count increment and a queue push per subscriber, so the lock is short.
+//! A subscriber that cannot keep up is closed by the server's slow-consumer policy, never waited for.
 //!
 //! The rule that keeps the sweep cheap: a channel with no subscribers and no history is forgotten
 //! by whoever leaves it in that state (the last `leave`, a publish without history, the byte
-//! budget, a read that pruned it), except when its history expires, which is the sweep's job.
-
-mod channel;
-mod error;
-mod ledger;
-mod sweep;
-#[cfg(test)]
-mod tests;
-mod token;
-mod trim;
-mod wire;
-
-pub use channel::{Member, Publication};
-pub use error::HubError;
-pub use token::TokenServer;
+//! budget, a read that pruned it), except when its history expires, which is the sweep's job
+//! (`sweep.rs`).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::value::RawValue;
+use tether_tokio::Conn;
 
-use crate::listener::Conn;
-use channel::{Channel, Freed};
-use ledger::Ledger;
-
-/// Hub limits and history settings.
-#[derive(Debug, Clone)]
-pub struct HubConfig {
-    /// Messages kept per channel for `history` and recovery. Default 100.
-    pub history_size: usize,
-    /// How long a message stays in the history. Default 300 s.
-    pub history_ttl: Duration,
-    /// Largest `data` of a publish or send, in bytes of JSON. Default 64 KiB; larger is `too_large`.
-    pub max_data_bytes: usize,
-    /// Largest presence `info`, in bytes of JSON. Default 1 KiB; larger is `too_large`.
-    pub max_info_bytes: usize,
-    /// Publishes and sends per second per connection (token bucket refill). Default 50.
-    pub publish_rate: f64,
-    /// Burst size of that token bucket. Default 100; beyond it requests get `rate_limited`.
-    pub publish_burst: f64,
-    /// Channels one connection may be subscribed to. Default 100; beyond it `limit_exceeded`.
-    pub max_subscriptions: usize,
-    /// Channels the hub holds at most (with subscribers or history). Default 100,000; a request
-    /// that would create one more gets `limit_exceeded`.
-    pub max_channels: usize,
-    /// Bytes of history kept over all channels. Default 256 MiB; past it the oldest entries (of any
-    /// channel) are dropped first. An entry counts its `data` and publisher id plus 256 bytes of
-    /// bookkeeping, so many tiny publications are not free.
-    pub max_history_bytes: usize,
-    /// Token-protocol requests per second per connection (token bucket refill): every incoming
-    /// frame counts, whatever its type, malformed and binary ones included. Default 100;
-    /// publishes and sends also count against `publish_rate`.
-    pub request_rate: f64,
-    /// Burst size of the request bucket. Default 200; beyond it requests get `rate_limited`.
-    pub request_burst: f64,
-    /// Largest `history` answer (or recovery in a subscribe ack), in bytes of JSON. Default 1 MiB;
-    /// the publications that fit are returned (at least one) and the ack says `"truncated":true`:
-    /// with `since` the oldest after it (so a client pages forward from the last offset it got),
-    /// without `since` the newest. A recovery cut short says `"recovered":false`.
-    pub max_history_reply_bytes: usize,
-    /// How often the hub sweeps expired history and forgets unused channels. Default 1 s. The
-    /// sweeper starts with the first use of the hub inside a tokio runtime and ends with the hub.
-    pub sweep_interval: Duration,
-}
-
-impl Default for HubConfig {
-    fn default() -> Self {
-        Self {
-            history_size: 100,
-            history_ttl: Duration::from_secs(300),
-            max_data_bytes: 64 * 1024,
-            max_info_bytes: 1024,
-            publish_rate: 50.0,
-            publish_burst: 100.0,
-            max_subscriptions: 100,
-            max_channels: 100_000,
-            max_history_bytes: 256 << 20,
-            request_rate: 100.0,
-            request_burst: 200.0,
-            max_history_reply_bytes: 1 << 20,
-            sweep_interval: Duration::from_secs(1),
-        }
-    }
-}
+use crate::channel::{self, validate_channel, Channel, Freed, Member, Publication};
+use crate::config::HubConfig;
+use crate::error::HubError;
+use crate::ledger::Ledger;
+use crate::wire;
 
 /// A `history` answer: the channel's last offset and epoch, and publications oldest first.
 #[derive(Debug, Clone)]
@@ -136,21 +54,22 @@ pub(crate) struct Recovery {
 /// Channels and connections. Cheap to clone; every clone is the same hub.
 #[derive(Clone, Default)]
 pub struct Hub {
-    inner: Arc<HubInner>,
+    pub(crate) inner: Arc<HubInner>,
 }
 
+/// The hub itself, behind every clone of [`Hub`]; `sweep.rs` reaches it weakly from its task.
 #[derive(Default)]
-struct HubInner {
-    config: HubConfig,
+pub(crate) struct HubInner {
+    pub(crate) config: HubConfig,
     channels: Mutex<HashMap<String, Arc<Mutex<Channel>>>>,
     connections: Mutex<HashMap<String, Conn>>,
     /// History entries over all channels, oldest first, for the byte budget.
-    ledger: Ledger,
+    pub(crate) ledger: Ledger,
     /// Bytes of history held ([`channel::entry_cost`] summed) and entries held, over all channels.
     history_bytes: AtomicUsize,
-    history_entries: AtomicUsize,
+    pub(crate) history_entries: AtomicUsize,
     /// Whether a sweeper task is running for this hub.
-    sweeping: AtomicBool,
+    pub(crate) sweeping: AtomicBool,
 }
 
 impl fmt::Debug for Hub {
@@ -163,22 +82,9 @@ impl fmt::Debug for Hub {
     }
 }
 
-/// Channel names: 1-128 characters of `A-Z a-z 0-9 _ - . : / @ $`.
-pub fn validate_channel(name: &str) -> Result<(), HubError> {
-    let valid =
-        (1..=128).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:/@$".contains(&b));
-    if valid {
-        Ok(())
-    } else {
-        Err(HubError::BadRequest(format!(
-            "invalid channel name {name:?}: 1-128 characters of A-Z a-z 0-9 _ - . : / @ $"
-        )))
-    }
-}
-
 impl HubInner {
     /// Takes history that a channel dropped off the hub's counters.
-    fn release(&self, freed: Freed) {
+    pub(crate) fn release(&self, freed: Freed) {
         if freed.entries > 0 {
             self.history_entries.fetch_sub(freed.entries, Ordering::Relaxed);
             self.history_bytes.fetch_sub(freed.bytes, Ordering::Relaxed);
@@ -244,7 +150,7 @@ impl Hub {
     }
 
     /// Drops a channel that has no subscribers and nothing left in its history.
-    fn forget_if_unused(&self, name: &str) {
+    pub(crate) fn forget_if_unused(&self, name: &str) {
         let mut channels = self.inner.channels.lock().expect("not poisoned");
         let unused = channels.get(name).is_some_and(|channel| {
             let mut channel = channel.lock().expect("not poisoned");

@@ -4,20 +4,20 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tether_proto::Message;
+use tether_tokio::{Closed, Conn, Listener, Message};
 use tokio::time::Instant;
 
-use super::wire::{Ack, ErrorOut, IdOnly, MemberOut, PublicationOut, Request};
-use super::{validate_channel, Hub, HubError, Publication};
-use crate::listener::{Conn, Listener};
-use crate::websocket::Closed;
+use crate::channel::{validate_channel, Publication};
+use crate::error::HubError;
+use crate::hub::Hub;
+use crate::wire::{Ack, ErrorOut, IdOnly, MemberOut, PublicationOut, Request};
 
 /// Per-connection protocol state, kept in the connection's user data.
 struct Session {
     subscriptions: Mutex<HashSet<String>>,
-    /// Publishes and sends ([`super::HubConfig::publish_rate`]).
+    /// Publishes and sends ([`crate::HubConfig::publish_rate`]).
     bucket: Mutex<TokenBucket>,
-    /// Every incoming frame, whatever it holds ([`super::HubConfig::request_rate`]): joins and
+    /// Every incoming frame, whatever it holds ([`crate::HubConfig::request_rate`]): joins and
     /// leaves fan out to every member, history answers can be large, and errors cost a reply, so
     /// no request is free.
     requests: Mutex<TokenBucket>,

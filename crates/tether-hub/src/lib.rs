@@ -1,0 +1,75 @@
+//! # tether-hub: channels and direct messages over Tether's listener API
+//!
+//! Pub/sub with presence, history and recovery, and direct messages between connections, behind
+//! the JSON token protocol of `docs/protocol.md`. An application protocol, not a WebSocket one: it
+//! only uses tether-tokio's public [`Listener`](tether_tokio::Listener) API, which is why it is a
+//! crate of its own (and why tether-tokio needs no JSON, and no `unsafe`).
+//!
+//! ## Design overview
+//!
+//! ```text
+//!   client            tether-tokio                            tether-hub
+//!  ┌────────┐        ┌────────────────────┐                  ┌────────────────────────────────┐
+//!  │browser │ ◄────► │Server: handshake,  │ callbacks ──►    │ TokenServer (token.rs):        │
+//!  │or app  │ frames │route, Origin       │ opened,          │ parse (wire.rs), rate          │
+//!  └────────┘        │                    │ message,         │ limit, ack or error            │
+//!                    │driver: one task    │ closed           │       │ calls                  │
+//!                    │per connection,     │                  │       ▼                        │
+//!                    │Conn mailbox,       │ ◄── Conn sends   │ Hub (hub.rs): conns by         │
+//!                    │slow consumer       │ (text, or one    │ id (direct sends),             │
+//!                    │closed with 1008    │ shared prepared  │ channels (channel.rs):         │
+//!                    │                    │ frame)           │ presence, offsets,             │
+//!                    │                    │                  │ history; ledger.rs,            │
+//!                    │                    │                  │ sweep.rs, trim.rs              │
+//!                    └────────────────────┘                  └────────────────▲───────────────┘
+//!                                                                             │ publish, send_to,
+//!                                                                 Rust code ──┘ presence, history
+//! ```
+//!
+//! What crosses each line:
+//! - client ⇄ tether-tokio: WebSocket frames carrying the token protocol's JSON text (sub-protocol
+//!   `tether.json` or `json`); pings, pongs, Close and every RFC 6455 rule stay in tether-tokio.
+//! - tether-tokio → hub: [`Listener`](tether_tokio::Listener) callbacks (`opened`, `message`,
+//!   `closed`) with a [`Conn`](tether_tokio::Conn) handle; the hub keeps its per-connection state
+//!   (subscriptions, rate buckets) in the handle's user data.
+//! - hub → tether-tokio: sends through `Conn` handles, which never wait: acks, errors and direct
+//!   messages as text, publications and presence events as one
+//!   [`PreparedMessage`](tether_tokio::PreparedMessage) shared by every subscriber. A subscriber
+//!   that cannot keep up is closed by tether-tokio's slow-consumer policy, never waited for.
+//! - Rust code → hub: [`Hub::publish`], [`Hub::send_to`], [`Hub::presence`], [`Hub::history`].
+//!
+//! Memory is bounded by configuration, not by the clients' good will: at most
+//! [`HubConfig::max_channels`] channels, at most [`HubConfig::max_history_bytes`] of history over
+//! all of them (the oldest entries anywhere go first, see `ledger.rs`), and a periodic sweep
+//! (`sweep.rs`) that drops expired history and forgets channels nobody uses, so what an anonymous
+//! client published is given back once its time to live is over.
+//!
+//! ## Modules
+//! - `hub.rs`: [`Hub`], channels and connections; `config.rs`: [`HubConfig`]; `error.rs`:
+//!   [`HubError`].
+//! - `token.rs`: [`TokenServer`], the [`Listener`](tether_tokio::Listener) that speaks the wire
+//!   protocol on top of a hub; `wire.rs`: the request and answer shapes.
+//! - `channel.rs`: one channel ([`Member`], [`Publication`]); `ledger.rs`, `sweep.rs`, `trim.rs`:
+//!   the memory bounds.
+// `deny`, not `forbid`: `trim` alone allows it, to call glibc's `malloc_trim` after a sweep freed
+// much history (see there why); the block is fenced with a SAFETY comment and tested.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod channel;
+mod config;
+mod error;
+mod hub;
+mod ledger;
+mod sweep;
+#[cfg(test)]
+mod tests;
+mod token;
+mod trim;
+mod wire;
+
+pub use channel::{validate_channel, Member, Publication};
+pub use config::HubConfig;
+pub use error::HubError;
+pub use hub::{HistoryPage, Hub};
+pub use token::TokenServer;
