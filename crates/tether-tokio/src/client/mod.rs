@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tether_proto::deflate::DeflateConfig;
 use tether_proto::handshake::client::{ClientHandshake, ClientHandshakeError, ClientRequest};
@@ -33,136 +32,13 @@ use crate::listener::Listener;
 use crate::transport::Transport;
 use crate::websocket::{KeepAlive, WebSocket};
 
-/// Why a client could not connect.
-#[derive(Debug)]
-pub enum ClientError {
-    /// The URL is not a `ws://` or `wss://` URL.
-    Url(String),
-    /// Connecting or reading failed.
-    Io(std::io::Error),
-    /// Connecting, TLS or the handshake took longer than allowed.
-    Timeout(&'static str),
-    /// TLS failed (certificate not trusted, wrong name, ...).
-    Tls(String),
-    /// The server answered with an HTTP status other than 101 (redirects included).
-    Rejected {
-        /// The status code.
-        status: u16,
-        /// The reason phrase.
-        reason: String,
-        /// `Location`, for redirects.
-        location: Option<String>,
-        /// The start of the body, for the error message.
-        body: String,
-    },
-    /// The server said 101 but broke the handshake rules.
-    InvalidResponse(String),
-}
+mod error;
+mod tls;
+mod url;
 
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Url(why) => write!(f, "invalid URL: {why}"),
-            Self::Io(error) => write!(f, "{error}"),
-            Self::Timeout(what) => write!(f, "{what} timed out"),
-            Self::Tls(why) => write!(f, "TLS: {why}"),
-            Self::Rejected { status, reason, location, body } => {
-                write!(f, "server refused the handshake: HTTP {status} {reason}")?;
-                if let Some(location) = location {
-                    write!(f, " (redirect to {location}, not followed)")?;
-                }
-                let body = body.trim();
-                if !body.is_empty() {
-                    write!(f, ": {body}")?;
-                }
-                Ok(())
-            }
-            Self::InvalidResponse(why) => write!(f, "invalid handshake response: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for ClientError {}
-
-impl From<std::io::Error> for ClientError {
-    fn from(error: std::io::Error) -> Self {
-        Self::Io(error)
-    }
-}
-
-/// A `ws://` or `wss://` URL taken apart into what opening a connection needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WsUrl {
-    /// `wss://`: TLS before the handshake.
-    pub tls: bool,
-    /// The host to connect to and to name in TLS: a name or an address, IPv6 without brackets.
-    pub host: String,
-    /// The port, the scheme's default (80, 443) when the URL names none.
-    pub port: u16,
-    /// The path, `/` at least.
-    pub path: String,
-    /// The query, without its `?`.
-    pub query: Option<String>,
-}
-
-impl WsUrl {
-    /// Parses `url`. Fails with [`ClientError::Url`] for anything but `ws://` and `wss://` URLs
-    /// with a host; the message is the reason alone (`no host`), for callers to frame.
-    pub fn parse(url: &str) -> Result<Self, ClientError> {
-        let parsed = url::Url::parse(url).map_err(|e| ClientError::Url(e.to_string()))?;
-        let tls = match parsed.scheme() {
-            "ws" => false,
-            "wss" => true,
-            other => return Err(ClientError::Url(format!("scheme {other:?}: use ws:// or wss://"))),
-        };
-        let host =
-            parsed.host_str().filter(|host| !host.is_empty()).ok_or_else(|| ClientError::Url("no host".into()))?;
-        Ok(Self {
-            tls,
-            host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
-            port: parsed.port_or_known_default().unwrap_or(if tls { 443 } else { 80 }),
-            path: parsed.path().to_owned(),
-            query: parsed.query().map(str::to_owned),
-        })
-    }
-
-    /// `host:port` with the port always shown (IPv6 in brackets): how error messages name the
-    /// server, since which port was tried is what one needs to know when it fails.
-    pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-
-    /// The `Host` header: the port only when it is not the scheme's default, as browsers send it
-    /// (RFC 9110 §7.2; some servers compare it with their own name).
-    pub fn host_header(&self) -> String {
-        let default_port = if self.tls { 443 } else { 80 };
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        if self.port == default_port {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
-    }
-
-    /// The request target of the `GET` line: the path and, if any, `?` and the query.
-    pub fn target(&self) -> String {
-        match &self.query {
-            Some(query) => format!("{}?{query}", self.path),
-            None => self.path.clone(),
-        }
-    }
-}
-
-/// The URL again, normalized: `ws://`, the `Host` header's form of host and port, the target.
-impl fmt::Display for WsUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}{}", if self.tls { "wss" } else { "ws" }, self.host_header(), self.target())
-    }
-}
+pub use error::ClientError;
+pub use tls::{read_ca_file, tls_client_config};
+pub use url::WsUrl;
 
 /// The opening handshake's bytes as they cross the socket, for [`ClientBuilder::observe_handshake`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -427,42 +303,6 @@ impl ClientBuilder {
         tls_client_config(&self.extra_roots, self.insecure)
     }
 }
-
-/// The rustls client configuration Tether's clients use: the bundled Mozilla roots plus
-/// `extra_roots`, or, with `insecure`, any certificate at all (signatures are still checked, the
-/// chain and the name are not: for testing only). ALPN is HTTP/1.1, as WebSocket over TLS needs.
-pub fn tls_client_config(
-    extra_roots: &[CertificateDer<'static>],
-    insecure: bool,
-) -> Result<Arc<rustls::ClientConfig>, ClientError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ClientError::Tls(e.to_string()))?;
-    let mut config = if insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-            .with_no_client_auth()
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        for cert in extra_roots {
-            roots.add(cert.clone()).map_err(|e| ClientError::Tls(format!("bad CA certificate: {e}")))?;
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// Reads every certificate of a PEM file (a private CA, for example).
-pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
-    CertificateDer::pem_file_iter(path)
-        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| ClientError::Tls(format!("cannot read CA file {}: {e}", path.display())))
-}
-
 /// Builds the error for a non-101 answer, with up to 512 bytes of its body (read briefly).
 async fn rejected(transport: &mut Transport, head: ResponseHead, buf: &mut BytesMut) -> ClientError {
     let length = head.headers.get_one("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(512).min(512);
@@ -495,45 +335,5 @@ fn peer_addr(transport: &Transport) -> Option<std::net::SocketAddr> {
         Transport::Tcp(tcp) => tcp.peer_addr().ok(),
         Transport::ClientTls(tls) => tls.get_ref().0.peer_addr().ok(),
         _ => None,
-    }
-}
-
-/// The certificate verifier behind [`ClientBuilder::danger_accept_invalid_certificates`]: signatures
-/// are still checked, the certificate chain and name are not.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls_pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
