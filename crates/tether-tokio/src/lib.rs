@@ -25,7 +25,6 @@
 
 pub mod client;
 mod driver;
-mod http;
 pub mod hub;
 pub mod listener;
 pub mod origin;
@@ -35,10 +34,9 @@ pub mod transport;
 pub mod websocket;
 
 pub use client::{connect, ClientBuilder, ClientError, ClientResponse};
-pub use http::CountedConnection;
 pub use listener::{Conn, Listener, PreparedMessage};
 pub use origin::OriginPolicy;
-pub use server::{BoundServer, RouteOptions, Server, ServerConfig, ServerHandle};
+pub use server::{BoundServer, CountedConnection, Registry, RouteOptions, Server, ServerConfig, ServerHandle};
 pub use tether_proto::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use transport::Transport;
 pub use websocket::{Closed, Error, KeepAlive, WebSocket};
