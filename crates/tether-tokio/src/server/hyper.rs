@@ -184,3 +184,34 @@ fn request_head<B>(request: &Request<B>) -> RequestHead {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(response: &hyper::Response<Body>) -> Vec<(String, String)> {
+        let headers = response.headers().iter();
+        headers.map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned())).collect()
+    }
+
+    #[test]
+    fn a_refusal_keeps_its_headers_but_not_its_close() {
+        let response = to_hyper(Rejection::UpgradeRequired.response());
+        assert_eq!(response.status(), StatusCode::UPGRADE_REQUIRED);
+        let expected =
+            [("upgrade", "websocket"), ("connection", "Upgrade"), ("content-type", "text/plain; charset=utf-8")];
+        let expected: Vec<_> = expected.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        assert_eq!(headers(&response), expected);
+
+        let response = to_hyper(Refusal::NotFound("/x".into()).response());
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(headers(&response), [("content-type".to_owned(), "text/plain; charset=utf-8".to_owned())]);
+    }
+
+    #[test]
+    fn a_switch_has_an_empty_body() {
+        let response = to_hyper(Response::new(101).header("Upgrade", "websocket"));
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        assert!(hyper::body::Body::is_end_stream(response.body()));
+    }
+}
