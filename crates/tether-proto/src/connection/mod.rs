@@ -6,7 +6,7 @@
 //! runs the closing handshake. It does no I/O: the caller feeds it received bytes and writes out what
 //! it produces.
 //!
-//! When the peer breaks the protocol, [`Connection::receive`] returns the [`ProtocolError`] and has
+//! When the peer breaks the protocol, [`Connection::receive`] returns the [`ProtocolError`](crate::ProtocolError) and has
 //! already queued a Close frame with the matching code; the caller writes the output and closes the
 //! transport. After a Close frame has been received nothing more is read.
 //!

@@ -13,7 +13,7 @@ use crate::frame::{encode_frame, FrameHeader, OpCode, MAX_HEADER_LEN};
 ///
 /// It is only made by [`PreparedFrame::text`] and [`PreparedFrame::binary`], so it always holds
 /// exactly one well-formed frame, and it only reaches the wire through
-/// [`Connection::send_prepared`], which applies the same rules as [`Connection::send`]: nothing
+/// [`Connection::send_prepared`](crate::Connection::send_prepared), which applies the same rules as [`Connection::send`](crate::Connection::send): nothing
 /// after our Close frame, and every client frame masked.
 ///
 /// Connections with permessage-deflate get it compressed, and compressed once for all of them: the
@@ -101,14 +101,14 @@ impl PreparedFrame {
     }
 }
 
-/// What [`Connection::send_prepared`] did with a frame.
+/// What [`Connection::send_prepared`](crate::Connection::send_prepared) did with a frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "a shared frame must be written after the output"]
 pub enum PreparedOutput {
-    /// We are the server: write everything [`Connection::take_output`] holds now, then these
+    /// We are the server: write everything [`Connection::take_output`](crate::Connection::take_output) holds now, then these
     /// bytes as they are (shared with every other connection the frame goes to, not copied).
     Shared(Bytes),
-    /// The frame was encoded into the output (a copy), as [`Connection::send`] would: a client's
+    /// The frame was encoded into the output (a copy), as [`Connection::send`](crate::Connection::send) would: a client's
     /// frames each need a mask key of their own, and a server compresses a frame again for a
     /// connection whose agreed window is smaller than the one the shared copy was made with.
     /// Write the output as usual.
