@@ -136,3 +136,48 @@ impl Drop for Active {
         self.0.active.fetch_sub(1, Ordering::AcqRel);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listener::{CompactHeaders, ConnInfo};
+    use tether_proto::handshake::head::Headers;
+
+    fn conn() -> Conn {
+        let info = ConnInfo {
+            id: ConnId::new(),
+            remote_addr: "127.0.0.1:1".parse().unwrap(),
+            protocol: None,
+            path: "/".into(),
+            query: None,
+            headers: CompactHeaders::for_application(&Headers(Vec::new())),
+        };
+        Conn::new(info, 1 << 20)
+    }
+
+    #[test]
+    fn clones_share_the_connections_and_ids_find_them() {
+        let registry = Registry::default();
+        let seen_by_the_server = registry.clone();
+        let conn = conn();
+        seen_by_the_server.insert(&conn);
+        assert_eq!(registry.len(), 1);
+        assert_eq!(registry.get(conn.id()).map(|c| c.conn_id()), Some(conn.conn_id()));
+        assert!(registry.get_by_id(conn.conn_id()).is_some());
+        assert!(registry.get("not an id").is_none());
+        assert_eq!(registry.connections().len(), 1);
+        seen_by_the_server.remove(conn.conn_id());
+        assert!(registry.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_server_fills_the_registry_it_gave_out_before_binding() {
+        let server = crate::Server::default();
+        let before = server.registry();
+        let bound = server.bind("127.0.0.1:0").await.unwrap();
+        let conn = conn();
+        bound.handle().registry().insert(&conn);
+        assert_eq!(before.get(conn.id()).map(|c| c.conn_id()), Some(conn.conn_id()));
+        assert!(bound.handle().connection(conn.id()).is_some());
+    }
+}
