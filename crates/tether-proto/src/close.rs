@@ -7,8 +7,6 @@
 
 use std::fmt;
 
-use crate::error::ProtocolError;
-
 /// A WebSocket close status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CloseCode(pub u16);
@@ -96,20 +94,33 @@ pub struct CloseFrame {
 /// A control frame carries at most 125 bytes, two of which are the code.
 pub const MAX_REASON_BYTES: usize = 123;
 
+/// Why a received Close frame payload is invalid. Its own small type, so that this module needs
+/// nothing of [`crate::error`]: a `ProtocolError` is made from it there (`From`), and which close
+/// code answers it is decided there too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidClosePayload {
+    /// A one-byte payload: a code needs two.
+    Length,
+    /// A code that may not be sent on the wire.
+    Code(u16),
+    /// A reason that is not UTF-8.
+    Utf8,
+}
+
 /// Parses a received Close frame payload.
 ///
 /// Returns `None` for an empty payload. A one-byte payload or a code that is not valid on the wire is a
 /// protocol error (close 1002); a reason that is not UTF-8 is invalid data (close 1007).
-pub fn parse_close_payload(payload: &[u8]) -> Result<Option<CloseFrame>, ProtocolError> {
+pub fn parse_close_payload(payload: &[u8]) -> Result<Option<CloseFrame>, InvalidClosePayload> {
     match payload.len() {
         0 => Ok(None),
-        1 => Err(ProtocolError::InvalidCloseFrameLength),
+        1 => Err(InvalidClosePayload::Length),
         _ => {
             let code = CloseCode(u16::from_be_bytes([payload[0], payload[1]]));
             if !code.is_valid_on_wire() {
-                return Err(ProtocolError::InvalidCloseCode(code.0));
+                return Err(InvalidClosePayload::Code(code.0));
             }
-            let reason = simdutf8::basic::from_utf8(&payload[2..]).map_err(|_| ProtocolError::InvalidUtf8)?.to_owned();
+            let reason = simdutf8::basic::from_utf8(&payload[2..]).map_err(|_| InvalidClosePayload::Utf8)?.to_owned();
             Ok(Some(CloseFrame { code, reason }))
         }
     }
@@ -168,9 +179,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_payloads() {
-        assert_eq!(parse_close_payload(&[0x03]), Err(ProtocolError::InvalidCloseFrameLength));
-        assert_eq!(parse_close_payload(&[0x03, 0xed]), Err(ProtocolError::InvalidCloseCode(1005)));
-        assert_eq!(parse_close_payload(&[0x03, 0xe8, 0xff]), Err(ProtocolError::InvalidUtf8));
+        assert_eq!(parse_close_payload(&[0x03]), Err(InvalidClosePayload::Length));
+        assert_eq!(parse_close_payload(&[0x03, 0xed]), Err(InvalidClosePayload::Code(1005)));
+        assert_eq!(parse_close_payload(&[0x03, 0xe8, 0xff]), Err(InvalidClosePayload::Utf8));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::close::CloseCode;
+use crate::close::{CloseCode, InvalidClosePayload};
 
 /// A violation of the protocol by the peer, or a limit it exceeded. The connection fails with
 /// [`ProtocolError::close_code`].
@@ -59,6 +59,16 @@ impl ProtocolError {
             Self::InvalidUtf8 | Self::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             Self::FrameTooLarge { .. } | Self::MessageTooLarge { .. } => CloseCode::MESSAGE_TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
+        }
+    }
+}
+
+impl From<InvalidClosePayload> for ProtocolError {
+    fn from(error: InvalidClosePayload) -> Self {
+        match error {
+            InvalidClosePayload::Length => Self::InvalidCloseFrameLength,
+            InvalidClosePayload::Code(code) => Self::InvalidCloseCode(code),
+            InvalidClosePayload::Utf8 => Self::InvalidUtf8,
         }
     }
 }

@@ -5,6 +5,10 @@ use bytes::BytesMut;
 use super::header::{FrameHeader, OpCode};
 use super::mask::apply_mask;
 
+/// The longest frame header: 2 bytes, an 8-byte length and a 4-byte mask key (room to reserve
+/// before encoding a frame of known payload length).
+pub const MAX_HEADER_LEN: usize = 14;
+
 /// Appends one frame to `dst`: the header, then the payload, masked in place when `mask` is given.
 pub fn encode_frame(dst: &mut BytesMut, opcode: OpCode, fin: bool, rsv1: bool, payload: &[u8], mask: Option<[u8; 4]>) {
     let header = FrameHeader { fin, rsv1, mask, ..FrameHeader::new(opcode, payload.len() as u64) };

@@ -17,5 +17,5 @@ pub mod header;
 pub mod mask;
 
 pub use decoder::{FrameDecoder, FrameEvent};
-pub use encoder::encode_frame;
+pub use encoder::{encode_frame, MAX_HEADER_LEN};
 pub use header::{FrameHeader, OpCode};

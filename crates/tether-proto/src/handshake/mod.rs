@@ -3,13 +3,16 @@
 //! - [`head`]: finds the end of an HTTP head in a growing buffer in linear time and parses it with
 //!   `httparse`, bounded in bytes and header count.
 //! - [`server`]: validates a client's Upgrade request, negotiates sub-protocol and extensions, and
-//!   writes the 101 answer or the right error status (400, 426, 431).
+//!   answers with 101 or the protocol's error status (400, 426, 431).
+//! - [`response`]: the one [`response::Response`] type every handshake answer is, rendered to bytes
+//!   once.
 //! - [`client`]: builds a request with a fresh key and checks the server's answer.
 //! - [`extensions`]: the `Sec-WebSocket-Extensions` grammar.
 
 pub mod client;
 pub mod extensions;
 pub mod head;
+pub mod response;
 pub mod server;
 
 use base64::Engine as _;

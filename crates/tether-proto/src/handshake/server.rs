@@ -2,7 +2,8 @@
 //!
 //! [`validate`] checks a request head against §4.2.1 and returns an [`UpgradeRequest`] or a
 //! [`Rejection`] that knows its HTTP status; [`accept`] negotiates the sub-protocol and
-//! permessage-deflate and writes the 101 response.
+//! permessage-deflate and answers with the 101. Both answers are a [`Response`], which a runtime
+//! writes as bytes or hands to its HTTP library.
 
 use std::fmt;
 
@@ -10,6 +11,7 @@ use base64::Engine as _;
 
 use super::extensions::{parse_extensions, ExtensionOffer};
 use super::head::{HeadError, Headers, RequestHead};
+use super::response::Response;
 use super::{accept_key, has_token, is_token};
 use crate::deflate::{negotiation, DeflateConfig, DeflateParams};
 
@@ -44,7 +46,9 @@ impl UpgradeRequest {
     }
 }
 
-/// Why an upgrade request was refused, and how to answer it.
+/// Why an upgrade request fails RFC 6455's handshake, and how to answer it. Only what the protocol
+/// decides is here (400, 426, 431); a server's own policy (Origin, routes, capacity, timeouts) is the
+/// runtime's, which answers with a [`Response`] of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
     /// 400: the request is not a well-formed WebSocket handshake.
@@ -55,14 +59,6 @@ pub enum Rejection {
     UnsupportedVersion(String),
     /// 431: the head is over the configured size or header count.
     HeadersTooLarge,
-    /// 403: the origin is not allowed (decided by the runtime's policy).
-    Forbidden(String),
-    /// 404: nothing is served at this path.
-    NotFound(String),
-    /// 408: the handshake did not complete in time.
-    Timeout,
-    /// 503: the server is at its connection limit.
-    Unavailable,
 }
 
 impl Rejection {
@@ -72,33 +68,19 @@ impl Rejection {
             Self::BadRequest(_) => 400,
             Self::UpgradeRequired | Self::UnsupportedVersion(_) => 426,
             Self::HeadersTooLarge => 431,
-            Self::Forbidden(_) => 403,
-            Self::NotFound(_) => 404,
-            Self::Timeout => 408,
-            Self::Unavailable => 503,
         }
     }
 
-    /// The complete HTTP response, closing the connection, with the reason as a plain-text body.
-    pub fn response(&self) -> Vec<u8> {
-        let (reason, extra) = match self {
-            Self::BadRequest(_) => ("Bad Request", ""),
-            Self::UpgradeRequired => ("Upgrade Required", "Upgrade: websocket\r\nConnection: Upgrade, close\r\n"),
-            Self::UnsupportedVersion(_) => ("Upgrade Required", "Sec-WebSocket-Version: 13\r\n"),
-            Self::HeadersTooLarge => ("Request Header Fields Too Large", ""),
-            Self::Forbidden(_) => ("Forbidden", ""),
-            Self::NotFound(_) => ("Not Found", ""),
-            Self::Timeout => ("Request Timeout", ""),
-            Self::Unavailable => ("Service Unavailable", "Retry-After: 1\r\n"),
+    /// The answer: the status, what the client needs to retry (the upgrade or version we speak),
+    /// `Connection: close`, and the reason as a plain-text body.
+    pub fn response(&self) -> Response {
+        let response = Response::new(self.status());
+        let response = match self {
+            Self::UpgradeRequired => response.header("Upgrade", "websocket").header("Connection", "Upgrade, close"),
+            Self::UnsupportedVersion(_) => response.header("Sec-WebSocket-Version", "13").header("Connection", "close"),
+            Self::BadRequest(_) | Self::HeadersTooLarge => response.header("Connection", "close"),
         };
-        let body = format!("{self}\n");
-        let connection = if extra.contains("Connection:") { "" } else { "Connection: close\r\n" };
-        format!(
-            "HTTP/1.1 {} {reason}\r\n{extra}{connection}Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
-            self.status(),
-            body.len()
-        )
-        .into_bytes()
+        response.text(format!("{self}\n"))
     }
 }
 
@@ -109,10 +91,6 @@ impl fmt::Display for Rejection {
             Self::UpgradeRequired => f.write_str("this endpoint speaks WebSocket only"),
             Self::UnsupportedVersion(v) => write!(f, "unsupported WebSocket version {v:?}; this server speaks 13"),
             Self::HeadersTooLarge => f.write_str("request head too large"),
-            Self::Forbidden(why) => write!(f, "forbidden: {why}"),
-            Self::NotFound(path) => write!(f, "no WebSocket endpoint at {path}"),
-            Self::Timeout => f.write_str("handshake timed out"),
-            Self::Unavailable => f.write_str("server at capacity, try again"),
         }
     }
 }
@@ -209,16 +187,12 @@ pub struct AcceptOptions<'a> {
 /// The outcome of a successful handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
-    /// The 101 response to send.
-    pub response: Vec<u8>,
+    /// The 101 response to send (`Sec-WebSocket-Accept`, and the chosen sub-protocol and extension).
+    pub response: Response,
     /// The chosen sub-protocol, if any.
     pub protocol: Option<String>,
     /// The negotiated permessage-deflate parameters, if any.
     pub deflate: Option<DeflateParams>,
-    /// The `Sec-WebSocket-Accept` value (also in `response`).
-    pub accept_key: String,
-    /// The `Sec-WebSocket-Extensions` value, if any (also in `response`).
-    pub extensions: Option<String>,
 }
 
 /// The first of the server's protocols that the client offered (exact match, as RFC 6455 requires).
@@ -230,19 +204,18 @@ pub fn select_protocol(server_preference: &[String], offered: &[String]) -> Opti
 pub fn accept(request: &UpgradeRequest, options: &AcceptOptions<'_>) -> Accepted {
     let protocol = select_protocol(options.protocols, &request.protocols);
     let deflate = options.deflate.and_then(|config| negotiation::accept_offer(config, &request.extensions));
-    let key = accept_key(&request.key);
-    let mut response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {key}\r\n"
-    );
+    let mut response = Response::new(101)
+        .header("Upgrade", "websocket")
+        .header("Connection", "Upgrade")
+        .header("Sec-WebSocket-Accept", accept_key(&request.key));
     if let Some(protocol) = &protocol {
-        response.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
+        response = response.header("Sec-WebSocket-Protocol", protocol.as_str());
     }
-    if let Some((_, extension)) = &deflate {
-        response.push_str(&format!("Sec-WebSocket-Extensions: {extension}\r\n"));
-    }
-    response.push_str("\r\n");
-    let (deflate, extensions) = deflate.map_or((None, None), |(params, header)| (Some(params), Some(header)));
-    Accepted { response: response.into_bytes(), protocol, deflate, accept_key: key, extensions }
+    let deflate = deflate.map(|(params, extension)| {
+        response.headers.push(("Sec-WebSocket-Extensions", extension));
+        params
+    });
+    Accepted { response, protocol, deflate }
 }
 
 #[cfg(test)]
@@ -273,7 +246,7 @@ mod tests {
         let accepted = accept(&request, &AcceptOptions { protocols: &protocols, deflate: Some(&config) });
         assert_eq!(accepted.protocol.as_deref(), Some("json"));
         assert!(accepted.deflate.is_some());
-        let response = String::from_utf8(accepted.response).unwrap();
+        let response = String::from_utf8(accepted.response.to_bytes()).unwrap();
         assert!(response.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
         assert!(response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
         assert!(response.contains("Sec-WebSocket-Protocol: json\r\n"));
@@ -286,7 +259,7 @@ mod tests {
         let request = parse(GOOD).unwrap();
         let accepted = accept(&request, &AcceptOptions { protocols: &["mqtt".to_owned()], deflate: None });
         assert_eq!(accepted.protocol, None);
-        assert!(!String::from_utf8(accepted.response).unwrap().contains("Sec-WebSocket-Protocol"));
+        assert!(!String::from_utf8(accepted.response.to_bytes()).unwrap().contains("Sec-WebSocket-Protocol"));
     }
 
     #[test]
@@ -322,7 +295,7 @@ mod tests {
     fn wrong_version_is_426_with_the_version_we_speak() {
         let rejection = parse(&GOOD.replace("Version: 13", "Version: 8")).unwrap_err();
         assert_eq!(rejection.status(), 426);
-        let response = String::from_utf8(rejection.response()).unwrap();
+        let response = String::from_utf8(rejection.response().to_bytes()).unwrap();
         assert!(response.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
         assert!(response.contains("Sec-WebSocket-Version: 13\r\n"));
     }
@@ -331,7 +304,7 @@ mod tests {
     fn plain_http_is_426_upgrade_required() {
         let rejection = parse("GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap_err();
         assert_eq!(rejection, Rejection::UpgradeRequired);
-        assert!(String::from_utf8(rejection.response()).unwrap().contains("Upgrade: websocket\r\n"));
+        assert!(String::from_utf8(rejection.response().to_bytes()).unwrap().contains("Upgrade: websocket\r\n"));
     }
 
     #[test]
@@ -339,6 +312,46 @@ mod tests {
         let huge = GOOD.replace("Origin:", &format!("X-Big: {}\r\nOrigin:", "a".repeat(20_000)));
         let rejection = parse(&huge).unwrap_err();
         assert_eq!(rejection.status(), 431);
-        assert!(String::from_utf8(rejection.response()).unwrap().starts_with("HTTP/1.1 431 "));
+        assert!(String::from_utf8(rejection.response().to_bytes()).unwrap().starts_with("HTTP/1.1 431 "));
+    }
+
+    /// The bytes on the wire, exactly as every earlier release wrote them (clients and tests
+    /// compare them).
+    #[test]
+    fn rejection_bytes_are_unchanged() {
+        let text = "Content-Type: text/plain; charset=utf-8\r\n";
+        let cases = [
+            (
+                Rejection::BadRequest("the method must be GET".into()),
+                format!("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n{text}Content-Length: 48\r\n\r\nbad WebSocket handshake: the method must be GET\n"),
+            ),
+            (
+                Rejection::UpgradeRequired,
+                format!("HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nConnection: Upgrade, close\r\n{text}Content-Length: 36\r\n\r\nthis endpoint speaks WebSocket only\n"),
+            ),
+            (
+                Rejection::UnsupportedVersion("8".into()),
+                format!("HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\nConnection: close\r\n{text}Content-Length: 57\r\n\r\nunsupported WebSocket version \"8\"; this server speaks 13\n"),
+            ),
+            (
+                Rejection::HeadersTooLarge,
+                format!("HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n{text}Content-Length: 23\r\n\r\nrequest head too large\n"),
+            ),
+        ];
+        for (rejection, bytes) in cases {
+            assert_eq!(String::from_utf8(rejection.response().to_bytes()).unwrap(), bytes);
+        }
+    }
+
+    #[test]
+    fn the_switch_bytes_are_unchanged() {
+        let request = parse(GOOD).unwrap();
+        let protocols = ["json".to_owned()];
+        let config = DeflateConfig::default();
+        let accepted = accept(&request, &AcceptOptions { protocols: &protocols, deflate: Some(&config) });
+        assert_eq!(
+            String::from_utf8(accepted.response.to_bytes()).unwrap(),
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: json\r\nSec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=12\r\n\r\n"
+        );
     }
 }

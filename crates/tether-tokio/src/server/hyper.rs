@@ -2,24 +2,29 @@
 //!
 //! A connection lands here when its first request is not a WebSocket upgrade. hyper then owns it,
 //! with keep-alive; a later request on it that asks for an upgrade goes through the same checks as
-//! the direct path ([`crate::server`]) and, once hyper has sent our 101, becomes a WebSocket
-//! connection over hyper's upgraded stream.
+//! the direct path ([`super::accept`]) and, once hyper has sent our 101, becomes a WebSocket
+//! connection over hyper's upgraded stream. Every answer of the handshake is the core's
+//! [`Response`], copied into a hyper response header by header ([`to_hyper`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
+use bytes::BytesMut;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tether_proto::handshake::head::{Header, Headers, RequestHead};
-use tether_proto::handshake::server::is_upgrade_request;
+use tether_proto::handshake::response::Response;
+use tether_proto::handshake::server::{is_upgrade_request, Rejection};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tower::ServiceExt as _;
 
-use crate::server::{decide_for_hyper, Shared};
+use super::accept::{decide, upgrade, Refusal};
+use super::registry::Active;
+use super::shared::Shared;
 use crate::transport::Transport;
 
 /// Serves HTTP/1.1 on `io` until the client or hyper closes it.
@@ -93,28 +98,22 @@ async fn handle(
     peer: SocketAddr,
     tls: bool,
     counted: bool,
-) -> Response<Body> {
+) -> hyper::Response<Body> {
     let head = request_head(&request);
     if !is_upgrade_request(&head) {
-        let router = shared.http_router().expect("the HTTP path is only taken with a router").clone();
+        let router = shared.http.as_ref().expect("the HTTP path is only taken with a router").clone();
         let websocket_route = shared.has_route(request.uri().path());
         request.extensions_mut().insert(CountedConnection(counted));
         let request = request.map(|body| Body::new(body.map_err(axum::Error::new)));
         let response = router.oneshot(request).await.unwrap_or_else(|never| match never {});
         // A WebSocket-only path answers plain HTTP with 426, not 404.
         if websocket_route && response.status() == StatusCode::NOT_FOUND {
-            return Response::builder()
-                .status(StatusCode::UPGRADE_REQUIRED)
-                .header("upgrade", "websocket")
-                .header("connection", "Upgrade")
-                .header("content-type", "text/plain; charset=utf-8")
-                .body(Body::from("this endpoint speaks WebSocket only\n"))
-                .expect("valid response");
+            return to_hyper(Rejection::UpgradeRequired.response());
         }
         return response;
     }
     match decide_for_hyper(&shared, head, tls) {
-        Ok((accepted, start)) => {
+        Ok((response, start)) => {
             let on_upgrade = hyper::upgrade::on(&mut request);
             tokio::spawn(async move {
                 match on_upgrade.await {
@@ -122,29 +121,52 @@ async fn handle(
                     Err(error) => tracing::debug!(%peer, %error, "upgrade failed"),
                 }
             });
-            let mut response = Response::builder()
-                .status(StatusCode::SWITCHING_PROTOCOLS)
-                .header("upgrade", "websocket")
-                .header("connection", "Upgrade")
-                .header("sec-websocket-accept", accepted.accept_key.as_str());
-            if let Some(protocol) = &accepted.protocol {
-                response = response.header("sec-websocket-protocol", protocol.as_str());
-            }
-            if let Some(extensions) = &accepted.extensions {
-                response = response.header("sec-websocket-extensions", extensions.as_str());
-            }
-            response.body(Body::empty()).expect("valid response")
+            to_hyper(response)
         }
-        Err(rejection) => {
-            tracing::info!(%peer, status = rejection.status(), %rejection, "handshake refused");
-            let mut response =
-                Response::builder().status(rejection.status()).header("content-type", "text/plain; charset=utf-8");
-            if rejection.status() == 426 {
-                response = response.header("sec-websocket-version", "13");
-            }
-            response.body(Body::from(format!("{rejection}\n"))).expect("valid response")
+        Err(refusal) => {
+            tracing::info!(%peer, status = refusal.status(), %refusal, "handshake refused");
+            to_hyper(refusal.response())
         }
     }
+}
+
+/// The checks of [`decide`] for an upgrade hyper parsed: the 101 for hyper to send, and what
+/// starts the connection once hyper hands over the upgraded stream.
+fn decide_for_hyper(
+    shared: &Arc<Shared>,
+    head: RequestHead,
+    tls: bool,
+) -> Result<(Response, impl FnOnce(Transport, SocketAddr)), Refusal> {
+    let (request, route, mut accepted) = decide(shared, head, tls)?;
+    let response = std::mem::replace(&mut accepted.response, Response::new(101));
+    let shared = Arc::clone(shared);
+    let start = move |transport: Transport, peer: SocketAddr| {
+        let active = Active::new(&shared.lifecycle);
+        let upgrade = upgrade(&shared, &route, transport, BytesMut::new(), request, accepted, peer);
+        route.start(upgrade, active);
+    };
+    Ok((response, start))
+}
+
+/// The core's answer as a hyper response, header by header in the same order. One exception:
+/// `close` in `Connection` is left out. On this path hyper owns the connection and keeps it alive
+/// after a refused upgrade (the client may go on with plain HTTP); the token means "the server
+/// closes after this", which is true only of the direct path. hyper adds `Content-Length` itself.
+fn to_hyper(response: Response) -> hyper::Response<Body> {
+    let mut builder = hyper::Response::builder().status(response.status);
+    for (name, value) in &response.headers {
+        if name.eq_ignore_ascii_case("connection") {
+            let kept: Vec<&str> =
+                value.split(',').map(str::trim).filter(|token| !token.eq_ignore_ascii_case("close")).collect();
+            if !kept.is_empty() {
+                builder = builder.header(*name, kept.join(", "));
+            }
+        } else {
+            builder = builder.header(*name, value.as_str());
+        }
+    }
+    let body = if response.body.is_empty() { Body::empty() } else { Body::from(response.body) };
+    builder.body(body).expect("the core renders valid statuses and header values")
 }
 
 /// Our handshake validator works on [`RequestHead`]; build one from hyper's parsed request.
@@ -160,5 +182,36 @@ fn request_head<B>(request: &Request<B>) -> RequestHead {
                 .map(|(name, value)| Header { name: name.as_str().to_owned(), value: value.as_bytes().to_vec() })
                 .collect(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(response: &hyper::Response<Body>) -> Vec<(String, String)> {
+        let headers = response.headers().iter();
+        headers.map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned())).collect()
+    }
+
+    #[test]
+    fn a_refusal_keeps_its_headers_but_not_its_close() {
+        let response = to_hyper(Rejection::UpgradeRequired.response());
+        assert_eq!(response.status(), StatusCode::UPGRADE_REQUIRED);
+        let expected =
+            [("upgrade", "websocket"), ("connection", "Upgrade"), ("content-type", "text/plain; charset=utf-8")];
+        let expected: Vec<_> = expected.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        assert_eq!(headers(&response), expected);
+
+        let response = to_hyper(Refusal::NotFound("/x".into()).response());
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(headers(&response), [("content-type".to_owned(), "text/plain; charset=utf-8".to_owned())]);
+    }
+
+    #[test]
+    fn a_switch_has_an_empty_body() {
+        let response = to_hyper(Response::new(101).header("Upgrade", "websocket"));
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        assert!(hyper::body::Body::is_end_stream(response.body()));
     }
 }

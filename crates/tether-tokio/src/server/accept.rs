@@ -1,0 +1,130 @@
+//! The decision pipeline of an upgrade request, shared by the direct path and the hyper path:
+//! validate (the core's RFC 6455 checks) → route → Origin → sub-protocol → accept.
+//!
+//! The core decides only what the protocol decides (400, 426, 431, as a
+//! [`tether_proto::handshake::server::Rejection`]); the server's own policy — who may connect,
+//! what is served where, how long a client may take, how many may be open — is a [`Refusal`]
+//! here. Both render through the core's one [`Response`] type.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tether_proto::handshake::head::RequestHead;
+use tether_proto::handshake::response::Response;
+use tether_proto::handshake::server::{
+    accept, select_protocol, validate, AcceptOptions, Accepted, Rejection, UpgradeRequest,
+};
+use tether_proto::{Connection, Role};
+
+use super::routes::{Route, Upgrade};
+use super::shared::Shared;
+use crate::transport::Transport;
+
+/// Why the server refused an upgrade, with the HTTP answer for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The request fails the WebSocket handshake itself (400, 426, 431, decided by the core).
+    Protocol(Rejection),
+    /// 400: the route requires a sub-protocol and the client offered none of these.
+    NoCommonProtocol(Vec<String>),
+    /// 403: the Origin policy does not allow this origin.
+    Forbidden(String),
+    /// 404: nothing is served at this path.
+    NotFound(String),
+    /// 408: the client did not complete TLS and its request head in time.
+    Timeout,
+    /// 503: the server is at its connection limit.
+    Unavailable,
+}
+
+impl Refusal {
+    /// The HTTP status code.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Protocol(rejection) => rejection.status(),
+            Self::NoCommonProtocol(_) => 400,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::Timeout => 408,
+            Self::Unavailable => 503,
+        }
+    }
+
+    /// The answer: the status, `Retry-After` when waiting helps, `Connection: close`, and the
+    /// reason as a plain-text body (the same shape as the core's rejections).
+    pub fn response(&self) -> Response {
+        if let Self::Protocol(rejection) = self {
+            return rejection.response();
+        }
+        let response = Response::new(self.status());
+        let response = if *self == Self::Unavailable { response.header("Retry-After", "1") } else { response };
+        response.header("Connection", "close").text(format!("{self}\n"))
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Protocol(rejection) => rejection.fmt(f),
+            Self::NoCommonProtocol(protocols) => {
+                write!(f, "bad WebSocket handshake: this endpoint requires one of the sub-protocols {protocols:?}")
+            }
+            Self::Forbidden(why) => write!(f, "forbidden: {why}"),
+            Self::NotFound(path) => write!(f, "no WebSocket endpoint at {path}"),
+            Self::Timeout => f.write_str("handshake timed out"),
+            Self::Unavailable => f.write_str("server at capacity, try again"),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Protocol(rejection) => Some(rejection),
+            _ => None,
+        }
+    }
+}
+
+impl From<Rejection> for Refusal {
+    fn from(rejection: Rejection) -> Self {
+        Self::Protocol(rejection)
+    }
+}
+
+/// Runs the checks on a request head; on success, the request, its route and the 101 to send.
+pub(crate) fn decide(
+    shared: &Shared,
+    head: RequestHead,
+    tls: bool,
+) -> Result<(UpgradeRequest, Arc<Route>, Accepted), Refusal> {
+    let config = shared.config();
+    let request = validate(head)?;
+    let route = shared.routes.get(request.path()).ok_or_else(|| Refusal::NotFound(request.path().to_owned()))?;
+    config.origins.check(request.origin.as_deref(), &request.host, tls).map_err(Refusal::Forbidden)?;
+    let options = &route.options;
+    if options.require_protocol && select_protocol(&options.protocols, &request.protocols).is_none() {
+        return Err(Refusal::NoCommonProtocol(options.protocols.clone()));
+    }
+    let deflate = config.compression.then_some(&config.connection.deflate);
+    let accepted = accept(&request, &AcceptOptions { protocols: &options.protocols, deflate });
+    Ok((request, Arc::clone(route), accepted))
+}
+
+/// The accepted connection as its route receives it, once the 101 is sent.
+pub(crate) fn upgrade(
+    shared: &Shared,
+    route: &Route,
+    transport: Transport,
+    leftover: BytesMut,
+    request: UpgradeRequest,
+    accepted: Accepted,
+    remote_addr: SocketAddr,
+) -> Box<Upgrade> {
+    let config = route.connection_config(&shared.config().connection);
+    let protocol = Connection::new(Role::Server, config, accepted.deflate);
+    Box::new(Upgrade { transport, protocol, leftover, request, subprotocol: accepted.protocol, remote_addr })
+}
