@@ -120,7 +120,7 @@ pub fn upgrade_request(path: &str, host: &str, extra: &str) -> String {
 
 /// Reads from `stream` until a whole response head is in `buf`; returns the head (everything past
 /// it stays in `buf`), or what came before the server closed.
-pub async fn read_head(stream: &mut TcpStream, buf: &mut BytesMut) -> String {
+pub async fn read_head(stream: &mut (impl tokio::io::AsyncRead + Unpin), buf: &mut BytesMut) -> String {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = buf.split_to(end + 4);
