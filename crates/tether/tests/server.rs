@@ -235,6 +235,20 @@ fn http_get(served: &Served, path: &str) -> String {
     served.raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
 }
 
+/// Opens a WebSocket connection on a server with room for it, once the sockets of earlier probes
+/// have been let go: the client reads a probe's whole answer a moment before the server's task
+/// for that socket ends, and until then it counts against `--max-connections` (a 503).
+fn open_once_probes_are_gone(served: &Served) -> Client<TcpStream> {
+    let started = Instant::now();
+    loop {
+        match Client::open(served.connect(), &served.addr, "/echo", ClientRequest::default()) {
+            Ok(client) => return client,
+            Err(_) if started.elapsed() < Duration::from_secs(2) => std::thread::sleep(Duration::from_millis(10)),
+            Err(error) => panic!("no room after 2 s: {error:?}"),
+        }
+    }
+}
+
 #[test]
 fn readyz_says_whether_new_connections_are_accepted() {
     // A server of one is ready while idle: the probe's own connection does not count.
@@ -242,16 +256,16 @@ fn readyz_says_whether_new_connections_are_accepted() {
     let ready = http_get(&served, "/readyz");
     assert!(status_of(&ready) == "200" && ready.ends_with("ready\n"), "{ready}");
     // One WebSocket connection fills it; the probe, answered past the limit, says so.
-    let _only = served.open("/echo", ClientRequest::default());
+    let _only = open_once_probes_are_gone(&served);
     let full = http_get(&served, "/readyz");
     assert!(status_of(&full) == "503" && full.ends_with("not ready\n"), "{full}");
 
     let served = Served::start(&["--max-connections", "3"]);
-    let _first = served.open("/echo", ClientRequest::default());
-    let _second = served.open("/echo", ClientRequest::default());
+    let _first = open_once_probes_are_gone(&served);
+    let _second = open_once_probes_are_gone(&served);
     let ready = http_get(&served, "/readyz");
     assert!(status_of(&ready) == "200", "two of three open leaves room for one: {ready}");
-    let _third = served.open("/echo", ClientRequest::default());
+    let _third = open_once_probes_are_gone(&served);
     let full = http_get(&served, "/readyz");
     assert!(status_of(&full) == "503", "{full}");
 }
