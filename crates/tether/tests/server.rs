@@ -205,6 +205,9 @@ fn sigterm_closes_every_connection_with_1001_and_exits_0() {
         let (code, _) = expect_close(client);
         assert_eq!(code, 1001);
     }
+    // Our Close answers went out with the reads; our FINs end the drain (without them the server
+    // would wait out its close timeout for each).
+    drop((echo, demo));
     let started = Instant::now();
     let exit = loop {
         if let Some(exit) = served.child.try_wait().unwrap() {
