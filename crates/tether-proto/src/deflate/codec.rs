@@ -10,7 +10,7 @@
 //! the business of `deflate::context`, which keeps these (large) states in per-thread pools and
 //! hands each connection one only while it needs it.
 //!
-//! One file although it passes 400 lines: the code is 250 of them, the two zlib streams and the
+//! Size: one file although it passes 400 lines: the code is 250 of them, the two zlib streams and the
 //! tail handling they share; the rest are their tests (RFC 7692 §7.2.3's examples in every split,
 //! bombs, corrupt data), which stay beside the code they pin.
 

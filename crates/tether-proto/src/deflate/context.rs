@@ -15,7 +15,7 @@
 //! row on one thread pays no priming at all, and a state left behind on another thread (the task
 //! moved) is never taken for current.
 //!
-//! One file although it passes 400 lines: the code is some 340 of them and the rest its tests. The
+//! Size: one file although it passes 400 lines: the code is some 340 of them and the rest its tests. The
 //! send side (compressor pool, [`SendContext`]) and the receive side (inflater pool,
 //! [`ReceiveContext`]) look like a seam, but they are one argument: both rest on [`Stamp`] and
 //! [`Window`] and on the same rule for lending a pooled state (reset, prime, check the stamp), and
