@@ -25,8 +25,9 @@ async fn main() {
     }
     let subscribers = env_or("SUBSCRIBERS", 1000);
     let messages = env_or("MESSAGES", 2000);
-    let hub = Hub::new(HubConfig { history_size: 0, ..HubConfig::default() });
-    let server = Server::new(ServerConfig { max_connections: subscribers + 10, ..ServerConfig::default() })
+    let server = Server::new(ServerConfig { max_connections: subscribers + 10, ..ServerConfig::default() });
+    let hub = Hub::new(HubConfig { history_size: 0, ..HubConfig::default() }, server.registry());
+    let server = server
         .route_with(
             "/tether",
             RouteOptions::protocols(["tether.json"]),

@@ -19,12 +19,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::value::RawValue;
-use tether_tokio::Conn;
+use tether_tokio::{Conn, Registry};
 
 use crate::channel::{self, validate_channel, Channel, Freed, Member, Publication};
 use crate::config::HubConfig;
 use crate::error::HubError;
 use crate::ledger::Ledger;
+use crate::session::Session;
 use crate::wire;
 
 /// A `history` answer: the channel's last offset and epoch, and publications oldest first.
@@ -51,8 +52,12 @@ pub(crate) struct Recovery {
     pub publications: Vec<Publication>,
 }
 
-/// Channels and connections. Cheap to clone; every clone is the same hub.
-#[derive(Clone, Default)]
+/// Channels, and the server's connections they reach. Cheap to clone; every clone is the same hub.
+///
+/// The hub keeps no list of connections of its own: a direct message finds its recipient in the
+/// server's [`Registry`] (give it [`tether_tokio::Server::registry`]), so each connection is held
+/// once, by the server, whatever runs on it.
+#[derive(Clone)]
 pub struct Hub {
     pub(crate) inner: Arc<HubInner>,
 }
@@ -62,7 +67,8 @@ pub struct Hub {
 pub(crate) struct HubInner {
     pub(crate) config: HubConfig,
     channels: Mutex<HashMap<String, Arc<Mutex<Channel>>>>,
-    connections: Mutex<HashMap<String, Conn>>,
+    /// The server's open connections: where [`Hub::send_to`] and `send` find a recipient.
+    connections: Registry,
     /// History entries over all channels, oldest first, for the byte budget.
     pub(crate) ledger: Ledger,
     /// Bytes of history held ([`channel::entry_cost`] summed) and entries held, over all channels.
@@ -76,7 +82,7 @@ impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hub")
             .field("channels", &self.inner.channels.lock().expect("not poisoned").len())
-            .field("connections", &self.inner.connections.lock().expect("not poisoned").len())
+            .field("connections", &self.inner.connections.len())
             .field("history_bytes", &self.history_bytes())
             .finish()
     }
@@ -94,8 +100,8 @@ impl HubInner {
 
 impl Hub {
     /// A hub with these settings.
-    pub fn new(config: HubConfig) -> Self {
-        Self { inner: Arc::new(HubInner { config, ..HubInner::default() }) }
+    pub fn new(config: HubConfig, connections: Registry) -> Self {
+        Self { inner: Arc::new(HubInner { config, connections, ..HubInner::default() }) }
     }
 
     /// The settings.
@@ -164,15 +170,15 @@ impl Hub {
         }
     }
 
-    /// Makes a connection reachable by id (for `send`).
-    pub(crate) fn register(&self, conn: &Conn) {
+    /// A token-protocol connection opened (the server has already registered it, so `send` finds
+    /// it): the sweeper starts with the first one.
+    pub(crate) fn opened(&self) {
         self.start_sweeper();
-        self.inner.connections.lock().expect("not poisoned").insert(conn.id().to_owned(), conn.clone());
     }
 
-    /// Removes a connection from the hub and from every channel it joined (others get `leave`).
+    /// Removes a connection from every channel it joined (others get `leave`). The server takes it
+    /// out of the registry once its task ends.
     pub(crate) fn disconnect(&self, conn: &Conn, channels: impl IntoIterator<Item = String>) {
-        self.inner.connections.lock().expect("not poisoned").remove(conn.id());
         for channel in channels {
             let _ = self.leave(conn, &channel);
         }
@@ -241,7 +247,9 @@ impl Hub {
     }
 
     pub(crate) fn send_raw(&self, to: &str, data: &RawValue, from: Option<&str>) -> Result<(), HubError> {
-        let conn = self.inner.connections.lock().expect("not poisoned").get(to).cloned();
+        // Only a connection that speaks the token protocol: another route's client (an echo, a
+        // demo) would get JSON it never asked for.
+        let conn = self.inner.connections.get(to).filter(|conn| conn.data::<Session>().is_some());
         let conn = conn.ok_or_else(|| HubError::NotFound(to.to_owned()))?;
         let text = serde_json::to_string(&wire::Direct { kind: "direct", from, data }).expect("serializable");
         conn.send_text(text).map_err(|_| HubError::NotFound(to.to_owned()))

@@ -15,8 +15,8 @@
 //!  └────────┘        │                    │ message,         │ limit, ack or error            │
 //!                    │driver: one task    │ closed           │       │ calls                  │
 //!                    │per connection,     │                  │       ▼                        │
-//!                    │Conn mailbox,       │ ◄── Conn sends   │ Hub (hub.rs): conns by         │
-//!                    │slow consumer       │ (text, or one    │ id (direct sends),             │
+//!                    │Conn mailbox,       │ ◄── Conn sends   │ Hub (hub.rs): the server's     │
+//!                    │slow consumer       │ (text, or one    │ Registry (direct sends),       │
 //!                    │closed with 1008    │ shared prepared  │ channels (channel.rs):         │
 //!                    │                    │ frame)           │ presence, offsets,             │
 //!                    │                    │                  │ history; ledger.rs,            │
@@ -31,7 +31,9 @@
 //!   `tether.json` or `json`); pings, pongs, Close and every RFC 6455 rule stay in tether-tokio.
 //! - tether-tokio → hub: [`Listener`](tether_tokio::Listener) callbacks (`opened`, `message`,
 //!   `closed`) with a [`Conn`](tether_tokio::Conn) handle; the hub keeps its per-connection state
-//!   (subscriptions, rate buckets) in the handle's user data.
+//!   (subscriptions, rate buckets: `session.rs`) in the handle's user data, and finds the recipient
+//!   of a direct message in the server's [`Registry`](tether_tokio::Registry), the one list of
+//!   connections there is.
 //! - hub → tether-tokio: sends through `Conn` handles, which never wait: acks, errors and direct
 //!   messages as text, publications and presence events as one
 //!   [`PreparedMessage`](tether_tokio::PreparedMessage) shared by every subscriber. A subscriber
@@ -45,7 +47,7 @@
 //! client published is given back once its time to live is over.
 //!
 //! ## Modules
-//! - `hub.rs`: [`Hub`], channels and connections; `config.rs`: [`HubConfig`]; `error.rs`:
+//! - `hub.rs`: [`Hub`], channels and the connections they reach; `session.rs`: per-connection state; `config.rs`: [`HubConfig`]; `error.rs`:
 //!   [`HubError`].
 //! - `token.rs`: [`TokenServer`], the [`Listener`](tether_tokio::Listener) that speaks the wire
 //!   protocol on top of a hub; `wire.rs`: the request and answer shapes.
@@ -61,6 +63,7 @@ mod config;
 mod error;
 mod hub;
 mod ledger;
+mod session;
 mod sweep;
 #[cfg(test)]
 mod tests;

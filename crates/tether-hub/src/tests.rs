@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use tether_tokio::Registry;
 
 use crate::channel::entry_cost;
 use crate::config::HubConfig;
@@ -25,7 +26,7 @@ async fn the_sweeper_drops_expired_history_and_forgets_unused_channels() {
         sweep_interval: Duration::from_secs(1),
         ..HubConfig::default()
     };
-    let hub = Hub::new(config);
+    let hub = Hub::new(config, Registry::default());
     for i in 0..3 {
         hub.publish(&format!("c{i}"), &"x".repeat(100)).unwrap();
     }
@@ -48,7 +49,7 @@ async fn the_sweeper_drops_expired_history_and_forgets_unused_channels() {
 async fn the_sweeper_ends_with_its_hub() {
     let metrics = tokio::runtime::Handle::current().metrics();
     let before = metrics.num_alive_tasks();
-    let hub = Hub::new(HubConfig::default());
+    let hub = Hub::new(HubConfig::default(), Registry::default());
     hub.publish("a", &1).unwrap();
     assert_eq!(metrics.num_alive_tasks(), before + 1, "the first use started the sweeper");
     hub.publish("b", &1).unwrap();
@@ -60,7 +61,8 @@ async fn the_sweeper_ends_with_its_hub() {
 
 #[test]
 fn a_hub_works_outside_a_runtime_and_can_be_swept_by_hand() {
-    let hub = Hub::new(HubConfig { history_ttl: Duration::from_millis(1), ..HubConfig::default() });
+    let hub =
+        Hub::new(HubConfig { history_ttl: Duration::from_millis(1), ..HubConfig::default() }, Registry::default());
     assert_eq!(hub.publish("a", &1), Ok(1));
     assert_eq!(hub.channel_count(), 1);
     std::thread::sleep(Duration::from_millis(5));
@@ -73,11 +75,12 @@ fn a_hub_works_outside_a_runtime_and_can_be_swept_by_hand() {
 /// forget it on the spot.
 #[test]
 fn a_channel_left_unused_without_expiring_is_forgotten_at_once() {
-    let hub = Hub::new(HubConfig { history_size: 0, ..HubConfig::default() });
+    let hub = Hub::new(HubConfig { history_size: 0, ..HubConfig::default() }, Registry::default());
     hub.publish("no.history", &1).unwrap();
     assert_eq!(hub.channel_count(), 0, "a publish without history and without subscribers");
 
-    let hub = Hub::new(HubConfig { history_ttl: Duration::from_millis(1), ..HubConfig::default() });
+    let hub =
+        Hub::new(HubConfig { history_ttl: Duration::from_millis(1), ..HubConfig::default() }, Registry::default());
     hub.publish("read", &1).unwrap();
     std::thread::sleep(Duration::from_millis(5));
     assert!(hub.history("read", None, None).publications.is_empty());
@@ -86,7 +89,7 @@ fn a_channel_left_unused_without_expiring_is_forgotten_at_once() {
 
 #[test]
 fn channels_beyond_the_cap_are_refused_and_reads_create_none() {
-    let hub = Hub::new(HubConfig { max_channels: 2, ..HubConfig::default() });
+    let hub = Hub::new(HubConfig { max_channels: 2, ..HubConfig::default() }, Registry::default());
     hub.publish("a", &1).unwrap();
     hub.publish("b", &1).unwrap();
     let refused = hub.publish("c", &1).unwrap_err();
@@ -101,7 +104,7 @@ fn channels_beyond_the_cap_are_refused_and_reads_create_none() {
 #[test]
 fn the_history_byte_budget_drops_the_oldest_entries_of_any_channel() {
     let each = cost_of(&json!("x".repeat(1000)));
-    let hub = Hub::new(HubConfig { max_history_bytes: 3 * each, ..HubConfig::default() });
+    let hub = Hub::new(HubConfig { max_history_bytes: 3 * each, ..HubConfig::default() }, Registry::default());
     let big = json!("x".repeat(1000));
     for channel in ["a", "b", "a", "c", "b"] {
         hub.publish(channel, &big).unwrap();
@@ -119,7 +122,7 @@ fn the_history_byte_budget_drops_the_oldest_entries_of_any_channel() {
 
 #[test]
 fn the_ledger_stays_near_the_live_history_when_channels_drop_entries_themselves() {
-    let hub = Hub::new(HubConfig { history_size: 10, ..HubConfig::default() });
+    let hub = Hub::new(HubConfig { history_size: 10, ..HubConfig::default() }, Registry::default());
     for i in 0..5000 {
         hub.publish("hot", &i).unwrap();
     }
@@ -133,7 +136,7 @@ fn a_history_answer_keeps_the_newest_without_since_and_the_oldest_with_it() {
     let data = json!("x".repeat(1000));
     let reply_cost = 1002 + 4 + 50; // data, "from":null, the fields
     let config = HubConfig { max_history_reply_bytes: 320 + 3 * reply_cost, ..HubConfig::default() }; // 320: the envelope
-    let hub = Hub::new(config);
+    let hub = Hub::new(config, Registry::default());
     for _ in 0..10 {
         hub.publish("h", &data).unwrap();
     }
@@ -155,7 +158,7 @@ fn a_history_answer_keeps_the_newest_without_since_and_the_oldest_with_it() {
 
 #[test]
 fn a_publication_larger_than_the_reply_cap_is_still_returned_alone() {
-    let hub = Hub::new(HubConfig { max_history_reply_bytes: 100, ..HubConfig::default() });
+    let hub = Hub::new(HubConfig { max_history_reply_bytes: 100, ..HubConfig::default() }, Registry::default());
     hub.publish("h", &"x".repeat(1000)).unwrap();
     hub.publish("h", &"x".repeat(1000)).unwrap();
     let page = hub.history("h", Some(0), None);
@@ -165,7 +168,10 @@ fn a_publication_larger_than_the_reply_cap_is_still_returned_alone() {
 #[test]
 fn concurrent_publishers_keep_the_byte_count_exact_and_within_the_budget() {
     let each = cost_of(&json!(7));
-    let hub = Hub::new(HubConfig { history_size: 3, max_history_bytes: 40 * each, ..HubConfig::default() });
+    let hub = Hub::new(
+        HubConfig { history_size: 3, max_history_bytes: 40 * each, ..HubConfig::default() },
+        Registry::default(),
+    );
     std::thread::scope(|scope| {
         for t in 0..4 {
             let hub = hub.clone();

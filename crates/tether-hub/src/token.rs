@@ -5,47 +5,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tether_tokio::{Closed, Conn, Listener, Message};
-use tokio::time::Instant;
 
 use crate::channel::{validate_channel, Publication};
 use crate::error::HubError;
 use crate::hub::Hub;
+use crate::session::{Session, TokenBucket};
 use crate::wire::{Ack, ErrorOut, IdOnly, MemberOut, PublicationOut, Request};
-
-/// Per-connection protocol state, kept in the connection's user data.
-struct Session {
-    subscriptions: Mutex<HashSet<String>>,
-    /// Publishes and sends ([`crate::HubConfig::publish_rate`]).
-    bucket: Mutex<TokenBucket>,
-    /// Every incoming frame, whatever it holds ([`crate::HubConfig::request_rate`]): joins and
-    /// leaves fan out to every member, history answers can be large, and errors cost a reply, so
-    /// no request is free.
-    requests: Mutex<TokenBucket>,
-}
-
-/// A rate limit: `rate` tokens per second, at most `burst` saved up.
-struct TokenBucket {
-    tokens: f64,
-    refilled: Instant,
-}
-
-impl TokenBucket {
-    fn full(burst: f64) -> Self {
-        Self { tokens: burst, refilled: Instant::now() }
-    }
-
-    fn take(&mut self, rate: f64, burst: f64) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.saturating_duration_since(self.refilled).as_secs_f64() * rate).min(burst);
-        self.refilled = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
 
 /// The token protocol on a hub: mount it on a route (conventionally `/tether`, sub-protocols
 /// `tether.json` and `json`).
@@ -282,7 +247,7 @@ impl Listener for TokenServer {
             bucket: Mutex::new(TokenBucket::full(config.publish_burst)),
             requests: Mutex::new(TokenBucket::full(config.request_burst)),
         });
-        self.hub.register(conn);
+        self.hub.opened();
         let welcome = serde_json::json!({
             "type": "welcome",
             "connectionId": conn.id(),

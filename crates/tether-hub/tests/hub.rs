@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::{read_json, start, Client};
 use serde_json::{json, Value};
-use tether_hub::HubConfig;
-use tether_tokio::{ClientBuilder, Message};
+use tether_hub::{Hub, HubConfig, HubError, TokenServer};
+use tether_tokio::{ClientBuilder, Conn, Listener, Message, RouteOptions, Server, ServerConfig};
 
 #[tokio::test]
 async fn welcome_subscribe_publish_unsubscribe() {
@@ -77,6 +77,59 @@ async fn direct_messages() {
     hub.send_to(&bob.id(), &json!("from the server")).unwrap();
     assert_eq!(bob.event().await, json!({"type": "direct", "from": null, "data": "from the server"}));
     assert_eq!(ada.error_code(json!({"type": "send", "to": "nobody", "data": 1})).await, "not_found");
+}
+
+/// An echo route beside the token route, on the same server.
+struct Echo;
+
+impl Listener for Echo {
+    async fn message(&self, conn: &Conn, message: Message) {
+        let _ = conn.send(message);
+    }
+}
+
+#[tokio::test]
+async fn the_hub_reaches_connections_through_the_servers_registry_and_only_token_ones() {
+    let server = Server::new(ServerConfig::default());
+    let registry = server.registry();
+    let hub = Hub::new(HubConfig::default(), registry.clone());
+    let server = server
+        .route_with(
+            "/tether",
+            RouteOptions::protocols(["tether.json"]),
+            TokenServer::new(hub.clone(), Duration::from_secs(30)),
+        )
+        .route("/echo", Echo)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.run());
+    let mut ada = Client::connect(&format!("ws://{addr}/tether")).await;
+    let (mut echo, _) = ClientBuilder::new(&format!("ws://{addr}/echo")).connect().await.unwrap();
+    echo.send(&Message::Text("hello".into())).await.unwrap();
+    assert_eq!(echo.recv().await.unwrap().unwrap(), Message::Text("hello".into()));
+
+    // One registry: the token connection the hub serves is the server's own entry.
+    assert_eq!(registry.len(), 2);
+    assert_eq!(registry.get(&ada.id()).map(|conn| conn.path().to_owned()), Some("/tether".to_owned()));
+    let echo_id = registry.connections().into_iter().find(|conn| conn.path() == "/echo").unwrap().id().to_owned();
+
+    // The echo client is in the registry but speaks no token protocol: not a recipient.
+    assert_eq!(ada.error_code(json!({"type": "send", "to": echo_id, "data": 1})).await, "not_found");
+    assert!(matches!(hub.send_to(&echo_id, &json!(1)), Err(HubError::NotFound(_))));
+    echo.send(&Message::Text("still an echo".into())).await.unwrap();
+    assert_eq!(echo.recv().await.unwrap().unwrap(), Message::Text("still an echo".into()));
+
+    // A token connection that left is gone from the registry, so from the hub too.
+    let ada_id = ada.id();
+    drop(ada);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while registry.get(&ada_id).is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "the closed connection stayed registered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(matches!(hub.send_to(&ada_id, &json!(1)), Err(HubError::NotFound(_))));
 }
 
 #[tokio::test]

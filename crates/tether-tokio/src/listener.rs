@@ -15,8 +15,6 @@ use tether_proto::Message;
 // The handle and the broadcast message are defined in `conn.rs`; re-exported so that
 // `tether_tokio::listener::{Conn, PreparedMessage}` keep working.
 pub use crate::conn::{Conn, PreparedMessage};
-// For `server.rs`, which still imports the connection's facts from here; new code names `crate::conn`.
-pub(crate) use crate::conn::{CompactHeaders, ConnId, ConnInfo};
 use crate::error::{Closed, Error};
 
 /// Callbacks for the connections on one route. Every method but [`Listener::message`] has a default

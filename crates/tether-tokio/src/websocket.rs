@@ -25,10 +25,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
-use crate::deadline::period_or_off;
-// Re-exported for `server.rs` and `http.rs`, which still name them here (they lived here before
-// `deadline.rs`); new code imports `crate::deadline`.
-pub(crate) use crate::deadline::{deadline_after, FAR_FUTURE};
+use crate::deadline::{deadline_after, period_or_off, FAR_FUTURE};
 // The results of every method; `tether_tokio::websocket::{Closed, Error}` stays a valid path.
 pub use crate::error::{Closed, Error};
 use crate::transport::poll_read_lean;

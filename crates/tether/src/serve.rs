@@ -26,18 +26,20 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     // a graceful shutdown, not the default action (exit at once, nothing closed, nothing logged).
     let shutdown = shutdown_signal().map_err(|e| format!("cannot install the signal handlers: {e}"))?;
     let tls = resolved.server.tls.is_some();
-    let hub = Hub::new(resolved.hub);
-    let token = TokenServer::new(hub, resolved.server.ping_interval);
+    let ping_interval = resolved.server.ping_interval;
+    let (question_message_limit, question_frame_limit) = route_limits(QUESTION_LIMIT, &resolved.server);
+    let server = Server::new(resolved.server);
+    // The hub finds the recipients of direct messages among the server's connections.
+    let token = TokenServer::new(Hub::new(resolved.hub, server.registry()), ping_interval);
     let token_route = RouteOptions::protocols(["tether.json", "json"])
         .max_message_size(resolved.token_message_limit)
         .max_frame_size(resolved.token_frame_limit);
     // The router is built before the server is bound; `/readyz` finds the handle here once it is.
     let handle = Arc::new(OnceLock::new());
-    let (question_message_limit, question_frame_limit) = route_limits(QUESTION_LIMIT, &resolved.server);
     let question_route = RouteOptions::protocols(["json", "soap"])
         .max_message_size(question_message_limit)
         .max_frame_size(question_frame_limit);
-    let mut server = Server::new(resolved.server).route_with("/tether", token_route, token);
+    let mut server = server.route_with("/tether", token_route, token);
     if resolved.demos {
         server =
             server.route_with("/", question_route, demo::question::QuestionServer).route("/echo", demo::echo::Echo);

@@ -12,9 +12,10 @@ use tether_hub::{Hub, HubConfig, TokenServer};
 use tether_tokio::{ClientBuilder, Message, RouteOptions, Server, ServerConfig, Transport, WebSocket};
 
 pub async fn start(config: HubConfig) -> (String, Hub) {
-    let hub = Hub::new(config);
+    let server = Server::new(ServerConfig::default());
+    let hub = Hub::new(config, server.registry());
     let token = TokenServer::new(hub.clone(), Duration::from_secs(30));
-    let server = Server::new(ServerConfig::default())
+    let server = server
         .route_with("/tether", RouteOptions::protocols(["tether.json", "json"]), token)
         .bind("127.0.0.1:0")
         .await

@@ -18,8 +18,8 @@ use super::accept::{decide, upgrade, Refusal};
 use super::registry::Active;
 use super::routes::{Route, Upgrade};
 use super::shared::Shared;
+use crate::deadline::deadline_after;
 use crate::transport::{write_and_close, Rewind, Transport};
-use crate::websocket::deadline_after;
 
 /// The first task of every socket: the handshake (or plain HTTP). A WebSocket connection then
 /// moves to a task of its own, started by its route, and this one ends, freeing all the

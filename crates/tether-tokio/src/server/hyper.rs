@@ -61,7 +61,7 @@ where
         .timer(TokioTimer::new())
         // hyper adds this to `Instant::now()` unchecked: capped, a huge handshake timeout cannot
         // panic the connection's task.
-        .header_read_timeout(config.0.min(crate::websocket::FAR_FUTURE))
+        .header_read_timeout(config.0.min(crate::deadline::FAR_FUTURE))
         .max_buf_size(config.1.max(8192))
         .keep_alive(keep_alive)
         .serve_connection(TokioIo::new(io), service)

@@ -14,8 +14,8 @@ use tether_proto::CloseCode;
 use tokio::sync::watch;
 
 use super::config::ServerConfig;
+use crate::conn::{Conn, ConnId};
 use crate::driver::DriverSettings;
-use crate::listener::{Conn, ConnId};
 use crate::websocket::SHUTDOWN_REASON;
 
 /// The open listener-style connections of a server, by id.
@@ -140,7 +140,7 @@ impl Drop for Active {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::listener::{CompactHeaders, ConnInfo};
+    use crate::conn::{CompactHeaders, ConnInfo};
     use tether_proto::handshake::head::Headers;
 
     fn conn() -> Conn {

@@ -18,8 +18,9 @@ use tether_proto::{CloseCode, Config, Connection};
 
 use super::config::RouteOptions;
 use super::registry::{Active, Lifecycle};
+use crate::conn::{CompactHeaders, Conn, ConnId, ConnInfo};
 use crate::driver::{drive, Driver};
-use crate::listener::{CompactHeaders, Conn, ConnId, ConnInfo, Listener};
+use crate::listener::Listener;
 use crate::transport::Transport;
 use crate::websocket::{KeepAlive, WebSocket, SHUTDOWN_REASON};
 
