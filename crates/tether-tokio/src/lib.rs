@@ -10,13 +10,56 @@
 //!   processClosed);
 //! - the lower-level [`WebSocket`]: own the connection and call `recv` / `feed` / `send` / `close`.
 //!
-//! Modules:
+//! ## Design overview
+//!
+//! ```text
+//!                 ┌─────────────── tether-tokio ────────────────┐
+//!                 │                                             │
+//!  socket ─head─▶ │ server/: validate → route → Origin →        │
+//!                 │ sub-protocol → 101, or a refusal            │
+//!                 │ (one Response, rendered once)               │
+//!                 │        │ socket + Connection + leftover     │
+//!                 │        ▼                                    │   Listener callbacks
+//!  socket ◀bytes▶ │ driver: one task per connection ────────────│──▶ opened, message,   app
+//!                 │ (socket, one timer, mailbox)   ◀── mailbox ◀│─── Conn: send, ping,
+//!                 │        │           ▲                        │    close (any task)
+//!                 │ Registry: open Conns by id                  │
+//!                 └────────┼───────────┼────────────────────────┘
+//!        receive(&mut BytesMut)      Events, take_output() bytes
+//!                          ▼           │
+//!                 ┌─────────────────────────────────────────────┐
+//!                 │ tether-proto: Connection (sans-IO)          │
+//!                 └─────────────────────────────────────────────┘
+//! ```
+//!
+//! What crosses each line:
+//! - **socket → server**: the request head, read under the handshake timeout and the head limits;
+//!   the core judges it (400, 426, 431), the server adds its own refusals ([`server::Refusal`]:
+//!   403, 404, 408, 503). Every answer, the 101 included, is one core `Response` rendered once,
+//!   as bytes on the direct path or as a hyper response after plain HTTP.
+//! - **server → driver**: the socket, the negotiated [`tether_proto::Connection`] and the bytes
+//!   read past the head; the route's [`Listener`] gets a [`Conn`], registered in the server's
+//!   [`Registry`] while open.
+//! - **driver ⇄ core**: bytes in through `Connection::receive`, events and bytes to write out.
+//!   Timers (ping, idle, close timeout) and backpressure (`max_queue_bytes`, 1008 for slow
+//!   consumers) are the driver's.
+//! - **app → driver**: commands through a [`Conn`] handle, pushed to the connection's mailbox and
+//!   applied by its task; they never wait on the socket.
+//!
+//! Memory per idle connection is a design constraint throughout: see
+//! `docs/memory-per-connection.md` before adding a field, a buffer or a future to a connection.
+//!
+//! ## Modules
 //! - [`server`]: [`Server`] (routes, Origin policy, limits, TLS, plain HTTP on the same port,
-//!   graceful shutdown) and [`ServerHandle`] (connections by id).
-//! - [`listener`]: the [`Listener`] trait and the [`Conn`] handle; `driver` runs each listener
-//!   connection's task.
-//! - [`websocket`]: the [`WebSocket`] type.
-//! - [`client`]: [`ClientBuilder`] and [`connect`] for `ws://` and `wss://`, with the same two APIs.
+//!   graceful shutdown), [`ServerHandle`] and the [`Registry`] of open connections; one job per
+//!   file under `server/`.
+//! - [`listener`]: the [`Listener`] trait. `conn`: the [`Conn`] handle and what it knows of its
+//!   connection. `mailbox`: the commands a handle queues for the connection's task. `driver`: that
+//!   task. `deadline`: timer arithmetic that cannot overflow.
+//! - [`websocket`]: the [`WebSocket`] type. `error`: [`Closed`] and [`Error`], the results of both
+//!   APIs.
+//! - [`client`]: [`ClientBuilder`] and [`connect`] for `ws://` and `wss://`, with the same two APIs,
+//!   and [`client::WsUrl`], the one parse of a WebSocket URL.
 //! - [`origin`]: [`OriginPolicy`]. [`tls`]: loading certificates. [`transport`]: TCP, TLS or upgraded
 //!   streams behind one type.
 #![forbid(unsafe_code)]
