@@ -98,15 +98,12 @@ fn poll_io(
     Poll::Pending
 }
 
-/// Everything a connection's task owns, in one allocation.
-///
-/// The task's future then holds a pointer instead of these fields: an async fn keeps its
-/// arguments and the locals moved out of them in separate slots, so passing them by value would
-/// store each twice in every idle connection.
+/// Everything a connection's task owns, in one allocation: the task's future holds a pointer, not
+/// each field twice (`docs/memory-per-connection.md`, rule 3).
 ///
 /// Server shutdown reaches the connection as a Close command pushed through its [`Conn`], so the
-/// task waits on three things only (the socket, its command queue, one timer), all polled from one
-/// `poll_fn`: no `select!` with a future per source is kept in every idle task.
+/// task waits on three things only (the socket, its mailbox, one timer), all polled from one
+/// `poll_fn` (rule 2).
 pub(crate) struct Driver {
     pub io: Transport,
     pub protocol: Connection,
@@ -169,7 +166,7 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Clo
             // an answer must not lose the race against a protocol error that follows its question.
             apply_all(protocol, &mut out, conn, &mut close_deadline, settings.close_timeout);
         }
-        // No partial frame: give the buffer back. An idle connection holds no read buffer.
+        // No partial frame: give the buffer back (docs/memory-per-connection.md, rule 1).
         release_if_empty(read_buf);
         // 2. Commands queued by handles.
         apply_all(protocol, &mut out, conn, &mut close_deadline, settings.close_timeout);
@@ -244,8 +241,7 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Clo
 
     shared.closed.store(true, Ordering::Release);
     if !peer_gone {
-        // Boxed with its timer: the linger's state is only needed once, at the end, and would
-        // otherwise be part of every idle task's size.
+        // Boxed with its timer: the linger is needed once, at the end (docs/memory-per-connection.md, rule 4).
         let server = protocol.role() == Role::Server;
         let _ = Box::pin(tokio::time::timeout(settings.close_timeout, write_and_close(io, out.chunks, server))).await;
     }

@@ -24,14 +24,14 @@ pub(crate) enum Command {
     Close(CloseCode, String),
 }
 
-/// Commands for a connection's task. A plain locked queue rather than a tokio channel: a channel
-/// allocates a block of slots up front, which an idle connection would carry for nothing.
+/// Commands for a connection's task. A plain locked queue rather than a tokio channel, and the
+/// waiting task leaves its waker here (polled from the same `poll_fn` as the socket and the timer)
+/// rather than holding a `Notified` future: nothing allocated up front, nothing more in the task
+/// (`docs/memory-per-connection.md`, rule 5).
 ///
 /// The connection's task is only woken when it is waiting: commands queued while it runs (an echo
 /// sent from inside its own `message` callback, say) are picked up on its way to waiting, so the
-/// common case costs no wake-up at all. The waiting task leaves its waker here (polled from the
-/// same `poll_fn` as the socket and the timer) rather than holding a `Notified` future: an idle
-/// connection's task is that much smaller.
+/// common case costs no wake-up at all.
 #[derive(Default)]
 pub(crate) struct CommandQueue {
     queue: Mutex<Queue>,

@@ -83,8 +83,8 @@ const MAX_READ_ROOM: usize = 256 << 10;
 impl Transport {
     /// Reads into `buf`, allocating its room only once the socket is readable.
     ///
-    /// For plain TCP the task waits for readiness with no buffer at all, so an idle connection
-    /// holds none (`buf` stays unallocated). TLS and upgraded streams need the buffer to poll: it
+    /// For plain TCP the task waits for readiness with no buffer at all (`buf` stays unallocated;
+    /// `docs/memory-per-connection.md`, rule 1). TLS and upgraded streams need the buffer to poll: it
     /// is lent to them for the poll only (see [`poll_read_lean`]).
     ///
     /// `hint` is how many bytes the protocol knows are coming (the rest of a large frame); up to
@@ -133,8 +133,7 @@ impl Transport {
 
 /// Reads into `buf` from any stream, holding room in `buf` only while the read is tried: when the
 /// stream has nothing yet and `buf` holds no bytes, the room is given back before waiting, so a
-/// connection waiting on its peer keeps no read buffer. A busy connection, whose reads find data,
-/// keeps its buffer; an idle one pays one allocation per wake-up.
+/// connection waiting on its peer keeps no read buffer (`docs/memory-per-connection.md`, rule 1).
 ///
 /// `hint` as for [`Transport::poll_read_when_ready`].
 pub(crate) fn poll_read_lean<S: AsyncRead + Unpin>(

@@ -207,7 +207,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             // Every branch is cancel-safe: the read puts what it gets straight into `read_buf`,
             // and the timers are made again from the deadlines kept in `self`.
             let read = tokio::select! {
-                // No read buffer is held while waiting: an idle connection keeps none.
+                // No read buffer is held while waiting (docs/memory-per-connection.md, rule 1).
                 read = poll_fn(|cx| poll_read_lean(io, cx, read_buf, read_hint)) => read,
                 // We sent a Close: the peer has the close timeout to answer it.
                 () = sleep_until(close_deadline), if closing => {
@@ -294,7 +294,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             self.pending.advance(written);
             self.unflushed = true;
             if self.pending.is_empty() {
-                // Everything written: an idle connection keeps no output buffer.
+                // Everything written: no output buffer is kept (docs/memory-per-connection.md, rule 1).
                 self.pending = BytesMut::new();
             }
         }

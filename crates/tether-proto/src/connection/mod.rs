@@ -177,7 +177,7 @@ pub struct Connection {
     frame: CurrentFrame,
     control: Vec<u8>,
     incoming: Option<Incoming>,
-    /// Boxed: most connections never negotiate compression, and an idle connection should be small.
+    /// Boxed: most connections never negotiate compression (`docs/memory-per-connection.md`, rule 4).
     deflate: Option<Box<DeflateState>>,
     sent_close: bool,
     received_close: bool,

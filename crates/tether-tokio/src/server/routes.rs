@@ -134,8 +134,8 @@ fn prepare_listener(upgrade: Box<Upgrade>, lifecycle: &Lifecycle, path: &Arc<str
 
 /// Runs a listener-style connection, registered by id while it is open.
 ///
-/// A plain function returning an `async move` block: an async fn would keep a second copy of each
-/// argument in the task (the arguments and the locals they are moved into), in every connection.
+/// A plain function returning an `async move` block, not an async fn, so the task stores each
+/// argument once (`docs/memory-per-connection.md`, rule 3).
 #[allow(clippy::manual_async_fn)] // On purpose: see above.
 fn run_listener<L: Listener>(
     mut driver: Box<Driver>,
