@@ -99,12 +99,17 @@ fn frame_spec() -> impl Strategy<Value = FrameSpec> {
     prop_oneof![3 => data, 1 => control]
 }
 
+/// Every property runs this many random cases (more for the cheap ones).
+fn cases(cases: u32) -> ProptestConfig {
+    ProptestConfig { cases, ..ProptestConfig::default() }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1. Frames: encode, then decode in arbitrary chunks.
 // ---------------------------------------------------------------------------------------------
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn frames_round_trip_through_the_decoder_in_any_chunking(
@@ -218,7 +223,7 @@ fn fragmented() -> impl Strategy<Value = Fragmented> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn fragmented_messages_with_interleaved_pings_are_reassembled_exactly(
@@ -360,7 +365,7 @@ impl Direction {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn compressed_conversations_arrive_intact_under_any_negotiated_settings(
@@ -448,7 +453,7 @@ fn mostly_utf8() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+    #![proptest_config(cases(1024))]
 
     #[test]
     fn incremental_utf8_validation_agrees_with_std(bytes in mostly_utf8(), cuts in vec(any::<Index>(), 0..6)) {

@@ -332,11 +332,11 @@ impl PreparedMessage {
     }
 }
 
+/// A handle on no connection, for unit tests of what holds handles: from `127.0.0.1:1` on `/`,
+/// with one `Cookie: a=1` header.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn conn(max_queue_bytes: usize) -> Conn {
+impl Conn {
+    pub(crate) fn for_tests(max_queue_bytes: usize) -> Self {
         let info = ConnInfo {
             id: ConnId::new(),
             remote_addr: "127.0.0.1:1".parse().unwrap(),
@@ -348,7 +348,16 @@ mod tests {
                 value: b"a=1".to_vec(),
             }])),
         };
-        Conn::new(info, max_queue_bytes)
+        Self::new(info, max_queue_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(max_queue_bytes: usize) -> Conn {
+        Conn::for_tests(max_queue_bytes)
     }
 
     #[test]

@@ -1,20 +1,16 @@
 //! A server at its connection limit: WebSocket upgrades get 503, but plain HTTP (a liveness probe)
 //! is still answered, and the connections already open keep working.
 
+mod common;
+
+use common::Echo;
+
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use tether_tokio::{ClientBuilder, Conn, Listener, Message, Server, ServerConfig};
-
-struct Echo;
-
-impl Listener for Echo {
-    async fn message(&self, conn: &Conn, message: Message) {
-        let _ = conn.send(message);
-    }
-}
+use tether_tokio::{ClientBuilder, Message, Server, ServerConfig};
 
 /// Sends a raw request and returns everything the server answers before it closes.
 async fn raw(addr: &str, request: &str) -> String {

@@ -2,6 +2,10 @@
 //! private CA made by rcgen) and an independent implementation (Python `websockets`), with and
 //! without compression; and Python's client against Tether's server.
 
+mod common;
+
+use common::Echo;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -12,14 +16,6 @@ use tether_tokio::client::{HandshakeBytes, WsUrl};
 use tether_tokio::{
     tls, ClientBuilder, ClientError, CloseCode, Conn, Listener, Message, PreparedMessage, Server, ServerConfig,
 };
-
-struct Echo;
-
-impl Listener for Echo {
-    async fn message(&self, conn: &Conn, message: Message) {
-        let _ = conn.send(message);
-    }
-}
 
 /// Starts an in-process Tether echo server on `/echo`; returns its address.
 async fn tether_server(config: ServerConfig) -> String {

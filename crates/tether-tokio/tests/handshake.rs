@@ -1,19 +1,15 @@
 //! Bad handshakes get their answer at once, and the server keeps serving.
 
+mod common;
+
+use common::Echo;
+
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use tether_tokio::{Conn, Listener, Message, Server, ServerConfig};
-
-struct Echo;
-
-impl Listener for Echo {
-    async fn message(&self, conn: &Conn, message: Message) {
-        let _ = conn.send(message);
-    }
-}
+use tether_tokio::{Server, ServerConfig};
 
 #[tokio::test]
 async fn a_tls_client_on_a_plain_port_gets_400_at_once_not_after_the_handshake_timeout() {

@@ -5,17 +5,9 @@
 
 mod common;
 
-use common::{response_head, status_of, upgrade_request};
+use common::{response_head, status_of, upgrade_request, Echo};
 use tether_proto::handshake::head::HeadLimits;
-use tether_tokio::{Conn, Listener, Message, Server, ServerConfig};
-
-struct Echo;
-
-impl Listener for Echo {
-    async fn message(&self, conn: &Conn, message: Message) {
-        let _ = conn.send(message);
-    }
-}
+use tether_tokio::{Server, ServerConfig};
 
 const MAX_BYTES: usize = 1024;
 const MAX_HEADERS: usize = 16;

@@ -8,19 +8,11 @@ mod common;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use common::{read_head, status_of, upgrade_request};
-use tether_tokio::{Conn, Listener, Message, Server, ServerConfig};
+use common::{read_head, status_of, upgrade_request, Echo};
+use tether_tokio::{Server, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-
-struct Echo;
-
-impl Listener for Echo {
-    async fn message(&self, conn: &Conn, message: Message) {
-        let _ = conn.send(message);
-    }
-}
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const SLACK: Duration = Duration::from_millis(50);

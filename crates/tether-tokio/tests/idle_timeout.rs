@@ -10,26 +10,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::RawClient;
+use common::{stream_echo, Echo, RawClient};
 use tether_proto::frame::OpCode;
-use tether_tokio::{Conn, Listener, Message, RouteOptions, Server, ServerConfig, Transport, WebSocket};
+use tether_tokio::{RouteOptions, Server, ServerConfig};
 use tokio::time::Instant;
-
-struct Echo;
-
-impl Listener for Echo {
-    async fn message(&self, conn: &Conn, message: Message) {
-        let _ = conn.send(message);
-    }
-}
-
-async fn stream_echo(mut ws: WebSocket<Transport>, _request: tether_proto::handshake::server::UpgradeRequest) {
-    while let Some(Ok(message)) = ws.recv().await {
-        if ws.send(&message).await.is_err() {
-            break;
-        }
-    }
-}
 
 const PATHS: [&str; 2] = ["/echo", "/stream"];
 const IDLE: Duration = Duration::from_secs(10);

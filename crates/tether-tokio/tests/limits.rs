@@ -7,28 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{close_code, RawClient};
+use common::{close_code, stream_echo, Echo, RawClient};
 use tether_proto::frame::{FrameHeader, OpCode};
-use tether_tokio::{ClientBuilder, Conn, Listener, Message, RouteOptions, Server, ServerConfig, WebSocket};
-
-struct Echo;
-
-impl Listener for Echo {
-    async fn message(&self, conn: &Conn, message: Message) {
-        let _ = conn.send(message);
-    }
-}
-
-async fn stream_echo(
-    mut ws: WebSocket<tether_tokio::Transport>,
-    _request: tether_proto::handshake::server::UpgradeRequest,
-) {
-    while let Some(Ok(message)) = ws.recv().await {
-        if ws.send(&message).await.is_err() {
-            break;
-        }
-    }
-}
+use tether_tokio::{ClientBuilder, Message, RouteOptions, Server, ServerConfig};
 
 /// A server with small-limit routes (listener and stream API) and default-limit ones.
 async fn server() -> String {

@@ -8,25 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::RawClient;
+use common::{stream_echo, Echo, RawClient};
 use tether_proto::frame::OpCode;
-use tether_tokio::{ClientBuilder, Conn, Listener, Message, RouteOptions, Server, ServerConfig, Transport, WebSocket};
-
-struct Echo;
-
-impl Listener for Echo {
-    async fn message(&self, conn: &Conn, message: Message) {
-        let _ = conn.send(message);
-    }
-}
-
-async fn stream_echo(mut ws: WebSocket<Transport>, _request: tether_proto::handshake::server::UpgradeRequest) {
-    while let Some(Ok(message)) = ws.recv().await {
-        if ws.send(&message).await.is_err() {
-            break;
-        }
-    }
-}
+use tether_tokio::{ClientBuilder, Conn, Listener, Message, RouteOptions, Server, ServerConfig};
 
 /// Hands every message to the test.
 struct Forward(tokio::sync::mpsc::UnboundedSender<Message>);

@@ -140,19 +140,9 @@ impl Drop for Active {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conn::{CompactHeaders, ConnInfo};
-    use tether_proto::handshake::head::Headers;
 
     fn conn() -> Conn {
-        let info = ConnInfo {
-            id: ConnId::new(),
-            remote_addr: "127.0.0.1:1".parse().unwrap(),
-            protocol: None,
-            path: "/".into(),
-            query: None,
-            headers: CompactHeaders::for_application(&Headers(Vec::new())),
-        };
-        Conn::new(info, 1 << 20)
+        Conn::for_tests(1 << 20)
     }
 
     #[test]

@@ -10,6 +10,27 @@ use tether_proto::frame::{encode_frame, FrameDecoder, FrameEvent, OpCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Echoes every message on a listener route.
+pub struct Echo;
+
+impl tether_tokio::Listener for Echo {
+    async fn message(&self, conn: &tether_tokio::Conn, message: tether_tokio::Message) {
+        let _ = conn.send(message);
+    }
+}
+
+/// Echoes every message on a stream route, until the peer closes.
+pub async fn stream_echo(
+    mut ws: tether_tokio::WebSocket<tether_tokio::Transport>,
+    _request: tether_proto::handshake::server::UpgradeRequest,
+) {
+    while let Some(Ok(message)) = ws.recv().await {
+        if ws.send(&message).await.is_err() {
+            break;
+        }
+    }
+}
+
 /// Binds `server` to an ephemeral loopback port, runs it in the background and returns its address.
 pub async fn serve(server: tether_tokio::Server) -> String {
     let server = server.bind("127.0.0.1:0").await.expect("binds");

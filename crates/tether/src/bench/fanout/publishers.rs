@@ -2,16 +2,17 @@
 //! over the publishers ([`Plan`]), each message carrying its send time, and count the acks and the
 //! error answers (`rate_limited` among them).
 
+use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tether_proto::{Connection, Event, Message};
+use tether_proto::Connection;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
 
-use super::shared::{Reply, Shared};
+use super::shared::{each_text, Reply, Shared};
 use crate::bench::common::Common;
 use crate::bench::net::{self, Opened, Output, Step, Stream, Target};
 use crate::bench::progress::Ui;
@@ -205,37 +206,24 @@ async fn publish<S: AsyncRead + AsyncWrite + Unpin>(
             Step::Woken => continue,
         }
         let mut acked = 0;
-        loop {
-            match conn.receive(&mut rbuf) {
-                Ok(Some(Event::Message(Message::Text(reply)))) => {
-                    let Ok(reply) = serde_json::from_str::<Reply<'_>>(&reply) else { continue };
-                    match (reply.kind, reply.id) {
-                        ("ack", Some(_)) => acked += 1,
-                        ("error", _) => {
-                            if reply.code == Some("rate_limited") {
-                                stats.rate_limited += 1;
-                            } else {
-                                stats.other_errors += 1;
-                            }
-                            stats.first_error.get_or_insert_with(|| reply.code.unwrap_or("error").to_owned());
-                        }
-                        _ => {}
+        let read = each_text(&mut conn, &mut rbuf, |reply| {
+            let Ok(reply) = serde_json::from_str::<Reply<'_>>(reply) else { return ControlFlow::<()>::Continue(()) };
+            match (reply.kind, reply.id) {
+                ("ack", Some(_)) => acked += 1,
+                ("error", _) => {
+                    if reply.code == Some("rate_limited") {
+                        stats.rate_limited += 1;
+                    } else {
+                        stats.other_errors += 1;
                     }
+                    stats.first_error.get_or_insert_with(|| reply.code.unwrap_or("error").to_owned());
                 }
-                Ok(Some(Event::Close(frame))) => {
-                    stats.failure = Some(format!(
-                        "the server closed the connection{}",
-                        frame.map(|f| format!(" with {}", f.code.0)).unwrap_or_default()
-                    ));
-                    break;
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(error) => {
-                    stats.failure = Some(format!("protocol error: {error}"));
-                    break;
-                }
+                _ => {}
             }
+            ControlFlow::Continue(())
+        });
+        if let Err(failure) = read {
+            stats.failure = Some(failure);
         }
         stats.acked += acked;
         plan.shared.acked.fetch_add(acked, Ordering::Relaxed);

@@ -2,9 +2,12 @@
 //! the timestamps, the counters the progress line reads, the latency samples, and the signal that
 //! publishing is over (with how many deliveries each subscriber must then wait for).
 
+use std::ops::ControlFlow;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
+use bytes::BytesMut;
+use tether_proto::{Connection, Event, Message};
 use tokio::sync::Notify;
 
 use crate::bench::stats::Latencies;
@@ -52,4 +55,32 @@ pub(super) struct Reply<'a> {
     pub id: Option<u64>,
     #[serde(borrow)]
     pub code: Option<&'a str>,
+}
+
+/// Hands every text message `conn` decodes from `rbuf` to `on_text`, until the input runs out
+/// (`Ok(None)`) or `on_text` breaks with a value (`Ok(Some(value))`). The server's Close or a
+/// protocol error ends the connection for the bench: `Err` with the sentence to report.
+pub(super) fn each_text<T>(
+    conn: &mut Connection,
+    rbuf: &mut BytesMut,
+    mut on_text: impl FnMut(&str) -> ControlFlow<T>,
+) -> Result<Option<T>, String> {
+    loop {
+        match conn.receive(rbuf) {
+            Ok(Some(Event::Message(Message::Text(text)))) => {
+                if let ControlFlow::Break(value) = on_text(&text) {
+                    return Ok(Some(value));
+                }
+            }
+            Ok(Some(Event::Close(frame))) => {
+                return Err(format!(
+                    "the server closed the connection{}",
+                    frame.map(|f| format!(" with {}", f.code.0)).unwrap_or_default()
+                ));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(None),
+            Err(error) => return Err(format!("protocol error: {error}")),
+        }
+    }
 }

@@ -2,18 +2,19 @@
 //! came, then reads everything until it has every acknowledged message or the drain deadline
 //! passes, measuring publish-to-delivery latency from the send time in each message.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use serde_json::json;
-use tether_proto::{Connection, Event, Message};
+use tether_proto::Connection;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::shared::{Reply, Shared};
+use super::shared::{each_text, Reply, Shared};
 use crate::bench::common::Common;
 use crate::bench::net::{self, Output, Step, Stream, Target};
 use crate::bench::progress::Ui;
@@ -215,30 +216,22 @@ impl Subscriber {
             }
             let now_us = self.shared.origin.elapsed().as_micros() as u64;
             let mut delivered = 0;
-            loop {
-                match conn.receive(&mut rbuf) {
-                    Ok(Some(Event::Message(Message::Text(text)))) => match sent_at(text.as_bytes()) {
-                        Parsed::Delivery(t) => {
-                            delivered += 1;
-                            samples.push(now_us.saturating_sub(t) * 1000);
-                            if samples.len() == SAMPLE_BATCH {
-                                self.shared.latencies.record(self.index, &mut samples);
-                            }
+            let read = each_text(&mut conn, &mut rbuf, |text| {
+                match sent_at(text.as_bytes()) {
+                    Parsed::Delivery(t) => {
+                        delivered += 1;
+                        samples.push(now_us.saturating_sub(t) * 1000);
+                        if samples.len() == SAMPLE_BATCH {
+                            self.shared.latencies.record(self.index, &mut samples);
                         }
-                        Parsed::Malformed => stats.malformed += 1,
-                        Parsed::Other => {}
-                    },
-                    Ok(Some(Event::Close(_))) => {
-                        stats.failure = Some("the server closed the connection".into());
-                        break;
                     }
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
-                    Err(error) => {
-                        stats.failure = Some(format!("protocol error: {error}"));
-                        break;
-                    }
+                    Parsed::Malformed => stats.malformed += 1,
+                    Parsed::Other => {}
                 }
+                ControlFlow::<()>::Continue(())
+            });
+            if let Err(failure) = read {
+                stats.failure = Some(failure);
             }
             if delivered > 0 {
                 stats.deliveries += delivered;
@@ -272,28 +265,18 @@ impl Subscriber {
         conn.send_text(&self.request).map_err(|e| e.to_string())?;
         let mut timeout = std::pin::pin!(tokio::time::sleep(self.timeout));
         loop {
-            loop {
-                match conn.receive(rbuf) {
-                    Ok(Some(Event::Message(Message::Text(text)))) => {
-                        let Ok(reply) = serde_json::from_str::<Reply<'_>>(&text) else { continue };
-                        match (reply.kind, reply.id) {
-                            ("ack", Some(1)) => return Ok(()),
-                            ("error", Some(1)) => {
-                                return Err(format!("subscribe refused: {}", reply.code.unwrap_or("error")));
-                            }
-                            _ => {}
-                        }
+            let answer = each_text(conn, rbuf, |text| {
+                let Ok(reply) = serde_json::from_str::<Reply<'_>>(text) else { return ControlFlow::Continue(()) };
+                match (reply.kind, reply.id) {
+                    ("ack", Some(1)) => ControlFlow::Break(Ok(())),
+                    ("error", Some(1)) => {
+                        ControlFlow::Break(Err(format!("subscribe refused: {}", reply.code.unwrap_or("error"))))
                     }
-                    Ok(Some(Event::Close(frame))) => {
-                        return Err(format!(
-                            "the server closed the connection{}",
-                            frame.map(|f| format!(" with {}", f.code.0)).unwrap_or_default()
-                        ));
-                    }
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
-                    Err(error) => return Err(format!("protocol error: {error}")),
+                    _ => ControlFlow::Continue(()),
                 }
+            })?;
+            if let Some(answer) = answer {
+                return answer;
             }
             out.take_from(conn);
             match net::step(io, out, rbuf, 4096, timeout.as_mut()).await {
