@@ -48,6 +48,9 @@ bash scripts/check-msrv.sh
 step "cargo fmt --check"
 cargo fmt --all --check
 
+step "layout: no import cycles between modules, no file over 400 lines without a reason"
+python3 scripts/check-structure.py
+
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 

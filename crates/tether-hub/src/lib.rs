@@ -47,8 +47,8 @@
 //! client published is given back once its time to live is over.
 //!
 //! ## Modules
-//! - `hub.rs`: [`Hub`], channels and the connections they reach; `session.rs`: per-connection state; `config.rs`: [`HubConfig`]; `error.rs`:
-//!   [`HubError`].
+//! - `hub.rs`: [`Hub`], channels and the connections they reach; `session.rs`: per-connection
+//!   state; `config.rs`: [`HubConfig`]; `error.rs`: [`HubError`].
 //! - `token.rs`: [`TokenServer`], the [`Listener`](tether_tokio::Listener) that speaks the wire
 //!   protocol on top of a hub; `wire.rs`: the request and answer shapes.
 //! - `channel.rs`: one channel ([`Member`], [`Publication`]); `ledger.rs`, `sweep.rs`, `trim.rs`:

@@ -356,10 +356,6 @@ impl Conn {
 mod tests {
     use super::*;
 
-    fn conn(max_queue_bytes: usize) -> Conn {
-        Conn::for_tests(max_queue_bytes)
-    }
-
     #[test]
     fn ids_are_unique_and_url_safe() {
         let a = ConnId::new().as_str().to_owned();
@@ -374,7 +370,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_closes_with_1008_once() {
-        let conn = conn(10);
+        let conn = Conn::for_tests(10);
         conn.send_text("12345").unwrap();
         assert!(matches!(conn.send_text("123456"), Err(Error::QueueFull)));
         assert!(matches!(conn.send_text("1"), Err(Error::Closed)));
@@ -386,7 +382,7 @@ mod tests {
 
     #[test]
     fn headers_are_kept_compactly() {
-        let conn = conn(10);
+        let conn = Conn::for_tests(10);
         assert_eq!(conn.header("cookie"), Some("a=1"));
         assert_eq!(conn.headers().count(), 1);
         assert_eq!(conn.header("origin"), None);
@@ -394,7 +390,7 @@ mod tests {
 
     #[test]
     fn user_data_by_type() {
-        let conn = conn(10);
+        let conn = Conn::for_tests(10);
         assert!(conn.data::<String>().is_none());
         conn.set_data("alice".to_owned());
         conn.set_data(7u32);

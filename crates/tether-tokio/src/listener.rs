@@ -43,8 +43,9 @@ pub trait Listener: Send + Sync + 'static {
         async {}
     }
 
-    /// The connection failed: a protocol error by the peer (already answered with its close code), a
-    /// transport error, or a slow consumer. [`Listener::closed`] follows.
+    /// The connection failed: a protocol error by the peer (already answered with its close code) or
+    /// a transport error. [`Listener::closed`] follows. A slow consumer is not an error here: the
+    /// send that overflowed its queue returns [`Error::QueueFull`], and `closed` reports the 1008.
     fn error(&self, conn: &Conn, error: &Error) -> impl Future<Output = ()> + Send {
         let _ = (conn, error);
         async {}
