@@ -1,4 +1,13 @@
-//! `tether`: the command-line entry point. One module per subcommand.
+//! `tether`: the command-line entry point. One module per subcommand, each on the library crates:
+//!
+//! ```text
+//!  tether serve   ─ settings/ (flags over TOML over defaults, ranges checked: exit 2)
+//!                   └▶ serve.rs: tether-tokio Server + tether-hub on /tether + demo/ routes
+//!  tether connect ─ connect/args ─▶ session (tether-tokio client, WsUrl, handshake bytes)
+//!                   └▶ scripted (send, expect, exit status) or interactive (prompt, commands)
+//!  tether bench   ─ bench/common ─▶ echo | fanout/ | idle, over bench/net (tether-proto on raw
+//!                   sockets: no runtime of ours between the generator and the server it measures)
+//! ```
 #![forbid(unsafe_code)]
 
 mod bench;
