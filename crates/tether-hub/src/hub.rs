@@ -25,7 +25,7 @@ use crate::channel::{self, validate_channel, Channel, Freed, Member, Publication
 use crate::config::HubConfig;
 use crate::error::HubError;
 use crate::ledger::Ledger;
-use crate::session::Session;
+use crate::session::{HubId, Session};
 use crate::wire;
 
 /// A `history` answer: the channel's last offset and epoch, and publications oldest first.
@@ -63,12 +63,13 @@ pub struct Hub {
 }
 
 /// The hub itself, behind every clone of [`Hub`]; `sweep.rs` reaches it weakly from its task.
-#[derive(Default)]
 pub(crate) struct HubInner {
     pub(crate) config: HubConfig,
     channels: Mutex<HashMap<String, Arc<Mutex<Channel>>>>,
     /// The server's open connections: where [`Hub::send_to`] and `send` find a recipient.
     connections: Registry,
+    /// What this hub's connections carry in their [`Session`].
+    id: HubId,
     /// History entries over all channels, oldest first, for the byte budget.
     pub(crate) ledger: Ledger,
     /// Bytes of history held ([`channel::entry_cost`] summed) and entries held, over all channels.
@@ -101,7 +102,23 @@ impl HubInner {
 impl Hub {
     /// A hub with these settings.
     pub fn new(config: HubConfig, connections: Registry) -> Self {
-        Self { inner: Arc::new(HubInner { config, connections, ..HubInner::default() }) }
+        Self {
+            inner: Arc::new(HubInner {
+                config,
+                channels: Mutex::default(),
+                connections,
+                id: HubId::next(),
+                ledger: Ledger::default(),
+                history_bytes: AtomicUsize::new(0),
+                history_entries: AtomicUsize::new(0),
+                sweeping: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// What this hub's connections carry in their session.
+    pub(crate) fn id(&self) -> HubId {
+        self.inner.id
     }
 
     /// The settings.
@@ -247,9 +264,10 @@ impl Hub {
     }
 
     pub(crate) fn send_raw(&self, to: &str, data: &RawValue, from: Option<&str>) -> Result<(), HubError> {
-        // Only a connection that speaks the token protocol: another route's client (an echo, a
-        // demo) would get JSON it never asked for.
-        let conn = self.inner.connections.get(to).filter(|conn| conn.data::<Session>().is_some());
+        // Only a connection that speaks the token protocol to this hub: another route's client (an
+        // echo, a demo, another hub's) would get JSON it never asked for.
+        let ours = |conn: &Conn| conn.data::<Session>().is_some_and(|session| session.hub == self.inner.id);
+        let conn = self.inner.connections.get(to).filter(ours);
         let conn = conn.ok_or_else(|| HubError::NotFound(to.to_owned()))?;
         let text = serde_json::to_string(&wire::Direct { kind: "direct", from, data }).expect("serializable");
         conn.send_text(text).map_err(|_| HubError::NotFound(to.to_owned()))

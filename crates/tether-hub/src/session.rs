@@ -1,17 +1,20 @@
 //! What the token protocol keeps per connection, in the connection's user data
 //! ([`tether_tokio::Conn::set_data`]): its subscriptions and its two rate buckets.
 //!
-//! A leaf both sides use: `token.rs` creates and reads it, and `hub.rs` takes its presence as the
-//! sign that a connection of the server's [`tether_tokio::Registry`] speaks the token protocol
-//! (a direct message must not reach an `/echo` client, say).
+//! A leaf both sides use: `token.rs` creates and reads it, and `hub.rs` takes it as the sign that
+//! a connection of the server's [`tether_tokio::Registry`] speaks the token protocol to this very
+//! hub (a direct message must not reach an `/echo` client, nor one of another hub on the server).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use tokio::time::Instant;
 
 /// Per-connection protocol state, kept in the connection's user data.
 pub(crate) struct Session {
+    /// The [`HubId`] of the hub whose token route opened the connection.
+    pub(crate) hub: HubId,
     pub(crate) subscriptions: Mutex<HashSet<String>>,
     /// Publishes and sends ([`crate::HubConfig::publish_rate`]).
     pub(crate) bucket: Mutex<TokenBucket>,
@@ -19,6 +22,18 @@ pub(crate) struct Session {
     /// leaves fan out to every member, history answers can be large, and errors cost a reply, so
     /// no request is free.
     pub(crate) requests: Mutex<TokenBucket>,
+}
+
+/// Tells hubs apart for as long as the process runs (a counter, never reused: a pointer could be
+/// after a hub is dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HubId(u64);
+
+impl HubId {
+    pub(crate) fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
 }
 
 /// A rate limit: `rate` tokens per second, at most `burst` saved up.

@@ -243,6 +243,7 @@ impl Listener for TokenServer {
     async fn opened(&self, conn: &Conn) {
         let config = self.hub.config();
         conn.set_data(Session {
+            hub: self.hub.id(),
             subscriptions: Mutex::new(HashSet::new()),
             bucket: Mutex::new(TokenBucket::full(config.publish_burst)),
             requests: Mutex::new(TokenBucket::full(config.request_burst)),

@@ -133,6 +133,32 @@ async fn the_hub_reaches_connections_through_the_servers_registry_and_only_token
 }
 
 #[tokio::test]
+async fn a_hub_reaches_its_own_connections_not_another_hubs_on_the_same_server() {
+    let server = Server::new(ServerConfig::default());
+    let (red, blue) =
+        (Hub::new(HubConfig::default(), server.registry()), Hub::new(HubConfig::default(), server.registry()));
+    let token = |hub: &Hub| TokenServer::new(hub.clone(), Duration::from_secs(30));
+    let server = server
+        .route_with("/red", RouteOptions::protocols(["tether.json"]), token(&red))
+        .route_with("/blue", RouteOptions::protocols(["tether.json"]), token(&blue))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.run());
+    let mut ada = Client::connect(&format!("ws://{addr}/red")).await;
+    let mut bob = Client::connect(&format!("ws://{addr}/red")).await;
+    let mut cyd = Client::connect(&format!("ws://{addr}/blue")).await;
+
+    assert!(matches!(red.send_to(&cyd.id(), &json!(1)), Err(HubError::NotFound(_))));
+    assert_eq!(ada.error_code(json!({"type": "send", "to": cyd.id(), "data": 1})).await, "not_found");
+    blue.send_to(&cyd.id(), &json!("blue")).unwrap();
+    assert_eq!(cyd.event().await, json!({"type": "direct", "from": null, "data": "blue"}));
+    ada.ack(json!({"type": "send", "to": bob.id(), "data": "red"})).await;
+    assert_eq!(bob.event().await, json!({"type": "direct", "from": ada.id(), "data": "red"}));
+}
+
+#[tokio::test]
 async fn every_error_code() {
     let config = HubConfig {
         max_data_bytes: 100,

@@ -54,13 +54,26 @@ use crate::websocket::WebSocket;
 
 /// A WebSocket server: configuration, routes, and optionally a router for plain HTTP.
 ///
-/// Clones share one [`Registry`] (see [`Server::registry`]).
-#[derive(Clone, Default)]
+/// A clone is another server with the same configuration and routes (to bind the same service on
+/// a second address, say) and a [`Registry`] of its own: shutting one down closes its own
+/// connections only.
+#[derive(Default)]
 pub struct Server {
     config: ServerConfig,
     routes: Routes,
     http: Option<axum::Router>,
     registry: Registry,
+}
+
+impl Clone for Server {
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            routes: self.routes.clone(),
+            http: self.http.clone(),
+            registry: Registry::default(),
+        }
+    }
 }
 
 impl Server {
