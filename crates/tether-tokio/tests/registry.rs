@@ -62,7 +62,8 @@ async fn a_clone_is_another_server_with_its_own_registry() {
     assert_eq!(on_first.expect_close().await.0, 1001);
     on_first.send(OpCode::Close, &1001u16.to_be_bytes()).await;
     drop(on_first);
-    tokio::time::timeout(Duration::from_secs(30), first_task).await.expect("the first server ends").unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(30), first_task).await.expect("the first server ends");
+    ended.expect("its task did not panic").expect("it served without an I/O error");
 
     // The second server was not asked to close anything: it still echoes.
     on_second.send(OpCode::Text, b"still here").await;
