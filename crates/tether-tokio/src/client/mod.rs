@@ -38,7 +38,7 @@ mod url;
 
 pub use error::ClientError;
 pub use tls::{read_ca_file, tls_client_config};
-pub use url::WsUrl;
+pub use url::{WsUrl, WsUrlError};
 
 /// The opening handshake's bytes as they cross the socket, for [`ClientBuilder::observe_handshake`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,18 +21,48 @@ pub struct WsUrl {
     pub query: Option<String>,
 }
 
+/// Why a string is not a WebSocket URL. Typed, so that each tool can say it in its own words
+/// (`tether connect` also takes `http(s)://`, for instance); `Display` gives the reason alone, for
+/// callers to frame, and [`ClientError::Url`] carries that text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WsUrlError {
+    /// Not a URL at all: the URL parser's reason (`relative URL without a base`, `empty host`).
+    Invalid(String),
+    /// A URL, but its scheme is neither `ws` nor `wss`.
+    Scheme(String),
+    /// A URL without a host (`ws:/path`).
+    NoHost,
+}
+
+impl fmt::Display for WsUrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Invalid(why) => f.write_str(why),
+            Self::Scheme(scheme) => write!(f, "scheme {scheme:?}: use ws:// or wss://"),
+            Self::NoHost => f.write_str("no host"),
+        }
+    }
+}
+
+impl std::error::Error for WsUrlError {}
+
+impl From<WsUrlError> for ClientError {
+    fn from(error: WsUrlError) -> Self {
+        Self::Url(error.to_string())
+    }
+}
+
 impl WsUrl {
-    /// Parses `url`. Fails with [`ClientError::Url`] for anything but `ws://` and `wss://` URLs
-    /// with a host; the message is the reason alone (`no host`), for callers to frame.
-    pub fn parse(url: &str) -> Result<Self, ClientError> {
-        let parsed = url::Url::parse(url).map_err(|e| ClientError::Url(e.to_string()))?;
+    /// Parses `url`: a `ws://` or `wss://` URL with a host, or why not.
+    pub fn parse(url: &str) -> Result<Self, WsUrlError> {
+        let parsed = url::Url::parse(url).map_err(|e| WsUrlError::Invalid(e.to_string()))?;
         let tls = match parsed.scheme() {
             "ws" => false,
             "wss" => true,
-            other => return Err(ClientError::Url(format!("scheme {other:?}: use ws:// or wss://"))),
+            other => return Err(WsUrlError::Scheme(other.to_owned())),
         };
-        let host =
-            parsed.host_str().filter(|host| !host.is_empty()).ok_or_else(|| ClientError::Url("no host".into()))?;
+        let host = parsed.host_str().filter(|host| !host.is_empty()).ok_or(WsUrlError::NoHost)?;
         Ok(Self {
             tls,
             host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),

@@ -98,7 +98,11 @@ pub(super) fn positive_secs(value: &str) -> Result<f64, String> {
 /// A `ws://` or `wss://` URL with a host.
 pub(super) fn ws_url(value: &str) -> Result<String, String> {
     // The parse the connections will use, so that what passes here also opens there.
-    tether_tokio::client::WsUrl::parse(value).map(|_| value.to_owned()).map_err(|e| e.to_string())
+    use tether_tokio::client::{WsUrl, WsUrlError};
+    WsUrl::parse(value).map(|_| value.to_owned()).map_err(|error| match error {
+        WsUrlError::Invalid(why) => format!("not a URL: {why}"),
+        other => other.to_string(),
+    })
 }
 
 pub(super) fn header(value: &str) -> Result<(String, String), String> {
@@ -136,5 +140,8 @@ mod tests {
         assert!(positive_secs("0").is_err() && positive_secs("0.5").is_ok());
         assert!(ws_url("ws://127.0.0.1:8787/echo").is_ok() && ws_url("wss://example.test").is_ok());
         assert!(ws_url("http://127.0.0.1/").is_err() && ws_url("127.0.0.1:80").is_err());
+        assert_eq!(ws_url("http://x/"), Err("scheme \"http\": use ws:// or wss://".into()));
+        assert_eq!(ws_url("nothing"), Err("not a URL: relative URL without a base".into()));
+        assert_eq!(ws_url("ws://"), Err("not a URL: empty host".into()));
     }
 }

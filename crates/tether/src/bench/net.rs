@@ -24,7 +24,6 @@ use tether_proto::handshake::client::{ClientHandshake, ClientHandshakeError, Cli
 use tether_proto::handshake::head::HeadLimits;
 use tether_proto::{CloseCode, Config, Connection, Event, Role, State};
 use tether_tokio::client::WsUrl;
-use tether_tokio::ClientError;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
@@ -81,10 +80,7 @@ pub enum Stream {
 impl Target {
     /// Parses and resolves `url`, and prepares TLS for `wss://`.
     pub async fn resolve(url: &str, options: TargetOptions) -> Result<Self, String> {
-        let parsed = WsUrl::parse(url).map_err(|e| match e {
-            ClientError::Url(why) => format!("invalid URL {url:?}: {why}"),
-            other => other.to_string(),
-        })?;
+        let parsed = WsUrl::parse(url).map_err(|why| format!("invalid URL {url:?}: {why}"))?;
         let host_header = parsed.host_header();
         let bare_host = parsed.host.clone();
         let port = parsed.port;

@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use tether_tokio::client::WsUrl;
-use tether_tokio::ClientError;
+use tether_tokio::client::{WsUrl, WsUrlError};
 
 const AFTER_HELP: &str = "\
 Modes:
@@ -121,7 +120,8 @@ fn parse_seconds(arg: &str) -> Result<Duration, String> {
 pub(super) fn check_arguments(args: &ConnectArgs) -> Result<WsUrl, String> {
     let url = normalize_url(&args.url);
     let parsed = WsUrl::parse(&url).map_err(|error| match error {
-        ClientError::Url(why) => format!("invalid URL {url:?}: {why}"),
+        // `normalize_url` has turned http(s):// into ws(s)://, so all four are accepted.
+        WsUrlError::Scheme(_) => format!("invalid URL {url:?}: the scheme must be ws://, wss://, http:// or https://"),
         other => format!("invalid URL {url:?}: {other}"),
     })?;
     if let Some(path) = &args.ca_file {
@@ -132,7 +132,7 @@ pub(super) fn check_arguments(args: &ConnectArgs) -> Result<WsUrl, String> {
 
 /// Accepts what people paste: `ws://` and `wss://` as they are, `http(s)://` as the matching
 /// WebSocket scheme, and a bare `host:port/path` as `ws://`.
-fn normalize_url(url: &str) -> String {
+pub(super) fn normalize_url(url: &str) -> String {
     if let Some(rest) = url.strip_prefix("http://") {
         format!("ws://{rest}")
     } else if let Some(rest) = url.strip_prefix("https://") {
@@ -166,5 +166,26 @@ mod tests {
         assert_eq!(normalize_url("https://a/b"), "wss://a/b");
         assert_eq!(normalize_url("http://a"), "ws://a");
         assert_eq!(normalize_url("localhost:8787/echo"), "ws://localhost:8787/echo");
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ConnectArgs,
+    }
+
+    fn args(argv: &[&str]) -> ConnectArgs {
+        <Cli as clap::Parser>::try_parse_from(argv).unwrap().args
+    }
+
+    #[test]
+    fn a_foreign_scheme_is_refused_naming_the_four_accepted() {
+        let args = args(&["connect", "ftp://x/"]);
+        assert_eq!(
+            check_arguments(&args).unwrap_err(),
+            "invalid URL \"ftp://x/\": the scheme must be ws://, wss://, http:// or https://"
+        );
+        let args = self::args(&["connect", "http://x:1/a?b"]);
+        assert_eq!(check_arguments(&args).unwrap().target(), "/a?b");
     }
 }

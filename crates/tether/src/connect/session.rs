@@ -13,7 +13,7 @@ use tether_tokio::client::WsUrl;
 use tether_tokio::{ClientBuilder, ClientError, ClientResponse, CloseCode, Closed, Conn, Listener, Message};
 use tokio::sync::mpsc;
 
-use super::args::ConnectArgs;
+use super::args::{normalize_url, ConnectArgs};
 use super::format::{describe_close, handshake_lines, is_plain_answer, tls_sentence};
 
 /// What the connection's task reports.
@@ -64,7 +64,9 @@ pub(super) struct Session {
 /// `--show-handshake` the request and the response head are printed as they cross the socket.
 pub(super) async fn open(args: &ConnectArgs, url: &WsUrl) -> Result<Session, String> {
     let authority = url.authority();
-    let mut builder = ClientBuilder::new(&url.to_string())
+    // The URL as the user gave it (normalized), for the client and the banner alike.
+    let given = normalize_url(&args.url);
+    let mut builder = ClientBuilder::new(&given)
         .connect_timeout(args.timeout)
         .handshake_timeout(args.timeout)
         .danger_accept_invalid_certificates(args.insecure);
@@ -105,7 +107,7 @@ pub(super) async fn open(args: &ConnectArgs, url: &WsUrl) -> Result<Session, Str
         connecting.await
     };
     match result {
-        Ok((conn, response)) => Ok(Session { url: url.to_string(), conn, events, response }),
+        Ok((conn, response)) => Ok(Session { url: given, conn, events, response }),
         Err(error) => Err(match error {
             ClientError::Io(error) => format!("cannot connect to {authority}: {error}"),
             ClientError::Timeout(what) => {
