@@ -44,7 +44,7 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientE
         .map_err(|e| ClientError::Tls(format!("cannot read CA file {}: {e}", path.display())))
 }
 
-/// The certificate verifier behind [`ClientBuilder::danger_accept_invalid_certificates`]: signatures
+/// The certificate verifier behind [`ClientBuilder::danger_accept_invalid_certificates`](super::ClientBuilder::danger_accept_invalid_certificates): signatures
 /// are still checked, the certificate chain and name are not.
 #[derive(Debug)]
 struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);

@@ -128,3 +128,45 @@ pub(crate) fn upgrade(
     let protocol = Connection::new(Role::Server, config, accepted.deflate);
     Box::new(Upgrade { transport, protocol, leftover, request, subprotocol: accepted.protocol, remote_addr })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bytes on a raw socket, pinned: the same as before the core and the server shared one
+    /// `Response` (checked against the old binary when the split was made).
+    #[test]
+    fn each_refusal_has_its_exact_bytes() {
+        let cases = [
+            (
+                Refusal::NoCommonProtocol(vec!["json".into()]),
+                "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                 Content-Length: 82\r\n\r\nbad WebSocket handshake: this endpoint requires one of the sub-protocols \
+                 [\"json\"]\n",
+            ),
+            (
+                Refusal::Forbidden("origin https://evil.test is not allowed".into()),
+                "HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                 Content-Length: 51\r\n\r\nforbidden: origin https://evil.test is not allowed\n",
+            ),
+            (
+                Refusal::NotFound("/nope".into()),
+                "HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                 Content-Length: 31\r\n\r\nno WebSocket endpoint at /nope\n",
+            ),
+            (
+                Refusal::Timeout,
+                "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                 Content-Length: 20\r\n\r\nhandshake timed out\n",
+            ),
+            (
+                Refusal::Unavailable,
+                "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n\
+                 Content-Type: text/plain; charset=utf-8\r\nContent-Length: 30\r\n\r\nserver at capacity, try again\n",
+            ),
+        ];
+        for (refusal, expected) in cases {
+            assert_eq!(String::from_utf8(refusal.response().to_bytes()).unwrap(), expected, "{refusal:?}");
+        }
+    }
+}
