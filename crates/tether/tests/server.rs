@@ -1,5 +1,6 @@
 //! The server's features end to end, against the real binary on an ephemeral port: the demo,
-//! sub-protocols, settings reaching the server (Origin allowlist, route limits, queue limit),
+//! sub-protocols, settings reaching the server (Origin allowlist, route limits, queue limit, idle
+//! timeout),
 //! TLS, plain HTTP beside WebSocket, health probes, logs and graceful shutdown on SIGTERM.
 //!
 //! The runtime's behaviours themselves are tested in tether-tokio's tests on tokio's paused
@@ -173,6 +174,17 @@ fn a_slow_consumer_is_closed_with_1008_while_others_keep_their_echoes() {
     let (code, reason) = expect_close(&mut slow);
     assert_eq!(code, 1008, "{reason}");
     assert!(reason.contains("slow consumer"), "{reason}");
+}
+
+/// `--idle-timeout` reaches the server (the timer itself: tether-tokio's tests/idle_timeout.rs).
+#[test]
+fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    let served = Served::start(&["--idle-timeout", "1"]);
+    let mut client = served.open("/echo", ClientRequest::default());
+    let started = Instant::now();
+    let (code, reason) = expect_close(&mut client);
+    assert_eq!((code, reason.as_str()), (1001, "idle timeout"));
+    assert!(started.elapsed() >= Duration::from_millis(900) && started.elapsed() < Duration::from_secs(5));
 }
 
 #[test]
