@@ -79,6 +79,14 @@ async fn direct_messages() {
     assert_eq!(ada.error_code(json!({"type": "send", "to": "nobody", "data": 1})).await, "not_found");
 }
 
+/// Binds `server` on an ephemeral loopback port and runs it in the background.
+async fn serve(server: Server) -> std::net::SocketAddr {
+    let server = server.bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.run());
+    addr
+}
+
 /// An echo route beside the token route, on the same server.
 struct Echo;
 
@@ -93,18 +101,16 @@ async fn the_hub_reaches_connections_through_the_servers_registry_and_only_token
     let server = Server::new(ServerConfig::default());
     let registry = server.registry();
     let hub = Hub::new(HubConfig::default(), registry.clone());
-    let server = server
-        .route_with(
-            "/tether",
-            RouteOptions::protocols(["tether.json"]),
-            TokenServer::new(hub.clone(), Duration::from_secs(30)),
-        )
-        .route("/echo", Echo)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(server.run());
+    let addr = serve(
+        server
+            .route_with(
+                "/tether",
+                RouteOptions::protocols(["tether.json"]),
+                TokenServer::new(hub.clone(), Duration::from_secs(30)),
+            )
+            .route("/echo", Echo),
+    )
+    .await;
     let mut ada = Client::connect(&format!("ws://{addr}/tether")).await;
     let (mut echo, _) = ClientBuilder::new(&format!("ws://{addr}/echo")).connect().await.unwrap();
     echo.send(&Message::Text("hello".into())).await.unwrap();
@@ -138,14 +144,12 @@ async fn a_hub_reaches_its_own_connections_not_another_hubs_on_the_same_server()
     let (red, blue) =
         (Hub::new(HubConfig::default(), server.registry()), Hub::new(HubConfig::default(), server.registry()));
     let token = |hub: &Hub| TokenServer::new(hub.clone(), Duration::from_secs(30));
-    let server = server
-        .route_with("/red", RouteOptions::protocols(["tether.json"]), token(&red))
-        .route_with("/blue", RouteOptions::protocols(["tether.json"]), token(&blue))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(server.run());
+    let addr = serve(server.route_with("/red", RouteOptions::protocols(["tether.json"]), token(&red)).route_with(
+        "/blue",
+        RouteOptions::protocols(["tether.json"]),
+        token(&blue),
+    ))
+    .await;
     let mut ada = Client::connect(&format!("ws://{addr}/red")).await;
     let mut bob = Client::connect(&format!("ws://{addr}/red")).await;
     let mut cyd = Client::connect(&format!("ws://{addr}/blue")).await;
