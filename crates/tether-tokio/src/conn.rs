@@ -1,8 +1,8 @@
 //! The [`Conn`] handle to one listener-style connection, and what it knows about the connection.
 //!
 //! A `Conn` is what every [`crate::Listener`] callback gets and what an application keeps to send
-//! later, from any task: identity and request facts fixed at the handshake ([`ConnInfo`], with the
-//! headers packed by [`CompactHeaders`] and the id in a [`ConnId`]), sends that never wait (they
+//! later, from any task: identity and request facts fixed at the handshake ([`ConnInfo`], in
+//! `info.rs`), sends that never wait (they
 //! are counted against the queue limit here and queued in the connection's mailbox, see
 //! `mailbox.rs`), and user data by type. [`PreparedMessage`], the argument of
 //! [`Conn::send_prepared`], is here too: a broadcast is a way of sending through a handle.
@@ -15,25 +15,15 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use bytes::Bytes;
-use tether_proto::handshake::head::Headers;
 use tether_proto::{CloseCode, Message, PreparedFrame, Utf8Bytes};
 
 use crate::error::Error;
+use crate::identity::UserData;
+use crate::info::{ConnId, ConnInfo};
 use crate::mailbox::{Command, CommandQueue};
-
-/// Facts about a connection, fixed at the handshake.
-#[derive(Debug)]
-pub(crate) struct ConnInfo {
-    pub id: ConnId,
-    pub remote_addr: SocketAddr,
-    pub protocol: Option<String>,
-    /// Shared by every connection of a server route (the route's own path).
-    pub path: Arc<str>,
-    pub query: Option<String>,
-    pub headers: CompactHeaders,
-}
 
 /// What every clone of a [`Conn`] and the connection's task share, in one allocation: the
 /// handshake facts, the mailbox, and the counters that enforce the queue limit.
@@ -47,7 +37,7 @@ pub(crate) struct ConnShared {
     pub overflowed: AtomicBool,
     pub closed: AtomicBool,
     /// User data by type; a short list, empty (and unallocated) for most connections.
-    data: Mutex<Vec<(TypeId, Arc<dyn Any + Send + Sync>)>>,
+    data: Mutex<UserData>,
 }
 
 /// A handle to one connection: identity, request facts, sending and closing, and user data.
@@ -73,6 +63,11 @@ impl fmt::Debug for Conn {
 
 impl Conn {
     pub(crate) fn new(info: ConnInfo, max_queue_bytes: usize) -> Self {
+        Self::with_data(info, max_queue_bytes, Vec::new())
+    }
+
+    /// A handle whose user data starts with `data` (the typed part of an [`crate::Identity`]).
+    pub(crate) fn with_data(info: ConnInfo, max_queue_bytes: usize, data: UserData) -> Self {
         Self {
             shared: Arc::new(ConnShared {
                 info,
@@ -81,7 +76,7 @@ impl Conn {
                 max_queue_bytes,
                 overflowed: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
-                data: Mutex::new(Vec::new()),
+                data: Mutex::new(data),
             }),
         }
     }
@@ -128,6 +123,22 @@ impl Conn {
     /// UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers().find(|(n, _)| n.eq_ignore_ascii_case(name)).and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// The user the route's authorize hook named ([`crate::Identity::user`]); `None` on a route
+    /// without a hook, or for an anonymous connection.
+    pub fn user(&self) -> Option<&str> {
+        self.shared.info.identity.as_ref().map(|facts| facts.user.as_str()).filter(|user| !user.is_empty())
+    }
+
+    /// The info JSON the authorize hook gave ([`crate::Identity::with_info`]).
+    pub fn info(&self) -> Option<&str> {
+        self.shared.info.identity.as_ref()?.info.as_deref()
+    }
+
+    /// When the identity expires ([`crate::Identity::with_expiry`]).
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.shared.info.identity.as_ref()?.expires_at
     }
 
     /// Whether the connection has ended.
@@ -214,92 +225,6 @@ impl Conn {
     }
 }
 
-/// Request headers in one allocation: `name NUL value NUL` pairs. A connection keeps its
-/// handshake headers for its whole life, and a `Vec` of owned strings costs several times the
-/// bytes it holds.
-#[derive(Debug, Default)]
-pub(crate) struct CompactHeaders(Box<[u8]>);
-
-impl CompactHeaders {
-    /// The headers an application may want later (cookies, authorization, user agent...), without
-    /// those that only served the handshake itself.
-    pub(crate) fn for_application(headers: &Headers) -> Self {
-        const HANDSHAKE_ONLY: [&str; 5] =
-            ["upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"];
-        let kept: Vec<_> = headers
-            .0
-            .iter()
-            .filter(|h| !HANDSHAKE_ONLY.iter().any(|name| h.name.eq_ignore_ascii_case(name)))
-            .cloned()
-            .collect();
-        Self::from(&Headers(kept))
-    }
-}
-
-impl From<&Headers> for CompactHeaders {
-    fn from(headers: &Headers) -> Self {
-        let mut packed = Vec::with_capacity(headers.0.iter().map(|h| h.name.len() + h.value.len() + 2).sum());
-        for header in &headers.0 {
-            packed.extend_from_slice(header.name.as_bytes());
-            packed.push(0);
-            packed.extend_from_slice(&header.value);
-            packed.push(0);
-        }
-        Self(packed.into_boxed_slice())
-    }
-}
-
-impl CompactHeaders {
-    fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        let mut parts = self.0.split(|&b| b == 0);
-        std::iter::from_fn(move || {
-            let name = parts.next().filter(|n| !n.is_empty())?;
-            let value = parts.next()?;
-            // Names came from httparse, which only accepts token characters.
-            Some((std::str::from_utf8(name).unwrap_or_default(), value))
-        })
-    }
-}
-
-/// A connection id: 96 random bits in URL-safe base64, 16 characters kept inline, so neither the
-/// connection nor the server's registry of connections allocates for it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct ConnId([u8; 16]);
-
-impl ConnId {
-    /// A fresh random id.
-    pub(crate) fn new() -> Self {
-        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut random = [0u8; 12];
-        getrandom::fill(&mut random).expect("the operating system's random source works");
-        let mut id = [0u8; 16];
-        for (chunk, out) in random.chunks(3).zip(id.chunks_mut(4)) {
-            let n = u32::from(chunk[0]) << 16 | u32::from(chunk[1]) << 8 | u32::from(chunk[2]);
-            for (slot, shift) in out.iter_mut().zip([18, 12, 6, 0]) {
-                *slot = ALPHABET[(n >> shift & 63) as usize];
-            }
-        }
-        Self(id)
-    }
-
-    /// The id of this text, if it has an id's length (any such text may name a connection; a
-    /// lookup decides whether one has that id).
-    pub(crate) fn parse(text: &str) -> Option<Self> {
-        <[u8; 16]>::try_from(text.as_bytes()).ok().map(Self)
-    }
-
-    pub(crate) fn as_str(&self) -> &str {
-        // Made from ASCII, or from the bytes of a `str` of exactly this length.
-        std::str::from_utf8(&self.0).expect("an id is UTF-8")
-    }
-}
-
-impl fmt::Debug for ConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A message encoded once, to send to many connections without re-encoding or copying: each
 /// server connection's queue holds a reference to the same bytes. It is sent uncompressed (RFC 7692
 /// lets every message choose), so it suits any connection, compressed or not. It goes through the
@@ -337,6 +262,9 @@ impl PreparedMessage {
 #[cfg(test)]
 impl Conn {
     pub(crate) fn for_tests(max_queue_bytes: usize) -> Self {
+        use crate::info::CompactHeaders;
+        use tether_proto::handshake::head::Headers;
+
         let info = ConnInfo {
             id: ConnId::new(),
             remote_addr: "127.0.0.1:1".parse().unwrap(),
@@ -347,6 +275,7 @@ impl Conn {
                 name: "Cookie".into(),
                 value: b"a=1".to_vec(),
             }])),
+            identity: None,
         };
         Self::new(info, max_queue_bytes)
     }

@@ -26,8 +26,9 @@ use tether_proto::{Config, Connection, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::conn::{CompactHeaders, Conn, ConnId, ConnInfo};
+use crate::conn::Conn;
 use crate::driver::{drive, Driver, DriverSettings};
+use crate::info::{CompactHeaders, ConnId, ConnInfo};
 use crate::listener::Listener;
 use crate::transport::Transport;
 use crate::websocket::{KeepAlive, WebSocket};
@@ -217,6 +218,7 @@ impl ClientBuilder {
             path: url.path.as_str().into(),
             query: url.query,
             headers: CompactHeaders::for_application(&response.head.headers),
+            identity: None,
         };
         let conn = Conn::new(info, usize::MAX / 2);
         let settings = Arc::new(DriverSettings::new(

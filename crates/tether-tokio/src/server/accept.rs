@@ -1,5 +1,6 @@
 //! The decision pipeline of an upgrade request, shared by the direct path and the hyper path:
-//! validate (the core's RFC 6455 checks) → route → Origin → sub-protocol → accept.
+//! validate (the core's RFC 6455 checks) → route → Origin → sub-protocol → accept, then the
+//! route's authorize hook (the application's decision, asynchronous) before the 101 goes out.
 //!
 //! The core decides only what the protocol decides (400, 426, 431, as a
 //! [`tether_proto::handshake::server::Rejection`]); the server's own policy — who may connect,
@@ -18,8 +19,10 @@ use tether_proto::handshake::server::{
 };
 use tether_proto::{Connection, Role};
 
+use super::authorize::AuthRequest;
 use super::routes::{Route, Upgrade};
 use super::shared::Shared;
+use crate::identity::Identity;
 use crate::transport::Transport;
 
 /// Why the server refused an upgrade, with the HTTP answer for it.
@@ -38,6 +41,10 @@ pub enum Refusal {
     Timeout,
     /// 503: the server is at its connection limit.
     Unavailable,
+    /// The route's authorize hook refused, with this answer.
+    Refused(Response),
+    /// 503: the route's authorize hook did not decide within the handshake timeout.
+    AuthorizeTimeout,
 }
 
 impl Refusal {
@@ -49,18 +56,26 @@ impl Refusal {
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
             Self::Timeout => 408,
-            Self::Unavailable => 503,
+            Self::Unavailable | Self::AuthorizeTimeout => 503,
+            Self::Refused(response) => response.status,
         }
     }
 
     /// The answer: the status, `Retry-After` when waiting helps, `Connection: close`, and the
     /// reason as a plain-text body (the same shape as the core's rejections).
     pub fn response(&self) -> Response {
-        if let Self::Protocol(rejection) = self {
-            return rejection.response();
+        match self {
+            Self::Protocol(rejection) => return rejection.response(),
+            // The application's answer as it wrote it; the socket closes after it, as after ours.
+            Self::Refused(response) if response.get("Connection").is_none() => {
+                return response.clone().header("Connection", "close");
+            }
+            Self::Refused(response) => return response.clone(),
+            _ => {}
         }
         let response = Response::new(self.status());
-        let response = if *self == Self::Unavailable { response.header("Retry-After", "1") } else { response };
+        let retry = matches!(self, Self::Unavailable | Self::AuthorizeTimeout);
+        let response = if retry { response.header("Retry-After", "1") } else { response };
         response.header("Connection", "close").text(format!("{self}\n"))
     }
 }
@@ -76,6 +91,8 @@ impl fmt::Display for Refusal {
             Self::NotFound(path) => write!(f, "no WebSocket endpoint at {path}"),
             Self::Timeout => f.write_str("handshake timed out"),
             Self::Unavailable => f.write_str("server at capacity, try again"),
+            Self::Refused(response) => write!(f, "refused by the route: {} {}", response.status, response.reason),
+            Self::AuthorizeTimeout => f.write_str("authorization timed out, try again"),
         }
     }
 }
@@ -96,11 +113,7 @@ impl From<Rejection> for Refusal {
 }
 
 /// Runs the checks on a request head; on success, the request, its route and the 101 to send.
-pub(crate) fn decide(
-    shared: &Shared,
-    head: RequestHead,
-    tls: bool,
-) -> Result<(UpgradeRequest, Arc<Route>, Accepted), Refusal> {
+fn decide(shared: &Shared, head: RequestHead, tls: bool) -> Result<(UpgradeRequest, Arc<Route>, Accepted), Refusal> {
     let config = shared.config();
     let request = validate(head)?;
     let route = shared.routes.get(request.path()).ok_or_else(|| Refusal::NotFound(request.path().to_owned()))?;
@@ -114,19 +127,58 @@ pub(crate) fn decide(
     Ok((request, Arc::clone(route), accepted))
 }
 
+/// The route's authorize hook on an accepted request, by `deadline`: the identity the connection
+/// will carry (anonymous on a route without a hook), or the refusal to answer with.
+async fn authorize(
+    route: &Route,
+    request: &UpgradeRequest,
+    remote_addr: SocketAddr,
+    deadline: tokio::time::Instant,
+) -> Result<Identity, Refusal> {
+    let Some(hook) = &route.options.authorize else { return Ok(Identity::anonymous()) };
+    let asked = AuthRequest { request: request.clone(), remote_addr };
+    match tokio::time::timeout_at(deadline, hook.call(asked)).await {
+        Ok(Ok(identity)) => Ok(identity),
+        Ok(Err(response)) => Err(Refusal::Refused(response)),
+        Err(_) => Err(Refusal::AuthorizeTimeout),
+    }
+}
+
+/// An upgrade every check passed, hook included: what the route gets once the 101 is sent.
+pub(crate) struct Approved {
+    pub(crate) request: UpgradeRequest,
+    pub(crate) accepted: Accepted,
+    pub(crate) identity: Identity,
+}
+
+/// [`decide`], then the route's [`authorize`] hook by `deadline`: the route and what it gets, or
+/// the refusal to answer with.
+pub(crate) async fn approve(
+    shared: &Shared,
+    head: RequestHead,
+    tls: bool,
+    remote_addr: SocketAddr,
+    deadline: tokio::time::Instant,
+) -> Result<(Arc<Route>, Approved), Refusal> {
+    let (request, route, accepted) = decide(shared, head, tls)?;
+    let identity = authorize(&route, &request, remote_addr, deadline).await?;
+    Ok((route, Approved { request, accepted, identity }))
+}
+
 /// The accepted connection as its route receives it, once the 101 is sent.
 pub(crate) fn upgrade(
     shared: &Shared,
     route: &Route,
     transport: Transport,
     leftover: BytesMut,
-    request: UpgradeRequest,
-    accepted: Accepted,
+    approved: Approved,
     remote_addr: SocketAddr,
 ) -> Box<Upgrade> {
+    let Approved { request, accepted, identity } = approved;
     let config = route.connection_config(&shared.config().connection);
     let protocol = Connection::new(Role::Server, config, accepted.deflate);
-    Box::new(Upgrade { transport, protocol, leftover, request, subprotocol: accepted.protocol, remote_addr })
+    let subprotocol = accepted.protocol;
+    Box::new(Upgrade { transport, protocol, leftover, request, subprotocol, remote_addr, identity })
 }
 
 #[cfg(test)]

@@ -2,12 +2,16 @@
 //! for one route. Plain data with safe defaults, kept apart from the code that reads it so that
 //! every other module of the server can depend on it without depending on each other.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tether_proto::handshake::head::HeadLimits;
+use tether_proto::handshake::response::Response;
 use tether_proto::Config;
 
+use super::authorize::{AuthRequest, Authorizer};
+use crate::identity::Identity;
 use crate::origin::OriginPolicy;
 
 /// Server settings. Every limit has a safe default; each field says what happens when it is hit.
@@ -76,6 +80,8 @@ pub struct RouteOptions {
     /// Largest frame payload on this route; `None` takes the server's `connection.max_frame_size`.
     /// A larger frame closes with 1009 as soon as its header arrives.
     pub max_frame_size: Option<usize>,
+    /// The application's decision on each upgrade, set with [`RouteOptions::authorize`].
+    pub(crate) authorize: Option<Authorizer>,
 }
 
 impl RouteOptions {
@@ -87,6 +93,36 @@ impl RouteOptions {
     /// Limits messages on this route to `bytes` (after decompression).
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = Some(bytes);
+        self
+    }
+
+    /// Runs `hook` on every upgrade of this route once the server's own checks passed (handshake
+    /// rules, route, Origin, sub-protocol) and before the 101. `Ok(identity)` accepts: the
+    /// connection carries it ([`crate::Conn::user`], [`crate::Conn::info`],
+    /// [`crate::Conn::expires_at`], typed data through [`crate::Conn::data`]). `Err(response)`
+    /// refuses with that HTTP answer (`Response::new(401).header("WWW-Authenticate", ...)`), and
+    /// no WebSocket is opened. The hook runs under the server's handshake timeout; past it the
+    /// client gets 503.
+    ///
+    /// ```
+    /// use tether_tokio::server::{AuthRequest, RouteOptions};
+    /// use tether_tokio::Identity;
+    /// use tether_proto::handshake::response::Response;
+    ///
+    /// let options = RouteOptions::protocols(["json"]).authorize(|request: AuthRequest| async move {
+    ///     match request.query_param("token").as_deref() {
+    ///         Some("s3cret") => Ok(Identity::user("ada").with_info(r#"{"name":"Ada"}"#)),
+    ///         _ => Err(Response::new(401).header("WWW-Authenticate", r#"Bearer error="invalid_token""#)),
+    ///     }
+    /// });
+    /// # let _ = options;
+    /// ```
+    pub fn authorize<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(AuthRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Identity, Response>> + Send + 'static,
+    {
+        self.authorize = Some(Authorizer::new(hook));
         self
     }
 

@@ -14,7 +14,7 @@ use tether_proto::handshake::server::{is_upgrade_request, Rejection};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::accept::{decide, upgrade, Refusal};
+use super::accept::{approve, upgrade, Refusal};
 use super::registry::Active;
 use super::routes::{Route, Upgrade};
 use super::shared::Shared;
@@ -162,12 +162,12 @@ async fn handshake(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) ->
         return None;
     }
     let _ = buf.split_to(head_len);
-    match decide(shared, head, tls) {
-        Ok((request, route, accepted)) => {
-            transport.write_all(&accepted.response.to_bytes()).await.ok()?;
+    match approve(shared, head, tls, peer, deadline).await {
+        Ok((route, approved)) => {
+            transport.write_all(&approved.accepted.response.to_bytes()).await.ok()?;
             // Frames that came in with the head are kept; otherwise no buffer is carried over.
             let leftover = if buf.is_empty() { BytesMut::new() } else { BytesMut::from(&buf[..]) };
-            let upgrade = upgrade(shared, &route, transport, leftover, request, accepted, peer);
+            let upgrade = upgrade(shared, &route, transport, leftover, approved, peer);
             Some((route, upgrade))
         }
         Err(refusal) => {

@@ -22,9 +22,10 @@ use tether_proto::handshake::server::{is_upgrade_request, Rejection};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tower::ServiceExt as _;
 
-use super::accept::{decide, upgrade, Refusal};
+use super::accept::{approve, upgrade, Refusal};
 use super::registry::Active;
 use super::shared::Shared;
+use crate::deadline::deadline_after;
 use crate::transport::Transport;
 
 /// Serves HTTP/1.1 on `io` until the client or hyper closes it.
@@ -112,7 +113,7 @@ async fn handle(
         }
         return response;
     }
-    match decide_for_hyper(&shared, head, tls) {
+    match decide_for_hyper(&shared, head, tls, peer).await {
         Ok((response, start)) => {
             let on_upgrade = hyper::upgrade::on(&mut request);
             tokio::spawn(async move {
@@ -130,19 +131,22 @@ async fn handle(
     }
 }
 
-/// The checks of [`decide`] for an upgrade hyper parsed: the 101 for hyper to send, and what
-/// starts the connection once hyper hands over the upgraded stream.
-fn decide_for_hyper(
+/// The checks of [`approve`] for an upgrade hyper parsed (the authorize hook within the handshake
+/// timeout, counted from this request): the 101 for hyper to send, and what starts the
+/// connection once hyper hands over the upgraded stream.
+async fn decide_for_hyper(
     shared: &Arc<Shared>,
     head: RequestHead,
     tls: bool,
+    peer: SocketAddr,
 ) -> Result<(Response, impl FnOnce(Transport, SocketAddr)), Refusal> {
-    let (request, route, mut accepted) = decide(shared, head, tls)?;
-    let response = std::mem::replace(&mut accepted.response, Response::new(101));
+    let deadline = deadline_after(tokio::time::Instant::now(), shared.config().handshake_timeout);
+    let (route, mut approved) = approve(shared, head, tls, peer, deadline).await?;
+    let response = std::mem::replace(&mut approved.accepted.response, Response::new(101));
     let shared = Arc::clone(shared);
     let start = move |transport: Transport, peer: SocketAddr| {
         let active = Active::new(&shared.lifecycle);
-        let upgrade = upgrade(&shared, &route, transport, BytesMut::new(), request, accepted, peer);
+        let upgrade = upgrade(&shared, &route, transport, BytesMut::new(), approved, peer);
         route.start(upgrade, active);
     };
     Ok((response, start))

@@ -12,6 +12,7 @@
 //! This module is the public face: [`Server`] (the builder), [`BoundServer`] (the accept loop) and
 //! [`ServerHandle`]. The work is in its children, each one job, each importing only those before
 //! it in this list (no cycles):
+//! - `authorize`: a route's authorize hook and the [`AuthRequest`] it sees;
 //! - `config`: [`ServerConfig`] and [`RouteOptions`], plain data;
 //! - `registry`: the public [`Registry`] of open connections, and what every connection task
 //!   shares with the server (open count, shutdown flag, settings);
@@ -24,6 +25,7 @@
 //!   `max_connections`.
 
 mod accept;
+mod authorize;
 mod config;
 mod direct;
 mod hyper;
@@ -41,6 +43,7 @@ use tether_proto::handshake::server::UpgradeRequest;
 use tokio::net::{TcpListener, ToSocketAddrs};
 
 pub use self::accept::Refusal;
+pub use self::authorize::AuthRequest;
 pub use self::config::{RouteOptions, ServerConfig};
 use self::direct::{refuse, serve_socket, Refusing};
 pub use self::hyper::CountedConnection;

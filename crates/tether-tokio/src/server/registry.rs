@@ -14,8 +14,9 @@ use tether_proto::CloseCode;
 use tokio::sync::watch;
 
 use super::config::ServerConfig;
-use crate::conn::{Conn, ConnId};
+use crate::conn::Conn;
 use crate::driver::DriverSettings;
+use crate::info::ConnId;
 use crate::websocket::SHUTDOWN_REASON;
 
 /// The open listener-style connections of a server, by id.

@@ -18,8 +18,10 @@ use tether_proto::{CloseCode, Config, Connection};
 
 use super::config::RouteOptions;
 use super::registry::{Active, Lifecycle};
-use crate::conn::{CompactHeaders, Conn, ConnId, ConnInfo};
+use crate::conn::Conn;
 use crate::driver::{drive, Driver};
+use crate::identity::Identity;
+use crate::info::{CompactHeaders, ConnId, ConnInfo};
 use crate::listener::Listener;
 use crate::transport::Transport;
 use crate::websocket::{KeepAlive, WebSocket, SHUTDOWN_REASON};
@@ -36,6 +38,8 @@ pub(crate) struct Upgrade {
     pub(crate) request: UpgradeRequest,
     pub(crate) subprotocol: Option<String>,
     pub(crate) remote_addr: SocketAddr,
+    /// What the route's authorize hook said (anonymous without one).
+    pub(crate) identity: Identity,
 }
 
 /// Starts a route's connection: spawns the task that serves it for its whole life. The task is
@@ -118,7 +122,8 @@ impl Route {
 /// `path` is the route's: equal to the request's path (routes match exactly) and shared by all of
 /// its connections.
 fn prepare_listener(upgrade: Box<Upgrade>, lifecycle: &Lifecycle, path: &Arc<str>) -> Box<Driver> {
-    let Upgrade { transport, protocol, leftover, request, subprotocol, remote_addr } = *upgrade;
+    let Upgrade { transport, protocol, leftover, request, subprotocol, remote_addr, identity } = *upgrade;
+    let (identity, data) = identity.into_parts();
     let info = ConnInfo {
         id: ConnId::new(),
         remote_addr,
@@ -126,8 +131,9 @@ fn prepare_listener(upgrade: Box<Upgrade>, lifecycle: &Lifecycle, path: &Arc<str
         path: Arc::clone(path),
         query: request.query().map(str::to_owned),
         headers: CompactHeaders::for_application(&request.headers),
+        identity,
     };
-    let conn = Conn::new(info, lifecycle.config.max_queue_bytes);
+    let conn = Conn::with_data(info, lifecycle.config.max_queue_bytes, data);
     let settings = Arc::clone(&lifecycle.driver_settings);
     Box::new(Driver { io: transport, protocol, read_buf: leftover, conn, settings })
 }

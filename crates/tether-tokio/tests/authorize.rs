@@ -1,0 +1,180 @@
+//! A route's authorize hook (`RouteOptions::authorize`): it runs after the server's own checks and
+//! before the 101; a refusal is the hook's own HTTP answer and no WebSocket opens (the listener
+//! never hears of the client); an identity is carried by the connection (`Conn::user`, `info`,
+//! `expires_at`, typed data); a hook that does not decide within the handshake timeout gets 503;
+//! the same holds on an upgrade that follows plain HTTP on one connection.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use common::{read_head, response_head, status_of, upgrade_request, RawClient};
+use tether_proto::frame::OpCode;
+use tether_proto::handshake::response::Response;
+use tether_tokio::server::AuthRequest;
+use tether_tokio::{Conn, Identity, Listener, Message, RouteOptions, Server, ServerConfig};
+use tokio::io::AsyncWriteExt;
+
+/// The application's data a hook hands to the connection.
+#[derive(Debug, PartialEq)]
+struct Claims {
+    scope: &'static str,
+}
+
+/// Answers each message with what the connection knows of its user.
+#[derive(Clone, Default)]
+struct WhoAmI {
+    opened: Arc<AtomicUsize>,
+}
+
+impl Listener for WhoAmI {
+    async fn opened(&self, _conn: &Conn) {
+        self.opened.fetch_add(1, Ordering::SeqCst);
+    }
+
+    async fn message(&self, conn: &Conn, _message: Message) {
+        let claims = conn.data::<Claims>().map(|claims| claims.scope).unwrap_or("-");
+        let expires = conn.expires_at().map(|at| at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs());
+        let answer = format!("{:?} {:?} {claims} {expires:?}", conn.user(), conn.info());
+        let _ = conn.send_text(answer);
+    }
+}
+
+/// The hook: `?token=good` is Ada, `?token=anon` is let in anonymously, `?token=slow` never
+/// decides, anything else is refused with 401 and a `WWW-Authenticate` challenge. It records what
+/// it saw.
+async fn hook(request: AuthRequest, seen: Arc<Mutex<Vec<String>>>) -> Result<Identity, Response> {
+    seen.lock().unwrap().push(format!(
+        "{} {:?} {:?} {}",
+        request.path(),
+        request.query_param("token"),
+        request.header("x-trace"),
+        request.remote_addr.ip()
+    ));
+    match request.query_param("token").as_deref() {
+        Some("good") => Ok(Identity::user("ada")
+            .with_info(r#"{"name":"Ada"}"#)
+            .with_expiry(SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000))
+            .with_data(Claims { scope: "chat" })),
+        Some("anon") => Ok(Identity::anonymous()),
+        Some("slow") => std::future::pending().await,
+        _ => Err(Response::new(401).header("WWW-Authenticate", r#"Bearer error="invalid_token""#).text("no entry\n")),
+    }
+}
+
+struct Setup {
+    addr: String,
+    seen: Arc<Mutex<Vec<String>>>,
+    opened: Arc<AtomicUsize>,
+}
+
+async fn setup() -> Setup {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorded = Arc::clone(&seen);
+    let options = RouteOptions::default().authorize(move |request| hook(request, Arc::clone(&recorded)));
+    let listener = WhoAmI::default();
+    let opened = Arc::clone(&listener.opened);
+    let config = ServerConfig { handshake_timeout: Duration::from_secs(10), ..ServerConfig::default() };
+    let server = Server::new(config)
+        .route_with("/who", options, listener)
+        .route("/open", WhoAmI::default())
+        .http(axum::Router::new().route("/", axum::routing::get(|| async { "ok" })));
+    Setup { addr: common::serve(server).await, seen, opened }
+}
+
+async fn ask(client: &mut RawClient) -> String {
+    client.send(OpCode::Text, b"?").await;
+    let (opcode, payload) = client.next_frame().await.expect("an answer");
+    assert_eq!(opcode, OpCode::Text);
+    String::from_utf8(payload).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_identity_from_the_hook_is_carried_by_the_connection() {
+    let setup = setup().await;
+    let mut ada = RawClient::connect(&setup.addr, "/who?token=good").await;
+    assert_eq!(ask(&mut ada).await, r#"Some("ada") Some("{\"name\":\"Ada\"}") chat Some(2000000000)"#);
+    let mut anonymous = RawClient::connect(&setup.addr, "/who?token=anon").await;
+    assert_eq!(ask(&mut anonymous).await, "None None - None");
+    // A route without a hook: no identity at all, and the hook is not asked.
+    let mut open = RawClient::connect(&setup.addr, "/open").await;
+    assert_eq!(ask(&mut open).await, "None None - None");
+    assert_eq!(setup.seen.lock().unwrap().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_hook_sees_path_query_headers_and_peer() {
+    let setup = setup().await;
+    let request = upgrade_request("/who?token=go%6Fd&x=1", &setup.addr, "X-Trace: t-1\r\n");
+    let head = response_head(&setup.addr, &request).await;
+    assert_eq!(status_of(&head), "101", "{head}");
+    assert_eq!(setup.seen.lock().unwrap().as_slice(), [r#"/who Some("good") Some("t-1") 127.0.0.1"#]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_is_the_hooks_answer_and_no_websocket_opens() {
+    let setup = setup().await;
+    let request = upgrade_request("/who?token=bad", &setup.addr, "");
+    let head = response_head(&setup.addr, &request).await;
+    assert_eq!(status_of(&head), "401", "{head}");
+    assert!(head.contains("WWW-Authenticate: Bearer error=\"invalid_token\"\r\n"), "{head}");
+    assert!(head.contains("Connection: close\r\n"), "{head}");
+    assert!(!head.contains("Sec-WebSocket-Accept"), "{head}");
+    let head = response_head(&setup.addr, &upgrade_request("/who", &setup.addr, "")).await;
+    assert_eq!(status_of(&head), "401", "{head}");
+    assert_eq!(setup.opened.load(Ordering::SeqCst), 0, "a refused client reached the listener");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_servers_own_refusals_come_first_and_skip_the_hook() {
+    let setup = setup().await;
+    let foreign = upgrade_request("/who?token=good", &setup.addr, "Origin: https://evil.test\r\n");
+    assert_eq!(status_of(&response_head(&setup.addr, &foreign).await), "403");
+    let unknown = upgrade_request("/nowhere?token=good", &setup.addr, "");
+    assert_eq!(status_of(&response_head(&setup.addr, &unknown).await), "404");
+    assert!(setup.seen.lock().unwrap().is_empty(), "the hook was asked about a request already refused");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hook_that_does_not_decide_in_time_gets_503_at_the_handshake_timeout() {
+    let setup = setup().await;
+    let mut stream = tokio::net::TcpStream::connect(&setup.addr).await.unwrap();
+    let started = tokio::time::Instant::now();
+    stream.write_all(upgrade_request("/who?token=slow", &setup.addr, "").as_bytes()).await.unwrap();
+    let head = read_head(&mut stream, &mut bytes::BytesMut::new()).await;
+    assert_eq!(status_of(&head), "503", "{head}");
+    assert!(head.contains("Retry-After: 1\r\n"), "{head}");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(9_900) && waited <= Duration::from_secs(11), "{waited:?}");
+    assert_eq!(setup.opened.load(Ordering::SeqCst), 0);
+}
+
+/// hyper serves plain HTTP first; an upgrade on the same connection afterwards meets the same hook.
+#[tokio::test(start_paused = true)]
+async fn the_hook_also_decides_upgrades_after_plain_http() {
+    let setup = setup().await;
+    for (token, status) in [("bad", "401"), ("good", "101")] {
+        let mut stream = tokio::net::TcpStream::connect(&setup.addr).await.unwrap();
+        let mut buf = bytes::BytesMut::new();
+        stream.write_all(format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", setup.addr).as_bytes()).await.unwrap();
+        let head = read_head(&mut stream, &mut buf).await;
+        assert_eq!(status_of(&head), "200", "{head}");
+        while buf.len() < 2 {
+            assert!(tokio::io::AsyncReadExt::read_buf(&mut stream, &mut buf).await.unwrap() > 0);
+        }
+        assert_eq!(&buf.split()[..], b"ok");
+        let request = upgrade_request(&format!("/who?token={token}"), &setup.addr, "");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let head = read_head(&mut stream, &mut buf).await;
+        assert_eq!(status_of(&head), status, "{head}");
+        if token == "bad" {
+            assert!(head.to_ascii_lowercase().contains("www-authenticate: bearer error=\"invalid_token\""), "{head}");
+        } else {
+            let mut client = RawClient { stream, buf };
+            assert!(ask(&mut client).await.starts_with(r#"Some("ada")"#));
+        }
+    }
+    assert_eq!(setup.opened.load(Ordering::SeqCst), 1);
+}
