@@ -73,6 +73,11 @@ impl Identity {
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.expires_at
     }
+
+    /// The typed data of type `T` given with [`Identity::with_data`].
+    pub fn data<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.data.iter().find(|(id, _)| *id == TypeId::of::<T>()).and_then(|(_, value)| value.downcast_ref())
+    }
 }
 
 impl fmt::Debug for Identity {

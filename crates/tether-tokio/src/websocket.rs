@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
 use crate::deadline::{deadline_after, period_or_off, FAR_FUTURE};
+use crate::identity::Identity;
 // The results of every method; `tether_tokio::websocket::{Closed, Error}` stays a valid path.
 pub use crate::error::{Closed, Error};
 use crate::transport::poll_read_lean;
@@ -83,6 +84,8 @@ pub struct WebSocket<S> {
     idle_deadline: Instant,
     next_ping: Instant,
     close_deadline: Option<Instant>,
+    /// What the route's authorize hook said (`None` without a hook): one pointer when absent.
+    identity: Option<Box<Identity>>,
 }
 
 /// Closing the transport after the closing handshake (RFC 6455 §7.1.1): the steps left, kept in
@@ -128,10 +131,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             closed: None,
             ending: None,
             keepalive: None,
+            identity: None,
             idle_deadline: far,
             next_ping: far,
             close_deadline: None,
         }
+    }
+
+    /// Carries `identity` (what a route's authorize hook decided) for [`WebSocket::identity`].
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(Box::new(identity));
+        self
+    }
+
+    /// Who is on this connection, as [`crate::RouteOptions::authorize`] said; `None` without it.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_deref()
     }
 
     /// Adds pings, an idle timeout and a shutdown signal, all handled inside [`WebSocket::recv`].

@@ -64,6 +64,26 @@ async fn hook(request: AuthRequest, seen: Arc<Mutex<Vec<String>>>) -> Result<Ide
     }
 }
 
+fn options_for_streams(seen: &Arc<Mutex<Vec<String>>>) -> RouteOptions {
+    let recorded = Arc::clone(seen);
+    RouteOptions::default().authorize(move |request| hook(request, Arc::clone(&recorded)))
+}
+
+/// The stream API's face of the same: the identity is on the `WebSocket`.
+async fn who_am_i_stream(
+    mut ws: tether_tokio::WebSocket<tether_tokio::Transport>,
+    _request: tether_proto::handshake::server::UpgradeRequest,
+) {
+    while let Some(Ok(_)) = ws.recv().await {
+        let identity = ws.identity().expect("a route with a hook gives every connection an identity");
+        let claims = identity.data::<Claims>().map(|claims| claims.scope).unwrap_or("-");
+        let answer = format!("{:?} {:?} {claims}", identity.user_id(), identity.info());
+        if ws.send(&Message::Text(answer.into())).await.is_err() {
+            break;
+        }
+    }
+}
+
 struct Setup {
     addr: String,
     seen: Arc<Mutex<Vec<String>>>,
@@ -80,6 +100,7 @@ async fn setup() -> Setup {
     let server = Server::new(config)
         .route_with("/who", options, listener)
         .route("/open", WhoAmI::default())
+        .route_stream("/stream", options_for_streams(&seen), who_am_i_stream)
         .http(axum::Router::new().route("/", axum::routing::get(|| async { "ok" })));
     Setup { addr: common::serve(server).await, seen, opened }
 }
@@ -177,4 +198,13 @@ async fn the_hook_also_decides_upgrades_after_plain_http() {
         }
     }
     assert_eq!(setup.opened.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_route_has_the_same_hook_and_its_websocket_the_identity() {
+    let setup = setup().await;
+    let mut ada = RawClient::connect(&setup.addr, "/stream?token=good").await;
+    assert_eq!(ask(&mut ada).await, r#""ada" Some("{\"name\":\"Ada\"}") chat"#);
+    let head = response_head(&setup.addr, &upgrade_request("/stream?token=bad", &setup.addr, "")).await;
+    assert_eq!(status_of(&head), "401", "{head}");
 }

@@ -72,6 +72,7 @@ impl Route {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let handler = Arc::new(handler);
+        let route_has_hook = options.authorize.is_some();
         let route_handler: RouteHandler = Arc::new(move |upgrade: Box<Upgrade>, active: Active| {
             let handler = Arc::clone(&handler);
             tokio::spawn(async move {
@@ -82,14 +83,17 @@ impl Route {
                     idle_timeout: config.idle_timeout,
                     shutdown: Some(lifecycle.shutdown.subscribe()),
                 };
-                let ws =
-                    WebSocket::from_parts(upgrade.transport, upgrade.protocol, upgrade.leftover, config.close_timeout)
-                        .with_keepalive(keepalive);
-                let peer = upgrade.remote_addr;
-                let path = upgrade.request.path().to_owned();
+                let Upgrade { transport, protocol, leftover, request, subprotocol, remote_addr: peer, identity } =
+                    *upgrade;
+                let mut ws = WebSocket::from_parts(transport, protocol, leftover, config.close_timeout)
+                    .with_keepalive(keepalive);
+                if route_has_hook {
+                    ws = ws.with_identity(identity);
+                }
+                let path = request.path().to_owned();
                 let started = Instant::now();
-                tracing::info!(%peer, %path, protocol = upgrade.subprotocol.as_deref().unwrap_or(""), "open");
-                handler(ws, upgrade.request).await;
+                tracing::info!(%peer, %path, protocol = subprotocol.as_deref().unwrap_or(""), "open");
+                handler(ws, request).await;
                 tracing::info!(%peer, %path, duration_ms = started.elapsed().as_millis() as u64, "close");
                 drop(active);
             });
