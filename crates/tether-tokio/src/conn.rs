@@ -128,7 +128,7 @@ impl Conn {
     /// The user the route's authorize hook named ([`crate::Identity::user`]); `None` on a route
     /// without a hook, or for an anonymous connection.
     pub fn user(&self) -> Option<&str> {
-        self.shared.info.identity.as_ref().map(|facts| facts.user.as_str()).filter(|user| !user.is_empty())
+        self.shared.info.identity.as_ref()?.user.as_deref()
     }
 
     /// The info JSON the authorize hook gave ([`crate::Identity::with_info`]).

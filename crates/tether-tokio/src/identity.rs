@@ -18,7 +18,7 @@ pub(crate) type UserData = Vec<(TypeId, Arc<dyn Any + Send + Sync>)>;
 /// A connection's identity, as an authorize hook returns it.
 #[derive(Clone, Default)]
 pub struct Identity {
-    pub(crate) user: String,
+    pub(crate) user: Option<String>,
     pub(crate) info: Option<String>,
     pub(crate) expires_at: Option<SystemTime>,
     pub(crate) data: UserData,
@@ -27,7 +27,7 @@ pub struct Identity {
 impl Identity {
     /// The identity of user `id` (what the application calls its users: a database id, a name).
     pub fn user(id: impl Into<String>) -> Self {
-        Self { user: id.into(), ..Self::default() }
+        Self { user: Some(id.into()), ..Self::default() }
     }
 
     /// An accepted connection with no user: the hook let it in without knowing who it is.
@@ -59,9 +59,9 @@ impl Identity {
         self
     }
 
-    /// The user id; empty for [`Identity::anonymous`].
-    pub fn user_id(&self) -> &str {
-        &self.user
+    /// The user id; `None` for [`Identity::anonymous`].
+    pub fn user_id(&self) -> Option<&str> {
+        self.user.as_deref()
     }
 
     /// The info JSON, if any.
@@ -95,7 +95,7 @@ impl fmt::Debug for Identity {
 /// instead, where [`crate::Conn::data`] finds it.
 #[derive(Debug)]
 pub(crate) struct Facts {
-    pub user: String,
+    pub user: Option<String>,
     pub info: Option<String>,
     pub expires_at: Option<SystemTime>,
 }
@@ -105,7 +105,7 @@ impl Identity {
     /// typed data for its user-data list.
     pub(crate) fn into_parts(self) -> (Option<Box<Facts>>, UserData) {
         let Self { user, info, expires_at, data } = self;
-        let empty = user.is_empty() && info.is_none() && expires_at.is_none();
+        let empty = user.is_none() && info.is_none() && expires_at.is_none();
         let facts = (!empty).then(|| Box::new(Facts { user, info, expires_at }));
         (facts, data)
     }

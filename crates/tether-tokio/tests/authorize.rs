@@ -60,6 +60,9 @@ async fn hook(request: AuthRequest, seen: Arc<Mutex<Vec<String>>>) -> Result<Ide
             .with_data(Claims { scope: "chat" })),
         Some("anon") => Ok(Identity::anonymous()),
         Some("slow") => std::future::pending().await,
+        // A hook that copies what the client sent into a header: CR LF must not start a new one.
+        Some("split") => Err(Response::new(401).header("WWW-Authenticate", "Bearer x\r\nSet-Cookie: pwn=1")),
+        Some("switch") => Err(Response::new(101)),
         _ => Err(Response::new(401).header("WWW-Authenticate", r#"Bearer error="invalid_token""#).text("no entry\n")),
     }
 }
@@ -149,12 +152,90 @@ async fn a_refusal_is_the_hooks_answer_and_no_websocket_opens() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_servers_own_refusals_come_first_and_skip_the_hook() {
+async fn a_refusal_that_could_split_the_response_or_pose_as_an_upgrade_is_a_500() {
+    let setup = setup().await;
+    for token in ["split", "switch"] {
+        let head = response_head(&setup.addr, &upgrade_request(&format!("/who?token={token}"), &setup.addr, "")).await;
+        assert_eq!(status_of(&head), "500", "{token}: {head}");
+        assert!(!head.contains("Set-Cookie") && !head.contains("pwn"), "{head}");
+        // After plain HTTP (hyper's path): the same 500, and no panic of the connection's task.
+        let (status, head, _) = after_plain_http(&setup.addr, token).await;
+        assert_eq!(status, "500", "{token}: {head}");
+        assert!(!head.to_ascii_lowercase().contains("set-cookie"), "{head}");
+    }
+    assert_eq!(setup.opened.load(Ordering::SeqCst), 0);
+}
+
+/// Plain HTTP first, then an upgrade on the same connection (hyper serves both): the upgrade's
+/// status, its head, and the socket for what follows.
+async fn after_plain_http(addr: &str, token: &str) -> (String, String, RawClient) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = bytes::BytesMut::new();
+    stream.write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).await.unwrap();
+    let head = read_head(&mut stream, &mut buf).await;
+    assert_eq!(status_of(&head), "200", "{head}");
+    while buf.len() < 2 {
+        assert!(tokio::io::AsyncReadExt::read_buf(&mut stream, &mut buf).await.unwrap() > 0);
+    }
+    assert_eq!(&buf.split()[..], b"ok");
+    stream.write_all(upgrade_request(&format!("/who?token={token}"), addr, "").as_bytes()).await.unwrap();
+    let head = read_head(&mut stream, &mut buf).await;
+    (status_of(&head).to_owned(), head, RawClient { stream, buf })
+}
+
+/// A client refused by the hook cannot try again on the same socket: the connection ends after
+/// the answer on either path.
+#[tokio::test(start_paused = true)]
+async fn the_connection_ends_after_the_hooks_refusal_on_either_path() {
+    let setup = setup().await;
+    let mut stream = tokio::net::TcpStream::connect(&setup.addr).await.unwrap();
+    stream.write_all(upgrade_request("/who?token=bad", &setup.addr, "").as_bytes()).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut rest).await.unwrap();
+    assert!(rest.starts_with(b"HTTP/1.1 401"), "{}", String::from_utf8_lossy(&rest));
+
+    let (status, head, mut client) = after_plain_http(&setup.addr, "bad").await;
+    assert_eq!(status, "401", "{head}");
+    assert!(head.to_ascii_lowercase().contains("connection: close"), "{head}");
+    let mut rest = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut client.stream, &mut rest).await.unwrap();
+    // The 401's body, then EOF: no second request is read on this socket.
+    assert!(!String::from_utf8_lossy(&rest).contains("HTTP/1.1"), "{}", String::from_utf8_lossy(&rest));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hook_still_deciding_at_the_timeout_after_plain_http_gets_503() {
+    let setup = setup().await;
+    let started = tokio::time::Instant::now();
+    let (status, head, _) = after_plain_http(&setup.addr, "slow").await;
+    assert_eq!(status, "503", "{head}");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(9_900) && waited <= Duration::from_secs(11), "{waited:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_sub_protocol_is_refused_before_the_hook_is_asked() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorded = Arc::clone(&seen);
+    let options = RouteOptions::protocols(["json"])
+        .require_protocol()
+        .authorize(move |request| hook(request, Arc::clone(&recorded)));
+    let addr = common::serve(Server::new(ServerConfig::default()).route_with("/who", options, WhoAmI::default())).await;
+    let offer = "Sec-WebSocket-Protocol: soap\r\n";
+    let head = response_head(&addr, &upgrade_request("/who?token=good", &addr, offer)).await;
+    assert_eq!(status_of(&head), "400", "{head}");
+    assert!(seen.lock().unwrap().is_empty());
+    let offer = "Sec-WebSocket-Protocol: json\r\n";
+    let head = response_head(&addr, &upgrade_request("/who?token=good", &addr, offer)).await;
+    assert_eq!(status_of(&head), "101", "{head}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_origin_refusal_comes_first_and_skips_the_hook() {
     let setup = setup().await;
     let foreign = upgrade_request("/who?token=good", &setup.addr, "Origin: https://evil.test\r\n");
     assert_eq!(status_of(&response_head(&setup.addr, &foreign).await), "403");
-    let unknown = upgrade_request("/nowhere?token=good", &setup.addr, "");
-    assert_eq!(status_of(&response_head(&setup.addr, &unknown).await), "404");
     assert!(setup.seen.lock().unwrap().is_empty(), "the hook was asked about a request already refused");
 }
 
@@ -176,27 +257,12 @@ async fn a_hook_that_does_not_decide_in_time_gets_503_at_the_handshake_timeout()
 #[tokio::test(start_paused = true)]
 async fn the_hook_also_decides_upgrades_after_plain_http() {
     let setup = setup().await;
-    for (token, status) in [("bad", "401"), ("good", "101")] {
-        let mut stream = tokio::net::TcpStream::connect(&setup.addr).await.unwrap();
-        let mut buf = bytes::BytesMut::new();
-        stream.write_all(format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", setup.addr).as_bytes()).await.unwrap();
-        let head = read_head(&mut stream, &mut buf).await;
-        assert_eq!(status_of(&head), "200", "{head}");
-        while buf.len() < 2 {
-            assert!(tokio::io::AsyncReadExt::read_buf(&mut stream, &mut buf).await.unwrap() > 0);
-        }
-        assert_eq!(&buf.split()[..], b"ok");
-        let request = upgrade_request(&format!("/who?token={token}"), &setup.addr, "");
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let head = read_head(&mut stream, &mut buf).await;
-        assert_eq!(status_of(&head), status, "{head}");
-        if token == "bad" {
-            assert!(head.to_ascii_lowercase().contains("www-authenticate: bearer error=\"invalid_token\""), "{head}");
-        } else {
-            let mut client = RawClient { stream, buf };
-            assert!(ask(&mut client).await.starts_with(r#"Some("ada")"#));
-        }
-    }
+    let (status, head, _) = after_plain_http(&setup.addr, "bad").await;
+    assert_eq!(status, "401", "{head}");
+    assert!(head.to_ascii_lowercase().contains("www-authenticate: bearer error=\"invalid_token\""), "{head}");
+    let (status, head, mut client) = after_plain_http(&setup.addr, "good").await;
+    assert_eq!(status, "101", "{head}");
+    assert!(ask(&mut client).await.starts_with(r#"Some("ada")"#));
     assert_eq!(setup.opened.load(Ordering::SeqCst), 1);
 }
 
@@ -204,7 +270,7 @@ async fn the_hook_also_decides_upgrades_after_plain_http() {
 async fn a_stream_route_has_the_same_hook_and_its_websocket_the_identity() {
     let setup = setup().await;
     let mut ada = RawClient::connect(&setup.addr, "/stream?token=good").await;
-    assert_eq!(ask(&mut ada).await, r#""ada" Some("{\"name\":\"Ada\"}") chat"#);
+    assert_eq!(ask(&mut ada).await, r#"Some("ada") Some("{\"name\":\"Ada\"}") chat"#);
     let head = response_head(&setup.addr, &upgrade_request("/stream?token=bad", &setup.addr, "")).await;
     assert_eq!(status_of(&head), "401", "{head}");
 }

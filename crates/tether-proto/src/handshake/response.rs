@@ -15,6 +15,8 @@ pub struct Response {
     pub reason: &'static str,
     /// Header names and values in the order they are sent. Framing (`Content-Length`) is not in
     /// here: [`Response::to_bytes`] derives it from the body, and an HTTP library derives its own.
+    /// Values are written as they are: whoever puts a value from elsewhere here checks it first (a
+    /// CR or LF would start a header of its own; tether-tokio checks an application's refusals).
     pub headers: Vec<(&'static str, String)>,
     /// The body, sent after the head (empty for 101).
     pub body: Vec<u8>,

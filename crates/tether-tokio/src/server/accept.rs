@@ -41,13 +41,22 @@ pub enum Refusal {
     Timeout,
     /// 503: the server is at its connection limit.
     Unavailable,
-    /// The route's authorize hook refused, with this answer.
+    /// The route's authorize hook refused, with this answer (checked: a 4xx or 5xx, no control
+    /// characters in headers, no framing or upgrade headers; else 500). The connection is closed
+    /// after it on either path, so one socket cannot go on trying.
     Refused(Response),
     /// 503: the route's authorize hook did not decide within the handshake timeout.
     AuthorizeTimeout,
 }
 
 impl Refusal {
+    /// Whether the connection must end after this answer even when an HTTP library keeps
+    /// connections alive (the upgrade after plain HTTP): after the application's refusals, so a
+    /// client cannot try credentials again and again on one socket.
+    pub(crate) fn ends_connection(&self) -> bool {
+        matches!(self, Self::Refused(_) | Self::AuthorizeTimeout)
+    }
+
     /// The HTTP status code.
     pub fn status(&self) -> u16 {
         match self {
@@ -66,11 +75,8 @@ impl Refusal {
     pub fn response(&self) -> Response {
         match self {
             Self::Protocol(rejection) => return rejection.response(),
-            // The application's answer as it wrote it; the socket closes after it, as after ours.
-            Self::Refused(response) if response.get("Connection").is_none() => {
-                return response.clone().header("Connection", "close");
-            }
-            Self::Refused(response) => return response.clone(),
+            // The application's answer, checked by `authorize`, with `Connection: close` added.
+            Self::Refused(response) => return response.clone().header("Connection", "close"),
             _ => {}
         }
         let response = Response::new(self.status());
@@ -139,9 +145,48 @@ async fn authorize(
     let asked = AuthRequest { request: request.clone(), remote_addr };
     match tokio::time::timeout_at(deadline, hook.call(asked)).await {
         Ok(Ok(identity)) => Ok(identity),
-        Ok(Err(response)) => Err(Refusal::Refused(response)),
+        Ok(Err(response)) => Err(Refusal::Refused(checked_refusal(response, request.path()))),
         Err(_) => Err(Refusal::AuthorizeTimeout),
     }
+}
+
+/// The headers a hook may not set on a refusal: the server frames the answer and closes the
+/// connection itself, and nothing in a refusal may look like an upgrade.
+const RESERVED_HEADERS: [&str; 4] = ["connection", "content-length", "transfer-encoding", "upgrade"];
+
+/// A hook's refusal as it may go on the wire: a 4xx or 5xx status, header names that are tokens
+/// and values without control characters (CR or LF in a value would let whoever chose it write
+/// headers of their own: response splitting), none of [`RESERVED_HEADERS`] or `Sec-WebSocket-*`.
+/// Anything else is the hook's bug: logged, and the client gets 500.
+fn checked_refusal(response: Response, path: &str) -> Response {
+    let problem = if !(400..=599).contains(&response.status) {
+        Some(format!("status {} is not a refusal (400..=599)", response.status))
+    } else {
+        response.headers.iter().find_map(|(name, value)| {
+            let lower = name.to_ascii_lowercase();
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
+                Some(format!("header name {name:?} is not an HTTP token"))
+            } else if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("sec-websocket-") {
+                Some(format!("header {name} is the server's to set"))
+            } else if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+                Some(format!("header {name} holds a control character"))
+            } else {
+                None
+            }
+        })
+    };
+    match problem {
+        None => response,
+        Some(problem) => {
+            tracing::error!(path, %problem, "authorize hook answered with an invalid refusal: 500 instead");
+            Response::new(500).text("internal error\n")
+        }
+    }
+}
+
+/// RFC 9110 §5.6.2 `tchar`.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// An upgrade every check passed, hook included: what the route gets once the 101 is sent.

@@ -5,7 +5,10 @@
 //! the client gets instead (401 with `WWW-Authenticate`, 403, 429 with `Retry-After`, ...): a
 //! refused client never gets a WebSocket.
 //!
-//! The hook runs under the handshake timeout; one that takes longer is answered with 503 for it.
+//! The hook runs under the handshake timeout (on the direct path, what is left of it after TLS and
+//! the request head); one that takes longer is answered with 503 for it. Each pending hook holds
+//! its socket, counted against `max_connections`, so a slow backend behind a hook slows admission
+//! but cannot grow memory past that bound.
 
 use std::fmt;
 use std::future::Future;
@@ -18,8 +21,9 @@ use tether_proto::handshake::server::UpgradeRequest;
 
 use crate::identity::Identity;
 
-/// What an authorize hook sees of an upgrade: the validated request and the peer.
-#[derive(Debug, Clone)]
+/// What an authorize hook sees of an upgrade: the validated request and the peer. Its `Debug`
+/// names the headers but shows no values (they carry credentials).
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct AuthRequest {
     /// The request (always a `GET`): target, `Host`, `Origin`, offered sub-protocols, every header.
@@ -48,6 +52,17 @@ impl AuthRequest {
     /// The first value of header `name` (compared case-insensitively), if it is UTF-8.
     pub fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {
         self.request.headers.get_one(name)
+    }
+}
+
+impl fmt::Debug for AuthRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.request.headers.0.iter().map(|header| header.name.as_str()).collect();
+        f.debug_struct("AuthRequest")
+            .field("path", &self.path())
+            .field("remote_addr", &self.remote_addr)
+            .field("headers", &names)
+            .finish_non_exhaustive()
     }
 }
 

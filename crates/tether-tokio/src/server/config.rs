@@ -65,8 +65,10 @@ impl Default for ServerConfig {
     }
 }
 
-/// Per-route handshake rules.
+/// Per-route handshake rules, built with the methods below (`RouteOptions::protocols([..])
+/// .require_protocol().authorize(..)`).
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct RouteOptions {
     /// Supported sub-protocols in the server's order of preference. The first one the client also
     /// offered is chosen. If the client offered some and none matches, the handshake succeeds
@@ -88,6 +90,12 @@ impl RouteOptions {
     /// Options accepting these sub-protocols, in this order of preference.
     pub fn protocols<I: IntoIterator<Item = S>, S: Into<String>>(protocols: I) -> Self {
         Self { protocols: protocols.into_iter().map(Into::into).collect(), ..Self::default() }
+    }
+
+    /// Refuses (400) a handshake that offers none of this route's sub-protocols.
+    pub fn require_protocol(mut self) -> Self {
+        self.require_protocol = true;
+        self
     }
 
     /// Limits messages on this route to `bytes` (after decompression).

@@ -126,7 +126,17 @@ async fn handle(
         }
         Err(refusal) => {
             tracing::info!(%peer, status = refusal.status(), %refusal, "handshake refused");
-            to_hyper(refusal.response())
+            let response = refusal.response();
+            if refusal.ends_connection() {
+                // hyper closes the connection after a response that says `Connection: close`.
+                let mut response = to_hyper(response);
+                response
+                    .headers_mut()
+                    .insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+                response
+            } else {
+                to_hyper(response)
+            }
         }
     }
 }
@@ -170,7 +180,14 @@ fn to_hyper(response: Response) -> hyper::Response<Body> {
         }
     }
     let body = if response.body.is_empty() { Body::empty() } else { Body::from(response.body) };
-    builder.body(body).expect("the core renders valid statuses and header values")
+    builder.body(body).unwrap_or_else(|error| {
+        // Only an application's answer could get here (ours are valid, and a hook's is checked):
+        // a broken answer is a 500, never a panic.
+        tracing::error!(%error, "a handshake answer hyper cannot send: 500 instead");
+        let mut internal = hyper::Response::new(Body::from("internal error\n"));
+        *internal.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        internal
+    })
 }
 
 /// Our handshake validator works on [`RequestHead`]; build one from hyper's parsed request.
