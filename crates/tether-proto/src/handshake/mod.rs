@@ -34,8 +34,9 @@ pub(crate) fn has_token(value: &[u8], token: &str) -> bool {
     value.split(|&b| b == b',').any(|item| item.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
-/// RFC 7230 `tchar`: the characters allowed in a token such as a sub-protocol name.
-pub(crate) fn is_token(value: &str) -> bool {
+/// RFC 7230 `tchar`: the characters allowed in a token such as a sub-protocol name or a header
+/// name. Public so that runtimes and tools checking header names use this one definition.
+pub fn is_token(value: &str) -> bool {
     !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 

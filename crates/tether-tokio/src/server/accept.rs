@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use tether_proto::handshake::head::RequestHead;
+use tether_proto::handshake::is_token;
 use tether_proto::handshake::response::Response;
 use tether_proto::handshake::server::{
     accept, select_protocol, validate, AcceptOptions, Accepted, Rejection, UpgradeRequest,
@@ -164,7 +165,7 @@ fn checked_refusal(response: Response, path: &str) -> Response {
     } else {
         response.headers.iter().find_map(|(name, value)| {
             let lower = name.to_ascii_lowercase();
-            if name.is_empty() || !name.bytes().all(is_token_byte) {
+            if !is_token(name) {
                 Some(format!("header name {name:?} is not an HTTP token"))
             } else if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("sec-websocket-") {
                 Some(format!("header {name} is the server's to set"))
@@ -182,11 +183,6 @@ fn checked_refusal(response: Response, path: &str) -> Response {
             Response::new(500).text("internal error\n")
         }
     }
-}
-
-/// RFC 9110 §5.6.2 `tchar`.
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// An upgrade every check passed, hook included: what the route gets once the 101 is sent.

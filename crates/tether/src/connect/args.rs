@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use tether_proto::handshake::is_token;
 use tether_tokio::client::{WsUrl, WsUrlError};
 
 const AFTER_HELP: &str = "\
@@ -94,8 +95,7 @@ pub struct ConnectArgs {
 fn parse_header(arg: &str) -> Result<(String, String), String> {
     let (name, value) = arg.split_once(':').ok_or_else(|| format!("expected 'Name: value', got {arg:?}"))?;
     let name = name.trim();
-    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if name.is_empty() || !name.chars().all(is_token_char) {
+    if !is_token(name) {
         return Err(format!("invalid header name {name:?}"));
     }
     let value = value.trim();
