@@ -109,7 +109,7 @@ async fn handle(
         let response = router.oneshot(request).await.unwrap_or_else(|never| match never {});
         // A WebSocket-only path answers plain HTTP with 426, not 404.
         if websocket_route && response.status() == StatusCode::NOT_FOUND {
-            return to_hyper(Rejection::UpgradeRequired.response());
+            return to_hyper(Rejection::UpgradeRequired.response(), false);
         }
         return response;
     }
@@ -122,21 +122,11 @@ async fn handle(
                     Err(error) => tracing::debug!(%peer, %error, "upgrade failed"),
                 }
             });
-            to_hyper(response)
+            to_hyper(response, false)
         }
         Err(refusal) => {
             tracing::info!(%peer, status = refusal.status(), %refusal, "handshake refused");
-            let response = refusal.response();
-            if refusal.ends_connection() {
-                // hyper closes the connection after a response that says `Connection: close`.
-                let mut response = to_hyper(response);
-                response
-                    .headers_mut()
-                    .insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
-                response
-            } else {
-                to_hyper(response)
-            }
+            to_hyper(refusal.response(), refusal.ends_connection())
         }
     }
 }
@@ -162,14 +152,16 @@ async fn decide_for_hyper(
     Ok((response, start))
 }
 
-/// The core's answer as a hyper response, header by header in the same order. One exception:
-/// `close` in `Connection` is left out. On this path hyper owns the connection and keeps it alive
-/// after a refused upgrade (the client may go on with plain HTTP); the token means "the server
-/// closes after this", which is true only of the direct path. hyper adds `Content-Length` itself.
-fn to_hyper(response: Response) -> hyper::Response<Body> {
+/// The core's answer as a hyper response, header by header in the same order. One exception,
+/// unless `ends_connection`: `close` in `Connection` is left out. On this path hyper owns the
+/// connection and keeps it alive after a refused upgrade (the client may go on with plain HTTP);
+/// the token means "the server closes after this", which is true of the direct path, and here
+/// only of the refusals that must end the connection ([`Refusal::ends_connection`]), which hyper
+/// then closes. hyper adds `Content-Length` itself.
+fn to_hyper(response: Response, ends_connection: bool) -> hyper::Response<Body> {
     let mut builder = hyper::Response::builder().status(response.status);
     for (name, value) in &response.headers {
-        if name.eq_ignore_ascii_case("connection") {
+        if name.eq_ignore_ascii_case("connection") && !ends_connection {
             let kept: Vec<&str> =
                 value.split(',').map(str::trim).filter(|token| !token.eq_ignore_ascii_case("close")).collect();
             if !kept.is_empty() {
@@ -217,21 +209,21 @@ mod tests {
 
     #[test]
     fn a_refusal_keeps_its_headers_but_not_its_close() {
-        let response = to_hyper(Rejection::UpgradeRequired.response());
+        let response = to_hyper(Rejection::UpgradeRequired.response(), false);
         assert_eq!(response.status(), StatusCode::UPGRADE_REQUIRED);
         let expected =
             [("upgrade", "websocket"), ("connection", "Upgrade"), ("content-type", "text/plain; charset=utf-8")];
         let expected: Vec<_> = expected.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
         assert_eq!(headers(&response), expected);
 
-        let response = to_hyper(Refusal::NotFound("/x".into()).response());
+        let response = to_hyper(Refusal::NotFound("/x".into()).response(), false);
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert_eq!(headers(&response), [("content-type".to_owned(), "text/plain; charset=utf-8".to_owned())]);
     }
 
     #[test]
     fn a_switch_has_an_empty_body() {
-        let response = to_hyper(Response::new(101).header("Upgrade", "websocket"));
+        let response = to_hyper(Response::new(101).header("Upgrade", "websocket"), false);
         assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
         assert!(hyper::body::Body::is_end_stream(response.body()));
     }
