@@ -128,17 +128,17 @@ impl Conn {
     /// The user the route's authorize hook named ([`crate::Identity::user`]); `None` on a route
     /// without a hook, or for an anonymous connection.
     pub fn user(&self) -> Option<&str> {
-        self.shared.info.identity.as_ref()?.user.as_deref()
+        self.shared.info.identity.as_ref()?.user_id()
     }
 
     /// The info JSON the authorize hook gave ([`crate::Identity::with_info`]).
     pub fn info(&self) -> Option<&str> {
-        self.shared.info.identity.as_ref()?.info.as_deref()
+        self.shared.info.identity.as_ref()?.info()
     }
 
     /// When the identity expires ([`crate::Identity::with_expiry`]).
     pub fn expires_at(&self) -> Option<SystemTime> {
-        self.shared.info.identity.as_ref()?.expires_at
+        self.shared.info.identity.as_ref()?.expires_at()
     }
 
     /// Whether the connection has ended.

@@ -91,22 +91,12 @@ impl fmt::Debug for Identity {
     }
 }
 
-/// What a connection keeps of its identity: the typed data goes into the connection's user data
-/// instead, where [`crate::Conn::data`] finds it.
-#[derive(Debug)]
-pub(crate) struct Facts {
-    pub user: Option<String>,
-    pub info: Option<String>,
-    pub expires_at: Option<SystemTime>,
-}
-
 impl Identity {
-    /// Splits into the facts a connection keeps (`None` when there is nothing to keep) and the
-    /// typed data for its user-data list.
-    pub(crate) fn into_parts(self) -> (Option<Box<Facts>>, UserData) {
-        let Self { user, info, expires_at, data } = self;
-        let empty = user.is_none() && info.is_none() && expires_at.is_none();
-        let facts = (!empty).then(|| Box::new(Facts { user, info, expires_at }));
-        (facts, data)
+    /// Splits into what a listener connection keeps (`None` when there is nothing to keep) and the
+    /// typed data, which goes into the connection's user data, where [`crate::Conn::data`] finds it.
+    pub(crate) fn into_parts(mut self) -> (Option<Box<Identity>>, UserData) {
+        let data = std::mem::take(&mut self.data);
+        let empty = self.user.is_none() && self.info.is_none() && self.expires_at.is_none();
+        ((!empty).then(|| Box::new(self)), data)
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tether_proto::handshake::head::Headers;
 
-use crate::identity::Facts;
+use crate::identity::Identity;
 
 /// Facts about a connection, fixed at the handshake.
 #[derive(Debug)]
@@ -22,7 +22,7 @@ pub(crate) struct ConnInfo {
     pub query: Option<String>,
     pub headers: CompactHeaders,
     /// What the route's authorize hook said of the user; `None` without a hook, or anonymous.
-    pub identity: Option<Box<Facts>>,
+    pub identity: Option<Box<Identity>>,
 }
 
 /// Request headers in one allocation: `name NUL value NUL` pairs. A connection keeps its
