@@ -197,7 +197,8 @@ impl ClientBuilder {
 
     /// Connects and completes the handshake.
     pub async fn connect(self) -> Result<(WebSocket<Transport>, ClientResponse), ClientError> {
-        let (transport, protocol, leftover, response) = self.open().await?;
+        let url = WsUrl::parse(&self.url)?;
+        let (transport, protocol, leftover, response) = self.open(&url).await?;
         let keepalive = KeepAlive {
             ping_interval: self.ping_interval.unwrap_or(Duration::ZERO),
             idle_timeout: Duration::ZERO,
@@ -209,8 +210,8 @@ impl ClientBuilder {
 
     /// Connects and runs the connection with a [`Listener`] in a task of its own; returns the handle.
     pub async fn spawn<L: Listener>(self, listener: L) -> Result<(Conn, ClientResponse), ClientError> {
-        let (transport, protocol, leftover, response) = self.open().await?;
         let url = WsUrl::parse(&self.url)?;
+        let (transport, protocol, leftover, response) = self.open(&url).await?;
         let info = ConnInfo {
             id: ConnId::new(),
             remote_addr: peer_addr(&transport).unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
@@ -234,8 +235,9 @@ impl ClientBuilder {
         Ok((conn, response))
     }
 
-    async fn open(&self) -> Result<(Transport, Connection, BytesMut, ClientResponse), ClientError> {
-        let url = WsUrl::parse(&self.url)?;
+    /// TCP, TLS for `wss://`, and the handshake to `url` (this builder's URL, parsed once by the
+    /// caller, which also needs its parts).
+    async fn open(&self, url: &WsUrl) -> Result<(Transport, Connection, BytesMut, ClientResponse), ClientError> {
         let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect((url.host.as_str(), url.port)))
             .await
             .map_err(|_| ClientError::Timeout("connecting"))??;
