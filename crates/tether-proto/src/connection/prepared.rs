@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::{Bytes, BytesMut};
 
 use crate::deflate::{context, CompressorSettings};
-use crate::frame::{encode_frame, FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::frame::{encode_frame, FrameHeader, OpCode};
 
 /// A data message encoded once as an unmasked final frame, to be sent on many connections without
 /// encoding it again: a clone shares the bytes (reference counts, no copy).
@@ -68,7 +68,7 @@ impl PreparedFrame {
             let (opcode, payload) = self.opcode_and_payload();
             let mut scratch = context::take_scratch();
             context::compress_standalone(settings, payload, &mut scratch);
-            let mut frame = BytesMut::with_capacity(scratch.len() + MAX_HEADER_LEN);
+            let mut frame = BytesMut::new(); // encode_frame reserves header and payload at once
             encode_frame(&mut frame, opcode, true, true, &scratch, None);
             context::return_scratch(scratch);
             CompressedFrame { window_bits: settings.window_bits, frame: frame.freeze() }

@@ -128,7 +128,7 @@ pub async fn run(args: EchoArgs, ui: Ui) -> Result<Outcome, String> {
 
     let size = args.size as usize;
     let pipeline = args.pipeline as usize;
-    let frame_bytes = pipeline * (size + 14);
+    let frame_bytes = pipeline * (size + tether_proto::frame::MAX_HEADER_LEN);
     let start = Instant::now();
     let measure_start = start + Duration::from_secs_f64(args.warmup);
     let measure_end = measure_start + Duration::from_secs_f64(args.duration);
