@@ -254,7 +254,7 @@ pub fn validate_channel(name: &str) -> Result<(), HubError> {
 
 /// A fresh epoch: 8 random URL-safe characters (48 bits), drawn like a connection id's first 8.
 /// Made here rather than by tether-tokio, whose connection ids are its own business.
-fn new_epoch() -> String {
+pub(crate) fn new_epoch() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut random = [0u8; 6];
     getrandom::fill(&mut random).expect("the operating system's random source works");

@@ -187,12 +187,6 @@ impl Hub {
         }
     }
 
-    /// A token-protocol connection opened (the server has already registered it, so `send` finds
-    /// it): the sweeper starts with the first one.
-    pub(crate) fn opened(&self) {
-        self.start_sweeper();
-    }
-
     /// Removes a connection from every channel it joined (others get `leave`). The server takes it
     /// out of the registry once its task ends.
     pub(crate) fn disconnect(&self, conn: &Conn, channels: impl IntoIterator<Item = String>) {
@@ -288,7 +282,7 @@ impl Hub {
         let Some(handle) = self.existing_channel(channel_name) else {
             return HistoryPage {
                 offset: 0,
-                epoch: Channel::new(channel_name).epoch().to_owned(),
+                epoch: channel::new_epoch(),
                 publications: Vec::new(),
                 truncated: false,
             };

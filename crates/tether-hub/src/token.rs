@@ -248,7 +248,9 @@ impl Listener for TokenServer {
             bucket: Mutex::new(TokenBucket::full(config.publish_burst)),
             requests: Mutex::new(TokenBucket::full(config.request_burst)),
         });
-        self.hub.opened();
+        // The server has registered the connection already (so `send` finds it); the sweeper
+        // starts with the first one.
+        self.hub.start_sweeper();
         let welcome = serde_json::json!({
             "type": "welcome",
             "connectionId": conn.id(),
