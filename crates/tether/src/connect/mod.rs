@@ -14,10 +14,13 @@
 
 mod args;
 mod commands;
-pub(crate) mod format;
+mod format;
 mod interactive;
 mod scripted;
 mod session;
+
+// `tether serve` words its TLS errors the same way.
+pub(crate) use format::tls_sentence;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

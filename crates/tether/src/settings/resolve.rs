@@ -125,7 +125,7 @@ impl ServeSettings {
 /// A TLS loading error as a sentence: rustls' own wording names enum variants.
 fn tls_error(error: &std::io::Error) -> String {
     let text = error.to_string();
-    match crate::connect::format::tls_sentence(&text) {
+    match crate::connect::tls_sentence(&text) {
         Some(sentence) => {
             let what = text.split(": ").next().unwrap_or("TLS");
             format!("{what}: {sentence}")
