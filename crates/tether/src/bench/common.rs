@@ -108,7 +108,7 @@ pub(super) fn ws_url(value: &str) -> Result<String, String> {
 pub(super) fn header(value: &str) -> Result<(String, String), String> {
     let (name, value) = value.split_once(':').ok_or("expected NAME: VALUE")?;
     let name = name.trim();
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
+    if !tether_proto::handshake::is_token(name) {
         return Err(format!("invalid header name {name:?}"));
     }
     if value.contains(['\r', '\n']) {
