@@ -280,12 +280,7 @@ impl Hub {
     pub fn history(&self, channel_name: &str, since: Option<u64>, limit: Option<usize>) -> HistoryPage {
         let config = &self.inner.config;
         let Some(handle) = self.existing_channel(channel_name) else {
-            return HistoryPage {
-                offset: 0,
-                epoch: channel::new_epoch(),
-                publications: Vec::new(),
-                truncated: false,
-            };
+            return HistoryPage { offset: 0, epoch: channel::new_epoch(), publications: Vec::new(), truncated: false };
         };
         let mut channel = handle.lock().expect("not poisoned");
         let freed = channel.prune(config, tokio::time::Instant::now());
