@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
+use std::time::Duration;
 
 use serde_json::value::RawValue;
 use tokio::time::Instant;
@@ -14,6 +15,7 @@ use tether_tokio::{Conn, PreparedMessage};
 
 use crate::config::HubConfig;
 use crate::error::HubError;
+use crate::policy::NamespacePolicy;
 use crate::wire;
 
 /// A connection in a channel's presence.
@@ -21,7 +23,9 @@ use crate::wire;
 pub struct Member {
     /// The connection's id.
     pub connection_id: String,
-    /// The `info` it subscribed with.
+    /// Its user, if it has one.
+    pub user: Option<String>,
+    /// Its info: the connection's own (from its token) if it has one, else what it subscribed with.
     pub info: Option<Box<RawValue>>,
 }
 
@@ -87,21 +91,33 @@ pub(crate) struct Channel {
     last_offset: u64,
     subscribers: HashMap<String, Subscriber>,
     history: VecDeque<Entry>,
+    /// From the channel's namespace policy (or the hub's defaults), fixed when it is created.
+    history_size: usize,
+    history_ttl: Duration,
+    join_leave: bool,
     /// Set when the hub removed the channel from its map. Whoever fetched the handle just before
     /// must fetch (or create) the channel again rather than use this dead one.
     pub(crate) forgotten: bool,
 }
 
 impl Channel {
-    pub(crate) fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str, config: &HubConfig) -> Self {
+        let policy: &NamespacePolicy = config.namespaces.policy_for(name);
         Self {
             name: name.to_owned(),
             epoch: new_epoch(),
             last_offset: 0,
             subscribers: HashMap::new(),
             history: VecDeque::new(),
+            history_size: policy.history_size.unwrap_or(config.history_size),
+            history_ttl: policy.history_ttl.unwrap_or(config.history_ttl),
+            join_leave: policy.join_leave,
             forgotten: false,
         }
+    }
+
+    pub(crate) fn subscriber_count(&self) -> usize {
+        self.subscribers.len()
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -131,10 +147,10 @@ impl Channel {
         }
     }
 
-    /// Drops history entries older than the configured time to live.
-    pub(crate) fn prune(&mut self, config: &HubConfig, now: Instant) -> Freed {
+    /// Drops history entries older than the channel's time to live.
+    pub(crate) fn prune(&mut self, now: Instant) -> Freed {
         let mut freed = Freed::default();
-        while self.history.front().is_some_and(|e| now.saturating_duration_since(e.at) > config.history_ttl) {
+        while self.history.front().is_some_and(|e| now.saturating_duration_since(e.at) > self.history_ttl) {
             self.pop_oldest(&mut freed);
         }
         freed
@@ -151,20 +167,20 @@ impl Channel {
 
     /// Assigns the next offset, sends the message to every subscriber and records it. Returns the
     /// offset, whether it went into the history, and what was pruned to make room.
-    pub(crate) fn publish(&mut self, config: &HubConfig, data: &RawValue, from: Option<&str>) -> (u64, bool, Freed) {
+    pub(crate) fn publish(&mut self, data: &RawValue, from: Option<&str>) -> (u64, bool, Freed) {
         let now = Instant::now();
-        let mut freed = self.prune(config, now);
+        let mut freed = self.prune(now);
         self.last_offset += 1;
         let offset = self.last_offset;
         let frame = wire::MessageOut { kind: "message", channel: &self.name, offset, data, from };
         let message = PreparedMessage::text(serde_json::to_string(&frame).expect("serializable"));
         self.broadcast(&message);
-        if config.history_size == 0 {
+        if self.history_size == 0 {
             return (offset, false, freed);
         }
         let publication = Publication { offset, data: data.to_owned(), from: from.map(str::to_owned) };
         self.history.push_back(Entry { at: now, cost: entry_cost(data, from), publication });
-        while self.history.len() > config.history_size {
+        while self.history.len() > self.history_size {
             self.pop_oldest(&mut freed);
         }
         (offset, true, freed)
@@ -210,44 +226,65 @@ impl Channel {
         self.history.len()
     }
 
-    /// Adds (or updates the info of) a subscriber; the others get a `join` event.
+    /// Adds (or updates the info of) a subscriber; the others get a `join` event (unless the
+    /// namespace turned them off).
     pub(crate) fn join(&mut self, conn: &Conn, info: Option<Box<RawValue>>) {
         if let Some(existing) = self.subscribers.get_mut(conn.id()) {
             existing.info = info;
             return;
         }
-        let event =
-            wire::Presence { kind: "join", channel: &self.name, connection_id: conn.id(), info: info.as_deref() };
-        let message = PreparedMessage::text(serde_json::to_string(&event).expect("serializable"));
-        self.broadcast(&message);
+        if self.join_leave {
+            let event = wire::Presence {
+                kind: "join",
+                channel: &self.name,
+                connection_id: conn.id(),
+                user: conn.user(),
+                info: info.as_deref(),
+            };
+            let message = PreparedMessage::text(serde_json::to_string(&event).expect("serializable"));
+            self.broadcast(&message);
+        }
         self.subscribers.insert(conn.id().to_owned(), Subscriber { conn: conn.clone(), info });
     }
 
-    /// Removes a subscriber; the others get a `leave` event. Whether it was subscribed.
+    /// Removes a subscriber; the others get a `leave` event (unless the namespace turned them
+    /// off). Whether it was subscribed.
     pub(crate) fn leave(&mut self, connection_id: &str) -> bool {
-        if self.subscribers.remove(connection_id).is_none() {
-            return false;
+        let Some(left) = self.subscribers.remove(connection_id) else { return false };
+        if self.join_leave {
+            let event = wire::Presence {
+                kind: "leave",
+                channel: &self.name,
+                connection_id,
+                user: left.conn.user(),
+                info: None,
+            };
+            let message = PreparedMessage::text(serde_json::to_string(&event).expect("serializable"));
+            self.broadcast(&message);
         }
-        let event = wire::Presence { kind: "leave", channel: &self.name, connection_id, info: None };
-        let message = PreparedMessage::text(serde_json::to_string(&event).expect("serializable"));
-        self.broadcast(&message);
         true
     }
 
     pub(crate) fn members(&self) -> Vec<Member> {
-        self.subscribers.iter().map(|(id, s)| Member { connection_id: id.clone(), info: s.info.clone() }).collect()
+        let member = |(id, s): (&String, &Subscriber)| Member {
+            connection_id: id.clone(),
+            user: s.conn.user().map(str::to_owned),
+            info: s.info.clone(),
+        };
+        self.subscribers.iter().map(member).collect()
     }
 }
 
-/// Channel names: 1-128 characters of `A-Z a-z 0-9 _ - . : / @ $`.
+/// Channel names: 1-128 characters of `A-Z a-z 0-9 _ - . : / @ $ # ,` (`#` and `,` for
+/// user-limited channels, `chat:dm#alice,bob`).
 pub fn validate_channel(name: &str) -> Result<(), HubError> {
     let valid =
-        (1..=128).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:/@$".contains(&b));
+        (1..=128).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:/@$#,".contains(&b));
     if valid {
         Ok(())
     } else {
         Err(HubError::BadRequest(format!(
-            "invalid channel name {name:?}: 1-128 characters of A-Z a-z 0-9 _ - . : / @ $"
+            "invalid channel name {name:?}: 1-128 characters of A-Z a-z 0-9 _ - . : / @ $ # ,"
         )))
     }
 }

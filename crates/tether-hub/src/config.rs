@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use crate::policy::Namespaces;
+
 /// Hub limits and history settings.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -40,9 +42,13 @@ pub struct HubConfig {
     /// with `since` the oldest after it (so a client pages forward from the last offset it got),
     /// without `since` the newest. A recovery cut short says `"recovered":false`.
     pub max_history_reply_bytes: usize,
-    /// How often the hub sweeps expired history and forgets unused channels. Default 1 s. The
+    /// How often the hub sweeps expired history, forgets unused channels and closes connections
+    /// whose token expired (4001). Default 1 s. The
     /// sweeper starts with the first use of the hub inside a tokio runtime and ends with the hub.
     pub sweep_interval: Duration,
+    /// Who may subscribe and publish where, and per-namespace history settings. Default: one open
+    /// policy for every channel (anyone subscribes, publishes, sees presence).
+    pub namespaces: Namespaces,
 }
 
 impl Default for HubConfig {
@@ -61,6 +67,7 @@ impl Default for HubConfig {
             request_burst: 200.0,
             max_history_reply_bytes: 1 << 20,
             sweep_interval: Duration::from_secs(1),
+            namespaces: Namespaces::default(),
         }
     }
 }

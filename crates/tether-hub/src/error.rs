@@ -12,8 +12,18 @@ pub enum HubError {
     NotSubscribed(String),
     /// No connection with that id.
     NotFound(String),
-    /// The channel is reserved for the server.
+    /// Not allowed: the namespace policy, a reserved `$` channel, or a hook said no. The message
+    /// says why.
     Forbidden(String),
+    /// A token (a `refresh`'s, a subscription's) that does not verify: why.
+    InvalidToken(String),
+    /// A [`crate::ChannelHooks`] refusal with a code of the application's own.
+    Refused {
+        /// The error code the client gets.
+        code: String,
+        /// The message it gets.
+        message: String,
+    },
     /// `data` or `info` over its size limit.
     TooLarge(usize),
     /// Over the subscription limit.
@@ -24,12 +34,14 @@ pub enum HubError {
 
 impl HubError {
     /// The error code of the wire protocol.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         match self {
             Self::BadRequest(_) => "bad_request",
             Self::NotSubscribed(_) => "not_subscribed",
             Self::NotFound(_) => "not_found",
             Self::Forbidden(_) => "forbidden",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::Refused { code, .. } => code,
             Self::TooLarge(_) => "too_large",
             Self::LimitExceeded(_) | Self::TooManyChannels(_) => "limit_exceeded",
         }
@@ -42,7 +54,8 @@ impl fmt::Display for HubError {
             Self::BadRequest(why) => f.write_str(why),
             Self::NotSubscribed(channel) => write!(f, "not subscribed to {channel}"),
             Self::NotFound(id) => write!(f, "no connection {id}"),
-            Self::Forbidden(channel) => write!(f, "channel {channel} is reserved for the server"),
+            Self::Forbidden(why) | Self::InvalidToken(why) => f.write_str(why),
+            Self::Refused { message, .. } => f.write_str(message),
             Self::TooLarge(limit) => write!(f, "larger than the limit of {limit} bytes"),
             Self::LimitExceeded(limit) => write!(f, "at most {limit} subscriptions per connection"),
             Self::TooManyChannels(limit) => write!(f, "at most {limit} channels on this server"),

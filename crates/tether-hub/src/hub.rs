@@ -24,8 +24,9 @@ use tether_tokio::{Conn, Registry};
 use crate::channel::{self, validate_channel, Channel, Freed, Member, Publication};
 use crate::config::HubConfig;
 use crate::error::HubError;
+use crate::expiry::ExpiryIndex;
 use crate::ledger::Ledger;
-use crate::session::{HubId, Session};
+use crate::session::HubId;
 use crate::wire;
 
 /// A `history` answer: the channel's last offset and epoch, and publications oldest first.
@@ -65,9 +66,9 @@ pub struct Hub {
 /// The hub itself, behind every clone of [`Hub`]; `sweep.rs` reaches it weakly from its task.
 pub(crate) struct HubInner {
     pub(crate) config: HubConfig,
-    channels: Mutex<HashMap<String, Arc<Mutex<Channel>>>>,
+    pub(crate) channels: Mutex<HashMap<String, Arc<Mutex<Channel>>>>,
     /// The server's open connections: where [`Hub::send_to`] and `send` find a recipient.
-    connections: Registry,
+    pub(crate) connections: Registry,
     /// What this hub's connections carry in their [`Session`].
     id: HubId,
     /// History entries over all channels, oldest first, for the byte budget.
@@ -77,6 +78,8 @@ pub(crate) struct HubInner {
     pub(crate) history_entries: AtomicUsize,
     /// Whether a sweeper task is running for this hub.
     pub(crate) sweeping: AtomicBool,
+    /// The connections that expire, by expiry.
+    pub(crate) expiries: ExpiryIndex,
 }
 
 impl fmt::Debug for Hub {
@@ -112,6 +115,7 @@ impl Hub {
                 history_bytes: AtomicUsize::new(0),
                 history_entries: AtomicUsize::new(0),
                 sweeping: AtomicBool::new(false),
+                expiries: ExpiryIndex::default(),
             }),
         }
     }
@@ -147,7 +151,7 @@ impl Hub {
         if channels.len() >= self.inner.config.max_channels {
             return Err(HubError::TooManyChannels(self.inner.config.max_channels));
         }
-        let channel = Arc::new(Mutex::new(Channel::new(name)));
+        let channel = Arc::new(Mutex::new(Channel::new(name, &self.inner.config)));
         channels.insert(name.to_owned(), Arc::clone(&channel));
         Ok(channel)
     }
@@ -177,7 +181,7 @@ impl Hub {
         let mut channels = self.inner.channels.lock().expect("not poisoned");
         let unused = channels.get(name).is_some_and(|channel| {
             let mut channel = channel.lock().expect("not poisoned");
-            let freed = channel.prune(&self.inner.config, tokio::time::Instant::now());
+            let freed = channel.prune(tokio::time::Instant::now());
             self.inner.release(freed);
             channel.forgotten = channel.is_unused();
             channel.forgotten
@@ -205,9 +209,20 @@ impl Hub {
 
     /// Publishes raw JSON; `from` is the publishing connection, if any.
     pub(crate) fn publish_raw(&self, channel: &str, data: &RawValue, from: Option<&str>) -> Result<u64, HubError> {
-        let config = &self.inner.config;
-        let (offset, recorded) = self.with_channel(channel, |handle, channel| {
-            let (offset, kept, freed) = channel.publish(config, data, from);
+        self.publish_inner(channel, data, from, false).map(|(offset, _)| offset)
+    }
+
+    /// Publishes raw JSON; also returns the channel's epoch when `with_epoch` (a copy, made only
+    /// for callers that answer with it).
+    pub(crate) fn publish_inner(
+        &self,
+        channel: &str,
+        data: &RawValue,
+        from: Option<&str>,
+        with_epoch: bool,
+    ) -> Result<(u64, Option<String>), HubError> {
+        let (offset, epoch, recorded) = self.with_channel(channel, |handle, channel| {
+            let (offset, kept, freed) = channel.publish(data, from);
             self.inner.release(freed);
             if kept {
                 // Counted under the channel's lock, before anyone can drop the entry and take
@@ -216,7 +231,8 @@ impl Hub {
                 self.inner.history_bytes.fetch_add(channel::entry_cost(data, from), Ordering::Relaxed);
             }
             let recorded = if kept { Recorded::InHistory(Arc::downgrade(handle)) } else { Recorded::Not };
-            (offset, if channel.is_unused() { Recorded::Unused } else { recorded })
+            let epoch = with_epoch.then(|| channel.epoch().to_owned());
+            (offset, epoch, if channel.is_unused() { Recorded::Unused } else { recorded })
         })?;
         match recorded {
             Recorded::InHistory(handle) => {
@@ -230,7 +246,7 @@ impl Hub {
             Recorded::Unused => self.forget_if_unused(channel),
             Recorded::Not => {}
         }
-        Ok(offset)
+        Ok((offset, epoch))
     }
 
     /// Drops the oldest history entries of any channel until the hub is within its byte budget.
@@ -260,9 +276,7 @@ impl Hub {
     pub(crate) fn send_raw(&self, to: &str, data: &RawValue, from: Option<&str>) -> Result<(), HubError> {
         // Only a connection that speaks the token protocol to this hub: another route's client (an
         // echo, a demo, another hub's) would get JSON it never asked for.
-        let ours = |conn: &Conn| conn.data::<Session>().is_some_and(|session| session.hub == self.inner.id);
-        let conn = self.inner.connections.get(to).filter(ours);
-        let conn = conn.ok_or_else(|| HubError::NotFound(to.to_owned()))?;
+        let conn = self.connection(to).ok_or_else(|| HubError::NotFound(to.to_owned()))?;
         let text = serde_json::to_string(&wire::Direct { kind: "direct", from, data }).expect("serializable");
         conn.send_text(text).map_err(|_| HubError::NotFound(to.to_owned()))
     }
@@ -283,7 +297,7 @@ impl Hub {
             return HistoryPage { offset: 0, epoch: channel::new_epoch(), publications: Vec::new(), truncated: false };
         };
         let mut channel = handle.lock().expect("not poisoned");
-        let freed = channel.prune(config, tokio::time::Instant::now());
+        let freed = channel.prune(tokio::time::Instant::now());
         self.inner.release(freed);
         let len = channel.history_len();
         let start = since.and_then(|since| channel.start_after(since)).unwrap_or(0);
@@ -314,7 +328,7 @@ impl Hub {
     ) -> Result<(), HubError> {
         let config = &self.inner.config;
         self.with_channel(channel_name, |_, channel| {
-            let freed = channel.prune(config, tokio::time::Instant::now());
+            let freed = channel.prune(tokio::time::Instant::now());
             self.inner.release(freed);
             let recovered = recovery.map(|(since, epoch)| {
                 // `since: 0` ("nothing seen yet") is the same point in every life of a channel,

@@ -60,9 +60,13 @@
 
 mod channel;
 mod config;
+mod control;
 mod error;
+mod expiry;
+mod hooks;
 mod hub;
 mod ledger;
+mod policy;
 mod session;
 mod sweep;
 #[cfg(test)]
@@ -73,6 +77,13 @@ mod wire;
 
 pub use channel::{validate_channel, Member, Publication};
 pub use config::HubConfig;
+pub use control::{ChannelSummary, HubStats, Published};
 pub use error::HubError;
+pub use expiry::{TOKEN_EXPIRED, TOKEN_EXPIRED_REASON};
+pub use hooks::{
+    BoxFuture, ChannelHooks, ConnectionToken, InitialChannels, PublishDecision, PublishRequest, SubscribeRequest,
+    SubscriptionToken, TokenVerifier,
+};
 pub use hub::{HistoryPage, Hub};
+pub use policy::{NamespacePolicy, Namespaces, PublishRule, SubscribeRule};
 pub use token::TokenServer;

@@ -1,5 +1,6 @@
 //! What the token protocol keeps per connection, in the connection's user data
-//! ([`tether_tokio::Conn::set_data`]): its subscriptions and its two rate buckets.
+//! ([`tether_tokio::Conn::set_data`]): its subscriptions, its two rate buckets and when its token
+//! expires.
 //!
 //! A leaf both sides use: `token.rs` creates and reads it, and `hub.rs` takes it as the sign that
 //! a connection of the server's [`tether_tokio::Registry`] speaks the token protocol to this very
@@ -8,6 +9,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use tokio::time::Instant;
 
@@ -22,6 +24,25 @@ pub(crate) struct Session {
     /// leaves fan out to every member, history answers can be large, and errors cost a reply, so
     /// no request is free.
     pub(crate) requests: Mutex<TokenBucket>,
+    /// When the connection's token expires (its identity's, then each `refresh`'s); `None` =
+    /// never. The hub's expiry index (`expiry.rs`) holds the same instant.
+    pub(crate) expires_at: Mutex<Option<SystemTime>>,
+}
+
+impl Session {
+    pub(crate) fn new(hub: HubId, config: &crate::HubConfig, expires_at: Option<SystemTime>) -> Self {
+        Self {
+            hub,
+            subscriptions: Mutex::new(HashSet::new()),
+            bucket: Mutex::new(TokenBucket::full(config.publish_burst)),
+            requests: Mutex::new(TokenBucket::full(config.request_burst)),
+            expires_at: Mutex::new(expires_at),
+        }
+    }
+
+    pub(crate) fn is_subscribed(&self, channel: &str) -> bool {
+        self.subscriptions.lock().expect("not poisoned").contains(channel)
+    }
 }
 
 /// Tells hubs apart for as long as the process runs (a counter, never reused: a pointer could be

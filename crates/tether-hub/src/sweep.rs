@@ -18,6 +18,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::channel::Freed;
+use crate::expiry::{TOKEN_EXPIRED, TOKEN_EXPIRED_REASON};
 use crate::hub::{Hub, HubInner};
 
 impl Hub {
@@ -28,11 +29,14 @@ impl Hub {
         let inner = &self.inner;
         let now = tokio::time::Instant::now();
         let mut freed = Freed::default();
-        while let Some((handle, _, _)) = inner.ledger.pop_expired(now, inner.config.history_ttl) {
+        // Entries older than the longest time to live have expired in every channel; a channel
+        // with a shorter one prunes the rest when it is next touched.
+        let ttl = inner.config.namespaces.longest_ttl(inner.config.history_ttl);
+        while let Some((handle, _, _)) = inner.ledger.pop_expired(now, ttl) {
             let Some(handle) = handle.upgrade() else { continue }; // Forgotten already.
             let mut channel = handle.lock().expect("not poisoned");
             // Prunes every expired entry of the channel; their later ledger entries are stale.
-            let pruned = channel.prune(&inner.config, now);
+            let pruned = channel.prune(now);
             inner.release(pruned);
             freed += pruned;
             if channel.is_unused() && !channel.forgotten {
@@ -42,6 +46,16 @@ impl Hub {
             }
         }
         crate::trim::after_sweep(freed.bytes);
+        self.close_expired(std::time::SystemTime::now());
+    }
+
+    /// Closes (4001) every connection whose token expired at or before `now` (`expiry.rs`).
+    fn close_expired(&self, now: std::time::SystemTime) {
+        for id in self.inner.expiries.take_expired(now) {
+            if let Some(conn) = self.connection(&id) {
+                let _ = conn.close(TOKEN_EXPIRED, TOKEN_EXPIRED_REASON);
+            }
+        }
     }
 
     /// Starts the sweeper if none runs and this is called from inside a tokio runtime.

@@ -192,7 +192,10 @@ fn concurrent_publishers_keep_the_byte_count_exact_and_within_the_budget() {
 
 #[test]
 fn epochs_are_eight_url_safe_characters_and_differ() {
-    let (a, b) = (crate::channel::Channel::new("a"), crate::channel::Channel::new("a"));
+    let (a, b) = (
+        crate::channel::Channel::new("a", &HubConfig::default()),
+        crate::channel::Channel::new("a", &HubConfig::default()),
+    );
     assert_eq!(a.epoch().len(), 8);
     assert!(a.epoch().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{}", a.epoch());
     assert_ne!(a.epoch(), b.epoch(), "48 random bits each");

@@ -28,6 +28,9 @@ pub(crate) struct Request<'a> {
     pub limit: Option<usize>,
     #[serde(borrow)]
     pub to: Option<Cow<'a, str>>,
+    /// A `refresh`'s connection token, or a `subscribe`'s subscription token.
+    #[serde(borrow)]
+    pub token: Option<Cow<'a, str>>,
 }
 
 /// Deserializes a field that is present as `Some`, even when it is `null` (serde's `Option` would
@@ -61,6 +64,8 @@ pub(crate) struct Presence<'a> {
     #[serde(rename = "connectionId")]
     pub connection_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub info: Option<&'a RawValue>,
 }
 
@@ -83,6 +88,8 @@ pub(crate) struct PublicationOut<'a> {
 pub(crate) struct MemberOut<'a> {
     #[serde(rename = "connectionId")]
     pub connection_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub info: Option<&'a RawValue>,
 }
@@ -118,6 +125,9 @@ pub(crate) struct Ack<'a> {
     pub publications: Option<Vec<PublicationOut<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub members: Option<Vec<MemberOut<'a>>>,
+    /// A `refresh` ack: the new expiry in ms since the epoch (`Some(None)` is `null`: never).
+    #[serde(rename = "expiresAt", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Option<u64>>,
 }
 
 impl Ack<'_> {
@@ -128,4 +138,17 @@ impl Ack<'_> {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("serializable")
     }
+}
+
+/// A server-side subscription, pushed to the connection it subscribed (`id` is not part of it:
+/// nobody asked).
+#[derive(Serialize)]
+pub(crate) struct Subscribed<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub channel: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<&'a str>,
 }

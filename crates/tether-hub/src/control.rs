@@ -1,0 +1,186 @@
+//! What the server itself does to the hub's connections and channels, for the server HTTP API and
+//! Rust code: find connections (by id, by user), publish with the epoch in the answer, subscribe
+//! and unsubscribe a connection server-side, list channels, count what there is.
+//!
+//! None of it goes through the namespace policy: the policy governs clients, and whoever calls
+//! these is the server. The limits still hold (a server-side subscription counts against the
+//! connection's `max_subscriptions`, a publish against `max_channels` and `max_data_bytes`).
+
+use std::collections::HashSet;
+
+use serde_json::value::RawValue;
+use tether_tokio::Conn;
+
+use crate::channel::validate_channel;
+use crate::error::HubError;
+use crate::hub::Hub;
+use crate::session::Session;
+use crate::wire;
+
+/// A publish's place in its channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Published {
+    /// The message's offset.
+    pub offset: u64,
+    /// The channel's epoch the offset belongs to.
+    pub epoch: String,
+}
+
+/// A channel and how many connections are subscribed to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChannelSummary {
+    /// Its name.
+    pub name: String,
+    /// Connections subscribed now.
+    pub subscribers: usize,
+}
+
+/// Counts over the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HubStats {
+    /// Connections whose token expires (each in the expiry index once).
+    pub expiring: usize,
+    /// Open connections that speak the token protocol to this hub.
+    pub connections: usize,
+    /// Distinct users among them (anonymous ones not counted).
+    pub users: usize,
+    /// Channels held (with subscribers or history).
+    pub channels: usize,
+}
+
+impl Hub {
+    /// Whether `conn` speaks the token protocol to this very hub (not an `/echo` client, nor one
+    /// of another hub on the same server).
+    pub(crate) fn is_ours(&self, conn: &Conn) -> bool {
+        conn.data::<Session>().is_some_and(|session| session.hub == self.id())
+    }
+
+    /// The open token-protocol connection of this hub with this id.
+    pub fn connection(&self, id: &str) -> Option<Conn> {
+        self.inner.connections.get(id).filter(|conn| self.is_ours(conn))
+    }
+
+    /// Every open connection of this hub (a snapshot).
+    pub fn connections(&self) -> Vec<Conn> {
+        let mut all = self.inner.connections.connections();
+        all.retain(|conn| self.is_ours(conn));
+        all
+    }
+
+    /// The open connections of `user` (one user may be connected several times, from several
+    /// tabs or devices).
+    pub fn connections_of(&self, user: &str) -> Vec<Conn> {
+        let mut all = self.connections();
+        all.retain(|conn| conn.user() == Some(user));
+        all
+    }
+
+    /// Publishes raw JSON from the server; returns the offset and the epoch it belongs to.
+    pub fn publish_json(&self, channel: &str, data: &RawValue) -> Result<Published, HubError> {
+        validate_channel(channel)?;
+        let limit = self.config().max_data_bytes;
+        if data.get().len() > limit {
+            return Err(HubError::TooLarge(limit));
+        }
+        let (offset, epoch) = self.publish_inner(channel, data, None, true)?;
+        Ok(Published { offset, epoch: epoch.unwrap_or_default() })
+    }
+
+    /// Sends raw JSON to one connection as a `direct` message from the server.
+    pub fn send_json(&self, connection_id: &str, data: &RawValue) -> Result<(), HubError> {
+        let limit = self.config().max_data_bytes;
+        if data.get().len() > limit {
+            return Err(HubError::TooLarge(limit));
+        }
+        self.send_raw(connection_id, data, None)
+    }
+
+    /// Subscribes a connection server-side: it gets
+    /// `{"type":"subscribed","channel":..,"offset":..,"epoch":..}` and then the channel's messages.
+    /// `Err(NotFound)` when the connection is gone, `Err(LimitExceeded)` past its subscription limit.
+    pub fn subscribe_connection(&self, connection_id: &str, channel: &str) -> Result<(), HubError> {
+        validate_channel(channel)?;
+        let conn = self.connection(connection_id).ok_or_else(|| HubError::NotFound(connection_id.to_owned()))?;
+        self.subscribe_as_server(&conn, channel)
+    }
+
+    /// Unsubscribes a connection server-side: it gets `{"type":"unsubscribed","channel":..}`.
+    /// `Err(NotSubscribed)` if it was not subscribed.
+    pub fn unsubscribe_connection(&self, connection_id: &str, channel: &str) -> Result<(), HubError> {
+        validate_channel(channel)?;
+        let conn = self.connection(connection_id).ok_or_else(|| HubError::NotFound(connection_id.to_owned()))?;
+        let session = conn.data::<Session>().ok_or_else(|| HubError::NotFound(connection_id.to_owned()))?;
+        if !session.subscriptions.lock().expect("not poisoned").remove(channel) {
+            return Err(HubError::NotSubscribed(channel.to_owned()));
+        }
+        self.leave(&conn, channel)?;
+        let pushed = wire::Subscribed { kind: "unsubscribed", channel, offset: None, epoch: None };
+        let _ = conn.send_text(serde_json::to_string(&pushed).expect("serializable"));
+        Ok(())
+    }
+
+    /// Subscribes `conn` on the server's behalf (the API, a token's `channels`).
+    pub(crate) fn subscribe_as_server(&self, conn: &Conn, channel: &str) -> Result<(), HubError> {
+        let session = conn.data::<Session>().ok_or_else(|| HubError::NotFound(conn.id().to_owned()))?;
+        let limit = self.config().max_subscriptions;
+        let added = {
+            let mut subscriptions = session.subscriptions.lock().expect("not poisoned");
+            if !subscriptions.contains(channel) && subscriptions.len() >= limit {
+                return Err(HubError::LimitExceeded(limit));
+            }
+            subscriptions.insert(channel.to_owned())
+        };
+        let info = connection_info(conn);
+        let subscribed = self.subscribe(conn, channel, info.as_deref(), None, |offset, epoch, _| {
+            let pushed = wire::Subscribed { kind: "subscribed", channel, offset: Some(offset), epoch: Some(epoch) };
+            serde_json::to_string(&pushed).expect("serializable")
+        });
+        if subscribed.is_err() && added {
+            session.subscriptions.lock().expect("not poisoned").remove(channel);
+        }
+        subscribed
+    }
+
+    /// The channels held, with their subscriber counts, sorted by name; only those whose name
+    /// starts with `prefix` when one is given.
+    pub fn channels(&self, prefix: Option<&str>) -> Vec<ChannelSummary> {
+        let handles: Vec<_> = {
+            let channels = self.inner.channels.lock().expect("not poisoned");
+            let wanted = |name: &String| prefix.is_none_or(|prefix| name.starts_with(prefix));
+            channels.iter().filter(|(name, _)| wanted(name)).map(|(name, c)| (name.clone(), c.clone())).collect()
+        };
+        // Each channel's lock is taken after the map's is released (the order publishers use).
+        let mut summaries: Vec<ChannelSummary> = handles
+            .into_iter()
+            .map(|(name, channel)| {
+                let subscribers = channel.lock().expect("not poisoned").subscriber_count();
+                ChannelSummary { name, subscribers }
+            })
+            .collect();
+        summaries.sort_by(|a, b| a.name.cmp(&b.name));
+        summaries
+    }
+
+    /// Connections, users and channels now.
+    pub fn stats(&self) -> HubStats {
+        let connections = self.connections();
+        let users: HashSet<&str> = connections.iter().filter_map(Conn::user).collect();
+        HubStats {
+            connections: connections.len(),
+            users: users.len(),
+            channels: self.channel_count(),
+            expiring: self.inner.expiries.len(),
+        }
+    }
+}
+
+/// The presence info a connection carries from its identity (a token's `info`, a connect proxy's
+/// answer), as JSON: taken as is when it is JSON, else as a JSON string (a library hook may have
+/// written plain text).
+pub(crate) fn connection_info(conn: &Conn) -> Option<Box<RawValue>> {
+    let info = conn.info()?;
+    serde_json::from_str::<Box<RawValue>>(info).ok().or_else(|| serde_json::value::to_raw_value(info).ok())
+}

@@ -1,0 +1,426 @@
+//! Identity, permissions and server-side control over the token protocol, against a real server:
+//! the welcome's `user` and `expiresAt`, expiry (4001) and `refresh`, every namespace rule,
+//! user-limited and token channels, the application's hooks, the channels a token subscribes to,
+//! and what the server API calls on the hub (disconnect by user, server-side subscriptions).
+//!
+//! The route's authorize hook reads the identity from the query (`?user=ada&exp=SECS&info=JSON`)
+//! and the test verifier reads tokens of the form `ada:UNIX_SECS` (connection) and
+//! `sub:ada:CHANNEL` (subscription): the hub's side of tokens is what is tested here; real JWTs are
+//! tested against `tether serve`.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{read_json, Client};
+use serde_json::{json, Value};
+use tether_hub::{
+    BoxFuture, ChannelHooks, ConnectionToken, Hub, HubConfig, HubError, InitialChannels, NamespacePolicy, Namespaces,
+    PublishDecision, PublishRequest, PublishRule, SubscribeRequest, SubscribeRule, SubscriptionToken, TokenServer,
+    TokenVerifier,
+};
+use tether_proto::handshake::response::Response;
+use tether_tokio::{ClientBuilder, Identity, Message, RouteOptions, Server, ServerConfig};
+
+struct TestVerifier;
+
+impl TokenVerifier for TestVerifier {
+    fn connection_token(&self, token: &str) -> Result<ConnectionToken, String> {
+        let (user, exp) = token.split_once(':').ok_or("malformed")?;
+        let exp: u64 = exp.parse().map_err(|_| "malformed exp")?;
+        let expires_at = UNIX_EPOCH + Duration::from_secs(exp);
+        if expires_at <= SystemTime::now() {
+            return Err("expired".into());
+        }
+        Ok(ConnectionToken { user: Some(user.into()), expires_at: Some(expires_at) })
+    }
+
+    fn subscription_token(&self, token: &str) -> Result<SubscriptionToken, String> {
+        let mut parts = token.splitn(3, ':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("sub"), Some(user), Some(channel)) => {
+                Ok(SubscriptionToken { user: user.into(), channel: channel.into(), expires_at: None })
+            }
+            _ => Err("not a subscription token".into()),
+        }
+    }
+}
+
+/// Refuses publishes of `"forbidden words"`, replaces `"shout"` by `"SHOUT"`, and refuses
+/// subscribes to `moderated:closed` with a code of its own.
+struct Moderator;
+
+impl ChannelHooks for Moderator {
+    fn on_subscribe<'a>(&'a self, request: SubscribeRequest<'a>) -> BoxFuture<'a, Result<(), HubError>> {
+        Box::pin(async move {
+            if request.channel == "moderated:closed" {
+                return Err(HubError::Refused { code: "room_closed".into(), message: "closed for the night".into() });
+            }
+            Ok(())
+        })
+    }
+
+    fn on_publish<'a>(&'a self, request: PublishRequest<'a>) -> BoxFuture<'a, Result<PublishDecision, HubError>> {
+        Box::pin(async move {
+            // A hook may wait (a backend call); the connection's next request waits with it.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            match request.data.get() {
+                r#""forbidden words""# => Err(HubError::Forbidden("moderated".into())),
+                r#""shout""# => Ok(PublishDecision::Replace(serde_json::value::to_raw_value("SHOUT").unwrap())),
+                _ => Ok(PublishDecision::Accept),
+            }
+        })
+    }
+}
+
+fn unix_secs_from_now(secs: u64) -> u64 {
+    (SystemTime::now() + Duration::from_secs(secs)).duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+async fn identity_from_query(request: tether_tokio::server::AuthRequest) -> Result<Identity, Response> {
+    let Some(user) = request.query_param("user") else { return Ok(Identity::anonymous()) };
+    let mut identity = Identity::user(user);
+    if let Some(exp) = request.query_param("exp") {
+        identity = identity.with_expiry(UNIX_EPOCH + Duration::from_secs(exp.parse().unwrap()));
+    }
+    if let Some(info) = request.query_param("info") {
+        identity = identity.with_info(info);
+    }
+    if let Some(channels) = request.query_param("channels") {
+        identity = identity.with_data(InitialChannels(channels.split(',').map(str::to_owned).collect()));
+    }
+    Ok(identity)
+}
+
+fn namespaces() -> Namespaces {
+    Namespaces::default()
+        .with("members", NamespacePolicy::open().subscribe(SubscribeRule::Authenticated))
+        .with("news", NamespacePolicy::open().publish(PublishRule::Server))
+        .with("room", NamespacePolicy::open().publish(PublishRule::Subscribers).presence(false))
+        .with("auth", NamespacePolicy::open().publish(PublishRule::Authenticated))
+        .with("secret", NamespacePolicy::open().subscribe(SubscribeRule::Token))
+        .with("quiet", NamespacePolicy::open().join_leave(false))
+        .with(
+            "dm",
+            NamespacePolicy::open()
+                .subscribe(SubscribeRule::Authenticated)
+                .publish(PublishRule::Subscribers)
+                .allow_user_limited(true),
+        )
+        .with("short", NamespacePolicy::open().history(Some(2), None))
+}
+
+async fn start() -> (String, Hub) {
+    let config =
+        HubConfig { namespaces: namespaces(), sweep_interval: Duration::from_millis(100), ..HubConfig::default() };
+    let server = Server::new(ServerConfig::default());
+    let hub = Hub::new(config, server.registry());
+    let token = TokenServer::new(hub.clone(), Duration::from_secs(30))
+        .with_verifier(Arc::new(TestVerifier))
+        .with_hooks(Arc::new(Moderator));
+    let options = RouteOptions::protocols(["tether.json"]).authorize(identity_from_query);
+    let server = server.route_with("/tether", options, token).bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/tether", server.local_addr().unwrap());
+    tokio::spawn(server.run());
+    (url, hub)
+}
+
+async fn as_user(url: &str, user: &str) -> Client {
+    Client::connect(&format!("{url}?user={user}")).await
+}
+
+/// The close code and reason the server sends next, skipping text frames.
+async fn close_of(client: &mut Client) -> (u16, String) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), client.ws.recv()).await.expect("a close in time") {
+            Some(Ok(Message::Text(_))) => continue,
+            other => {
+                let closed = client.ws.closed().expect("closed");
+                let _ = other;
+                return (closed.code.0, closed.reason.clone());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_welcome_says_who_and_until_when() {
+    let (url, _hub) = start().await;
+    let anonymous = Client::connect(&url).await;
+    assert_eq!((&anonymous.welcome["user"], &anonymous.welcome["expiresAt"]), (&Value::Null, &Value::Null));
+    let exp = unix_secs_from_now(600);
+    let ada = Client::connect(&format!("{url}?user=ada&exp={exp}")).await;
+    assert_eq!(ada.welcome["user"], "ada");
+    assert_eq!(ada.welcome["expiresAt"], json!(exp * 1000));
+}
+
+#[tokio::test]
+async fn an_expired_connection_is_closed_with_4001_unless_it_refreshed() {
+    let (url, hub) = start().await;
+    let soon = unix_secs_from_now(2);
+    let mut lazy = Client::connect(&format!("{url}?user=lazy&exp={soon}")).await;
+    let mut keen = Client::connect(&format!("{url}?user=keen&exp={soon}")).await;
+    assert_eq!(hub.stats().expiring, 2);
+
+    // A token of another user, an expired one, a malformed one, none: refused, expiry unchanged.
+    let later = unix_secs_from_now(3600);
+    for (token, code) in [
+        (format!("lazy:{later}"), "invalid_token"),
+        (format!("keen:{}", unix_secs_from_now(0) - 10), "invalid_token"),
+        ("garbage".to_owned(), "invalid_token"),
+    ] {
+        assert_eq!(keen.error_code(json!({"type": "refresh", "token": token})).await, code);
+    }
+    assert_eq!(keen.error_code(json!({"type": "refresh"})).await, "bad_request");
+    let ack = keen.ack(json!({"type": "refresh", "token": format!("keen:{later}")})).await;
+    assert_eq!(ack["expiresAt"], json!(later * 1000));
+
+    assert_eq!(close_of(&mut lazy).await, (4001, "token expired".to_owned()));
+    // `keen` outlived its first token: still served.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    keen.ack(json!({"type": "history", "channel": "c"})).await;
+    assert_eq!(hub.stats().expiring, 1, "lazy's entry went with it; keen has one, not two");
+    drop(keen);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(hub.stats().expiring, 0, "a closed connection leaves no entry behind");
+}
+
+#[tokio::test]
+async fn a_server_without_a_verifier_refuses_refresh_and_token_channels() {
+    let config = HubConfig { namespaces: namespaces(), ..HubConfig::default() };
+    let server = Server::new(ServerConfig::default());
+    let hub = Hub::new(config, server.registry());
+    let server = server
+        .route_with("/tether", RouteOptions::protocols(["tether.json"]), TokenServer::new(hub, Duration::from_secs(30)))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let url = format!("ws://{}/tether", server.local_addr().unwrap());
+    tokio::spawn(server.run());
+    let mut client = Client::connect(&url).await;
+    assert_eq!(client.error_code(json!({"type": "refresh", "token": "x:1"})).await, "forbidden");
+    let subscribe = json!({"type": "subscribe", "channel": "secret:x", "token": "sub:x:secret:x"});
+    assert_eq!(client.error_code(subscribe).await, "forbidden");
+}
+
+#[tokio::test]
+async fn subscribe_rules_refuse_and_allow_as_documented() {
+    let (url, _hub) = start().await;
+    let mut anonymous = Client::connect(&url).await;
+    let mut ada = as_user(&url, "ada").await;
+    // `members`: users only.
+    assert_eq!(anonymous.error_code(json!({"type": "subscribe", "channel": "members:x"})).await, "forbidden");
+    assert_eq!(anonymous.error_code(json!({"type": "history", "channel": "members:x"})).await, "forbidden");
+    ada.ack(json!({"type": "subscribe", "channel": "members:x"})).await;
+    ada.ack(json!({"type": "history", "channel": "members:x"})).await;
+    // The default namespace stays open.
+    anonymous.ack(json!({"type": "subscribe", "channel": "lobby"})).await;
+    anonymous.ack(json!({"type": "subscribe", "channel": "unknown:ns"})).await;
+
+    // `secret`: a subscription token for this user and channel.
+    let no_token = json!({"type": "subscribe", "channel": "secret:plans"});
+    assert_eq!(ada.error_code(no_token).await, "forbidden");
+    let bob_token = json!({"type": "subscribe", "channel": "secret:plans", "token": "sub:bob:secret:plans"});
+    assert_eq!(ada.error_code(bob_token).await, "forbidden");
+    let other_channel = json!({"type": "subscribe", "channel": "secret:plans", "token": "sub:ada:secret:other"});
+    assert_eq!(ada.error_code(other_channel).await, "forbidden");
+    let bad = json!({"type": "subscribe", "channel": "secret:plans", "token": "forged"});
+    assert_eq!(ada.error_code(bad).await, "invalid_token");
+    assert_eq!(ada.error_code(json!({"type": "history", "channel": "secret:plans"})).await, "forbidden");
+    ada.ack(json!({"type": "subscribe", "channel": "secret:plans", "token": "sub:ada:secret:plans"})).await;
+    ada.ack(json!({"type": "history", "channel": "secret:plans"})).await;
+}
+
+#[tokio::test]
+async fn publish_rules_refuse_and_allow_as_documented() {
+    let (url, hub) = start().await;
+    let mut anonymous = Client::connect(&url).await;
+    let mut ada = as_user(&url, "ada").await;
+    // `news`: the server only.
+    ada.ack(json!({"type": "subscribe", "channel": "news:today"})).await;
+    assert_eq!(ada.error_code(json!({"type": "publish", "channel": "news:today", "data": 1})).await, "forbidden");
+    hub.publish("news:today", &"from the server").unwrap();
+    assert_eq!(ada.event_of("message").await["data"], "from the server");
+    // `room`: subscribers only; presence off.
+    let publish = json!({"type": "publish", "channel": "room:1", "data": 1});
+    assert_eq!(anonymous.error_code(publish.clone()).await, "forbidden");
+    anonymous.ack(json!({"type": "subscribe", "channel": "room:1"})).await;
+    anonymous.ack(publish).await;
+    assert_eq!(anonymous.error_code(json!({"type": "presence", "channel": "room:1"})).await, "forbidden");
+    // `auth`: users only, subscribed or not.
+    let publish = json!({"type": "publish", "channel": "auth:x", "data": 1});
+    assert_eq!(anonymous.error_code(publish.clone()).await, "forbidden");
+    ada.ack(publish).await;
+    // The default: anyone, subscribed or not; `$` channels stay the server's.
+    anonymous.ack(json!({"type": "publish", "channel": "lobby", "data": 1})).await;
+    assert_eq!(anonymous.error_code(json!({"type": "publish", "channel": "$sys", "data": 1})).await, "forbidden");
+}
+
+#[tokio::test]
+async fn user_limited_channels_admit_only_the_users_they_name() {
+    let (url, _hub) = start().await;
+    let mut alice = as_user(&url, "alice").await;
+    let mut bob = as_user(&url, "bob").await;
+    let mut eve = as_user(&url, "eve").await;
+    let channel = "dm:chat#alice,bob";
+    alice.ack(json!({"type": "subscribe", "channel": channel})).await;
+    bob.ack(json!({"type": "subscribe", "channel": channel})).await;
+    assert_eq!(eve.error_code(json!({"type": "subscribe", "channel": channel})).await, "forbidden");
+    assert_eq!(eve.error_code(json!({"type": "history", "channel": channel})).await, "forbidden");
+    assert_eq!(eve.error_code(json!({"type": "publish", "channel": channel, "data": "hi"})).await, "forbidden");
+    alice.ack(json!({"type": "publish", "channel": channel, "data": "hi bob"})).await;
+    assert_eq!(bob.event_of("message").await["data"], "hi bob");
+}
+
+#[tokio::test]
+async fn presence_and_join_events_carry_the_user_and_the_tokens_info() {
+    let (url, _hub) = start().await;
+    let mut watcher = as_user(&url, "watcher").await;
+    watcher.ack(json!({"type": "subscribe", "channel": "lobby"})).await;
+    let info = r#"{"name":"Ada L."}"#;
+    let mut ada = Client::connect(&format!("{url}?user=ada&info={}", urlencode(info))).await;
+    // The client claims another name: the token's info wins.
+    ada.ack(json!({"type": "subscribe", "channel": "lobby", "info": {"name": "Queen"}})).await;
+    let join = watcher.event_of("join").await;
+    assert_eq!((&join["user"], &join["info"]), (&json!("ada"), &json!({"name": "Ada L."})));
+    let members = watcher.ack(json!({"type": "presence", "channel": "lobby"})).await["members"].clone();
+    let ada_member = members.as_array().unwrap().iter().find(|m| m["user"] == "ada").expect("ada is there").clone();
+    assert_eq!(ada_member["info"], json!({"name": "Ada L."}));
+    // An anonymous client's own info is shown, without a user.
+    let mut anonymous = Client::connect(&url).await;
+    anonymous.ack(json!({"type": "subscribe", "channel": "lobby", "info": {"name": "guest"}})).await;
+    let join = watcher.event_of("join").await;
+    assert_eq!((join.get("user"), &join["info"]), (None, &json!({"name": "guest"})));
+    drop(ada);
+    let leave = watcher.event_of("leave").await;
+    assert_eq!(leave["user"], "ada");
+}
+
+#[tokio::test]
+async fn join_leave_off_sends_no_events() {
+    let (url, _hub) = start().await;
+    let mut first = Client::connect(&url).await;
+    first.ack(json!({"type": "subscribe", "channel": "quiet:x"})).await;
+    first.ack(json!({"type": "subscribe", "channel": "loud"})).await;
+    let mut second = Client::connect(&url).await;
+    second.ack(json!({"type": "subscribe", "channel": "quiet:x"})).await;
+    second.ack(json!({"type": "subscribe", "channel": "loud"})).await;
+    let event = first.event().await;
+    assert_eq!((&event["type"], &event["channel"]), (&json!("join"), &json!("loud")), "no join for quiet:x");
+}
+
+#[tokio::test]
+async fn a_namespace_has_its_own_history_size() {
+    let (url, hub) = start().await;
+    for i in 0..5 {
+        hub.publish("short:x", &i).unwrap();
+        hub.publish("long", &i).unwrap();
+    }
+    let mut client = Client::connect(&url).await;
+    let short = client.ack(json!({"type": "history", "channel": "short:x"})).await;
+    let long = client.ack(json!({"type": "history", "channel": "long"})).await;
+    assert_eq!(
+        (short["publications"].as_array().unwrap().len(), long["publications"].as_array().unwrap().len()),
+        (2, 5)
+    );
+}
+
+#[tokio::test]
+async fn hooks_refuse_replace_and_accept() {
+    let (url, _hub) = start().await;
+    let mut client = Client::connect(&url).await;
+    let refused = client.request(json!({"type": "subscribe", "channel": "moderated:closed"})).await;
+    assert_eq!((&refused["code"], &refused["message"]), (&json!("room_closed"), &json!("closed for the night")));
+    client.ack(json!({"type": "subscribe", "channel": "moderated:open"})).await;
+    let publish = |data: &str| json!({"type": "publish", "channel": "moderated:open", "data": data});
+    assert_eq!(client.error_code(publish("forbidden words")).await, "forbidden");
+    client.ack(publish("shout")).await;
+    assert_eq!(client.event_of("message").await["data"], "SHOUT", "the hook's copy is what subscribers get");
+    client.ack(publish("fine")).await;
+    assert_eq!(client.event_of("message").await["data"], "fine");
+    let history = client.ack(json!({"type": "history", "channel": "moderated:open"})).await;
+    assert_eq!(history["publications"].as_array().unwrap().len(), 2, "the refused one is nowhere");
+}
+
+#[tokio::test]
+async fn a_tokens_channels_are_subscribed_as_the_connection_opens() {
+    let (url, hub) = start().await;
+    let mut ada = Client::connect(&format!("{url}?user=ada&channels=news:today,personal%23ada,bad%20name")).await;
+    let mut subscribed = [ada.event_of("subscribed").await, ada.event_of("subscribed").await];
+    subscribed.sort_by_key(|event| event["channel"].as_str().unwrap().to_owned());
+    assert_eq!(subscribed[0]["channel"], "news:today");
+    assert_eq!(subscribed[1]["channel"], "personal#ada");
+    assert!(subscribed[0]["epoch"].is_string() && subscribed[0]["offset"] == 0);
+    hub.publish("news:today", &"extra").unwrap();
+    assert_eq!(ada.event_of("message").await["data"], "extra");
+    // The server subscribed it, so it may unsubscribe like from any channel.
+    ada.ack(json!({"type": "unsubscribe", "channel": "news:today"})).await;
+}
+
+#[tokio::test]
+async fn server_side_subscribe_unsubscribe_and_disconnect_by_user() {
+    let (url, hub) = start().await;
+    let mut phone = as_user(&url, "ada").await;
+    let mut laptop = as_user(&url, "ada").await;
+    let mut other = as_user(&url, "bob").await;
+    let _anonymous = Client::connect(&url).await;
+    let stats = hub.stats();
+    assert_eq!((stats.connections, stats.users), (4, 2));
+    assert_eq!(hub.connections_of("ada").len(), 2);
+
+    hub.subscribe_connection(&phone.id(), "alerts").unwrap();
+    let pushed = phone.event_of("subscribed").await;
+    assert_eq!(pushed["channel"], "alerts");
+    hub.publish("alerts", &"fire").unwrap();
+    assert_eq!(phone.event_of("message").await["data"], "fire");
+    assert_eq!(
+        hub.channels(Some("al")).iter().map(|c| (c.name.as_str(), c.subscribers)).collect::<Vec<_>>(),
+        [("alerts", 1)]
+    );
+    hub.unsubscribe_connection(&phone.id(), "alerts").unwrap();
+    assert_eq!(phone.event_of("unsubscribed").await["channel"], "alerts");
+    assert_eq!(hub.unsubscribe_connection(&phone.id(), "alerts").unwrap_err().code(), "not_subscribed");
+    assert_eq!(hub.subscribe_connection("AAAAAAAAAAAAAAAA", "alerts").unwrap_err().code(), "not_found");
+
+    for conn in hub.connections_of("ada") {
+        conn.close(tether_tokio::CloseCode(4000), "disconnected by server").unwrap();
+    }
+    assert_eq!(close_of(&mut phone).await, (4000, "disconnected by server".to_owned()));
+    assert_eq!(close_of(&mut laptop).await, (4000, "disconnected by server".to_owned()));
+    other.ack(json!({"type": "history", "channel": "c"})).await;
+}
+
+#[tokio::test]
+async fn server_publish_answers_with_offset_and_epoch() {
+    let (url, hub) = start().await;
+    let data = serde_json::value::to_raw_value(&json!({"n": 1})).unwrap();
+    let first = hub.publish_json("api:x", &data).unwrap();
+    let second = hub.publish_json("api:x", &data).unwrap();
+    assert_eq!((first.offset, second.offset), (1, 2));
+    assert_eq!(first.epoch, second.epoch);
+    let mut client = Client::connect(&url).await;
+    let history = client.ack(json!({"type": "history", "channel": "api:x"})).await;
+    assert_eq!(history["epoch"], json!(first.epoch));
+    let big = serde_json::value::to_raw_value(&"x".repeat(70 * 1024)).unwrap();
+    assert_eq!(hub.publish_json("api:x", &big).unwrap_err().code(), "too_large");
+}
+
+#[tokio::test]
+async fn an_identity_that_expired_before_the_welcome_is_closed_at_once() {
+    let (url, _hub) = start().await;
+    let past = unix_secs_from_now(0) - 5;
+    let (mut ws, _) =
+        ClientBuilder::new(&format!("{url}?user=late&exp={past}")).protocol("tether.json").connect().await.unwrap();
+    let welcome = read_json(&mut ws).await;
+    assert_eq!(welcome["type"], "welcome");
+    let next = tokio::time::timeout(Duration::from_secs(5), ws.recv()).await.unwrap();
+    assert!(!matches!(next, Some(Ok(Message::Text(_)))), "{next:?}");
+    assert_eq!(ws.closed().map(|c| c.code.0), Some(4001));
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { char::from(b).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
