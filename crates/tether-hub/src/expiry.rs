@@ -6,7 +6,7 @@
 //! it. The sweeper (`sweep.rs`, which closes what expired, once every `sweep_interval`, 1 s by default, the precision of a
 //! JWT's `exp`) takes the expired entries off the front, so a sweep costs O(expired), and the
 //! index never holds more than one entry per open connection. No timer per connection: an idle
-//! connection costs the index one entry (`docs/memory-per-connection.md`).
+//! connection costs the index one entry (`docs/memory-per-connection.md`, rule 7).
 //!
 //! Expiry is wall-clock time ([`SystemTime`]): a token's `exp` is seconds since the Unix epoch.
 

@@ -38,7 +38,18 @@
 //!   messages as text, publications and presence events as one
 //!   [`PreparedMessage`](tether_tokio::PreparedMessage) shared by every subscriber. A subscriber
 //!   that cannot keep up is closed by tether-tokio's slow-consumer policy, never waited for.
-//! - Rust code → hub: [`Hub::publish`], [`Hub::send_to`], [`Hub::presence`], [`Hub::history`].
+//! - Rust code → hub: [`Hub::publish`], [`Hub::send_to`], [`Hub::presence`], [`Hub::history`],
+//!   and the server's control of connections and channels (`control.rs`: server-side
+//!   subscriptions, connections by user, channel lists, counts), which `tether serve`'s HTTP API
+//!   calls.
+//! - hub → application: [`ChannelHooks`] (`on_subscribe`, `on_publish`: refuse, or replace the
+//!   data) and a [`TokenVerifier`] for `refresh` and subscription tokens (`hooks.rs`); who may do
+//!   what is the namespace policy ([`Namespaces`], `policy.rs`), checked before any hook.
+//!
+//! Identity comes from tether-tokio: a route's authorize hook gives the connection a user, info and
+//! an expiry before the upgrade ([`tether_tokio::Identity`]). The hub shows them in the welcome and
+//! in presence, closes the connection with 4001 when the expiry passes unless a `refresh` moved it
+//! (`expiry.rs`), and subscribes it to the [`InitialChannels`] its identity names.
 //!
 //! Memory is bounded by configuration, not by the clients' good will: at most
 //! [`HubConfig::max_channels`] channels, at most [`HubConfig::max_history_bytes`] of history over
@@ -49,8 +60,12 @@
 //! ## Modules
 //! - `hub.rs`: [`Hub`], channels and the connections they reach; `session.rs`: per-connection
 //!   state; `config.rs`: [`HubConfig`]; `error.rs`: [`HubError`].
-//! - `token.rs`: [`TokenServer`], the [`Listener`](tether_tokio::Listener) that speaks the wire
-//!   protocol on top of a hub; `wire.rs`: the request and answer shapes.
+//! - `token/`: [`TokenServer`], the [`Listener`](tether_tokio::Listener) that speaks the wire
+//!   protocol on top of a hub (`mod.rs`: a connection's life and the dispatch; `requests.rs`: each
+//!   request type); `wire.rs`: the request and answer shapes.
+//! - `policy.rs`: namespaces and the permission checks; `hooks.rs`: what an application plugs in;
+//!   `expiry.rs`: the expiry index; `control.rs`: what the server does to connections and
+//!   channels.
 //! - `channel.rs`: one channel ([`Member`], [`Publication`]); `ledger.rs`, `sweep.rs`, `trim.rs`:
 //!   the memory bounds.
 // `deny`, not `forbid`: `trim` alone allows it, to call glibc's `malloc_trim` after a sweep freed
