@@ -141,6 +141,13 @@ impl Hub {
         if subscribed.is_err() && added {
             session.subscriptions.lock().expect("not poisoned").remove(channel);
         }
+        // Called from another task than the connection's, this may race its end: the connection
+        // is marked closed before its `closed` callback leaves its channels, so a join that
+        // callback missed is seen here, and undone, rather than holding the connection forever.
+        if subscribed.is_ok() && conn.is_closed() {
+            session.subscriptions.lock().expect("not poisoned").remove(channel);
+            let _ = self.leave(conn, channel);
+        }
         subscribed
     }
 
