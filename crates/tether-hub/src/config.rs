@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::policy::Namespaces;
+use crate::policy::{Namespaces, SendRule};
 
 /// Hub limits and history settings.
 #[derive(Debug, Clone)]
@@ -49,6 +49,12 @@ pub struct HubConfig {
     /// Who may subscribe and publish where, and per-namespace history settings. Default: one open
     /// policy for every channel (anyone subscribes, publishes, sees presence).
     pub namespaces: Namespaces,
+    /// Who may send direct messages. Default: anyone (today's behaviour).
+    pub direct_messages: SendRule,
+    /// How long a [`crate::ChannelHooks`] call may take; then the request is answered
+    /// `unavailable` and the connection goes on (a hook that hangs must not freeze its
+    /// connection: while it runs, the connection handles nothing else). Default 10 s.
+    pub hook_timeout: Duration,
 }
 
 impl Default for HubConfig {
@@ -68,6 +74,8 @@ impl Default for HubConfig {
             max_history_reply_bytes: 1 << 20,
             sweep_interval: Duration::from_secs(1),
             namespaces: Namespaces::default(),
+            direct_messages: SendRule::Any,
+            hook_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -122,31 +122,39 @@ impl Hub {
         Ok(())
     }
 
-    /// Subscribes `conn` on the server's behalf (the API, a token's `channels`).
+    /// Subscribes `conn` on the server's behalf (the API, a token's `channels`). Already
+    /// subscribed: nothing changes (its presence info stays what it joined with).
     pub(crate) fn subscribe_as_server(&self, conn: &Conn, channel: &str) -> Result<(), HubError> {
-        let session = conn.data::<Session>().ok_or_else(|| HubError::NotFound(conn.id().to_owned()))?;
+        let gone = || HubError::NotFound(conn.id().to_owned());
+        let session = conn.data::<Session>().ok_or_else(gone)?;
         let limit = self.config().max_subscriptions;
-        let added = {
+        {
             let mut subscriptions = session.subscriptions.lock().expect("not poisoned");
-            if !subscriptions.contains(channel) && subscriptions.len() >= limit {
+            if session.has_ended() {
+                return Err(gone());
+            }
+            if subscriptions.contains(channel) {
+                return Ok(());
+            }
+            if subscriptions.len() >= limit {
                 return Err(HubError::LimitExceeded(limit));
             }
-            subscriptions.insert(channel.to_owned())
-        };
+            subscriptions.insert(channel.to_owned());
+        }
         let info = connection_info(conn);
         let subscribed = self.subscribe(conn, channel, info.as_deref(), None, |offset, epoch, _| {
             let pushed = wire::Subscribed { kind: "subscribed", channel, offset: Some(offset), epoch: Some(epoch) };
             serde_json::to_string(&pushed).expect("serializable")
         });
-        if subscribed.is_err() && added {
-            session.subscriptions.lock().expect("not poisoned").remove(channel);
-        }
-        // Called from another task than the connection's, this may race its end: the connection
-        // is marked closed before its `closed` callback leaves its channels, so a join that
-        // callback missed is seen here, and undone, rather than holding the connection forever.
-        if subscribed.is_ok() && conn.is_closed() {
-            session.subscriptions.lock().expect("not poisoned").remove(channel);
+        let mut subscriptions = session.subscriptions.lock().expect("not poisoned");
+        if subscribed.is_err() {
+            subscriptions.remove(channel);
+        } else if session.has_ended() {
+            // Called from another task than the connection's, this raced its end: its `closed`
+            // callback may have left the channel before this joined it. Undo the join here.
+            drop(subscriptions);
             let _ = self.leave(conn, channel);
+            return Err(gone());
         }
         subscribed
     }

@@ -32,6 +32,13 @@ pub struct SubscribeRequest<'a> {
     pub info: Option<&'a RawValue>,
 }
 
+impl<'a> SubscribeRequest<'a> {
+    /// A request as the hub gives it to [`ChannelHooks::on_subscribe`] (for testing a hook).
+    pub fn new(conn: &'a Conn, channel: &'a str, info: Option<&'a RawValue>) -> Self {
+        Self { conn, channel, info }
+    }
+}
+
 /// A client's publish, after the namespace policy and the rate limit allowed it.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -42,6 +49,13 @@ pub struct PublishRequest<'a> {
     pub channel: &'a str,
     /// The data, as the client sent it.
     pub data: &'a RawValue,
+}
+
+impl<'a> PublishRequest<'a> {
+    /// A request as the hub gives it to [`ChannelHooks::on_publish`] (for testing a hook).
+    pub fn new(conn: &'a Conn, channel: &'a str, data: &'a RawValue) -> Self {
+        Self { conn, channel, data }
+    }
 }
 
 /// What [`ChannelHooks::on_publish`] decided for an allowed publish.
@@ -59,7 +73,8 @@ pub enum PublishDecision {
 /// protocol's `forbidden`, or [`HubError::Refused`] for a code of your own).
 ///
 /// A hook runs inside the connection's message callback: that connection's next request waits for
-/// it (its requests stay in order), others do not.
+/// it (its requests stay in order), others do not. It is bounded by
+/// [`crate::HubConfig::hook_timeout`]: past it the client is answered `unavailable`.
 pub trait ChannelHooks: Send + Sync + 'static {
     /// Called before a client joins a channel.
     fn on_subscribe<'a>(&'a self, request: SubscribeRequest<'a>) -> BoxFuture<'a, Result<(), HubError>> {

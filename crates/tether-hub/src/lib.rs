@@ -100,5 +100,5 @@ pub use hooks::{
     SubscriptionToken, TokenVerifier,
 };
 pub use hub::{HistoryPage, Hub};
-pub use policy::{NamespacePolicy, Namespaces, PublishRule, SubscribeRule};
+pub use policy::{NamespacePolicy, Namespaces, PublishRule, SendRule, SubscribeRule};
 pub use token::TokenServer;

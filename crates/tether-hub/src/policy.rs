@@ -41,6 +41,30 @@ pub enum PublishRule {
     Server,
 }
 
+/// Who may send direct messages (`send`) to other connections. Not a namespace rule: a direct
+/// message goes to a connection, not a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SendRule {
+    /// Any connection (the default: today's open behaviour).
+    #[default]
+    Any,
+    /// Connections with a user.
+    Authenticated,
+    /// Nobody over the token protocol: only the server API and Rust code.
+    Server,
+}
+
+/// Whether a connection of `user` may send direct messages under `rule`.
+pub(crate) fn may_send(rule: SendRule, user: Option<&str>) -> Result<(), HubError> {
+    match rule {
+        SendRule::Any => Ok(()),
+        SendRule::Authenticated if user.is_some() => Ok(()),
+        SendRule::Authenticated => Err(forbidden("direct messages need a signed-in user")),
+        SendRule::Server => Err(forbidden("only the server sends direct messages here")),
+    }
+}
+
 /// The rules and history settings of one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -133,7 +157,9 @@ impl Namespaces {
         Self { default, named: HashMap::new() }
     }
 
-    /// Adds (or replaces) the policy of the channels named `name:...`.
+    /// Adds (or replaces) the policy of the channels named `name:...`. `name` is what comes before
+    /// the colon, so `with("default", ..)` is for channels `default:...`; the policy of every other
+    /// channel is the one given to [`Namespaces::new`].
     pub fn with(mut self, name: impl Into<String>, policy: NamespacePolicy) -> Self {
         self.named.insert(name.into(), policy);
         self
@@ -153,14 +179,44 @@ impl Namespaces {
     }
 }
 
-/// The users a user-limited channel (`chat:dm#alice,bob`) admits, if the policy allows such
-/// channels and the name is one.
-fn listed_users<'c>(policy: &NamespacePolicy, channel: &'c str) -> Option<impl Iterator<Item = &'c str>> {
+/// What a channel name says about who may join it.
+enum Limited<'c> {
+    /// Not a user-limited channel (the namespace does not allow them, or no `#` in the name).
+    No,
+    /// A user-limited channel admitting these users.
+    To(std::str::Split<'c, char>),
+    /// A user-limited namespace, and a name with more than one `#`: refused, so that everyone who
+    /// reads the name (the server, the application, its UI) agrees on who is in it.
+    Ambiguous,
+}
+
+fn limited<'c>(policy: &NamespacePolicy, channel: &'c str) -> Limited<'c> {
     if !policy.allow_user_limited {
-        return None;
+        return Limited::No;
     }
-    let (_, users) = channel.rsplit_once('#')?;
-    Some(users.split(',').filter(|user| !user.is_empty()))
+    match channel.split_once('#') {
+        None => Limited::No,
+        Some((_, users)) if users.contains('#') => Limited::Ambiguous,
+        Some((_, users)) => Limited::To(users.split(',')),
+    }
+}
+
+/// Whether a user-limited channel admits `user`; `None` if the channel is not user-limited.
+fn admits(policy: &NamespacePolicy, user: Option<&str>, channel: &str) -> Option<Result<(), HubError>> {
+    match limited(policy, channel) {
+        Limited::No => None,
+        Limited::Ambiguous => Some(Err(forbidden(format!("{channel}: a user-limited channel has one '#'")))),
+        Limited::To(mut users) => Some(match user {
+            Some(user) if users.any(|listed| listed == user) => Ok(()),
+            _ => Err(forbidden(format!("{channel} is limited to the users it names"))),
+        }),
+    }
+}
+
+/// Whether a subscribe to `channel` must show a subscription token (a user-limited channel needs
+/// none: its name says who may join).
+pub(crate) fn needs_token(policy: &NamespacePolicy, channel: &str) -> bool {
+    policy.subscribe == SubscribeRule::Token && matches!(limited(policy, channel), Limited::No)
 }
 
 fn forbidden(message: impl Into<String>) -> HubError {
@@ -175,11 +231,8 @@ pub(crate) fn may_subscribe(
     channel: &str,
     token: Option<&SubscriptionToken>,
 ) -> Result<(), HubError> {
-    if let Some(mut users) = listed_users(policy, channel) {
-        return match user {
-            Some(user) if users.any(|listed| listed == user) => Ok(()),
-            _ => Err(forbidden(format!("{channel} is limited to the users it names"))),
-        };
+    if let Some(admitted) = admits(policy, user, channel) {
+        return admitted;
     }
     match policy.subscribe {
         SubscribeRule::Any => Ok(()),
@@ -187,6 +240,11 @@ pub(crate) fn may_subscribe(
         SubscribeRule::Authenticated => Err(forbidden(format!("{channel} needs a signed-in user"))),
         SubscribeRule::Token => match (token, user) {
             (None, _) => Err(forbidden(format!("{channel} needs a subscription token"))),
+            // The verifier checks the expiry; checked again here so that one which forgot cannot
+            // let an expired token through.
+            (Some(token), _) if token.expires_at.is_some_and(|at| at <= std::time::SystemTime::now()) => {
+                Err(HubError::InvalidToken("the subscription token expired".into()))
+            }
             (Some(token), Some(user)) if token.user == user && token.channel == channel => Ok(()),
             (Some(_), _) => Err(forbidden(format!("the subscription token is not for {channel} and this user"))),
         },
@@ -204,12 +262,10 @@ pub(crate) fn may_read(
     if subscribed {
         return Ok(());
     }
-    match policy.subscribe {
-        SubscribeRule::Token if listed_users(policy, channel).is_none() => {
-            Err(forbidden(format!("subscribe to {channel} with its token to read its history")))
-        }
-        _ => may_subscribe(policy, user, channel, None),
+    if needs_token(policy, channel) {
+        return Err(forbidden(format!("subscribe to {channel} with its token to read its history")));
     }
+    may_subscribe(policy, user, channel, None)
 }
 
 /// Whether a connection of `user` may publish to `channel`.
@@ -222,6 +278,8 @@ pub(crate) fn may_publish(
     if channel.starts_with('$') {
         return Err(HubError::Forbidden(format!("channel {channel} is reserved for the server")));
     }
+    // Only the users a user-limited channel names may write to it, whatever the publish rule.
+    admits(policy, user, channel).unwrap_or(Ok(()))?;
     match policy.publish {
         PublishRule::Any => Ok(()),
         PublishRule::Subscribers if subscribed => Ok(()),
@@ -263,6 +321,8 @@ mod tests {
         assert!(may_subscribe(&tok, Some("bob"), "s:c", Some(&token("ada", "s:c"))).is_err(), "another user's");
         assert!(may_subscribe(&tok, Some("ada"), "s:d", Some(&token("ada", "s:c"))).is_err(), "another channel's");
         assert!(may_subscribe(&tok, None, "s:c", Some(&token("ada", "s:c"))).is_err(), "anonymous");
+        let expired = SubscriptionToken { expires_at: Some(std::time::UNIX_EPOCH), ..token("ada", "s:c") };
+        assert_eq!(may_subscribe(&tok, Some("ada"), "s:c", Some(&expired)).unwrap_err().code(), "invalid_token");
     }
 
     #[test]
@@ -275,6 +335,12 @@ mod tests {
         assert!(may_subscribe(&limited, None, channel, None).is_err());
         assert!(may_read(&limited, Some("alice"), channel, false).is_ok());
         assert!(may_read(&limited, Some("eve"), channel, false).is_err());
+        assert!(may_publish(&limited, Some("alice"), channel, false).is_ok(), "publish = any, for those named");
+        assert!(may_publish(&limited, Some("eve"), channel, true).is_err(), "nobody else, whatever the rule");
+        assert!(may_publish(&limited, None, channel, false).is_err());
+        assert!(may_subscribe(&limited, Some("eve"), "chat:dm#alice,bob#eve", None).is_err(), "one '#' only");
+        assert!(may_subscribe(&limited, Some("alice"), "chat:dm#alice,bob#eve", None).is_err());
+        assert!(!needs_token(&limited, channel) && needs_token(&limited, "chat:room"));
         // Not allowed: `#` is an ordinary character and the namespace's rule applies.
         let plain = NamespacePolicy::open().subscribe(SubscribeRule::Authenticated);
         assert!(may_subscribe(&plain, Some("eve"), channel, None).is_ok());
@@ -293,6 +359,14 @@ mod tests {
         assert!(may_publish(&auth, Some("ada"), "c", false).is_ok());
         let server = NamespacePolicy::open().publish(PublishRule::Server);
         assert!(may_publish(&server, Some("ada"), "c", true).is_err());
+    }
+
+    #[test]
+    fn send_rules() {
+        assert!(may_send(SendRule::Any, None).is_ok());
+        assert!(may_send(SendRule::Authenticated, None).is_err());
+        assert!(may_send(SendRule::Authenticated, Some("ada")).is_ok());
+        assert!(may_send(SendRule::Server, Some("ada")).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! hub (a direct message must not reach an `/echo` client, nor one of another hub on the server).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -18,6 +18,10 @@ pub(crate) struct Session {
     /// The [`HubId`] of the hub whose token route opened the connection.
     pub(crate) hub: HubId,
     pub(crate) subscriptions: Mutex<HashSet<String>>,
+    /// Set by the `closed` callback while it holds `subscriptions`, as it empties them: a
+    /// server-side subscribe from another task checks it under the same lock, so none is added
+    /// after the connection left its channels (it would hold the connection forever).
+    pub(crate) ended: AtomicBool,
     /// Publishes and sends ([`crate::HubConfig::publish_rate`]).
     pub(crate) bucket: Mutex<TokenBucket>,
     /// Every incoming frame, whatever it holds ([`crate::HubConfig::request_rate`]): joins and
@@ -34,10 +38,23 @@ impl Session {
         Self {
             hub,
             subscriptions: Mutex::new(HashSet::new()),
+            ended: AtomicBool::new(false),
             bucket: Mutex::new(TokenBucket::full(config.publish_burst)),
             requests: Mutex::new(TokenBucket::full(config.request_burst)),
             expires_at: Mutex::new(expires_at),
         }
+    }
+
+    /// Marks the session ended and takes its subscriptions, to leave them (`closed`).
+    pub(crate) fn end(&self) -> HashSet<String> {
+        let mut subscriptions = self.subscriptions.lock().expect("not poisoned");
+        self.ended.store(true, Ordering::Relaxed);
+        std::mem::take(&mut *subscriptions)
+    }
+
+    /// Whether [`Session::end`] ran; read with `subscriptions` locked.
+    pub(crate) fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Relaxed)
     }
 
     pub(crate) fn is_subscribed(&self, channel: &str) -> bool {

@@ -54,6 +54,9 @@ struct Moderator;
 impl ChannelHooks for Moderator {
     fn on_subscribe<'a>(&'a self, request: SubscribeRequest<'a>) -> BoxFuture<'a, Result<(), HubError>> {
         Box::pin(async move {
+            if request.channel == "moderated:hang" {
+                std::future::pending::<()>().await;
+            }
             if request.channel == "moderated:closed" {
                 return Err(HubError::Refused { code: "room_closed".into(), message: "closed for the night".into() });
             }
@@ -109,16 +112,32 @@ fn namespaces() -> Namespaces {
                 .allow_user_limited(true),
         )
         .with("short", NamespacePolicy::open().history(Some(2), None))
+        .with("pm", NamespacePolicy::open().allow_user_limited(true))
+}
+
+fn config() -> HubConfig {
+    HubConfig {
+        namespaces: namespaces(),
+        sweep_interval: Duration::from_millis(100),
+        hook_timeout: Duration::from_millis(300),
+        ..HubConfig::default()
+    }
 }
 
 async fn start() -> (String, Hub) {
-    let config =
-        HubConfig { namespaces: namespaces(), sweep_interval: Duration::from_millis(100), ..HubConfig::default() };
+    start_with(config()).await
+}
+
+async fn start_with(config: HubConfig) -> (String, Hub) {
+    serve(config, |token| token.with_verifier(Arc::new(TestVerifier)).with_hooks(Arc::new(Moderator))).await
+}
+
+/// A server whose `/tether` route takes its identity from the query; `build` adds what the token
+/// server verifies and calls.
+async fn serve(config: HubConfig, build: impl FnOnce(TokenServer) -> TokenServer) -> (String, Hub) {
     let server = Server::new(ServerConfig::default());
     let hub = Hub::new(config, server.registry());
-    let token = TokenServer::new(hub.clone(), Duration::from_secs(30))
-        .with_verifier(Arc::new(TestVerifier))
-        .with_hooks(Arc::new(Moderator));
+    let token = build(TokenServer::new(hub.clone(), Duration::from_secs(30)));
     let options = RouteOptions::protocols(["tether.json"]).authorize(identity_from_query);
     let server = server.route_with("/tether", options, token).bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/tether", server.local_addr().unwrap());
@@ -188,20 +207,20 @@ async fn an_expired_connection_is_closed_with_4001_unless_it_refreshed() {
 
 #[tokio::test]
 async fn a_server_without_a_verifier_refuses_refresh_and_token_channels() {
-    let config = HubConfig { namespaces: namespaces(), ..HubConfig::default() };
-    let server = Server::new(ServerConfig::default());
-    let hub = Hub::new(config, server.registry());
-    let server = server
-        .route_with("/tether", RouteOptions::protocols(["tether.json"]), TokenServer::new(hub, Duration::from_secs(30)))
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let url = format!("ws://{}/tether", server.local_addr().unwrap());
-    tokio::spawn(server.run());
-    let mut client = Client::connect(&url).await;
-    assert_eq!(client.error_code(json!({"type": "refresh", "token": "x:1"})).await, "forbidden");
+    let (url, _hub) = serve(config(), |token| token).await;
+    // A user, so that it is the missing verifier that refuses, not the lack of a user.
+    let mut x = as_user(&url, "x").await;
+    let refused = x.request(json!({"type": "refresh", "token": "x:99999999999"})).await;
+    assert_eq!(
+        (&refused["code"], &refused["message"]),
+        (&json!("forbidden"), &json!("this server verifies no tokens"))
+    );
     let subscribe = json!({"type": "subscribe", "channel": "secret:x", "token": "sub:x:secret:x"});
-    assert_eq!(client.error_code(subscribe).await, "forbidden");
+    let refused = x.request(subscribe).await;
+    assert_eq!(
+        (&refused["code"], &refused["message"]),
+        (&json!("forbidden"), &json!("this server verifies no subscription tokens"))
+    );
 }
 
 #[tokio::test]
@@ -423,4 +442,125 @@ fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| if b.is_ascii_alphanumeric() { char::from(b).to_string() } else { format!("%{b:02X}") })
         .collect()
+}
+
+#[tokio::test]
+async fn user_limited_channels_refuse_everyone_else_whatever_the_publish_rule() {
+    let (url, _hub) = start().await;
+    let mut alice = as_user(&url, "alice").await;
+    let mut eve = as_user(&url, "eve").await;
+    let mut anonymous = Client::connect(&url).await;
+    let channel = "pm:x#alice,bob";
+    alice.ack(json!({"type": "subscribe", "channel": channel})).await;
+    for client in [&mut eve, &mut anonymous] {
+        assert_eq!(
+            client.error_code(json!({"type": "publish", "channel": channel, "data": "psst"})).await,
+            "forbidden"
+        );
+    }
+    alice.ack(json!({"type": "publish", "channel": channel, "data": "note to self"})).await;
+    // One `#` only: `pm:x#alice,bob#eve` could be read as naming `bob#eve`.
+    let ambiguous = json!({"type": "subscribe", "channel": "pm:x#alice,bob#eve"});
+    assert_eq!(eve.error_code(ambiguous.clone()).await, "forbidden");
+    assert_eq!(alice.error_code(ambiguous).await, "forbidden");
+}
+
+#[tokio::test]
+async fn refresh_is_refused_for_anonymous_connections_and_after_the_expiry_passed() {
+    // A sweep that never comes in time: what a refresh that arrives late gets is the hub's answer.
+    let (url, _hub) = start_with(HubConfig { sweep_interval: Duration::from_secs(3600), ..config() }).await;
+    let mut anonymous = Client::connect(&url).await;
+    let token = format!("nobody:{}", unix_secs_from_now(600));
+    assert_eq!(anonymous.error_code(json!({"type": "refresh", "token": token})).await, "forbidden");
+
+    let mut late = Client::connect(&format!("{url}?user=late&exp={}", unix_secs_from_now(1))).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let token = format!("late:{}", unix_secs_from_now(600));
+    let refused = late.request(json!({"type": "refresh", "token": token})).await;
+    assert_eq!(
+        (&refused["code"], &refused["message"]),
+        (&json!("invalid_token"), &json!("the connection's token expired already"))
+    );
+}
+
+#[tokio::test]
+async fn a_hook_that_hangs_is_answered_unavailable_and_the_connection_goes_on() {
+    let (url, _hub) = start().await;
+    let mut client = Client::connect(&url).await;
+    let started = std::time::Instant::now();
+    assert_eq!(client.error_code(json!({"type": "subscribe", "channel": "moderated:hang"})).await, "unavailable");
+    assert!(started.elapsed() < Duration::from_secs(5), "bounded by hook_timeout (300 ms here)");
+    client.ack(json!({"type": "subscribe", "channel": "moderated:open"})).await;
+}
+
+#[tokio::test]
+async fn direct_messages_follow_their_rule() {
+    let config = HubConfig { direct_messages: tether_hub::SendRule::Authenticated, ..config() };
+    let (url, _hub) = start_with(config).await;
+    let mut anonymous = Client::connect(&url).await;
+    let mut ada = as_user(&url, "ada").await;
+    let to = ada.id();
+    assert_eq!(anonymous.error_code(json!({"type": "send", "to": to, "data": 1})).await, "forbidden");
+    let to = anonymous.id();
+    ada.ack(json!({"type": "send", "to": to, "data": "hello"})).await;
+    assert_eq!(anonymous.event_of("direct").await["data"], "hello");
+}
+
+#[tokio::test]
+async fn join_leave_off_sends_no_leave_either() {
+    let (url, _hub) = start().await;
+    let mut first = Client::connect(&url).await;
+    first.ack(json!({"type": "subscribe", "channel": "quiet:x"})).await;
+    first.ack(json!({"type": "subscribe", "channel": "loud"})).await;
+    let mut second = Client::connect(&url).await;
+    second.ack(json!({"type": "subscribe", "channel": "quiet:x"})).await;
+    second.ack(json!({"type": "subscribe", "channel": "loud"})).await;
+    assert_eq!(first.event_of("join").await["channel"], "loud");
+    second.ack(json!({"type": "unsubscribe", "channel": "quiet:x"})).await;
+    second.ack(json!({"type": "unsubscribe", "channel": "loud"})).await;
+    let event = first.event().await;
+    assert_eq!((&event["type"], &event["channel"]), (&json!("leave"), &json!("loud")), "no leave for quiet:x");
+}
+
+#[tokio::test]
+async fn server_side_subscriptions_keep_to_the_subscription_limit_and_the_clients_info() {
+    let (url, hub) = start_with(HubConfig { max_subscriptions: 2, ..config() }).await;
+    let mut client = Client::connect(&url).await;
+    client.ack(json!({"type": "subscribe", "channel": "a", "info": {"nick": "mine"}})).await;
+    hub.subscribe_connection(&client.id(), "a").unwrap();
+    let members = hub.presence("a");
+    assert_eq!(members[0].info.as_ref().map(|i| i.get()), Some(r#"{"nick":"mine"}"#), "already in: unchanged");
+    hub.subscribe_connection(&client.id(), "b").unwrap();
+    assert_eq!(hub.subscribe_connection(&client.id(), "c").unwrap_err().code(), "limit_exceeded");
+    assert_eq!(client.event_of("subscribed").await["channel"], "b", "one push, for b only");
+}
+
+#[tokio::test]
+async fn a_server_side_subscribe_racing_the_connections_end_leaves_nobody_behind() {
+    let (url, hub) = start().await;
+    for round in 0..20 {
+        let client = Client::connect(&url).await;
+        let id = client.id();
+        let channel = format!("race{round}");
+        let subscriber = {
+            let (hub, id, channel) = (hub.clone(), id.clone(), channel.clone());
+            tokio::task::spawn_blocking(move || {
+                let deadline = std::time::Instant::now() + Duration::from_secs(2);
+                while std::time::Instant::now() < deadline {
+                    if hub.subscribe_connection(&id, &channel).is_err() && hub.connection(&id).is_none() {
+                        return;
+                    }
+                    let _ = hub.unsubscribe_connection(&id, &channel);
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(round % 5)).await;
+        drop(client);
+        subscriber.await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !hub.presence(&channel).is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(hub.presence(&channel).is_empty(), "round {round}: a closed connection is still in {channel}");
+    }
 }

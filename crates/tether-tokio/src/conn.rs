@@ -217,6 +217,14 @@ impl Conn {
         data.push((TypeId::of::<T>(), Arc::new(value)));
     }
 
+    /// Removes the per-connection data of type `T` and returns it, if set (what was needed only
+    /// as the connection opened should not stay for its whole life).
+    pub fn take_data<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        let mut data = self.shared.data.lock().expect("not poisoned");
+        let at = data.iter().position(|(id, _)| *id == TypeId::of::<T>())?;
+        data.swap_remove(at).1.downcast().ok()
+    }
+
     /// The per-connection data of type `T`, if set.
     pub fn data<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
         let data = self.shared.data.lock().expect("not poisoned");
@@ -320,6 +328,9 @@ mod tests {
     #[test]
     fn user_data_by_type() {
         let conn = Conn::for_tests(10);
+        conn.set_data(7u8);
+        assert_eq!(conn.take_data::<u8>().as_deref(), Some(&7));
+        assert_eq!(conn.take_data::<u8>(), None, "taken");
         assert!(conn.data::<String>().is_none());
         conn.set_data("alice".to_owned());
         conn.set_data(7u32);

@@ -147,7 +147,8 @@ impl TokenServer {
 
     /// The subscriptions the server makes as the connection opens ([`InitialChannels`]).
     fn subscribe_initial(&self, conn: &Conn) {
-        let Some(initial) = conn.data::<InitialChannels>() else { return };
+        // Taken, not read: the list is not kept for the connection's whole life.
+        let Some(initial) = conn.take_data::<InitialChannels>() else { return };
         for channel in &initial.0 {
             let subscribed =
                 crate::channel::validate_channel(channel).and_then(|()| self.hub.subscribe_as_server(conn, channel));
@@ -209,7 +210,6 @@ impl Listener for TokenServer {
     async fn closed(&self, conn: &Conn, _closed: &Closed) {
         let Some(session) = conn.data::<Session>() else { return };
         self.hub.inner.expiries.forget(conn, &session);
-        let channels = std::mem::take(&mut *session.subscriptions.lock().expect("not poisoned"));
-        self.hub.disconnect(conn, channels);
+        self.hub.disconnect(conn, session.end());
     }
 }

@@ -13,7 +13,7 @@ use crate::control::connection_info;
 use crate::error::HubError;
 use crate::expiry::millis;
 use crate::hooks::{PublishDecision, PublishRequest, SubscribeRequest, SubscriptionToken};
-use crate::policy::{self, SubscribeRule};
+use crate::policy::{self, NamespacePolicy};
 use crate::wire::{Ack, MemberOut, PublicationOut, Request};
 
 impl TokenServer {
@@ -56,9 +56,12 @@ impl TokenServer {
     fn subscription_token(
         &self,
         request: &Request<'_>,
-        rule: SubscribeRule,
+        policy: &NamespacePolicy,
+        channel: &str,
     ) -> Result<Option<SubscriptionToken>, Failure> {
-        let (Some(token), SubscribeRule::Token) = (request.token.as_deref(), rule) else { return Ok(None) };
+        let Some(token) = request.token.as_deref().filter(|_| policy::needs_token(policy, channel)) else {
+            return Ok(None);
+        };
         let verifier = self
             .verifier
             .as_ref()
@@ -85,10 +88,10 @@ impl TokenServer {
             (None, _) => None,
         };
         let policy = config.namespaces.policy_for(channel);
-        let token = self.subscription_token(request, policy.subscribe)?;
+        let token = self.subscription_token(request, policy, channel)?;
         policy::may_subscribe(policy, conn.user(), channel, token.as_ref())?;
         if let Some(hooks) = &self.hooks {
-            hooks.on_subscribe(SubscribeRequest { conn, channel, info: request.info }).await?;
+            self.bounded(hooks.on_subscribe(SubscribeRequest { conn, channel, info: request.info })).await??;
         }
         let session = Self::session(conn);
         let added = {
@@ -141,7 +144,7 @@ impl TokenServer {
         let data = self.data(request)?;
         self.rate_limit(conn)?;
         let replaced = match &self.hooks {
-            Some(hooks) => match hooks.on_publish(PublishRequest { conn, channel, data }).await? {
+            Some(hooks) => match self.bounded(hooks.on_publish(PublishRequest { conn, channel, data })).await?? {
                 PublishDecision::Accept => None,
                 PublishDecision::Replace(data) => Some(data),
             },
@@ -192,6 +195,7 @@ impl TokenServer {
 
     pub(super) fn send(&self, conn: &Conn, id: u64, request: &Request<'_>) -> Result<Option<String>, Failure> {
         let to = request.to.as_deref().ok_or_else(|| bad_request("missing \"to\""))?;
+        policy::may_send(self.hub.config().direct_messages, conn.user())?;
         let data = self.data(request)?;
         self.rate_limit(conn)?;
         self.hub.send_raw(to, data, Some(conn.id()))?;
@@ -203,21 +207,45 @@ impl TokenServer {
         let token = request.token.as_deref().ok_or_else(|| bad_request("missing \"token\""))?;
         let verifier =
             self.verifier.as_ref().ok_or_else(|| HubError::Forbidden("this server verifies no tokens".into()))?;
+        let Some(user) = conn.user() else {
+            return Err(HubError::Forbidden("an anonymous connection has no token to refresh".into()).into());
+        };
         let claims = verifier.connection_token(token).map_err(HubError::InvalidToken)?;
-        if claims.user.as_deref() != conn.user() {
+        if claims.user.as_deref() != Some(user) {
             return Err(HubError::InvalidToken("the token is for another user than this connection's".into()).into());
+        }
+        let now = std::time::SystemTime::now();
+        // A verifier may allow some leeway; a token that is already past its `exp` would be acked
+        // and then closed by the next sweep, so it is refused here.
+        if claims.expires_at.is_some_and(|at| at <= now) {
+            return Err(HubError::InvalidToken("the token expired".into()).into());
         }
         let session = Self::session(conn);
         {
             // The index moves under the session's lock, so a close in between cannot leave an
             // entry behind (lock order: session, then index; nothing takes them the other way).
             let mut expires_at = session.expires_at.lock().expect("not poisoned");
+            if expires_at.is_some_and(|at| at <= now) {
+                // Too late: the sweep is closing it (or about to), and a refresh cannot undo that.
+                return Err(HubError::InvalidToken("the connection's token expired already".into()).into());
+            }
             let old = std::mem::replace(&mut *expires_at, claims.expires_at);
             self.hub.inner.expiries.moved(conn, old, claims.expires_at);
         }
         let mut ack = Ack::new(id);
         ack.expires_at = Some(claims.expires_at.map(millis));
         Ok(Some(ack.to_json()))
+    }
+}
+
+impl TokenServer {
+    /// Runs a hook within [`crate::HubConfig::hook_timeout`]; past it the request is answered
+    /// `unavailable`.
+    async fn bounded<T>(&self, hook: impl std::future::Future<Output = T>) -> Result<T, Failure> {
+        let limit = self.hub.config().hook_timeout;
+        tokio::time::timeout(limit, hook).await.map_err(|_| {
+            Failure(Cow::Borrowed("unavailable"), format!("the application did not answer within {limit:?}"))
+        })
     }
 }
 
