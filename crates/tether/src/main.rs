@@ -10,6 +10,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod api;
 mod bench;
 mod connect;
 mod demo;

@@ -13,15 +13,18 @@
 
 use std::io::Write as _;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use tether_hub::{Hub, TokenServer};
 use tether_tokio::{RouteOptions, Server};
 
+use crate::api;
 use crate::demo;
 use crate::settings::{route_limits, Resolved, QUESTION_LIMIT};
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(resolved: Resolved) -> Result<(), String> {
+    let started = Instant::now();
     // Signal handlers first: a SIGTERM sent as soon as `listening on` is printed must already mean
     // a graceful shutdown, not the default action (exit at once, nothing closed, nothing logged).
     let shutdown = shutdown_signal().map_err(|e| format!("cannot install the signal handlers: {e}"))?;
@@ -30,7 +33,14 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     let (question_message_limit, question_frame_limit) = route_limits(QUESTION_LIMIT, &resolved.server);
     let server = Server::new(resolved.server);
     // The hub finds the recipients of direct messages among the server's connections.
-    let token = TokenServer::new(Hub::new(resolved.hub, server.registry()), ping_interval);
+    let hub = Hub::new(resolved.hub, server.registry());
+    let token = TokenServer::new(hub.clone(), ping_interval);
+    // The server API, with a key only; on the internal port when there is one, else on this one.
+    let api = resolved.api_key.map(|key| api::router(api::ApiState::new(hub, &key, started)));
+    let (api_here, api_internal) = match resolved.internal_port {
+        Some(port) => (None, api.map(|api| (port, api))),
+        None => (api, None),
+    };
     let token_route = RouteOptions::protocols(["tether.json", "json"])
         .max_message_size(resolved.token_message_limit)
         .max_frame_size(resolved.token_frame_limit);
@@ -44,8 +54,16 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
         server =
             server.route_with("/", question_route, demo::question::QuestionServer).route("/echo", demo::echo::Echo);
     }
+    let mut http = demo::http_router(resolved.static_dir, resolved.demos, Arc::clone(&handle));
+    if let Some(api) = api_here {
+        http = http.merge(api);
+    }
+    let internal = match api_internal {
+        Some((port, api)) => Some(serve_internal(resolved.host, port, api).await?),
+        None => None,
+    };
     let server = server
-        .http(demo::http_router(resolved.static_dir, resolved.demos, Arc::clone(&handle)))
+        .http(http)
         .bind((resolved.host, resolved.port))
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", resolved.host, resolved.port))?;
@@ -55,6 +73,9 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
         let scheme = if tls { "wss" } else { "ws" };
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "listening on {scheme}://{addr}");
+        if let Some(internal) = internal {
+            let _ = writeln!(stdout, "server API on http://{internal}/api/");
+        }
         let _ = stdout.flush();
     }
     if resolved.demos {
@@ -65,6 +86,23 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     server.run_until(shutdown).await.map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves the server API alone, plain HTTP, on `port` of `host` (`--internal-port`), on a task
+/// that ends with the process; returns the address it listens on.
+async fn serve_internal(host: std::net::IpAddr, port: u16, api: axum::Router) -> Result<std::net::SocketAddr, String> {
+    let listener = tokio::net::TcpListener::bind((host, port))
+        .await
+        .map_err(|e| format!("cannot listen on {host}:{port} (--internal-port): {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let not_found = || async { (axum::http::StatusCode::NOT_FOUND, "not found\n") };
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, api.fallback(not_found)).await {
+            tracing::error!(%error, "the server API's listener failed");
+        }
+    });
+    tracing::info!(%addr, "server API on the internal port");
+    Ok(addr)
 }
 
 /// Completes on SIGINT or SIGTERM; the handlers are installed when this is called.

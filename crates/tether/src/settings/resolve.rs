@@ -9,6 +9,7 @@ use tether_hub::HubConfig;
 use tether_tokio::{OriginPolicy, ServerConfig};
 
 use super::fields::ServeSettings;
+use crate::api::ApiKey;
 
 /// Room for the token protocol's envelope (type, id, channel, ...) around a `data` of
 /// max_data_bytes: a `/tether` message may be that much larger than its data.
@@ -39,6 +40,10 @@ pub struct Resolved {
     /// the server-wide limits.
     pub token_message_limit: usize,
     pub token_frame_limit: usize,
+    /// The server API's key (`--api-key` or the content of `api_key_file`); `None`: no API.
+    pub api_key: Option<ApiKey>,
+    /// Serve the API on this port instead of `port`.
+    pub internal_port: Option<u16>,
 }
 
 impl ServeSettings {
@@ -91,6 +96,26 @@ impl ServeSettings {
             (None, None) => {}
             _ => return Err("--tls-cert and --tls-key go together".into()),
         }
+        let api_key = match (self.api_key, &self.api_key_file) {
+            (Some(_), Some(_)) => return Err("--api-key and --api-key-file (api_key_file) go alone: give one".into()),
+            (key, None) => key,
+            (None, Some(path)) => {
+                let content = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--api-key-file {}: cannot read it: {e}", path.display()))?;
+                Some(
+                    ApiKey::from_file_content(&content)
+                        .map_err(|e| format!("--api-key-file {}: {e}", path.display()))?,
+                )
+            }
+        };
+        if let Some(internal) = self.internal_port {
+            if api_key.is_none() {
+                return Err(format!("--internal-port {internal}: there is no API to serve without --api-key"));
+            }
+            if internal != 0 && internal == self.port.unwrap_or(8787) {
+                return Err(format!("--internal-port {internal}: expected a port other than --port"));
+            }
+        }
         let hub_defaults = HubConfig::default();
         let hub = HubConfig {
             history_size: self.channel_history.unwrap_or(hub_defaults.history_size),
@@ -118,6 +143,8 @@ impl ServeSettings {
             threads: self.threads,
             demos,
             server,
+            api_key,
+            internal_port: self.internal_port,
         })
     }
 }
