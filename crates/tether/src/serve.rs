@@ -3,7 +3,8 @@
 //! With no arguments it listens on 127.0.0.1:8787 and serves the demos of [`crate::demo`]: the
 //! tutorial's question page and server on `/`, `/echo`, and the token protocol on `/tether` with
 //! its chat, live stream and game pages. With `--no-demos` only `/tether`, `/healthz`, `/readyz`
-//! and `--static` remain. SIGINT or SIGTERM shut it down gracefully: stop accepting, close every
+//! and `--static` remain. With an API key the server HTTP API ([`crate::api`]) answers on
+//! `/api/*`, or only on `--internal-port` (a second, plain-HTTP listener on the same host). SIGINT or SIGTERM shut it down gracefully: stop accepting, close every
 //! connection with 1001, wait up to the drain timeout.
 //!
 //! Each WebSocket route has its own size limits: `/tether` takes `max_data_bytes` plus room for

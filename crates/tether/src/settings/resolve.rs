@@ -198,6 +198,32 @@ mod tests {
     }
 
     #[test]
+    fn the_api_key_comes_from_the_flag_or_the_file_and_the_internal_port_needs_one() {
+        let key = |k: &str| Some(ApiKey::new(k.into()).unwrap());
+        let path = std::env::temp_dir().join(format!("tether-resolve-key-{}", std::process::id()));
+        std::fs::write(&path, "from-file\n").unwrap();
+        let from_file = ServeSettings { api_key_file: Some(path.clone()), ..ServeSettings::default() };
+        assert_eq!(from_file.resolve().unwrap().api_key, key("from-file"));
+        let both = ServeSettings { api_key: key("k"), api_key_file: Some(path.clone()), ..ServeSettings::default() };
+        assert!(both.resolve().unwrap_err().contains("--api-key and --api-key-file"));
+        std::fs::write(&path, "\r\n").unwrap();
+        let empty = ServeSettings { api_key_file: Some(path.clone()), ..ServeSettings::default() };
+        assert!(empty.resolve().unwrap_err().contains("empty"));
+        let _ = std::fs::remove_file(&path);
+
+        let internal = |port, api_key| ServeSettings { internal_port: Some(port), api_key, ..ServeSettings::default() };
+        assert!(internal(9000, None).resolve().unwrap_err().contains("--internal-port 9000"));
+        assert!(internal(8787, key("k")).resolve().unwrap_err().contains("other than --port"));
+        let resolved = internal(0, key("k")).resolve().unwrap();
+        assert_eq!((resolved.internal_port, resolved.api_key), (Some(0), key("k")));
+        assert_eq!(ServeSettings::default().resolve().unwrap().api_key, None, "no key: no API");
+        let over_file =
+            ServeSettings::default().over(ServeSettings { api_key: key("file"), ..ServeSettings::default() });
+        assert_eq!(over_file.api_key, key("file"));
+        assert!(!format!("{:?}", internal(0, key("hidden-key")).resolve().unwrap()).contains("hidden-key"));
+    }
+
+    #[test]
     fn the_route_limits_follow_max_data_bytes_but_never_exceed_the_server_limits() {
         let resolved = ServeSettings { max_data_bytes: Some(1000), ..ServeSettings::default() }.resolve().unwrap();
         assert_eq!(resolved.token_message_limit, 1000 + ENVELOPE_ROOM);
