@@ -233,7 +233,7 @@ fn demo_token(addr: &str, user: &str) -> String {
 #[tokio::test]
 #[ignore = "needs --demo-tokens from i11-auth; the lead un-ignores at merge"]
 async fn disconnect_by_user_closes_every_connection_of_that_user() {
-    let api = Api::start(&["--demo-tokens"]);
+    let api = Api::start(&["--demo-tokens", "--max-subscriptions", "1"]);
     let addr = api.served.addr.clone();
     let url = |user: &str| format!("{}?token={}", api.url(), demo_token(&addr, user));
     let alice_tab = Client::connect(&url("alice")).await;
@@ -257,10 +257,18 @@ async fn disconnect_by_user_closes_every_connection_of_that_user() {
     assert_eq!(api.ok("subscribe", json!({"user": "carol", "channel": "inbox"}))["connections"], 2);
     assert_eq!(carol.next().await["type"], "subscribed");
     assert_eq!(carol_too.next().await["type"], "subscribed");
+    let members = api.ok("presence", json!({"channel": "inbox"}))["members"].clone();
+    assert_eq!((members.as_array().unwrap().len(), &members[0]["user"]), (2, &json!("carol")));
     assert_eq!(api.ok("unsubscribe", json!({"user": "carol", "channel": "inbox"}))["connections"], 2);
     assert_eq!(carol.next().await["type"], "unsubscribed");
-    let members = api.ok("presence", json!({"channel": "inbox"}));
-    assert_eq!(members["members"], json!([]));
+    assert_eq!(carol_too.next().await["type"], "unsubscribed");
+    assert_eq!(api.ok("presence", json!({"channel": "inbox"}))["members"], json!([]));
+    // One of them at its subscription limit (1): the other is subscribed, that one is listed.
+    carol_too.subscribe("elsewhere").await;
+    let result = api.ok("subscribe", json!({"user": "carol", "channel": "inbox"}));
+    assert_eq!(result["connections"], 1);
+    assert_eq!(result["failed"], json!([{"connection": carol_too.id, "error": result["failed"][0]["error"]}]));
+    assert_eq!(result["failed"][0]["error"]["code"], "limit_exceeded");
 }
 
 #[tokio::test]
@@ -508,9 +516,14 @@ async fn a_connection_that_is_not_open_is_410() {
 #[test]
 fn a_body_or_data_too_large_is_413() {
     let api = Api::start(&["--max-data-bytes", "1024"]);
-    // The body cap is max_data_bytes + 64 KiB.
-    let huge = format!(r#"{{"channel":"a","data":"{}"}}"#, "x".repeat(1024 + 64 * 1024));
-    assert_eq!(refusal(&api.call_with_key(Some(KEY), "publish", &huge)), (413, "too_large".into()));
+    // The body cap is max_data_bytes + 64 KiB, and holds before the body is parsed: this one is
+    // not even JSON (unterminated), and would be 400 if it were read whole.
+    let huge = format!(r#"{{"channel":"a","data":"{}"#, "x".repeat(1024 + 64 * 1024));
+    let answer = api.call_with_key(Some(KEY), "publish", &huge);
+    assert_eq!(refusal(&answer), (413, "too_large".into()));
+    assert!(answer.json()["error"]["message"].as_str().unwrap().contains("body"), "{answer:?}");
+    let just_under = format!(r#"{{"channel":"a","data":"{}"#, "x".repeat(1024 + 64 * 1024 - 100));
+    assert_eq!(refusal(&api.call_with_key(Some(KEY), "publish", &just_under)), (400, "bad_json".into()));
     // Within the body cap, but data over max_data_bytes: the hub's own limit.
     let big_data = json!({"channel": "a", "data": "x".repeat(1100)});
     assert_eq!(refusal(&api.call("publish", big_data.clone())), (413, "too_large".into()));
