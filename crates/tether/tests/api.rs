@@ -136,6 +136,16 @@ async fn read_json(ws: &mut WebSocket<Transport>) -> Value {
     }
 }
 
+/// Waits until `info` counts `n` connections: the server forgets a closed one when its task ends,
+/// a moment after the client saw the closing handshake complete.
+async fn wait_for_connections(api: &Api, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api.ok("info", json!({}))["connections"] != n {
+        assert!(Instant::now() < deadline, "info never counted {n} connections");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn from_server(event: &Value) -> bool {
     event.get("from").is_none_or(Value::is_null)
 }
@@ -211,7 +221,7 @@ async fn disconnect_closes_a_connection_with_4000_by_default_or_the_code_given()
     let mut bystander = bystander;
     api.ok("send", json!({"connection": bystander.id, "data": "still here"}));
     assert_eq!(bystander.next().await["data"], "still here");
-    assert_eq!(api.ok("info", json!({}))["connections"], 1);
+    wait_for_connections(&api, 1).await;
 }
 
 #[tokio::test]
@@ -494,12 +504,7 @@ async fn a_connection_that_is_not_open_is_410() {
     let id = client.id.clone();
     client.ws.close(tether_tokio::CloseCode::NORMAL, "bye").await.unwrap();
     while client.ws.recv().await.is_some() {}
-    // The server forgets the connection once its task ends: wait for that.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while api.ok("info", json!({}))["connections"] != 0 {
-        assert!(Instant::now() < deadline, "the closed connection is still counted");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_connections(&api, 0).await;
     for gone in [id.as_str(), "never-existed"] {
         let calls = [
             ("send", json!({"connection": gone, "data": 1})),
