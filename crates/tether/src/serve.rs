@@ -4,8 +4,9 @@
 //! tutorial's question page and server on `/`, `/echo`, and the token protocol on `/tether` with
 //! its chat, live stream and game pages. With `--no-demos` only `/tether`, `/healthz`, `/readyz`
 //! and `--static` remain. With an API key the server HTTP API ([`crate::api`]) answers on
-//! `/api/*`, or only on `--internal-port` (a second, plain-HTTP listener on the same host). SIGINT or SIGTERM shut it down gracefully: stop accepting, close every
-//! connection with 1001, wait up to the drain timeout.
+//! `/api/*`, or only on `--internal-port` (a second, plain-HTTP listener on the same host).
+//! SIGINT or SIGTERM shut it down gracefully: stop accepting, close every connection with 1001,
+//! wait up to the drain timeout.
 //!
 //! Each WebSocket route has its own size limits: `/tether` takes `max_data_bytes` plus room for
 //! the envelope (128 KiB by default) and the question demo 4 KiB, so a client cannot make the

@@ -97,7 +97,7 @@ impl ServeSettings {
             _ => return Err("--tls-cert and --tls-key go together".into()),
         }
         let api_key = match (self.api_key, &self.api_key_file) {
-            (Some(_), Some(_)) => return Err("--api-key and --api-key-file (api_key_file) go alone: give one".into()),
+            (Some(_), Some(_)) => return Err("--api-key and --api-key-file (api_key_file): give one, not both".into()),
             (key, None) => key,
             (None, Some(path)) => {
                 let content = std::fs::read_to_string(path)
