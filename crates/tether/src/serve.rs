@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use tether_hub::{Hub, TokenServer};
-use tether_tokio::{RouteOptions, Server};
+use tether_tokio::{RouteOptions, Server, ServerConfig, ServerHandle};
 
 use crate::api;
 use crate::demo;
@@ -33,6 +33,8 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     let tls = resolved.server.tls.is_some();
     let ping_interval = resolved.server.ping_interval;
     let (question_message_limit, question_frame_limit) = route_limits(QUESTION_LIMIT, &resolved.server);
+    // The internal port's listener keeps the main one's limits (head size and time, connections).
+    let internal_config = resolved.internal_port.map(|_| resolved.server.clone());
     let server = Server::new(resolved.server);
     // The hub finds the recipients of direct messages among the server's connections.
     let hub = Hub::new(resolved.hub, server.registry());
@@ -60,9 +62,9 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     if let Some(api) = api_here {
         http = http.merge(api);
     }
-    let internal = match api_internal {
-        Some((port, api)) => Some(serve_internal(resolved.host, port, api).await?),
-        None => None,
+    let internal = match (api_internal, internal_config) {
+        (Some((port, api)), Some(config)) => Some(serve_internal(config, resolved.host, port, api).await?),
+        _ => None,
     };
     let server = server
         .http(http)
@@ -75,7 +77,7 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
         let scheme = if tls { "wss" } else { "ws" };
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "listening on {scheme}://{addr}");
-        if let Some(internal) = internal {
+        if let Some((internal, _)) = &internal {
             let _ = writeln!(stdout, "server API on http://{internal}/api/");
         }
         let _ = stdout.flush();
@@ -86,25 +88,37 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
         tracing::info!(%addr, tls, "listening; token protocol on /tether");
     }
     server.run_until(shutdown).await.map_err(|e| e.to_string())?;
+    if let Some((_, internal)) = internal {
+        internal.shutdown();
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Serves the server API alone, plain HTTP, on `port` of `host` (`--internal-port`), on a task
-/// that ends with the process; returns the address it listens on.
-async fn serve_internal(host: std::net::IpAddr, port: u16, api: axum::Router) -> Result<std::net::SocketAddr, String> {
-    let listener = tokio::net::TcpListener::bind((host, port))
+/// Serves the server API alone on `port` of `host` (`--internal-port`): a server of its own with
+/// no WebSocket route, the main one's limits, and plain HTTP (it is meant for a private network;
+/// TLS stays on the public port). Returns its address and the handle that stops it.
+async fn serve_internal(
+    config: ServerConfig,
+    host: std::net::IpAddr,
+    port: u16,
+    api: axum::Router,
+) -> Result<(std::net::SocketAddr, ServerHandle), String> {
+    let not_found = || async { (axum::http::StatusCode::NOT_FOUND, "not found\n") };
+    let server = Server::new(ServerConfig { tls: None, ..config })
+        .http(api.fallback(not_found))
+        .bind((host, port))
         .await
         .map_err(|e| format!("cannot listen on {host}:{port} (--internal-port): {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let not_found = || async { (axum::http::StatusCode::NOT_FOUND, "not found\n") };
+    let addr = server.local_addr().map_err(|e| e.to_string())?;
+    let handle = server.handle();
     tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, api.fallback(not_found)).await {
+        if let Err(error) = server.run().await {
             tracing::error!(%error, "the server API's listener failed");
         }
     });
     tracing::info!(%addr, "server API on the internal port");
-    Ok(addr)
+    Ok((addr, handle))
 }
 
 /// Completes on SIGINT or SIGTERM; the handlers are installed when this is called.

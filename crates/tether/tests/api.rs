@@ -551,6 +551,19 @@ fn the_internal_port_serves_the_api_and_the_main_port_does_not() {
     let wrong = http_request(internal, "POST", "/api/info", &[("X-API-Key", "wrong")], b"{}");
     assert_eq!(wrong.status, 401, "the key is checked there too");
     assert_eq!(http_request(internal, "GET", "/chat.html", &[], b"").status, 404, "only the API there");
+    let upgrade = http_request(
+        internal,
+        "GET",
+        "/tether",
+        &[
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+        b"",
+    );
+    assert_eq!(upgrade.status, 404, "no WebSocket route there: {upgrade:?}");
     let on_main = http_request(&served.addr, "POST", "/api/info", &[("X-API-Key", KEY)], b"{}");
     assert_eq!(on_main.status, 404, "{on_main:?}");
     assert_eq!(http_request(&served.addr, "GET", "/healthz", &[], b"").status, 200);
