@@ -3,8 +3,10 @@
 //! With no arguments it listens on 127.0.0.1:8787 and serves the demos of [`crate::demo`]: the
 //! tutorial's question page and server on `/`, `/echo`, and the token protocol on `/tether` with
 //! its chat, live stream and game pages. With `--no-demos` only `/tether`, `/healthz`, `/readyz`
-//! and `--static` remain. SIGINT or SIGTERM shut it down gracefully: stop accepting, close every
-//! connection with 1001, wait up to the drain timeout.
+//! and `--static` remain. With an API key the server HTTP API ([`crate::api`]) answers on
+//! `/api/*`, or only on `--internal-port` (a second, plain-HTTP listener on the same host).
+//! SIGINT or SIGTERM shut it down gracefully: stop accepting, close every connection with 1001,
+//! wait up to the drain timeout.
 //!
 //! Each WebSocket route has its own size limits: `/tether` takes `max_data_bytes` plus room for
 //! the envelope (128 KiB by default) and the question demo 4 KiB, so a client cannot make the
@@ -13,24 +15,36 @@
 
 use std::io::Write as _;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use tether_hub::{Hub, TokenServer};
-use tether_tokio::{RouteOptions, Server};
+use tether_tokio::{RouteOptions, Server, ServerConfig, ServerHandle};
 
+use crate::api;
 use crate::demo;
 use crate::settings::{route_limits, Resolved, QUESTION_LIMIT};
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(resolved: Resolved) -> Result<(), String> {
+    let started = Instant::now();
     // Signal handlers first: a SIGTERM sent as soon as `listening on` is printed must already mean
     // a graceful shutdown, not the default action (exit at once, nothing closed, nothing logged).
     let shutdown = shutdown_signal().map_err(|e| format!("cannot install the signal handlers: {e}"))?;
     let tls = resolved.server.tls.is_some();
     let ping_interval = resolved.server.ping_interval;
     let (question_message_limit, question_frame_limit) = route_limits(QUESTION_LIMIT, &resolved.server);
+    // The internal port's listener keeps the main one's limits (head size and time, connections).
+    let internal_config = resolved.internal_port.map(|_| resolved.server.clone());
     let server = Server::new(resolved.server);
     // The hub finds the recipients of direct messages among the server's connections.
-    let token = TokenServer::new(Hub::new(resolved.hub, server.registry()), ping_interval);
+    let hub = Hub::new(resolved.hub, server.registry());
+    let token = TokenServer::new(hub.clone(), ping_interval);
+    // The server API, with a key only; on the internal port when there is one, else on this one.
+    let api = resolved.api_key.map(|key| api::router(api::ApiState::new(hub, &key, started)));
+    let (api_here, api_internal) = match resolved.internal_port {
+        Some(port) => (None, api.map(|api| (port, api))),
+        None => (api, None),
+    };
     let token_route = RouteOptions::protocols(["tether.json", "json"])
         .max_message_size(resolved.token_message_limit)
         .max_frame_size(resolved.token_frame_limit);
@@ -44,8 +58,16 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
         server =
             server.route_with("/", question_route, demo::question::QuestionServer).route("/echo", demo::echo::Echo);
     }
+    let mut http = demo::http_router(resolved.static_dir, resolved.demos, Arc::clone(&handle));
+    if let Some(api) = api_here {
+        http = http.merge(api);
+    }
+    let internal = match (api_internal, internal_config) {
+        (Some((port, api)), Some(config)) => Some(serve_internal(config, resolved.host, port, api).await?),
+        _ => None,
+    };
     let server = server
-        .http(demo::http_router(resolved.static_dir, resolved.demos, Arc::clone(&handle)))
+        .http(http)
         .bind((resolved.host, resolved.port))
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", resolved.host, resolved.port))?;
@@ -55,6 +77,9 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
         let scheme = if tls { "wss" } else { "ws" };
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "listening on {scheme}://{addr}");
+        if let Some((internal, _)) = &internal {
+            let _ = writeln!(stdout, "server API on http://{internal}/api/");
+        }
         let _ = stdout.flush();
     }
     if resolved.demos {
@@ -63,8 +88,37 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
         tracing::info!(%addr, tls, "listening; token protocol on /tether");
     }
     server.run_until(shutdown).await.map_err(|e| e.to_string())?;
+    if let Some((_, internal)) = internal {
+        internal.shutdown();
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves the server API alone on `port` of `host` (`--internal-port`): a server of its own with
+/// no WebSocket route, the main one's limits, and plain HTTP (it is meant for a private network;
+/// TLS stays on the public port). Returns its address and the handle that stops it.
+async fn serve_internal(
+    config: ServerConfig,
+    host: std::net::IpAddr,
+    port: u16,
+    api: axum::Router,
+) -> Result<(std::net::SocketAddr, ServerHandle), String> {
+    let not_found = || async { (axum::http::StatusCode::NOT_FOUND, "not found\n") };
+    let server = Server::new(ServerConfig { tls: None, ..config })
+        .http(api.fallback(not_found))
+        .bind((host, port))
+        .await
+        .map_err(|e| format!("cannot listen on {host}:{port} (--internal-port): {e}"))?;
+    let addr = server.local_addr().map_err(|e| e.to_string())?;
+    let handle = server.handle();
+    tokio::spawn(async move {
+        if let Err(error) = server.run().await {
+            tracing::error!(%error, "the server API's listener failed");
+        }
+    });
+    tracing::info!(%addr, "server API on the internal port");
+    Ok((addr, handle))
 }
 
 /// Completes on SIGINT or SIGTERM; the handlers are installed when this is called.

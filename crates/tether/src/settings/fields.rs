@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
+use crate::api::ApiKey;
+
 /// `tether serve` flags, and the keys of the config file (same names, with `_` for `-`).
 #[derive(Debug, Clone, Default, Args, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -151,6 +153,20 @@ pub struct ServeSettings {
     /// messages compress worse [default: false].
     #[arg(long)]
     pub deflate_no_context_takeover: bool,
+    /// Turn on the server HTTP API (`POST /api/{method}`, docs/server-api.md) for callers that
+    /// send this key in `X-API-Key`. Visible to other local users in the process list: prefer
+    /// --api-key-file [default: none, the API is off (404)].
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<ApiKey>,
+    /// Read the server API's key from this file (its content without the trailing newline).
+    /// Not together with --api-key [default: none].
+    #[arg(long, value_name = "FILE", conflicts_with = "api_key")]
+    pub api_key_file: Option<PathBuf>,
+    /// Serve the server API on this port of the same host, plain HTTP, and not on --port; 0 picks
+    /// a free one, printed as `server API on http://HOST:PORT/api/`. Needs an API key
+    /// [default: none, the API is on --port].
+    #[arg(long, value_name = "PORT")]
+    pub internal_port: Option<u16>,
     /// Serve only the token protocol `/tether`, `/healthz`, `/readyz` and --static: no question
     /// demo on `/`, no `/echo`, no built-in pages (TOML: `demos = false`).
     #[arg(long)]
@@ -220,6 +236,9 @@ impl ServeSettings {
             deflate_mem_level: self.deflate_mem_level.or(file.deflate_mem_level),
             deflate_level: self.deflate_level.or(file.deflate_level),
             deflate_no_context_takeover: self.deflate_no_context_takeover || file.deflate_no_context_takeover,
+            api_key: self.api_key.or(file.api_key),
+            api_key_file: self.api_key_file.or(file.api_key_file),
+            internal_port: self.internal_port.or(file.internal_port),
             no_demos: self.no_demos,
             demos: if self.no_demos { Some(false) } else { file.demos },
         }

@@ -9,6 +9,7 @@ use tether_hub::HubConfig;
 use tether_tokio::{OriginPolicy, ServerConfig};
 
 use super::fields::ServeSettings;
+use crate::api::ApiKey;
 
 /// Room for the token protocol's envelope (type, id, channel, ...) around a `data` of
 /// max_data_bytes: a `/tether` message may be that much larger than its data.
@@ -39,6 +40,10 @@ pub struct Resolved {
     /// the server-wide limits.
     pub token_message_limit: usize,
     pub token_frame_limit: usize,
+    /// The server API's key (`--api-key` or the content of `api_key_file`); `None`: no API.
+    pub api_key: Option<ApiKey>,
+    /// Serve the API on this port instead of `port`.
+    pub internal_port: Option<u16>,
 }
 
 impl ServeSettings {
@@ -91,6 +96,26 @@ impl ServeSettings {
             (None, None) => {}
             _ => return Err("--tls-cert and --tls-key go together".into()),
         }
+        let api_key = match (self.api_key, &self.api_key_file) {
+            (Some(_), Some(_)) => return Err("--api-key and --api-key-file (api_key_file): give one, not both".into()),
+            (key, None) => key,
+            (None, Some(path)) => {
+                let content = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--api-key-file {}: cannot read it: {e}", path.display()))?;
+                Some(
+                    ApiKey::from_file_content(&content)
+                        .map_err(|e| format!("--api-key-file {}: {e}", path.display()))?,
+                )
+            }
+        };
+        if let Some(internal) = self.internal_port {
+            if api_key.is_none() {
+                return Err(format!("--internal-port {internal}: there is no API to serve without --api-key"));
+            }
+            if internal != 0 && internal == self.port.unwrap_or(8787) {
+                return Err(format!("--internal-port {internal}: expected a port other than --port"));
+            }
+        }
         let hub_defaults = HubConfig::default();
         let hub = HubConfig {
             history_size: self.channel_history.unwrap_or(hub_defaults.history_size),
@@ -118,6 +143,8 @@ impl ServeSettings {
             threads: self.threads,
             demos,
             server,
+            api_key,
+            internal_port: self.internal_port,
         })
     }
 }
@@ -168,6 +195,32 @@ mod tests {
         assert_eq!((deflate.max_window_bits, deflate.request_peer_max_window_bits), (15, Some(15)));
         assert_eq!((deflate.mem_level, deflate.level), (4, 6));
         assert!(deflate.no_context_takeover && deflate.request_peer_no_context_takeover);
+    }
+
+    #[test]
+    fn the_api_key_comes_from_the_flag_or_the_file_and_the_internal_port_needs_one() {
+        let key = |k: &str| Some(ApiKey::new(k.into()).unwrap());
+        let path = std::env::temp_dir().join(format!("tether-resolve-key-{}", std::process::id()));
+        std::fs::write(&path, "from-file\n").unwrap();
+        let from_file = ServeSettings { api_key_file: Some(path.clone()), ..ServeSettings::default() };
+        assert_eq!(from_file.resolve().unwrap().api_key, key("from-file"));
+        let both = ServeSettings { api_key: key("k"), api_key_file: Some(path.clone()), ..ServeSettings::default() };
+        assert!(both.resolve().unwrap_err().contains("--api-key and --api-key-file"));
+        std::fs::write(&path, "\r\n").unwrap();
+        let empty = ServeSettings { api_key_file: Some(path.clone()), ..ServeSettings::default() };
+        assert!(empty.resolve().unwrap_err().contains("empty"));
+        let _ = std::fs::remove_file(&path);
+
+        let internal = |port, api_key| ServeSettings { internal_port: Some(port), api_key, ..ServeSettings::default() };
+        assert!(internal(9000, None).resolve().unwrap_err().contains("--internal-port 9000"));
+        assert!(internal(8787, key("k")).resolve().unwrap_err().contains("other than --port"));
+        let resolved = internal(0, key("k")).resolve().unwrap();
+        assert_eq!((resolved.internal_port, resolved.api_key), (Some(0), key("k")));
+        assert_eq!(ServeSettings::default().resolve().unwrap().api_key, None, "no key: no API");
+        let over_file =
+            ServeSettings::default().over(ServeSettings { api_key: key("file"), ..ServeSettings::default() });
+        assert_eq!(over_file.api_key, key("file"));
+        assert!(!format!("{:?}", internal(0, key("hidden-key")).resolve().unwrap()).contains("hidden-key"));
     }
 
     #[test]

@@ -195,3 +195,73 @@ pub fn read_more(stream: &mut impl Read, buf: &mut BytesMut) -> bool {
         Err(e) => panic!("read failed: {e}"),
     }
 }
+
+impl Served {
+    /// Starts like [`Served::start`] and returns the first `lines` lines `tether serve` printed
+    /// (the `listening on` line first; with `--internal-port` the `server API on` line next).
+    pub fn start_reading(extra: &[&str], lines: usize) -> (Self, Vec<String>) {
+        let mut child =
+            serve_command(extra).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start tether");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let printed: Vec<String> = (0..lines)
+            .map(|_| {
+                let mut line = String::new();
+                stdout.read_line(&mut line).unwrap();
+                line.trim().to_owned()
+            })
+            .collect();
+        let addr = printed[0].rsplit_once("://").expect("listening line").1.to_owned();
+        (Self { child, addr }, printed)
+    }
+}
+
+/// A plain HTTP answer: the status, the head as text and the body.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl HttpAnswer {
+    /// The body as JSON (panics, showing the answer, when it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+
+    /// A header's value (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`), with `headers` and a
+/// `Content-Length` body. A server that answers before reading the whole body (a 413) may reset
+/// the connection: what was read until then is the answer.
+pub fn http_request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpAnswer {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let _ = stream.write_all(request.as_bytes()).and_then(|()| stream.write_all(body));
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => response.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !response.is_empty() => break,
+            Err(e) => panic!("reading the answer to {method} {path}: {e}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = status_of(head).parse().unwrap_or_else(|_| panic!("no status in {text:?}"));
+    HttpAnswer { status, head: head.to_owned(), body: body.to_owned() }
+}

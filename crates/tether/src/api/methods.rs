@@ -1,0 +1,253 @@
+//! One function per method of the server API: parse the body, act on the hub, answer
+//! `{"result": ...}`. None of them goes through the namespace policy (the caller is the server);
+//! the hub's limits still hold (see `tether_hub::Hub::publish_json` and friends).
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tether_hub::{validate_channel, Hub, HubError};
+use tether_tokio::{CloseCode, Conn};
+
+use super::error::ApiError;
+use super::wire;
+
+/// The methods there are, for the 404 that an unknown one gets before its body is read.
+pub const METHODS: &[&str] = &[
+    "publish",
+    "broadcast",
+    "send",
+    "disconnect",
+    "subscribe",
+    "unsubscribe",
+    "presence",
+    "history",
+    "channels",
+    "info",
+];
+
+/// The close code of a `disconnect` without one, and its reason (docs/protocol.md's list).
+pub const DISCONNECT_CODE: u16 = 4000;
+pub const DISCONNECT_REASON: &str = "disconnected by server";
+/// The longest reason a Close frame can carry: 125 bytes of payload less the 2-byte code.
+const MAX_REASON_BYTES: usize = 123;
+
+/// What the methods act on.
+#[derive(Clone)]
+pub struct Context {
+    pub hub: Hub,
+    /// When the server started, for `info`'s uptime.
+    pub started: Instant,
+}
+
+/// Runs `method` (one of [`METHODS`]) on `body`; the answer's JSON text.
+pub fn call(context: &Context, method: &str, body: &[u8]) -> Result<String, ApiError> {
+    let hub = &context.hub;
+    match method {
+        "publish" => publish(hub, parse(body)?),
+        "broadcast" => broadcast(hub, parse(body)?),
+        "send" => send(hub, parse(body)?),
+        "disconnect" => disconnect(hub, parse(body)?),
+        "subscribe" => subscribe(hub, parse(body)?),
+        "unsubscribe" => unsubscribe(hub, parse(body)?),
+        "presence" => presence(hub, parse(body)?),
+        "history" => history(hub, parse(body)?),
+        "channels" => channels(hub, parse(body)?),
+        "info" => info(context, parse(body)?),
+        other => {
+            Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, "unknown_method", format!("no method {other:?}")))
+        }
+    }
+}
+
+/// The body as a method's arguments; an empty body is `{}` (so `info` needs none).
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    serde_json::from_slice(body).map_err(|error| ApiError::from_json(&error))
+}
+
+fn answer(result: impl Serialize) -> Result<String, ApiError> {
+    Ok(serde_json::to_string(&wire::Answer { result }).expect("serializable"))
+}
+
+fn publish(hub: &Hub, args: wire::Publish) -> Result<String, ApiError> {
+    let published = hub.publish_json(&args.channel, &args.data)?;
+    answer(wire::Published { offset: published.offset, epoch: &published.epoch })
+}
+
+/// Publishes to each channel in turn; one channel's refusal does not stop the others, and each
+/// gets its own entry, in the order given. A `data` too large for every channel is refused whole.
+fn broadcast(hub: &Hub, args: wire::Broadcast) -> Result<String, ApiError> {
+    if args.channels.is_empty() {
+        return Err(ApiError::bad_request("`channels` is empty"));
+    }
+    let limit = hub.config().max_data_bytes;
+    if args.data.get().len() > limit {
+        return Err(HubError::TooLarge(limit).into());
+    }
+    let responses = args
+        .channels
+        .iter()
+        .map(|channel| match hub.publish_json(channel, &args.data) {
+            Ok(published) => {
+                wire::BroadcastResponse::Published { channel, offset: published.offset, epoch: published.epoch }
+            }
+            Err(error) => wire::BroadcastResponse::Failed { channel, error: ApiError::from(error).body() },
+        })
+        .collect();
+    answer(wire::Responses { responses })
+}
+
+fn send(hub: &Hub, args: wire::Send) -> Result<String, ApiError> {
+    hub.send_json(&args.connection, &args.data)?;
+    answer(serde_json::json!({}))
+}
+
+/// Whom a call acts on.
+enum Target<'a> {
+    User(&'a str),
+    Connection(&'a str),
+}
+
+fn target<'a>(user: &'a Option<String>, connection: &'a Option<String>) -> Result<Target<'a>, ApiError> {
+    match (user.as_deref(), connection.as_deref()) {
+        (Some(""), None) | (None, Some("")) => Err(ApiError::bad_request("`user` or `connection` is empty")),
+        (Some(user), None) => Ok(Target::User(user)),
+        (None, Some(connection)) => Ok(Target::Connection(connection)),
+        _ => Err(ApiError::bad_request("give exactly one of `user` and `connection`")),
+    }
+}
+
+/// The open connection `id`, or 410.
+fn open_connection(hub: &Hub, id: &str) -> Result<Conn, ApiError> {
+    hub.connection(id).ok_or_else(|| HubError::NotFound(id.to_owned()).into())
+}
+
+/// Closes the connection, or every connection of the user (one user may have several tabs
+/// open). A user with no connection is not an error: 0 were closed.
+fn disconnect(hub: &Hub, args: wire::Disconnect) -> Result<String, ApiError> {
+    let code = args.code.unwrap_or(DISCONNECT_CODE);
+    // 1000 (a normal close) or an application's range; the others are the protocol's or reserved.
+    if code != 1000 && !(3000..=4999).contains(&code) {
+        return Err(ApiError::bad_request(format!("close code {code}: expected 1000 or 3000..=4999")));
+    }
+    let reason = args.reason.as_deref().unwrap_or(DISCONNECT_REASON);
+    if reason.len() > MAX_REASON_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "the reason is {} bytes; a Close frame holds at most {MAX_REASON_BYTES}",
+            reason.len()
+        )));
+    }
+    let code = CloseCode::from(code);
+    let closed = match target(&args.user, &args.connection)? {
+        Target::Connection(id) => {
+            // Already closing counts as gone: the caller's view of it is out of date either way.
+            open_connection(hub, id)?.close(code, reason).map_err(|_| ApiError::from(HubError::NotFound(id.into())))?;
+            1
+        }
+        Target::User(user) => hub.connections_of(user).iter().filter(|conn| conn.close(code, reason).is_ok()).count(),
+    };
+    answer(wire::Affected { connections: closed, failed: Vec::new() })
+}
+
+/// Subscribes the connection, or every connection of the user, server-side: each gets
+/// `subscribed` and then the channel's messages.
+fn subscribe(hub: &Hub, args: wire::Subscription) -> Result<String, ApiError> {
+    validate_channel(&args.channel)?;
+    for_each_target(hub, &args, |id| hub.subscribe_connection(id, &args.channel), |_| false)
+}
+
+/// Unsubscribes the connection, or every connection of the user that is subscribed: each gets
+/// `unsubscribed`. A user's connections that were not subscribed are not counted; one
+/// connection that was not is 409 `not_subscribed`.
+fn unsubscribe(hub: &Hub, args: wire::Subscription) -> Result<String, ApiError> {
+    validate_channel(&args.channel)?;
+    let not_subscribed = |error: &HubError| matches!(error, HubError::NotSubscribed(_));
+    for_each_target(hub, &args, |id| hub.unsubscribe_connection(id, &args.channel), not_subscribed)
+}
+
+/// Runs `act` on the connection (its error is the answer's) or on each of the user's
+/// connections: those it succeeded on are counted, those that closed meanwhile or that `skip`
+/// excuses are passed over, and the others are listed under `failed` with their error.
+fn for_each_target(
+    hub: &Hub,
+    args: &wire::Subscription,
+    act: impl Fn(&str) -> Result<(), HubError>,
+    skip: impl Fn(&HubError) -> bool,
+) -> Result<String, ApiError> {
+    match target(&args.user, &args.connection)? {
+        Target::Connection(id) => {
+            act(id)?;
+            answer(wire::Affected { connections: 1, failed: Vec::new() })
+        }
+        Target::User(user) => {
+            let mut done = 0;
+            let mut failed = Vec::new();
+            for conn in hub.connections_of(user) {
+                match act(conn.id()) {
+                    Ok(()) => done += 1,
+                    Err(HubError::NotFound(_)) => {}
+                    Err(error) if skip(&error) => {}
+                    Err(error) => {
+                        failed.push(wire::Failure {
+                            connection: conn.id().to_owned(),
+                            error: ApiError::from(error).body(),
+                        });
+                    }
+                }
+            }
+            answer(wire::Affected { connections: done, failed })
+        }
+    }
+}
+
+fn presence(hub: &Hub, args: wire::Presence) -> Result<String, ApiError> {
+    validate_channel(&args.channel)?;
+    let members = hub.presence(&args.channel);
+    let members = members
+        .iter()
+        .map(|member| wire::Member {
+            connection_id: &member.connection_id,
+            user: member.user.as_deref(),
+            info: member.info.as_deref(),
+        })
+        .collect();
+    answer(wire::Members { members })
+}
+
+/// The channel's history. With `epoch`, the answer is only given while the channel is still in
+/// that epoch: offsets of another epoch (the channel was forgotten and started again) do not
+/// name the same messages, so `since` would silently skip or repeat some (409 `epoch_mismatch`).
+fn history(hub: &Hub, args: wire::History) -> Result<String, ApiError> {
+    validate_channel(&args.channel)?;
+    let page = hub.history(&args.channel, args.since, args.limit);
+    if let Some(epoch) = args.epoch.as_deref().filter(|epoch| *epoch != page.epoch) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "epoch_mismatch",
+            format!("the channel's epoch is {:?}, not {epoch:?}: its offsets started again", page.epoch),
+        ));
+    }
+    let publications = page
+        .publications
+        .iter()
+        .map(|p| wire::Publication { offset: p.offset, data: &p.data, from: p.from.as_deref() })
+        .collect();
+    answer(wire::HistoryPage { offset: page.offset, epoch: &page.epoch, publications, truncated: page.truncated })
+}
+
+fn channels(hub: &Hub, args: wire::Channels) -> Result<String, ApiError> {
+    let summaries = hub.channels(args.prefix.as_deref());
+    let channels = summaries.iter().map(|c| wire::ChannelEntry { name: &c.name, subscribers: c.subscribers }).collect();
+    answer(wire::ChannelList { channels })
+}
+
+fn info(context: &Context, _: wire::Info) -> Result<String, ApiError> {
+    let stats = context.hub.stats();
+    answer(wire::ServerInfo {
+        uptime_secs: context.started.elapsed().as_secs(),
+        connections: stats.connections,
+        users: stats.users,
+        channels: stats.channels,
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
