@@ -10,6 +10,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod auth;
 mod bench;
 mod connect;
 mod demo;

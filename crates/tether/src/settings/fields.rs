@@ -4,11 +4,15 @@
 //! Only the fields and their help live here; ranges are checked in `ranges`, defaults applied in
 //! `resolve`, so that adding a setting means one field here, one range and one default there.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
+
+use super::namespaces::NamespaceSettings;
+use crate::auth::Secret;
 
 /// `tether serve` flags, and the keys of the config file (same names, with `_` for `-`).
 #[derive(Debug, Clone, Default, Args, Deserialize)]
@@ -159,6 +163,64 @@ pub struct ServeSettings {
     /// TOML only (`demos = false`); the flag is `--no-demos`.
     #[arg(skip)]
     pub demos: Option<bool>,
+    /// Auth: HMAC secret of connection and subscription tokens (HS256, HS384, HS512), at least 32
+    /// bytes (RFC 7518 §3.2). Prefer --token-hmac-secret-file: a flag shows in `ps` [default: none].
+    #[arg(long, value_name = "SECRET", value_parser = secret)]
+    pub token_hmac_secret: Option<Secret>,
+    /// Auth: file holding the HMAC secret (one trailing newline is dropped), read at startup
+    /// [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub token_hmac_secret_file: Option<PathBuf>,
+    /// Auth: PEM file of the public key tokens are signed for: RSA (RS256) or EC P-256 (ES256),
+    /// read at startup [default: none].
+    #[arg(long, value_name = "PEM-FILE")]
+    pub token_public_key: Option<PathBuf>,
+    /// Auth: required `aud` of every token, 1..=256 characters [default: not checked].
+    #[arg(long, value_name = "AUDIENCE")]
+    pub token_audience: Option<String>,
+    /// Auth: required `iss` of every token, 1..=256 characters [default: not checked].
+    #[arg(long, value_name = "ISSUER")]
+    pub token_issuer: Option<String>,
+    /// Auth: let clients without a token in (anonymous) when tokens are configured; a bad token
+    /// is still refused [default: false].
+    #[arg(long)]
+    pub allow_anonymous: bool,
+    /// Auth: POST each upgrade's request to this http:// URL first; its answer admits (200) or
+    /// refuses (4xx passed on; 5xx or timeout: 503) the client [default: none].
+    #[arg(long, value_name = "URL")]
+    pub connect_proxy: Option<String>,
+    /// POST each client publish to this http:// URL first; it accepts, replaces the data or refuses
+    /// (`forbidden`) [default: none].
+    #[arg(long, value_name = "URL")]
+    pub publish_proxy: Option<String>,
+    /// Seconds the connect and publish proxies have to answer, 0.01..=60 (decimal); then 503 or
+    /// `unavailable` [default: 1].
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = finite)]
+    pub proxy_timeout: Option<f64>,
+    /// Server HTTP API key (`X-API-Key`), 16..=1024 visible ASCII characters; without one the API
+    /// is off (404). Prefer --api-key-file [default: none].
+    #[arg(long, value_name = "KEY", value_parser = secret)]
+    pub api_key: Option<Secret>,
+    /// File holding the API key (one trailing newline is dropped), read at startup
+    /// [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Serve `/api/*` only on this port (same host), 1..=65535, not --port; needs an API key
+    /// [default: the API is on --port].
+    #[arg(long, value_name = "PORT")]
+    pub internal_port: Option<u16>,
+    /// `GET /demo/token?user=NICK` signs 30-second tokens for any nickname (demos only: anyone
+    /// gets a token), and `/tether` then needs a token [default: false].
+    #[arg(long)]
+    pub demo_tokens: bool,
+    /// TOML only: `[namespaces.NAME]` channel policies (docs/limits.md, "Namespaces").
+    #[arg(skip)]
+    pub namespaces: BTreeMap<String, NamespaceSettings>,
+}
+
+/// A secret from the command line; checked with the others, in `validate`.
+fn secret(arg: &str) -> Result<Secret, String> {
+    Ok(Secret::new(arg))
 }
 
 /// A finite number (`nan` and `inf` parse as floats, but no rate or burst can be either). The
@@ -222,11 +284,40 @@ impl ServeSettings {
             deflate_no_context_takeover: self.deflate_no_context_takeover || file.deflate_no_context_takeover,
             no_demos: self.no_demos,
             demos: if self.no_demos { Some(false) } else { file.demos },
+            // A secret and its file are one setting: the command line's pair wins whole, so that a
+            // flag never meets the file's other half (which would be "both given").
+            token_hmac_secret: pair(&self.token_hmac_secret, &self.token_hmac_secret_file, &file.token_hmac_secret),
+            token_hmac_secret_file: pair(
+                &self.token_hmac_secret_file,
+                &self.token_hmac_secret,
+                &file.token_hmac_secret_file,
+            ),
+            token_public_key: self.token_public_key.or(file.token_public_key),
+            token_audience: self.token_audience.or(file.token_audience),
+            token_issuer: self.token_issuer.or(file.token_issuer),
+            allow_anonymous: self.allow_anonymous || file.allow_anonymous,
+            connect_proxy: self.connect_proxy.or(file.connect_proxy),
+            publish_proxy: self.publish_proxy.or(file.publish_proxy),
+            proxy_timeout: self.proxy_timeout.or(file.proxy_timeout),
+            api_key: pair(&self.api_key, &self.api_key_file, &file.api_key),
+            api_key_file: pair(&self.api_key_file, &self.api_key, &file.api_key_file),
+            internal_port: self.internal_port.or(file.internal_port),
+            demo_tokens: self.demo_tokens || file.demo_tokens,
+            namespaces: file.namespaces,
         }
     }
 
     /// Whether the demos are mounted: not with `--no-demos` or `demos = false`.
     pub fn demos(&self) -> bool {
         !self.no_demos && self.demos.unwrap_or(true)
+    }
+}
+
+/// One half of a secret-or-file pair, `cli` over `file`: the file's half only when the command
+/// line gave neither half.
+fn pair<T: Clone, U>(cli: &Option<T>, cli_other: &Option<U>, file: &Option<T>) -> Option<T> {
+    match (cli, cli_other) {
+        (None, None) => file.clone(),
+        _ => cli.clone(),
     }
 }

@@ -20,7 +20,7 @@ pub struct Range {
     pub expected: &'static str,
 }
 
-const fn range(key: &'static str, min: f64, max: f64, expected: &'static str) -> Range {
+pub(super) const fn range(key: &'static str, min: f64, max: f64, expected: &'static str) -> Range {
     Range { key, min, max, expected }
 }
 
@@ -57,9 +57,10 @@ pub const RANGES: &[Range] = &[
     range("deflate_level", 0.0, 9.0, "a zlib level 0..=9"),
 ];
 
-/// The range of the setting with this TOML key.
+/// The range of the setting with this TOML key (the auth settings' are in
+/// [`super::auth::AUTH_RANGES`]).
 pub fn range_of(key: &str) -> Option<&'static Range> {
-    RANGES.iter().find(|range| range.key == key)
+    RANGES.iter().chain(super::auth::AUTH_RANGES).find(|range| range.key == key)
 }
 
 /// The command-line flag of a TOML key.
@@ -79,16 +80,17 @@ pub(super) enum Source<'a> {
 
 /// A refused setting: its key, its value as written, and what was expected.
 pub(super) struct Invalid {
-    key: &'static str,
-    value: String,
-    quoted: bool,
-    expected: String,
+    /// The TOML key (`namespaces.NAME.KEY` inside a namespace table).
+    pub(super) key: String,
+    pub(super) value: String,
+    pub(super) quoted: bool,
+    pub(super) expected: String,
 }
 
 impl Invalid {
     pub(super) fn describe(&self, source: &Source) -> String {
         match source {
-            Source::Flag => format!("{} {}: expected {}", flag_of(self.key), self.value, self.expected),
+            Source::Flag => format!("{} {}: expected {}", flag_of(&self.key), self.value, self.expected),
             Source::File(path) => {
                 let value = if self.quoted { format!("{:?}", self.value) } else { self.value.clone() };
                 format!("{}: {} = {value}: expected {}", path.display(), self.key, self.expected)
@@ -98,7 +100,11 @@ impl Invalid {
 }
 
 /// Checks a number against its key's range in [`RANGES`].
-fn check<T: std::fmt::Display>(key: &'static str, value: Option<T>, number: impl Fn(&T) -> f64) -> Result<(), Invalid> {
+pub(super) fn check<T: std::fmt::Display>(
+    key: &'static str,
+    value: Option<T>,
+    number: impl Fn(&T) -> f64,
+) -> Result<(), Invalid> {
     let Some(value) = value else { return Ok(()) };
     let range = range_of(key).expect("every checked key has a range");
     let number = number(&value);
@@ -106,7 +112,7 @@ fn check<T: std::fmt::Display>(key: &'static str, value: Option<T>, number: impl
         Ok(())
     } else {
         // The value as given, not as the f64 it was compared as (which may have rounded it).
-        Err(Invalid { key, value: value.to_string(), quoted: false, expected: range.expected.into() })
+        Err(Invalid { key: key.into(), value: value.to_string(), quoted: false, expected: range.expected.into() })
     }
 }
 
@@ -175,10 +181,11 @@ impl ServeSettings {
         ] {
             check(key, value, |&v| v)?;
         }
+        self.validate_auth()?;
         if let Some(dir) = &self.static_dir {
             if !dir.is_dir() {
                 return Err(Invalid {
-                    key: "static",
+                    key: "static".into(),
                     value: dir.display().to_string(),
                     quoted: true,
                     expected: "an existing directory".into(),
@@ -187,7 +194,7 @@ impl ServeSettings {
         }
         if let Some(bad) = self.allowed_origins.iter().find(|origin| !is_valid_origin(origin)) {
             return Err(Invalid {
-                key: "allowed_origins",
+                key: "allowed_origins".into(),
                 value: bad.clone(),
                 quoted: true,
                 expected: "`*` or an origin scheme://host[:port], e.g. https://app.example.com".into(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tether_hub::HubConfig;
 use tether_tokio::{OriginPolicy, ServerConfig};
 
+use super::auth::AuthSettings;
 use super::fields::ServeSettings;
 
 /// Room for the token protocol's envelope (type, id, channel, ...) around a `data` of
@@ -39,6 +40,8 @@ pub struct Resolved {
     /// the server-wide limits.
     pub token_message_limit: usize,
     pub token_frame_limit: usize,
+    /// Tokens, proxies, the API key, demo tokens and namespaces.
+    pub auth: AuthSettings,
 }
 
 impl ServeSettings {
@@ -108,12 +111,15 @@ impl ServeSettings {
         };
         let (token_message_limit, token_frame_limit) =
             route_limits(hub.max_data_bytes.saturating_add(ENVELOPE_ROOM), &server);
+        let port = self.port.unwrap_or(8787);
+        let auth = self.resolve_auth(port)?;
         Ok(Resolved {
+            auth,
             token_message_limit,
             token_frame_limit,
             hub,
             host: self.host.unwrap_or(IpAddr::from([127, 0, 0, 1])),
-            port: self.port.unwrap_or(8787),
+            port,
             static_dir: self.static_dir,
             threads: self.threads,
             demos,

@@ -1,0 +1,266 @@
+//! The auth settings: their checks (each source on its own, like the ranges), and what they
+//! resolve to once the command line is over the file ([`AuthSettings`]): the token keys built,
+//! the secret and key files read, the proxy URLs parsed, the namespaces' defaults applied.
+//!
+//! Secrets are never echoed: a refused secret is described by its length only.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::Uri;
+
+use super::fields::ServeSettings;
+use super::namespaces::{is_namespace_name, NamespaceConfig, PublishRule, SubscribeRule};
+use super::ranges::{check, range, Invalid, Range};
+use crate::auth::{Secret, TokenKeys};
+
+/// The ranges of the auth settings (documented in docs/limits.md, "Auth"); namespace keys are
+/// checked as `namespaces.NAME.KEY`.
+pub const AUTH_RANGES: &[Range] = &[
+    range("proxy_timeout", 0.01, 60.0, "decimal seconds 0.01..=60"),
+    range("internal_port", 1.0, 65535.0, "a port 1..=65535"),
+    range("history_size", 0.0, 100_000.0, "a whole number 0..=100000 (0 = no history)"),
+    range("history_ttl_secs", 1.0, 604_800.0, "whole seconds 1..=604800"),
+];
+
+/// RFC 7518 §3.2: an HMAC key at least as long as the hash (HS256's 32 bytes).
+pub const MIN_HMAC_SECRET: usize = 32;
+const MAX_SECRET: usize = 4096;
+const MIN_API_KEY: usize = 16;
+const MAX_API_KEY: usize = 1024;
+const DEFAULT_PROXY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The auth settings with every default applied and every file read.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// What tokens are verified with; `None` when no secret, key or `--demo-tokens` is set.
+    pub token_keys: Option<Arc<TokenKeys>>,
+    pub allow_anonymous: bool,
+    pub connect_proxy: Option<Uri>,
+    // TODO(lead): read by the hub's on_publish hook (lead) at the merge.
+    #[allow(dead_code)]
+    pub publish_proxy: Option<Uri>,
+    /// How long each proxy call may take.
+    pub proxy_timeout: Duration,
+    /// The server API's key; `None` = the API is off.
+    // TODO(lead): read by the server API (helper "api") at the merge.
+    #[allow(dead_code)]
+    pub api_key: Option<Secret>,
+    /// Serve `/api/*` only on this port.
+    // TODO(lead): read by the server API (helper "api") at the merge.
+    #[allow(dead_code)]
+    pub internal_port: Option<u16>,
+    pub demo_tokens: bool,
+    /// Every `[namespaces.NAME]`, by name (`default` among them when given).
+    // TODO(lead): read by HubConfig::namespaces (lead) at the merge.
+    #[allow(dead_code)]
+    pub namespaces: Vec<NamespaceConfig>,
+}
+
+fn invalid(key: impl Into<String>, value: impl Into<String>, quoted: bool, expected: impl Into<String>) -> Invalid {
+    Invalid { key: key.into(), value: value.into(), quoted, expected: expected.into() }
+}
+
+/// A secret is shown by its length only.
+fn hidden(secret: &str) -> String {
+    format!("<{} bytes, hidden>", secret.len())
+}
+
+fn check_hmac_secret(secret: &str) -> Result<(), String> {
+    if (MIN_HMAC_SECRET..=MAX_SECRET).contains(&secret.len()) {
+        Ok(())
+    } else {
+        Err(format!("a secret of {MIN_HMAC_SECRET}..={MAX_SECRET} bytes (RFC 7518 §3.2: at least the hash's size)"))
+    }
+}
+
+fn check_api_key(key: &str) -> Result<(), String> {
+    if (MIN_API_KEY..=MAX_API_KEY).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(format!("a key of {MIN_API_KEY}..={MAX_API_KEY} visible ASCII characters (no spaces)"))
+    }
+}
+
+/// An `http://host[:port]/path` URL for a proxy.
+fn check_proxy_url(url: &str) -> Result<Uri, String> {
+    const EXPECTED: &str =
+        "an http://host[:port]/path URL (https is not supported: keep the backend on a private network)";
+    let parsed = url::Url::parse(url).map_err(|_| EXPECTED.to_owned())?;
+    if parsed.scheme() != "http" || parsed.host_str().is_none_or(str::is_empty) || parsed.fragment().is_some() {
+        return Err(EXPECTED.into());
+    }
+    parsed.as_str().parse::<Uri>().map_err(|_| EXPECTED.into())
+}
+
+fn check_claim(key: &'static str, value: &Option<String>) -> Result<(), Invalid> {
+    match value {
+        Some(text) if text.is_empty() || text.len() > 256 || text.chars().any(char::is_control) => {
+            Err(invalid(key, text.clone(), true, "1..=256 characters, no control characters"))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl ServeSettings {
+    /// The auth checks on one source (command line or file), before the two are combined.
+    pub(super) fn validate_auth(&self) -> Result<(), Invalid> {
+        check("proxy_timeout", self.proxy_timeout, |&v| v)?;
+        check("internal_port", self.internal_port, |&v| f64::from(v))?;
+        if self.token_hmac_secret.is_some() && self.token_hmac_secret_file.is_some() {
+            return Err(invalid("token_hmac_secret", "and token_hmac_secret_file", false, "one of the two, not both"));
+        }
+        if self.api_key.is_some() && self.api_key_file.is_some() {
+            return Err(invalid("api_key", "and api_key_file", false, "one of the two, not both"));
+        }
+        if let Some(secret) = &self.token_hmac_secret {
+            check_hmac_secret(secret.expose())
+                .map_err(|expected| invalid("token_hmac_secret", hidden(secret.expose()), false, expected))?;
+        }
+        if let Some(key) = &self.api_key {
+            check_api_key(key.expose())
+                .map_err(|expected| invalid("api_key", hidden(key.expose()), false, expected))?;
+        }
+        check_claim("token_audience", &self.token_audience)?;
+        check_claim("token_issuer", &self.token_issuer)?;
+        for (key, url) in [("connect_proxy", &self.connect_proxy), ("publish_proxy", &self.publish_proxy)] {
+            if let Some(url) = url {
+                check_proxy_url(url).map_err(|expected| invalid(key, url.clone(), true, expected))?;
+            }
+        }
+        for (name, table) in &self.namespaces {
+            let key = |field: &str| format!("namespaces.{name}.{field}");
+            if !is_namespace_name(name) {
+                return Err(invalid(
+                    format!("namespaces.{name}"),
+                    "",
+                    false,
+                    "a namespace name of 1..=64 characters A-Z a-z 0-9 _ - . / @ $",
+                ));
+            }
+            for (field, value) in [
+                ("history_size", table.history_size.map(|v| v as f64)),
+                ("history_ttl_secs", table.history_ttl_secs.map(|v| v as f64)),
+            ] {
+                check(field, value, |&v| v).map_err(|mut refused| {
+                    refused.key = key(field);
+                    refused
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The auth settings of the combined, validated settings: files read, keys built, and the
+    /// checks that need both sources (an internal port needs an API key; a namespace rule needs
+    /// a way to tell users apart).
+    pub(super) fn resolve_auth(&self, port: u16) -> Result<AuthSettings, String> {
+        let hmac_secret = match (&self.token_hmac_secret, &self.token_hmac_secret_file) {
+            (Some(secret), _) => Some(secret.clone()),
+            (None, Some(path)) => {
+                let secret = read_secret("--token-hmac-secret-file", path)?;
+                check_hmac_secret(secret.expose())
+                    .map_err(|expected| format!("--token-hmac-secret-file {}: expected {expected}", path.display()))?;
+                Some(secret)
+            }
+            (None, None) => None,
+        };
+        let api_key = match (&self.api_key, &self.api_key_file) {
+            (Some(key), _) => Some(key.clone()),
+            (None, Some(path)) => {
+                let key = read_secret("--api-key-file", path)?;
+                check_api_key(key.expose())
+                    .map_err(|expected| format!("--api-key-file {}: expected {expected}", path.display()))?;
+                Some(key)
+            }
+            (None, None) => None,
+        };
+        let public_key = match &self.token_public_key {
+            Some(path) => Some(
+                std::fs::read(path).map_err(|e| format!("--token-public-key {}: cannot read: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        // `--demo-tokens` without a secret: a random one for this process, which signs the demo
+        // tokens and verifies them.
+        let hmac_secret = match (hmac_secret, self.demo_tokens) {
+            (None, true) => Some(Secret::new(random_secret())),
+            (secret, _) => secret,
+        };
+        let token_keys = if hmac_secret.is_some() || public_key.is_some() {
+            let keys = TokenKeys::new(hmac_secret.as_ref().map(|s| s.expose().as_bytes()), public_key.as_deref())
+                .map_err(|error| {
+                    let path = self.token_public_key.as_deref().unwrap_or(Path::new(""));
+                    format!(
+                        "--token-public-key {}: expected a PEM public key of RSA or EC P-256 ({error})",
+                        path.display()
+                    )
+                })?
+                .with_audience(self.token_audience.clone())
+                .with_issuer(self.token_issuer.clone());
+            Some(Arc::new(keys))
+        } else {
+            None
+        };
+        if let Some(internal) = self.internal_port {
+            if api_key.is_none() {
+                return Err(format!("--internal-port {internal}: expected an API key too (--api-key or --api-key-file): the API is off without one"));
+            }
+            if internal == port {
+                return Err(format!("--internal-port {internal}: expected a port other than --port"));
+            }
+        }
+        let can_authenticate = token_keys.is_some() || self.connect_proxy.is_some();
+        let mut namespaces = Vec::new();
+        for (name, table) in &self.namespaces {
+            let config = table.resolve(name);
+            if config.subscribe == SubscribeRule::Token && token_keys.is_none() {
+                return Err(format!(
+                    "namespaces.{name}.subscribe = \"token\": expected token keys (token_hmac_secret, token_public_key or demo_tokens) to verify subscription tokens"
+                ));
+            }
+            let needs_users = [
+                (config.subscribe == SubscribeRule::Authenticated, "subscribe"),
+                (config.publish == PublishRule::Authenticated, "publish"),
+            ];
+            if let Some((_, field)) = needs_users.iter().find(|(needs, _)| *needs && !can_authenticate) {
+                return Err(format!(
+                    "namespaces.{name}.{field} = \"authenticated\": expected a way to authenticate (token_hmac_secret, token_public_key, demo_tokens or connect_proxy)"
+                ));
+            }
+            namespaces.push(config);
+        }
+        let url = |url: &Option<String>| url.as_deref().map(check_proxy_url).transpose();
+        Ok(AuthSettings {
+            token_keys,
+            allow_anonymous: self.allow_anonymous,
+            connect_proxy: url(&self.connect_proxy)?,
+            publish_proxy: url(&self.publish_proxy)?,
+            proxy_timeout: self.proxy_timeout.map_or(DEFAULT_PROXY_TIMEOUT, Duration::from_secs_f64),
+            api_key,
+            internal_port: self.internal_port,
+            demo_tokens: self.demo_tokens,
+            namespaces,
+        })
+    }
+}
+
+/// A secret from a file: one trailing newline (what `echo` and editors add) is not part of it.
+fn read_secret(flag: &str, path: &Path) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{flag} {}: cannot read: {e}", path.display()))?;
+    let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+    Ok(Secret::new(text))
+}
+
+/// 32 random bytes as 64 hex digits.
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random source");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+}
