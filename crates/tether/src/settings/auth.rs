@@ -262,5 +262,236 @@ fn random_secret() -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::ranges::Source;
     use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn refused(settings: &ServeSettings) -> String {
+        settings.validate().map(|()| "accepted".to_owned()).unwrap_or_else(|e| e.describe(&Source::Flag))
+    }
+
+    fn file_refused(text: &str) -> String {
+        let settings: ServeSettings = toml::from_str(text).unwrap();
+        settings.validate().map(|()| "accepted".to_owned()).unwrap_or_else(|e| e.describe(&Source::File(Path::new("t.toml"))))
+    }
+
+    fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("tether-auth-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    #[test]
+    fn auth_settings_out_of_range_are_refused_naming_the_setting_and_never_the_secret() {
+        let s = ServeSettings::default;
+        let cases = [
+            (ServeSettings { proxy_timeout: Some(0.001), ..s() }, "--proxy-timeout 0.001: expected decimal seconds 0.01..=60"),
+            (ServeSettings { proxy_timeout: Some(61.0), ..s() }, "--proxy-timeout 61: expected decimal seconds 0.01..=60"),
+            (ServeSettings { internal_port: Some(0), ..s() }, "--internal-port 0: expected a port 1..=65535"),
+            (
+                ServeSettings { token_hmac_secret: Some(Secret::new("short")), ..s() },
+                "--token-hmac-secret <5 bytes, hidden>: expected a secret of 32..=4096 bytes (RFC 7518 §3.2: at least the hash's size)",
+            ),
+            (
+                ServeSettings { token_hmac_secret: Some(Secret::new(SECRET)), token_hmac_secret_file: Some("f".into()), ..s() },
+                "--token-hmac-secret and token_hmac_secret_file: expected one of the two, not both",
+            ),
+            (
+                ServeSettings { api_key: Some(Secret::new("has a space in it ok")), ..s() },
+                "--api-key <20 bytes, hidden>: expected a key of 16..=1024 visible ASCII characters (no spaces)",
+            ),
+            (
+                ServeSettings { api_key: Some(Secret::new("k".repeat(16))), api_key_file: Some("f".into()), ..s() },
+                "--api-key and api_key_file: expected one of the two, not both",
+            ),
+            (ServeSettings { token_audience: Some(String::new()), ..s() }, "--token-audience : expected 1..=256 characters, no control characters"),
+            (
+                ServeSettings { token_issuer: Some("a\nb".into()), ..s() },
+                "--token-issuer a\nb: expected 1..=256 characters, no control characters",
+            ),
+            (
+                ServeSettings { connect_proxy: Some("https://app/auth".into()), ..s() },
+                "--connect-proxy https://app/auth: expected an http://host[:port]/path URL (https is not supported: keep the backend on a private network)",
+            ),
+            (
+                ServeSettings { publish_proxy: Some("not a url".into()), ..s() },
+                "--publish-proxy not a url: expected an http://host[:port]/path URL (https is not supported: keep the backend on a private network)",
+            ),
+        ];
+        for (settings, message) in cases {
+            let line = refused(&settings);
+            assert_eq!(line, message);
+            assert!(!line.contains("short") && !line.contains("has a space"), "{line}");
+        }
+    }
+
+    #[test]
+    fn good_auth_settings_are_accepted_and_resolved() {
+        let settings = ServeSettings {
+            token_hmac_secret: Some(Secret::new(SECRET)),
+            token_audience: Some("tether".into()),
+            token_issuer: Some("https://app.example".into()),
+            allow_anonymous: true,
+            connect_proxy: Some("http://127.0.0.1:9000/connect".into()),
+            publish_proxy: Some("http://backend/publish".into()),
+            proxy_timeout: Some(0.01),
+            api_key: Some(Secret::new("k".repeat(16))),
+            internal_port: Some(9001),
+            ..ServeSettings::default()
+        };
+        assert_eq!(refused(&settings), "accepted");
+        let auth = settings.resolve().unwrap().auth;
+        assert!(auth.token_keys.is_some() && auth.allow_anonymous && !auth.demo_tokens);
+        assert_eq!(auth.connect_proxy.unwrap().to_string(), "http://127.0.0.1:9000/connect");
+        assert_eq!(auth.publish_proxy.unwrap().to_string(), "http://backend/publish");
+        assert_eq!(auth.proxy_timeout, Duration::from_millis(10));
+        assert_eq!(auth.internal_port, Some(9001));
+    }
+
+    #[test]
+    fn defaults_are_no_auth_at_all() {
+        let auth = ServeSettings::default().resolve().unwrap().auth;
+        assert!(auth.token_keys.is_none() && auth.connect_proxy.is_none() && auth.publish_proxy.is_none());
+        assert!(auth.api_key.is_none() && auth.internal_port.is_none() && auth.namespaces.is_empty());
+        assert!(!auth.allow_anonymous && !auth.demo_tokens);
+        assert_eq!(auth.proxy_timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output_of_the_settings() {
+        let settings = ServeSettings {
+            token_hmac_secret: Some(Secret::new(SECRET)),
+            api_key: Some(Secret::new("api-key-0123456789")),
+            ..ServeSettings::default()
+        };
+        let shown = format!("{settings:?} {:?}", settings.clone().resolve().unwrap());
+        assert!(!shown.contains("0123456789abcdef") && !shown.contains("api-key-"), "{shown}");
+    }
+
+    #[test]
+    fn secret_files_are_read_at_startup_without_their_trailing_newline() {
+        let secret = temp_file("secret", format!("{SECRET}\n").as_bytes());
+        let key = temp_file("key", b"api-key-0123456789\r\n");
+        let settings = ServeSettings {
+            token_hmac_secret_file: Some(secret.clone()),
+            api_key_file: Some(key.clone()),
+            ..ServeSettings::default()
+        };
+        let auth = settings.resolve().unwrap().auth;
+        assert_eq!(auth.api_key.unwrap().expose(), "api-key-0123456789");
+        let token = auth.token_keys.unwrap().sign_hs256("a", std::time::SystemTime::now(), Duration::from_secs(9)).unwrap().0;
+        let direct = TokenKeys::new(Some(SECRET.as_bytes()), None).unwrap();
+        assert!(direct.connection_token(&token).is_ok(), "the file's secret, newline dropped, signed it");
+        let short = temp_file("short", b"too short\n");
+        let error = ServeSettings { token_hmac_secret_file: Some(short.clone()), ..ServeSettings::default() }.resolve().unwrap_err();
+        assert!(error.starts_with(&format!("--token-hmac-secret-file {}: expected a secret of 32", short.display())), "{error}");
+        assert!(!error.contains("too short"), "{error}");
+        let missing = ServeSettings { api_key_file: Some("/nonexistent/key".into()), ..ServeSettings::default() };
+        assert!(missing.resolve().unwrap_err().starts_with("--api-key-file /nonexistent/key: cannot read"));
+        for path in [secret, key, short] {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    #[test]
+    fn a_public_key_file_must_be_an_rsa_or_p256_pem() {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let good = temp_file("ec.pem", pair.public_key_pem().as_bytes());
+        let auth = ServeSettings { token_public_key: Some(good.clone()), ..ServeSettings::default() }.resolve().unwrap().auth;
+        assert!(format!("{:?}", auth.token_keys.unwrap()).contains("ES256"));
+        let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let bad = temp_file("p384.pem", p384.public_key_pem().as_bytes());
+        let error = ServeSettings { token_public_key: Some(bad.clone()), ..ServeSettings::default() }.resolve().unwrap_err();
+        assert!(error.starts_with(&format!("--token-public-key {}: expected", bad.display())), "{error}");
+        let missing = ServeSettings { token_public_key: Some("/nonexistent.pem".into()), ..ServeSettings::default() };
+        assert!(missing.resolve().unwrap_err().starts_with("--token-public-key /nonexistent.pem: cannot read"));
+        for path in [good, bad] {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    #[test]
+    fn demo_tokens_without_a_secret_get_a_random_one_per_process() {
+        let settings = ServeSettings { demo_tokens: true, ..ServeSettings::default() };
+        let (a, b) = (settings.clone().resolve().unwrap().auth, settings.resolve().unwrap().auth);
+        let (a, b) = (a.token_keys.unwrap(), b.token_keys.unwrap());
+        let token = a.sign_hs256("nick", std::time::SystemTime::now(), Duration::from_secs(30)).unwrap().0;
+        assert!(a.connection_token(&token).is_ok());
+        assert!(b.connection_token(&token).is_err(), "each process draws its own secret");
+    }
+
+    #[test]
+    fn checks_across_settings_need_the_merged_settings() {
+        let port_without_key = ServeSettings { internal_port: Some(9001), ..ServeSettings::default() };
+        assert!(port_without_key.resolve().unwrap_err().starts_with("--internal-port 9001: expected an API key too"));
+        let same_port = ServeSettings {
+            internal_port: Some(8787),
+            api_key: Some(Secret::new("k".repeat(16))),
+            ..ServeSettings::default()
+        };
+        assert_eq!(same_port.resolve().unwrap_err(), "--internal-port 8787: expected a port other than --port");
+        let token_rule: ServeSettings = toml::from_str("[namespaces.private]\nsubscribe = \"token\"").unwrap();
+        assert!(token_rule.clone().resolve().unwrap_err().starts_with("namespaces.private.subscribe = \"token\": expected token keys"));
+        let with_keys = ServeSettings { demo_tokens: true, ..token_rule };
+        assert_eq!(with_keys.resolve().unwrap().auth.namespaces[0].subscribe, SubscribeRule::Token);
+        let authenticated: ServeSettings = toml::from_str("[namespaces.chat]\npublish = \"authenticated\"").unwrap();
+        assert!(authenticated.clone().resolve().unwrap_err().starts_with("namespaces.chat.publish = \"authenticated\": expected a way"));
+        let proxied = ServeSettings { connect_proxy: Some("http://127.0.0.1:1/c".into()), ..authenticated };
+        assert_eq!(proxied.resolve().unwrap().auth.namespaces[0].publish, PublishRule::Authenticated);
+    }
+
+    #[test]
+    fn namespace_tables_are_checked_by_name_and_range() {
+        assert_eq!(
+            file_refused("[namespaces.chat]\nhistory_size = 100001"),
+            "t.toml: namespaces.chat.history_size = 100001: expected a whole number 0..=100000 (0 = no history)"
+        );
+        assert_eq!(
+            file_refused("[namespaces.chat]\nhistory_ttl_secs = 0"),
+            "t.toml: namespaces.chat.history_ttl_secs = 0: expected whole seconds 1..=604800"
+        );
+        assert!(file_refused("[namespaces.\"a:b\"]\npresence = false").starts_with("t.toml: namespaces.a:b = : expected a namespace name"));
+        assert_eq!(file_refused("[namespaces.default]\npresence = false\n[namespaces.chat]\nhistory_size = 0"), "accepted");
+        assert!(toml::from_str::<ServeSettings>("[namespaces.chat]\nsubscribe = \"nobody\"").is_err());
+        assert!(toml::from_str::<ServeSettings>("[namespaces.chat]\nhistroy_size = 1").is_err());
+    }
+
+    #[test]
+    fn a_secret_from_the_command_line_replaces_the_files_secret_file() {
+        let file = ServeSettings { token_hmac_secret_file: Some("/etc/secret".into()), ..ServeSettings::default() };
+        let cli = ServeSettings { token_hmac_secret: Some(Secret::new(SECRET)), ..ServeSettings::default() };
+        let merged = cli.over(file.clone());
+        assert_eq!((merged.token_hmac_secret.is_some(), merged.token_hmac_secret_file), (true, None));
+        let merged = ServeSettings::default().over(file);
+        assert_eq!(merged.token_hmac_secret_file.as_deref(), Some(Path::new("/etc/secret")));
+    }
+
+    #[test]
+    fn every_auth_range_is_documented_in_docs_limits_and_the_example() {
+        let limits = include_str!("../../../../docs/limits.md");
+        for range in AUTH_RANGES {
+            assert!(limits.contains(&format!("`{}`", range.key)), "docs/limits.md lacks {}", range.key);
+        }
+        for key in [
+            "token_hmac_secret",
+            "token_hmac_secret_file",
+            "token_public_key",
+            "token_audience",
+            "token_issuer",
+            "allow_anonymous",
+            "connect_proxy",
+            "publish_proxy",
+            "api_key",
+            "api_key_file",
+            "demo_tokens",
+            "subscribe",
+            "publish",
+            "presence",
+            "join_leave",
+            "allow_user_limited",
+        ] {
+            assert!(limits.contains(&format!("`{key}`")), "docs/limits.md lacks {key}");
+        }
+    }
 }

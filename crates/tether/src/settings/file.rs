@@ -58,6 +58,8 @@ mod tests {
         assert_eq!(merged.host, example.host);
         let resolved = merged.resolve().unwrap();
         assert_eq!(resolved.port, 9000);
+        assert!(resolved.auth.token_keys.is_some() && resolved.auth.api_key.is_some());
+        assert_eq!(resolved.auth.namespaces.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["chat"]);
     }
 
     #[test]
