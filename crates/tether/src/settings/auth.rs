@@ -133,9 +133,9 @@ impl ServeSettings {
             let key = |field: &str| format!("namespaces.{name}.{field}");
             if !is_namespace_name(name) {
                 return Err(invalid(
-                    format!("namespaces.{name}"),
-                    "",
-                    false,
+                    "namespaces",
+                    name.clone(),
+                    true,
                     "a namespace name of 1..=64 characters A-Z a-z 0-9 _ - . / @ $",
                 ));
             }
@@ -273,7 +273,10 @@ mod tests {
 
     fn file_refused(text: &str) -> String {
         let settings: ServeSettings = toml::from_str(text).unwrap();
-        settings.validate().map(|()| "accepted".to_owned()).unwrap_or_else(|e| e.describe(&Source::File(Path::new("t.toml"))))
+        settings
+            .validate()
+            .map(|()| "accepted".to_owned())
+            .unwrap_or_else(|e| e.describe(&Source::File(Path::new("t.toml"))))
     }
 
     fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
@@ -380,12 +383,18 @@ mod tests {
         };
         let auth = settings.resolve().unwrap().auth;
         assert_eq!(auth.api_key.unwrap().expose(), "api-key-0123456789");
-        let token = auth.token_keys.unwrap().sign_hs256("a", std::time::SystemTime::now(), Duration::from_secs(9)).unwrap().0;
+        let token =
+            auth.token_keys.unwrap().sign_hs256("a", std::time::SystemTime::now(), Duration::from_secs(9)).unwrap().0;
         let direct = TokenKeys::new(Some(SECRET.as_bytes()), None).unwrap();
         assert!(direct.connection_token(&token).is_ok(), "the file's secret, newline dropped, signed it");
         let short = temp_file("short", b"too short\n");
-        let error = ServeSettings { token_hmac_secret_file: Some(short.clone()), ..ServeSettings::default() }.resolve().unwrap_err();
-        assert!(error.starts_with(&format!("--token-hmac-secret-file {}: expected a secret of 32", short.display())), "{error}");
+        let error = ServeSettings { token_hmac_secret_file: Some(short.clone()), ..ServeSettings::default() }
+            .resolve()
+            .unwrap_err();
+        assert!(
+            error.starts_with(&format!("--token-hmac-secret-file {}: expected a secret of 32", short.display())),
+            "{error}"
+        );
         assert!(!error.contains("too short"), "{error}");
         let missing = ServeSettings { api_key_file: Some("/nonexistent/key".into()), ..ServeSettings::default() };
         assert!(missing.resolve().unwrap_err().starts_with("--api-key-file /nonexistent/key: cannot read"));
@@ -398,11 +407,13 @@ mod tests {
     fn a_public_key_file_must_be_an_rsa_or_p256_pem() {
         let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let good = temp_file("ec.pem", pair.public_key_pem().as_bytes());
-        let auth = ServeSettings { token_public_key: Some(good.clone()), ..ServeSettings::default() }.resolve().unwrap().auth;
+        let auth =
+            ServeSettings { token_public_key: Some(good.clone()), ..ServeSettings::default() }.resolve().unwrap().auth;
         assert!(format!("{:?}", auth.token_keys.unwrap()).contains("ES256"));
         let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
         let bad = temp_file("p384.pem", p384.public_key_pem().as_bytes());
-        let error = ServeSettings { token_public_key: Some(bad.clone()), ..ServeSettings::default() }.resolve().unwrap_err();
+        let error =
+            ServeSettings { token_public_key: Some(bad.clone()), ..ServeSettings::default() }.resolve().unwrap_err();
         assert!(error.starts_with(&format!("--token-public-key {}: expected", bad.display())), "{error}");
         let missing = ServeSettings { token_public_key: Some("/nonexistent.pem".into()), ..ServeSettings::default() };
         assert!(missing.resolve().unwrap_err().starts_with("--token-public-key /nonexistent.pem: cannot read"));
@@ -432,11 +443,19 @@ mod tests {
         };
         assert_eq!(same_port.resolve().unwrap_err(), "--internal-port 8787: expected a port other than --port");
         let token_rule: ServeSettings = toml::from_str("[namespaces.private]\nsubscribe = \"token\"").unwrap();
-        assert!(token_rule.clone().resolve().unwrap_err().starts_with("namespaces.private.subscribe = \"token\": expected token keys"));
+        assert!(token_rule
+            .clone()
+            .resolve()
+            .unwrap_err()
+            .starts_with("namespaces.private.subscribe = \"token\": expected token keys"));
         let with_keys = ServeSettings { demo_tokens: true, ..token_rule };
         assert_eq!(with_keys.resolve().unwrap().auth.namespaces[0].subscribe, SubscribeRule::Token);
         let authenticated: ServeSettings = toml::from_str("[namespaces.chat]\npublish = \"authenticated\"").unwrap();
-        assert!(authenticated.clone().resolve().unwrap_err().starts_with("namespaces.chat.publish = \"authenticated\": expected a way"));
+        assert!(authenticated
+            .clone()
+            .resolve()
+            .unwrap_err()
+            .starts_with("namespaces.chat.publish = \"authenticated\": expected a way"));
         let proxied = ServeSettings { connect_proxy: Some("http://127.0.0.1:1/c".into()), ..authenticated };
         assert_eq!(proxied.resolve().unwrap().auth.namespaces[0].publish, PublishRule::Authenticated);
     }
@@ -451,8 +470,12 @@ mod tests {
             file_refused("[namespaces.chat]\nhistory_ttl_secs = 0"),
             "t.toml: namespaces.chat.history_ttl_secs = 0: expected whole seconds 1..=604800"
         );
-        assert!(file_refused("[namespaces.\"a:b\"]\npresence = false").starts_with("t.toml: namespaces.a:b = : expected a namespace name"));
-        assert_eq!(file_refused("[namespaces.default]\npresence = false\n[namespaces.chat]\nhistory_size = 0"), "accepted");
+        assert!(file_refused("[namespaces.\"a:b\"]\npresence = false")
+            .starts_with("t.toml: namespaces = \"a:b\": expected a namespace name"));
+        assert_eq!(
+            file_refused("[namespaces.default]\npresence = false\n[namespaces.chat]\nhistory_size = 0"),
+            "accepted"
+        );
         assert!(toml::from_str::<ServeSettings>("[namespaces.chat]\nsubscribe = \"nobody\"").is_err());
         assert!(toml::from_str::<ServeSettings>("[namespaces.chat]\nhistroy_size = 1").is_err());
     }
