@@ -150,6 +150,92 @@ mod tests {
         assert_eq!(message_of(&raw(r#""""#)), "refused by the publish backend");
     }
 
+    use std::net::SocketAddr;
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use axum::routing::post;
+
+    type Seen = Arc<Mutex<Vec<serde_json::Value>>>;
+
+    /// A backend on 127.0.0.1 whose answer depends on the published `data.text`: `ok` accepts,
+    /// `shout` replaces, `bad` is a 403 with a message, `bad200` a 200 with an error, `crash` a
+    /// 500, `slow` answers after 5 s, `nonsense` is a 200 that is not JSON. It records each request.
+    async fn backend() -> (SocketAddr, Seen) {
+        let seen: Seen = Arc::default();
+        let app = axum::Router::new()
+            .route(
+                "/publish",
+                post(|State(seen): State<Seen>, body: String| async move {
+                    let request: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    let text = request["data"]["text"].as_str().unwrap_or("").to_owned();
+                    seen.lock().unwrap().push(request);
+                    match text.as_str() {
+                        "ok" => (StatusCode::OK, "{}").into_response(),
+                        "shout" => (StatusCode::OK, r#"{"data":{"text":"OK!"}}"#).into_response(),
+                        "bad" => (StatusCode::FORBIDDEN, r#"{"error":"no swearing"}"#).into_response(),
+                        "bad200" => (StatusCode::OK, r#"{"error":{"code":"x","message":"too long"}}"#).into_response(),
+                        "crash" => (StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response(),
+                        "slow" => {
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                            (StatusCode::OK, "{}").into_response()
+                        }
+                        _ => (StatusCode::OK, "not json").into_response(),
+                    }
+                }),
+            )
+            .with_state(Arc::clone(&seen));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (addr, seen)
+    }
+
+    async fn ask(client: &ProxyClient, addr: SocketAddr, text: &str) -> Result<PublishOutcome, ProxyError> {
+        let url: Uri = format!("http://{addr}/publish").parse().unwrap();
+        let data = raw(&serde_json::json!({ "text": text }).to_string());
+        publish_proxy(client, &url, Duration::from_millis(300), "c-1", Some("ada"), "chat:room", &data).await
+    }
+
+    #[tokio::test]
+    async fn the_backend_accepts_replaces_or_refuses_and_sees_who_published_what() {
+        let (addr, seen) = backend().await;
+        let client = ProxyClient::new();
+        assert!(matches!(ask(&client, addr, "ok").await, Ok(PublishOutcome::Accept)));
+        match ask(&client, addr, "shout").await {
+            Ok(PublishOutcome::Replace(data)) => assert_eq!(data.get(), r#"{"text":"OK!"}"#),
+            other => panic!("expected a replacement, got {other:?}"),
+        }
+        assert_eq!(ask(&client, addr, "bad").await.unwrap_err(), ProxyError::Forbidden("no swearing".into()));
+        assert_eq!(ask(&client, addr, "bad200").await.unwrap_err(), ProxyError::Forbidden("too long".into()));
+        let request = seen.lock().unwrap()[0].clone();
+        assert_eq!(
+            request,
+            serde_json::json!({"connectionId":"c-1","user":"ada","channel":"chat:room","data":{"text":"ok"}})
+        );
+        let url: Uri = format!("http://{addr}/publish").parse().unwrap();
+        let anonymous = publish_proxy(&client, &url, Duration::from_secs(1), "c-2", None, "c", &raw("1")).await;
+        assert!(anonymous.is_err(), "data 1 has no text: the backend answers nonsense");
+        assert_eq!(seen.lock().unwrap().last().unwrap()["user"], serde_json::Value::Null);
+    }
+
+    #[tokio::test]
+    async fn a_failing_slow_or_absent_backend_refuses_with_unavailable() {
+        let (addr, _) = backend().await;
+        let client = ProxyClient::new();
+        for text in ["crash", "nonsense"] {
+            let error = ask(&client, addr, text).await.unwrap_err();
+            assert_eq!(error.code(), "unavailable", "{text}: {error}");
+        }
+        let started = std::time::Instant::now();
+        assert_eq!(ask(&client, addr, "slow").await.unwrap_err().code(), "unavailable");
+        assert!(started.elapsed() < Duration::from_secs(2), "the timeout decides, not the backend");
+        let nobody: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(ask(&client, nobody, "ok").await.unwrap_err().code(), "unavailable");
+    }
+
     #[test]
     fn errors_carry_the_token_protocol_codes() {
         assert_eq!(ProxyError::Forbidden("x".into()).code(), "forbidden");

@@ -3,6 +3,9 @@
 //! the secret and key files read, the proxy URLs parsed, the namespaces' defaults applied.
 //!
 //! Secrets are never echoed: a refused secret is described by its length only.
+//!
+//! Size: over 400 lines with its tests, which are most of it: one case per check, and the
+//! merge, file and cross-setting rules, kept beside the code they pin down.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,17 +15,8 @@ use hyper::Uri;
 
 use super::fields::ServeSettings;
 use super::namespaces::{is_namespace_name, NamespaceConfig, PublishRule, SubscribeRule};
-use super::ranges::{check, range, Invalid, Range};
+use super::ranges::{check, Invalid};
 use crate::auth::{Secret, TokenKeys};
-
-/// The ranges of the auth settings (documented in docs/limits.md, "Auth"); namespace keys are
-/// checked as `namespaces.NAME.KEY`.
-pub const AUTH_RANGES: &[Range] = &[
-    range("proxy_timeout", 0.01, 60.0, "decimal seconds 0.01..=60"),
-    range("internal_port", 1.0, 65535.0, "a port 1..=65535"),
-    range("history_size", 0.0, 100_000.0, "a whole number 0..=100000 (0 = no history)"),
-    range("history_ttl_secs", 1.0, 604_800.0, "whole seconds 1..=604800"),
-];
 
 /// RFC 7518 §3.2: an HMAC key at least as long as the hash (HS256's 32 bytes).
 pub const MIN_HMAC_SECRET: usize = 32;
@@ -262,7 +256,7 @@ fn random_secret() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ranges::Source;
+    use super::super::ranges::{Source, AUTH_RANGES};
     use super::*;
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";

@@ -20,7 +20,7 @@ pub struct Range {
     pub expected: &'static str,
 }
 
-pub(super) const fn range(key: &'static str, min: f64, max: f64, expected: &'static str) -> Range {
+const fn range(key: &'static str, min: f64, max: f64, expected: &'static str) -> Range {
     Range { key, min, max, expected }
 }
 
@@ -57,10 +57,18 @@ pub const RANGES: &[Range] = &[
     range("deflate_level", 0.0, 9.0, "a zlib level 0..=9"),
 ];
 
-/// The range of the setting with this TOML key (the auth settings' are in
-/// [`super::auth::AUTH_RANGES`]).
+/// The ranges of the auth settings (documented in docs/limits.md, "Auth"); namespace keys are
+/// checked as `namespaces.NAME.KEY`.
+pub const AUTH_RANGES: &[Range] = &[
+    range("proxy_timeout", 0.01, 60.0, "decimal seconds 0.01..=60"),
+    range("internal_port", 1.0, 65535.0, "a port 1..=65535"),
+    range("history_size", 0.0, 100_000.0, "a whole number 0..=100000 (0 = no history)"),
+    range("history_ttl_secs", 1.0, 604_800.0, "whole seconds 1..=604800"),
+];
+
+/// The range of the setting with this TOML key.
 pub fn range_of(key: &str) -> Option<&'static Range> {
-    RANGES.iter().chain(super::auth::AUTH_RANGES).find(|range| range.key == key)
+    RANGES.iter().chain(AUTH_RANGES).find(|range| range.key == key)
 }
 
 /// The command-line flag of a TOML key.
