@@ -43,9 +43,16 @@ fn upgrade(target: &str, extra: &str) -> String {
     )
 }
 
-/// The whole answer to an upgrade the server refuses (it closes after the body).
+/// The whole answer to an upgrade the server refuses (it closes after the body); fails at once if
+/// the server upgrades instead.
 fn refused(served: &Served, target: &str, extra: &str) -> String {
-    served.raw(upgrade(target, extra).as_bytes())
+    let mut stream = served.connect();
+    stream.write_all(upgrade(target, extra).as_bytes()).unwrap();
+    let head = read_head(&mut stream);
+    assert_ne!(status_of(&head), "101", "{target}: upgraded instead of refused: {head}");
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    head + &body
 }
 
 /// Asserts a 401 with the Bearer challenge, no upgrade, and the reason in the body.
@@ -409,7 +416,7 @@ fn bad_auth_settings_stop_the_server_with_one_line_and_status_2() {
         (&["--proxy-timeout", "abc"], "--proxy-timeout abc: expected decimal seconds 0.01..=60".into()),
         (
             &["--connect-proxy", "https://app/connect"],
-            "--connect-proxy https://app/connect: expected an http://host[:port]/path URL (https is not supported: keep the backend on a private network)".into(),
+            "--connect-proxy https://app/connect: expected an http://host[:port]/path URL, no credentials (https is not supported: keep the backend on a private network)".into(),
         ),
         (&["--token-public-key", "/nonexistent.pem"], "--token-public-key /nonexistent.pem: cannot read: No such file or directory (os error 2)".into()),
         (
@@ -427,4 +434,35 @@ fn bad_auth_settings_stop_the_server_with_one_line_and_status_2() {
     }
     let _ = std::fs::remove_file(not_pem);
     let _ = std::fs::remove_file(config);
+}
+
+#[test]
+fn neither_the_secret_nor_a_token_reaches_the_log() {
+    use std::io::BufRead;
+    let log_path = temp_path("debug.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let backend = Backend::start();
+    let mut child =
+        serve_command(&["--no-demos", "--token-hmac-secret", SECRET, "--connect-proxy", &backend.url("/fail")])
+            .env("TETHER_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let served = Served { child, addr: line.trim().rsplit_once("://").unwrap().1.to_owned() };
+    let good = hs256(json!({"sub":"ada"}), SECRET);
+    let expired = hs256(json!({"sub":"ada","exp":now() - 10}), SECRET);
+    assert_eq!(status_of(&refused(&served, &format!("/tether?token={good}"), "")), "503");
+    assert_401(&refused(&served, "/tether", &format!("Authorization: Bearer {expired}\r\n")), "token expired");
+    drop(served);
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logged.contains("connect proxy"), "the log is on: {logged}");
+    for secret in [SECRET, &good, &expired] {
+        assert!(!logged.contains(secret), "{secret} in the log: {logged}");
+    }
+    // A token's signature alone is a secret too.
+    assert!(!logged.contains(good.rsplit('.').next().unwrap()), "{logged}");
+    let _ = std::fs::remove_file(log_path);
 }

@@ -80,9 +80,15 @@ fn check_api_key(key: &str) -> Result<(), String> {
 /// An `http://host[:port]/path` URL for a proxy.
 fn check_proxy_url(url: &str) -> Result<Uri, String> {
     const EXPECTED: &str =
-        "an http://host[:port]/path URL (https is not supported: keep the backend on a private network)";
+        "an http://host[:port]/path URL, no credentials (https is not supported: keep the backend on a private network)";
     let parsed = url::Url::parse(url).map_err(|_| EXPECTED.to_owned())?;
-    if parsed.scheme() != "http" || parsed.host_str().is_none_or(str::is_empty) || parsed.fragment().is_some() {
+    // No credentials in the URL: it is logged when the backend fails, and a secret never is.
+    if parsed.scheme() != "http"
+        || parsed.host_str().is_none_or(str::is_empty)
+        || parsed.fragment().is_some()
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+    {
         return Err(EXPECTED.into());
     }
     parsed.as_str().parse::<Uri>().map_err(|_| EXPECTED.into())
@@ -309,11 +315,15 @@ mod tests {
             ),
             (
                 ServeSettings { connect_proxy: Some("https://app/auth".into()), ..s() },
-                "--connect-proxy https://app/auth: expected an http://host[:port]/path URL (https is not supported: keep the backend on a private network)",
+                "--connect-proxy https://app/auth: expected an http://host[:port]/path URL, no credentials (https is not supported: keep the backend on a private network)",
+            ),
+            (
+                ServeSettings { publish_proxy: Some("http://user:pw@backend/p".into()), ..s() },
+                "--publish-proxy http://user:pw@backend/p: expected an http://host[:port]/path URL, no credentials (https is not supported: keep the backend on a private network)",
             ),
             (
                 ServeSettings { publish_proxy: Some("not a url".into()), ..s() },
-                "--publish-proxy not a url: expected an http://host[:port]/path URL (https is not supported: keep the backend on a private network)",
+                "--publish-proxy not a url: expected an http://host[:port]/path URL, no credentials (https is not supported: keep the backend on a private network)",
             ),
         ];
         for (settings, message) in cases {

@@ -163,7 +163,7 @@ pub struct ServeSettings {
     /// TOML only (`demos = false`); the flag is `--no-demos`.
     #[arg(skip)]
     pub demos: Option<bool>,
-    /// Auth: HMAC secret of connection and subscription tokens (HS256, HS384, HS512), at least 32
+    /// Auth: HMAC secret of connection and subscription tokens (HS256, HS384, HS512), 32..=4096
     /// bytes (RFC 7518 §3.2). Prefer --token-hmac-secret-file: a flag shows in `ps` [default: none].
     #[arg(long, value_name = "SECRET", value_parser = secret)]
     pub token_hmac_secret: Option<Secret>,
