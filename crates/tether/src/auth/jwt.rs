@@ -8,8 +8,9 @@
 //! bytes used as a secret (the classic algorithm-confusion attack).
 //!
 //! As in Centrifugo: `exp` is optional (a token without it never expires) but one in the past is
-//! refused, with no leeway (`exp` equal to now is still valid); `aud` and `iss` are checked only
-//! when configured, and are then required; `sub` empty or absent means an anonymous connection.
+//! refused, with no leeway (`exp` equal to now is still valid), as is one whose `nbf` is still
+//! ahead; `aud` and `iss` are checked only when configured, and are then required; `sub` empty or
+//! absent means an anonymous connection.
 //!
 //! Size: just over 400 lines because of its tests (one per way a token is refused, and the
 //! algorithm-confusion case), kept beside the rules they test.
@@ -59,6 +60,8 @@ pub enum TokenError {
     BadSignature,
     /// `exp` is in the past.
     Expired,
+    /// `nbf` is in the future.
+    NotYetValid,
     /// `aud` missing or not the configured audience.
     WrongAudience,
     /// `iss` missing or not the configured issuer.
@@ -74,6 +77,7 @@ impl fmt::Display for TokenError {
             Self::UnsupportedAlgorithm => f.write_str("token algorithm not accepted"),
             Self::BadSignature => f.write_str("bad token signature"),
             Self::Expired => f.write_str("token expired"),
+            Self::NotYetValid => f.write_str("token not valid yet"),
             Self::WrongAudience => f.write_str("wrong token audience"),
             Self::WrongIssuer => f.write_str("wrong token issuer"),
             Self::MissingClaim(claim) => write!(f, "token lacks the {claim} claim"),
@@ -232,6 +236,7 @@ impl TokenKeys {
         jsonwebtoken::decode::<T>(token, key, &validation).map(|data| data.claims).map_err(|error| match error.kind() {
             ErrorKind::InvalidSignature => TokenError::BadSignature,
             ErrorKind::ExpiredSignature => TokenError::Expired,
+            ErrorKind::ImmatureSignature => TokenError::NotYetValid,
             ErrorKind::InvalidAudience => TokenError::WrongAudience,
             ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
             ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => TokenError::WrongAudience,
@@ -334,6 +339,8 @@ mod tests {
         let keys = keys();
         let expired = sign(Algorithm::HS256, SECRET, serde_json::json!({"sub":"ada","exp":now() - 1}));
         assert_eq!(keys.connection_token(&expired).unwrap_err(), TokenError::Expired);
+        let early = sign(Algorithm::HS256, SECRET, serde_json::json!({"sub":"ada","nbf":now() + 60}));
+        assert_eq!(keys.connection_token(&early).unwrap_err(), TokenError::NotYetValid);
         let forged = sign(Algorithm::HS256, b"another secret, 32 bytes long....", serde_json::json!({"sub":"ada"}));
         assert_eq!(keys.connection_token(&forged).unwrap_err(), TokenError::BadSignature);
         assert_eq!(keys.connection_token("not.a.token").unwrap_err(), TokenError::Malformed);

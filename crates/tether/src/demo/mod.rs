@@ -41,8 +41,8 @@ const TETHER_JS: &str = include_str!("../../assets/tether.js");
 const DEMO_CSS: &str = include_str!("../../assets/demo.css");
 
 /// The router for plain HTTP requests: the health endpoints and `/demo/config` (with
-/// `demo_tokens`, `/demo/token` too), then `static_dir`, then (with `demos`) the embedded pages. `server` is set once the server is bound; until then `/readyz`
-/// says not ready.
+/// `demo_tokens`, `/demo/token` too), then `static_dir`, then (with `demos`) the embedded pages.
+/// `server` is set once the server is bound; until then `/readyz` says not ready.
 pub fn http_router(
     static_dir: Option<PathBuf>,
     demos: bool,
