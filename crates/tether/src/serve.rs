@@ -60,7 +60,6 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     // subscription tokens), `auth.namespaces` as HubConfig::namespaces, and call
     // `auth::publish_proxy(&proxy_client, url, auth.proxy_timeout, ...)` from its on_publish hook
     // when `auth.publish_proxy` is set.
-    let _ = &proxy_client;
     log_auth(auth);
     let demo_tokens = if auth.demo_tokens { auth.token_keys.clone().and_then(DemoTokens::new) } else { None };
     // The router is built before the server is bound; `/readyz` finds the handle here once it is.
