@@ -32,13 +32,14 @@ step "Python websockets in a virtual environment under the build directory (the 
 # Never pip into the system Python (Debian 12 refuses it, PEP 668): a venv under target/, put
 # first on PATH, so the interop tests' `python3` is the venv's.
 venv="${CARGO_TARGET_DIR:-$root/target}/venv"
-if ! "$venv/bin/python3" -c 'import websockets.asyncio.server' 2>/dev/null; then
+if ! "$venv/bin/python3" -c 'import websockets.asyncio.server, jwt, cryptography' 2>/dev/null; then
   if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
   fi
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "websockets>=14,<18"
+  # pyjwt and cryptography: the independent token issuer of the auth tests (RS256 keys too).
+  "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "websockets>=14,<18" "pyjwt>=2.8,<3" "cryptography>=42"
 fi
 export PATH="$venv/bin:$PATH"
 

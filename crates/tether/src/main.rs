@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod auth;
 mod bench;
 mod connect;
 mod demo;

@@ -8,6 +8,11 @@
 //! SIGINT or SIGTERM shut it down gracefully: stop accepting, close every connection with 1001,
 //! wait up to the drain timeout.
 //!
+//! `/tether` checks clients before the upgrade when tokens or a connect proxy are configured
+//! ([`crate::auth`]), gives the hub the token keys for `refresh` and subscription tokens and the
+//! publish proxy as its hook; with `--demo-tokens`, `GET /demo/token` signs tokens for the chat
+//! demo.
+//!
 //! Each WebSocket route has its own size limits: `/tether` takes `max_data_bytes` plus room for
 //! the envelope (128 KiB by default) and the question demo 4 KiB, so a client cannot make the
 //! server buffer a 64 MiB message that could only ever be refused; `/echo` keeps the server-wide
@@ -21,8 +26,13 @@ use tether_hub::{Hub, TokenServer};
 use tether_tokio::{RouteOptions, Server, ServerConfig, ServerHandle};
 
 use crate::api;
+use crate::auth::hub::{JwtVerifier, PublishProxy};
+use crate::auth::{ConnectAuth, ConnectProxy, DemoTokens, ProxyClient};
 use crate::demo;
-use crate::settings::{route_limits, Resolved, QUESTION_LIMIT};
+use crate::settings::{route_limits, AuthSettings, Resolved, QUESTION_LIMIT};
+
+/// The sub-protocols of `/tether`, in the server's order of preference.
+const TOKEN_PROTOCOLS: [&str; 2] = ["tether.json", "json"];
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(resolved: Resolved) -> Result<(), String> {
@@ -33,21 +43,42 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     let tls = resolved.server.tls.is_some();
     let ping_interval = resolved.server.ping_interval;
     let (question_message_limit, question_frame_limit) = route_limits(QUESTION_LIMIT, &resolved.server);
+    let auth = &resolved.auth;
     // The internal port's listener keeps the main one's limits (head size and time, connections).
-    let internal_config = resolved.internal_port.map(|_| resolved.server.clone());
+    let internal_config = auth.internal_port.map(|_| resolved.server.clone());
     let server = Server::new(resolved.server);
     // The hub finds the recipients of direct messages among the server's connections.
     let hub = Hub::new(resolved.hub, server.registry());
-    let token = TokenServer::new(hub.clone(), ping_interval);
+    // One pooled client for every call to the application's backend.
+    let proxy_client = ProxyClient::new();
+    let token = token_server(&hub, ping_interval, auth, &proxy_client);
     // The server API, with a key only; on the internal port when there is one, else on this one.
-    let api = resolved.api_key.map(|key| api::router(api::ApiState::new(hub, &key, started)));
-    let (api_here, api_internal) = match resolved.internal_port {
+    let api = auth.api_key.as_ref().map(|key| api::router(api::ApiState::new(hub, key.expose(), started)));
+    let (api_here, api_internal) = match auth.internal_port {
         Some(port) => (None, api.map(|api| (port, api))),
         None => (api, None),
     };
-    let token_route = RouteOptions::protocols(["tether.json", "json"])
+    let mut token_route = RouteOptions::protocols(TOKEN_PROTOCOLS)
         .max_message_size(resolved.token_message_limit)
         .max_frame_size(resolved.token_frame_limit);
+    let connect_proxy = auth
+        .connect_proxy
+        .clone()
+        .map(|url| ConnectProxy::new(proxy_client.clone(), url, auth.proxy_timeout, &TOKEN_PROTOCOLS));
+    let gate = ConnectAuth::new(auth.token_keys.clone(), auth.allow_anonymous, connect_proxy);
+    if gate.is_on() {
+        let gate = Arc::new(gate);
+        token_route = token_route.authorize(move |request| {
+            let gate = Arc::clone(&gate);
+            async move { gate.authorize(request).await }
+        });
+    }
+    log_auth(auth);
+    let demo_tokens = auth
+        .token_keys
+        .clone()
+        .filter(|_| auth.demo_tokens)
+        .and_then(|keys| DemoTokens::new(keys, auth.demo_token_lifetime));
     // The router is built before the server is bound; `/readyz` finds the handle here once it is.
     let handle = Arc::new(OnceLock::new());
     let question_route = RouteOptions::protocols(["json", "soap"])
@@ -58,7 +89,7 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
         server =
             server.route_with("/", question_route, demo::question::QuestionServer).route("/echo", demo::echo::Echo);
     }
-    let mut http = demo::http_router(resolved.static_dir, resolved.demos, Arc::clone(&handle));
+    let mut http = demo::http_router(resolved.static_dir, resolved.demos, demo_tokens, Arc::clone(&handle));
     if let Some(api) = api_here {
         http = http.merge(api);
     }
@@ -95,6 +126,20 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     Ok(())
 }
 
+/// The token protocol on `hub`, verifying `refresh` and subscription tokens with the server's
+/// keys, and asking the publish proxy about client publishes, when those are configured.
+fn token_server(hub: &Hub, heartbeat: std::time::Duration, auth: &AuthSettings, client: &ProxyClient) -> TokenServer {
+    let mut token = TokenServer::new(hub.clone(), heartbeat);
+    if let Some(keys) = &auth.token_keys {
+        token = token.with_verifier(Arc::new(JwtVerifier(Arc::clone(keys))));
+    }
+    if let Some(url) = &auth.publish_proxy {
+        let proxy = PublishProxy { client: client.clone(), url: url.clone(), timeout: auth.proxy_timeout };
+        token = token.with_hooks(Arc::new(proxy));
+    }
+    token
+}
+
 /// Serves the server API alone on `port` of `host` (`--internal-port`): a server of its own with
 /// no WebSocket route, the main one's limits, and plain HTTP (it is meant for a private network;
 /// TLS stays on the public port). Returns its address and the handle that stops it.
@@ -119,6 +164,21 @@ async fn serve_internal(
     });
     tracing::info!(%addr, "server API on the internal port");
     Ok((addr, handle))
+}
+
+/// Says at startup how `/tether` admits clients (never a secret: which kinds of key, not the keys).
+fn log_auth(auth: &AuthSettings) {
+    if auth.demo_tokens {
+        tracing::warn!("--demo-tokens: GET /demo/token signs a token for any nickname; for demos only");
+    }
+    if auth.token_keys.is_some() || auth.connect_proxy.is_some() {
+        tracing::info!(
+            tokens = auth.token_keys.is_some(),
+            allow_anonymous = auth.allow_anonymous,
+            connect_proxy = auth.connect_proxy.as_ref().map(|url| url.to_string()),
+            "clients of /tether are authorized before the upgrade"
+        );
+    }
 }
 
 /// Completes on SIGINT or SIGTERM; the handlers are installed when this is called.

@@ -8,7 +8,7 @@
 //! exist) and the body is read only for an authenticated call of a real method:
 //! 401 key → 405 method → 404 API method → 413 body size → 400 arguments → the method's own.
 //!
-//! - `key.rs`: [`ApiKey`] (never printed) and the constant-time check.
+//! - `key.rs`: the constant-time key check (the key is a settings `Secret`, never printed).
 //! - `methods.rs`: one function per method; `wire.rs`: the request and answer shapes;
 //!   `error.rs`: every refusal and its status.
 
@@ -29,7 +29,6 @@ use axum::Router;
 use tether_hub::Hub;
 
 use error::ApiError;
-pub use key::ApiKey;
 use key::KeyCheck;
 
 /// Room in a request body for what surrounds `data` (the method's other fields, a broadcast's
@@ -50,7 +49,7 @@ pub struct ApiState {
 impl ApiState {
     /// The API over `hub`, open to callers with `key`. `started` is when the server started
     /// (`info`'s uptime). Bodies may be the hub's `max_data_bytes` plus [`BODY_ROOM`].
-    pub fn new(hub: Hub, key: &ApiKey, started: Instant) -> Self {
+    pub fn new(hub: Hub, key: &str, started: Instant) -> Self {
         let body_limit = hub.config().max_data_bytes.saturating_add(BODY_ROOM);
         Self { context: methods::Context { hub, started }, key: KeyCheck::new(key), body_limit }
     }

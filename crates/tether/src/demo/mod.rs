@@ -6,6 +6,8 @@
 //! - `/tether` (WebSocket, sub-protocols `tether.json` and `json`): the token protocol of
 //!   `docs/protocol.md`, with the chat (`/chat.html`), live stream (`/live.html`) and game
 //!   (`/game.html`) demos built on the browser library `/tether.js`.
+//! - `GET /demo/config`: `{"tokens":true}` with `--demo-tokens` (then `GET /demo/token?user=NICK`
+//!   signs a short-lived token, [`crate::auth::demo_tokens`]), `{"tokens":false}` otherwise.
 //! - `GET /healthz`: `ok` while the process serves HTTP at all (liveness).
 //! - `GET /readyz`: `ready` (200) while the server accepts new connections, `not ready` (503) when
 //!   it is full or shutting down (readiness: a load balancer stops sending clients).
@@ -29,6 +31,8 @@ use axum::Router;
 use tether_tokio::{CountedConnection, ServerHandle};
 use tower_http::services::ServeDir;
 
+use crate::auth::DemoTokens;
+
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const CHAT_HTML: &str = include_str!("../../assets/chat.html");
 const LIVE_HTML: &str = include_str!("../../assets/live.html");
@@ -36,10 +40,15 @@ const GAME_HTML: &str = include_str!("../../assets/game.html");
 const TETHER_JS: &str = include_str!("../../assets/tether.js");
 const DEMO_CSS: &str = include_str!("../../assets/demo.css");
 
-/// The router for plain HTTP requests: the health endpoints, then `static_dir`, then (with
-/// `demos`) the embedded pages. `server` is set once the server is bound; until then `/readyz`
-/// says not ready.
-pub fn http_router(static_dir: Option<PathBuf>, demos: bool, server: Arc<OnceLock<ServerHandle>>) -> Router {
+/// The router for plain HTTP requests: the health endpoints and `/demo/config` (with
+/// `demo_tokens`, `/demo/token` too), then `static_dir`, then (with `demos`) the embedded pages.
+/// `server` is set once the server is bound; until then `/readyz` says not ready.
+pub fn http_router(
+    static_dir: Option<PathBuf>,
+    demos: bool,
+    demo_tokens: Option<DemoTokens>,
+    server: Arc<OnceLock<ServerHandle>>,
+) -> Router {
     let not_found = || async { (StatusCode::NOT_FOUND, "not found\n") };
     let embedded = if demos {
         Router::new()
@@ -78,5 +87,6 @@ pub fn http_router(static_dir: Option<PathBuf>, demos: bool, server: Arc<OnceLoc
                 }
             }),
         )
+        .merge(DemoTokens::router(demo_tokens))
         .merge(pages)
 }

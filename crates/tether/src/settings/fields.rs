@@ -4,13 +4,15 @@
 //! Only the fields and their help live here; ranges are checked in `ranges`, defaults applied in
 //! `resolve`, so that adding a setting means one field here, one range and one default there.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
-use crate::api::ApiKey;
+use super::namespaces::NamespaceSettings;
+use crate::auth::Secret;
 
 /// `tether serve` flags, and the keys of the config file (same names, with `_` for `-`).
 #[derive(Debug, Clone, Default, Args, Deserialize)]
@@ -153,20 +155,6 @@ pub struct ServeSettings {
     /// messages compress worse [default: false].
     #[arg(long)]
     pub deflate_no_context_takeover: bool,
-    /// Turn on the server HTTP API (`POST /api/{method}`, docs/server-api.md) for callers that
-    /// send this key in `X-API-Key`. Visible to other local users in the process list: prefer
-    /// --api-key-file [default: none, the API is off (404)].
-    #[arg(long, value_name = "KEY")]
-    pub api_key: Option<ApiKey>,
-    /// Read the server API's key from this file (its content without the trailing newline).
-    /// Not together with --api-key [default: none].
-    #[arg(long, value_name = "FILE", conflicts_with = "api_key")]
-    pub api_key_file: Option<PathBuf>,
-    /// Serve the server API on this port of the same host, plain HTTP, and not on --port; 0 picks
-    /// a free one, printed as `server API on http://HOST:PORT/api/`. Needs an API key
-    /// [default: none, the API is on --port].
-    #[arg(long, value_name = "PORT")]
-    pub internal_port: Option<u16>,
     /// Serve only the token protocol `/tether`, `/healthz`, `/readyz` and --static: no question
     /// demo on `/`, no `/echo`, no built-in pages (TOML: `demos = false`).
     #[arg(long)]
@@ -175,6 +163,71 @@ pub struct ServeSettings {
     /// TOML only (`demos = false`); the flag is `--no-demos`.
     #[arg(skip)]
     pub demos: Option<bool>,
+    /// Auth: HMAC secret of connection and subscription tokens (HS256, HS384, HS512), 32..=4096
+    /// bytes (RFC 7518 §3.2). Prefer --token-hmac-secret-file: a flag shows in `ps` [default: none].
+    #[arg(long, value_name = "SECRET", value_parser = secret)]
+    pub token_hmac_secret: Option<Secret>,
+    /// Auth: file holding the HMAC secret (one trailing newline is dropped), read at startup
+    /// [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub token_hmac_secret_file: Option<PathBuf>,
+    /// Auth: PEM file of the public key tokens are signed for: RSA (RS256) or EC P-256 (ES256),
+    /// read at startup [default: none].
+    #[arg(long, value_name = "PEM-FILE")]
+    pub token_public_key: Option<PathBuf>,
+    /// Auth: required `aud` of every token, 1..=256 characters [default: not checked].
+    #[arg(long, value_name = "AUDIENCE")]
+    pub token_audience: Option<String>,
+    /// Auth: required `iss` of every token, 1..=256 characters [default: not checked].
+    #[arg(long, value_name = "ISSUER")]
+    pub token_issuer: Option<String>,
+    /// Auth: let clients without a token in (anonymous) when tokens are configured; a bad token
+    /// is still refused [default: false].
+    #[arg(long)]
+    pub allow_anonymous: bool,
+    /// Auth: POST each upgrade's request to this http:// URL first; its answer admits (200) or
+    /// refuses (4xx passed on; 5xx or timeout: 503) the client [default: none].
+    #[arg(long, value_name = "URL")]
+    pub connect_proxy: Option<String>,
+    /// POST each client publish to this http:// URL first; it accepts, replaces the data or refuses
+    /// (`forbidden`) [default: none].
+    #[arg(long, value_name = "URL")]
+    pub publish_proxy: Option<String>,
+    /// Seconds the connect and publish proxies have to answer, 0.01..=60 (decimal); then 503 or
+    /// `unavailable` [default: 1].
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = finite)]
+    pub proxy_timeout: Option<f64>,
+    /// Server HTTP API key (`X-API-Key`), 16..=1024 visible ASCII characters; without one the API
+    /// is off (404). Prefer --api-key-file [default: none].
+    #[arg(long, value_name = "KEY", value_parser = secret)]
+    pub api_key: Option<Secret>,
+    /// File holding the API key (one trailing newline is dropped), read at startup
+    /// [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Serve `/api/*` only on this port (same host), 1..=65535, not --port; needs an API key
+    /// [default: the API is on --port].
+    #[arg(long, value_name = "PORT")]
+    pub internal_port: Option<u16>,
+    /// `GET /demo/token?user=NICK` signs short-lived tokens for any nickname (demos only: anyone
+    /// gets a token), and `/tether` then needs a token [default: false].
+    #[arg(long)]
+    pub demo_tokens: bool,
+    /// Seconds a demo token is valid, 2..=3600 [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub demo_token_secs: Option<u64>,
+    /// Token protocol: who may `send` direct messages to other connections: `any`,
+    /// `authenticated` (connections with a user) or `server` (only the server API) [default: any].
+    #[arg(long, value_name = "WHO")]
+    pub direct_messages: Option<DirectMessages>,
+    /// TOML only: `[namespaces.NAME]` channel policies (docs/limits.md, "Namespaces").
+    #[arg(skip)]
+    pub namespaces: BTreeMap<String, NamespaceSettings>,
+}
+
+/// A secret from the command line; checked with the others, in `validate`.
+fn secret(arg: &str) -> Result<Secret, String> {
+    Ok(Secret::new(arg))
 }
 
 /// A finite number (`nan` and `inf` parse as floats, but no rate or burst can be either). The
@@ -184,6 +237,19 @@ fn finite(arg: &str) -> Result<f64, String> {
         Ok(value) if value.is_finite() => Ok(value),
         _ => Err("not a finite number".into()),
     }
+}
+
+/// Who may send direct messages (`direct_messages`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectMessages {
+    /// Any connection.
+    #[default]
+    Any,
+    /// Connections with a user.
+    Authenticated,
+    /// Only the server (its HTTP API and the Rust API).
+    Server,
 }
 
 /// How log lines are written.
@@ -236,16 +302,44 @@ impl ServeSettings {
             deflate_mem_level: self.deflate_mem_level.or(file.deflate_mem_level),
             deflate_level: self.deflate_level.or(file.deflate_level),
             deflate_no_context_takeover: self.deflate_no_context_takeover || file.deflate_no_context_takeover,
-            api_key: self.api_key.or(file.api_key),
-            api_key_file: self.api_key_file.or(file.api_key_file),
-            internal_port: self.internal_port.or(file.internal_port),
             no_demos: self.no_demos,
             demos: if self.no_demos { Some(false) } else { file.demos },
+            // A secret and its file are one setting: the command line's pair wins whole, so that a
+            // flag never meets the file's other half (which would be "both given").
+            token_hmac_secret: pair(&self.token_hmac_secret, &self.token_hmac_secret_file, &file.token_hmac_secret),
+            token_hmac_secret_file: pair(
+                &self.token_hmac_secret_file,
+                &self.token_hmac_secret,
+                &file.token_hmac_secret_file,
+            ),
+            token_public_key: self.token_public_key.or(file.token_public_key),
+            token_audience: self.token_audience.or(file.token_audience),
+            token_issuer: self.token_issuer.or(file.token_issuer),
+            allow_anonymous: self.allow_anonymous || file.allow_anonymous,
+            connect_proxy: self.connect_proxy.or(file.connect_proxy),
+            publish_proxy: self.publish_proxy.or(file.publish_proxy),
+            proxy_timeout: self.proxy_timeout.or(file.proxy_timeout),
+            api_key: pair(&self.api_key, &self.api_key_file, &file.api_key),
+            api_key_file: pair(&self.api_key_file, &self.api_key, &file.api_key_file),
+            internal_port: self.internal_port.or(file.internal_port),
+            demo_tokens: self.demo_tokens || file.demo_tokens,
+            demo_token_secs: self.demo_token_secs.or(file.demo_token_secs),
+            direct_messages: self.direct_messages.or(file.direct_messages),
+            namespaces: file.namespaces,
         }
     }
 
     /// Whether the demos are mounted: not with `--no-demos` or `demos = false`.
     pub fn demos(&self) -> bool {
         !self.no_demos && self.demos.unwrap_or(true)
+    }
+}
+
+/// One half of a secret-or-file pair, `cli` over `file`: the file's half only when the command
+/// line gave neither half.
+fn pair<T: Clone, U>(cli: &Option<T>, cli_other: &Option<U>, file: &Option<T>) -> Option<T> {
+    match (cli, cli_other) {
+        (None, None) => file.clone(),
+        _ => cli.clone(),
     }
 }

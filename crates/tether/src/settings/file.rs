@@ -24,6 +24,9 @@ impl ServeSettings {
     }
 }
 
+/// The keys whose values are secrets.
+const SECRET_KEYS: [&str; 2] = ["token_hmac_secret", "api_key"];
+
 /// A TOML error on one line: `FILE: key = value: what is wrong`, with the range when the key has
 /// one (toml's own message spans several lines and shows the file's text).
 fn file_error(path: &Path, text: &str, error: &toml::de::Error) -> String {
@@ -34,6 +37,10 @@ fn file_error(path: &Path, text: &str, error: &toml::de::Error) -> String {
     let line = text[line_start..].lines().next().unwrap_or("");
     let key = line.split_once('=').map(|(key, _)| key.trim().trim_matches('"'));
     let value = text.get(span.clone()).unwrap_or("").trim();
+    // A secret is never echoed, even one of the wrong type (toml's message would quote it).
+    if let Some(key) = key.filter(|key| SECRET_KEYS.contains(key)) {
+        return format!("{}: {key} = <hidden>: expected a string", path.display());
+    }
     match key {
         Some(key) if !value.is_empty() && !value.contains('\n') && span.start > line_start => {
             let expected = range_of(key).map_or(message.clone(), |range| format!("expected {}", range.expected));
@@ -58,6 +65,8 @@ mod tests {
         assert_eq!(merged.host, example.host);
         let resolved = merged.resolve().unwrap();
         assert_eq!(resolved.port, 9000);
+        assert!(resolved.auth.token_keys.is_some() && resolved.auth.api_key.is_some());
+        assert_eq!(resolved.auth.namespaces.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["chat"]);
     }
 
     #[test]
@@ -98,6 +107,7 @@ mod tests {
             file_refusal("static = \"/nonexistent\""),
             "t.toml: static = \"/nonexistent\": expected an existing directory"
         );
+        assert_eq!(file_refusal("api_key = 1234567890123456"), "t.toml: api_key = <hidden>: expected a string");
         for text in ["prot = 1", "port = ", "log_format = \"xml\""] {
             let line = file_refusal(text);
             assert!(line.starts_with("t.toml") && !line.contains('\n'), "{line}");

@@ -12,13 +12,21 @@
 //!
 //! One concern per file: [`fields`] is the struct itself (flags, keys, help) and how the command
 //! line goes over the file; [`ranges`] the table of ranges and the checks; [`file`] reading the
-//! TOML file and its one-line errors; [`resolve`] the defaults and what the server is given.
+//! TOML file and its one-line errors; [`resolve`] the defaults and what the server is given;
+//! [`auth`] the checks and defaults of the auth settings; [`namespaces`] the `[namespaces.NAME]`
+//! tables.
 
+mod auth;
 mod fields;
 mod file;
+mod namespaces;
 mod ranges;
 mod resolve;
 
+pub use auth::AuthSettings;
 pub use fields::{LogFormat, ServeSettings};
+// TODO(lead): converted to tether_hub::Namespaces at the merge.
+#[allow(unused_imports)]
+pub use namespaces::{NamespaceConfig, PublishRule, SubscribeRule};
 pub use ranges::range_of;
 pub use resolve::{route_limits, Resolved, QUESTION_LIMIT};

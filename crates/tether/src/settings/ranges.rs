@@ -57,9 +57,19 @@ pub const RANGES: &[Range] = &[
     range("deflate_level", 0.0, 9.0, "a zlib level 0..=9"),
 ];
 
+/// The ranges of the auth settings (documented in docs/limits.md, "Auth"); namespace keys are
+/// checked as `namespaces.NAME.KEY`.
+pub const AUTH_RANGES: &[Range] = &[
+    range("proxy_timeout", 0.01, 60.0, "decimal seconds 0.01..=60"),
+    range("internal_port", 0.0, 65535.0, "a port 0..=65535 (0 = any free port)"),
+    range("demo_token_secs", 2.0, 3600.0, "whole seconds 2..=3600"),
+    range("history_size", 0.0, 100_000.0, "a whole number 0..=100000 (0 = no history)"),
+    range("history_ttl_secs", 1.0, 604_800.0, "whole seconds 1..=604800"),
+];
+
 /// The range of the setting with this TOML key.
 pub fn range_of(key: &str) -> Option<&'static Range> {
-    RANGES.iter().find(|range| range.key == key)
+    RANGES.iter().chain(AUTH_RANGES).find(|range| range.key == key)
 }
 
 /// The command-line flag of a TOML key.
@@ -79,16 +89,17 @@ pub(super) enum Source<'a> {
 
 /// A refused setting: its key, its value as written, and what was expected.
 pub(super) struct Invalid {
-    key: &'static str,
-    value: String,
-    quoted: bool,
-    expected: String,
+    /// The TOML key (`namespaces.NAME.KEY` inside a namespace table).
+    pub(super) key: String,
+    pub(super) value: String,
+    pub(super) quoted: bool,
+    pub(super) expected: String,
 }
 
 impl Invalid {
     pub(super) fn describe(&self, source: &Source) -> String {
         match source {
-            Source::Flag => format!("{} {}: expected {}", flag_of(self.key), self.value, self.expected),
+            Source::Flag => format!("{} {}: expected {}", flag_of(&self.key), self.value, self.expected),
             Source::File(path) => {
                 let value = if self.quoted { format!("{:?}", self.value) } else { self.value.clone() };
                 format!("{}: {} = {value}: expected {}", path.display(), self.key, self.expected)
@@ -98,7 +109,11 @@ impl Invalid {
 }
 
 /// Checks a number against its key's range in [`RANGES`].
-fn check<T: std::fmt::Display>(key: &'static str, value: Option<T>, number: impl Fn(&T) -> f64) -> Result<(), Invalid> {
+pub(super) fn check<T: std::fmt::Display>(
+    key: &'static str,
+    value: Option<T>,
+    number: impl Fn(&T) -> f64,
+) -> Result<(), Invalid> {
     let Some(value) = value else { return Ok(()) };
     let range = range_of(key).expect("every checked key has a range");
     let number = number(&value);
@@ -106,7 +121,7 @@ fn check<T: std::fmt::Display>(key: &'static str, value: Option<T>, number: impl
         Ok(())
     } else {
         // The value as given, not as the f64 it was compared as (which may have rounded it).
-        Err(Invalid { key, value: value.to_string(), quoted: false, expected: range.expected.into() })
+        Err(Invalid { key: key.into(), value: value.to_string(), quoted: false, expected: range.expected.into() })
     }
 }
 
@@ -175,10 +190,11 @@ impl ServeSettings {
         ] {
             check(key, value, |&v| v)?;
         }
+        self.validate_auth()?;
         if let Some(dir) = &self.static_dir {
             if !dir.is_dir() {
                 return Err(Invalid {
-                    key: "static",
+                    key: "static".into(),
                     value: dir.display().to_string(),
                     quoted: true,
                     expected: "an existing directory".into(),
@@ -187,7 +203,7 @@ impl ServeSettings {
         }
         if let Some(bad) = self.allowed_origins.iter().find(|origin| !is_valid_origin(origin)) {
             return Err(Invalid {
-                key: "allowed_origins",
+                key: "allowed_origins".into(),
                 value: bad.clone(),
                 quoted: true,
                 expected: "`*` or an origin scheme://host[:port], e.g. https://app.example.com".into(),

@@ -5,11 +5,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tether_hub::HubConfig;
+use tether_hub::{HubConfig, SendRule};
 use tether_tokio::{OriginPolicy, ServerConfig};
 
-use super::fields::ServeSettings;
-use crate::api::ApiKey;
+use super::auth::AuthSettings;
+use super::fields::{DirectMessages, ServeSettings};
 
 /// Room for the token protocol's envelope (type, id, channel, ...) around a `data` of
 /// max_data_bytes: a `/tether` message may be that much larger than its data.
@@ -40,10 +40,8 @@ pub struct Resolved {
     /// the server-wide limits.
     pub token_message_limit: usize,
     pub token_frame_limit: usize,
-    /// The server API's key (`--api-key` or the content of `api_key_file`); `None`: no API.
-    pub api_key: Option<ApiKey>,
-    /// Serve the API on this port instead of `port`.
-    pub internal_port: Option<u16>,
+    /// Tokens, proxies, the API key, demo tokens and namespaces.
+    pub auth: AuthSettings,
 }
 
 impl ServeSettings {
@@ -96,26 +94,6 @@ impl ServeSettings {
             (None, None) => {}
             _ => return Err("--tls-cert and --tls-key go together".into()),
         }
-        let api_key = match (self.api_key, &self.api_key_file) {
-            (Some(_), Some(_)) => return Err("--api-key and --api-key-file (api_key_file): give one, not both".into()),
-            (key, None) => key,
-            (None, Some(path)) => {
-                let content = std::fs::read_to_string(path)
-                    .map_err(|e| format!("--api-key-file {}: cannot read it: {e}", path.display()))?;
-                Some(
-                    ApiKey::from_file_content(&content)
-                        .map_err(|e| format!("--api-key-file {}: {e}", path.display()))?,
-                )
-            }
-        };
-        if let Some(internal) = self.internal_port {
-            if api_key.is_none() {
-                return Err(format!("--internal-port {internal}: there is no API to serve without --api-key"));
-            }
-            if internal != 0 && internal == self.port.unwrap_or(8787) {
-                return Err(format!("--internal-port {internal}: expected a port other than --port"));
-            }
-        }
         let hub_defaults = HubConfig::default();
         let hub = HubConfig {
             history_size: self.channel_history.unwrap_or(hub_defaults.history_size),
@@ -133,18 +111,30 @@ impl ServeSettings {
         };
         let (token_message_limit, token_frame_limit) =
             route_limits(hub.max_data_bytes.saturating_add(ENVELOPE_ROOM), &server);
+        let port = self.port.unwrap_or(8787);
+        let auth = self.resolve_auth(port)?;
+        let hub = HubConfig {
+            namespaces: super::namespaces::hub_namespaces(&auth.namespaces),
+            // A publish proxy answers within its own timeout; the hub's bound on hooks stays above it.
+            hook_timeout: hub.hook_timeout.max(auth.proxy_timeout * 2),
+            direct_messages: match self.direct_messages.unwrap_or_default() {
+                DirectMessages::Any => SendRule::Any,
+                DirectMessages::Authenticated => SendRule::Authenticated,
+                DirectMessages::Server => SendRule::Server,
+            },
+            ..hub
+        };
         Ok(Resolved {
+            auth,
             token_message_limit,
             token_frame_limit,
             hub,
             host: self.host.unwrap_or(IpAddr::from([127, 0, 0, 1])),
-            port: self.port.unwrap_or(8787),
+            port,
             static_dir: self.static_dir,
             threads: self.threads,
             demos,
             server,
-            api_key,
-            internal_port: self.internal_port,
         })
     }
 }
@@ -198,29 +188,22 @@ mod tests {
     }
 
     #[test]
-    fn the_api_key_comes_from_the_flag_or_the_file_and_the_internal_port_needs_one() {
-        let key = |k: &str| Some(ApiKey::new(k.into()).unwrap());
-        let path = std::env::temp_dir().join(format!("tether-resolve-key-{}", std::process::id()));
-        std::fs::write(&path, "from-file\n").unwrap();
-        let from_file = ServeSettings { api_key_file: Some(path.clone()), ..ServeSettings::default() };
-        assert_eq!(from_file.resolve().unwrap().api_key, key("from-file"));
-        let both = ServeSettings { api_key: key("k"), api_key_file: Some(path.clone()), ..ServeSettings::default() };
-        assert!(both.resolve().unwrap_err().contains("--api-key and --api-key-file"));
-        std::fs::write(&path, "\r\n").unwrap();
-        let empty = ServeSettings { api_key_file: Some(path.clone()), ..ServeSettings::default() };
-        assert!(empty.resolve().unwrap_err().contains("empty"));
-        let _ = std::fs::remove_file(&path);
-
-        let internal = |port, api_key| ServeSettings { internal_port: Some(port), api_key, ..ServeSettings::default() };
-        assert!(internal(9000, None).resolve().unwrap_err().contains("--internal-port 9000"));
-        assert!(internal(8787, key("k")).resolve().unwrap_err().contains("other than --port"));
-        let resolved = internal(0, key("k")).resolve().unwrap();
-        assert_eq!((resolved.internal_port, resolved.api_key), (Some(0), key("k")));
-        assert_eq!(ServeSettings::default().resolve().unwrap().api_key, None, "no key: no API");
-        let over_file =
-            ServeSettings::default().over(ServeSettings { api_key: key("file"), ..ServeSettings::default() });
-        assert_eq!(over_file.api_key, key("file"));
-        assert!(!format!("{:?}", internal(0, key("hidden-key")).resolve().unwrap()).contains("hidden-key"));
+    fn hub_settings_of_auth_reach_the_hub() {
+        let resolved = ServeSettings::default().resolve().unwrap();
+        assert_eq!(resolved.hub.direct_messages, SendRule::Any, "open by default");
+        assert_eq!(resolved.auth.demo_token_lifetime, Duration::from_secs(30));
+        assert_eq!(resolved.hub.hook_timeout, Duration::from_secs(10));
+        let settings: ServeSettings = toml::from_str(
+            "direct_messages = \"authenticated\"\ndemo_token_secs = 4\nproxy_timeout = 20\n\
+             [namespaces.chat]\npublish = \"server\"",
+        )
+        .unwrap();
+        let resolved = settings.resolve().unwrap();
+        assert_eq!(resolved.hub.direct_messages, SendRule::Authenticated);
+        assert_eq!(resolved.auth.demo_token_lifetime, Duration::from_secs(4));
+        assert_eq!(resolved.hub.hook_timeout, Duration::from_secs(40), "above the proxy's own timeout");
+        assert_eq!(resolved.hub.namespaces.policy_for("chat:x").publish, tether_hub::PublishRule::Server);
+        assert!(toml::from_str::<ServeSettings>("direct_messages = \"everyone\"").is_err());
     }
 
     #[test]

@@ -1,0 +1,64 @@
+//! What `tether serve` plugs into the hub: its JWT keys as the hub's [`TokenVerifier`] (`refresh`
+//! and subscription tokens are JWTs like connection tokens), and the publish proxy as the hub's
+//! [`ChannelHooks::on_publish`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::Uri;
+use tether_hub::{
+    BoxFuture, ChannelHooks, ConnectionToken, HubError, PublishDecision, PublishRequest, SubscriptionToken,
+    TokenVerifier,
+};
+
+use super::http::ProxyClient;
+use super::jwt::TokenKeys;
+use super::publish_proxy::{publish_proxy, ProxyError, PublishOutcome};
+
+/// The server's token keys, verifying what clients send over the token protocol.
+pub struct JwtVerifier(pub Arc<TokenKeys>);
+
+impl TokenVerifier for JwtVerifier {
+    fn connection_token(&self, token: &str) -> Result<ConnectionToken, String> {
+        let verified = self.0.connection_token(token).map_err(|error| error.to_string())?;
+        Ok(ConnectionToken { user: verified.user, expires_at: verified.expires_at })
+    }
+
+    fn subscription_token(&self, token: &str) -> Result<SubscriptionToken, String> {
+        let verified = self.0.subscription_token(token).map_err(|error| error.to_string())?;
+        Ok(SubscriptionToken { user: verified.user, channel: verified.channel, expires_at: verified.expires_at })
+    }
+}
+
+/// `--publish-proxy`: every client publish is asked of the application's backend first.
+pub struct PublishProxy {
+    pub client: ProxyClient,
+    pub url: Uri,
+    pub timeout: Duration,
+}
+
+impl ChannelHooks for PublishProxy {
+    fn on_publish<'a>(&'a self, request: PublishRequest<'a>) -> BoxFuture<'a, Result<PublishDecision, HubError>> {
+        Box::pin(async move {
+            let conn = request.conn;
+            let outcome = publish_proxy(
+                &self.client,
+                &self.url,
+                self.timeout,
+                conn.id(),
+                conn.user(),
+                request.channel,
+                request.data,
+            )
+            .await;
+            match outcome {
+                Ok(PublishOutcome::Accept) => Ok(PublishDecision::Accept),
+                Ok(PublishOutcome::Replace(data)) => Ok(PublishDecision::Replace(data)),
+                Err(ProxyError::Forbidden(message)) => Err(HubError::Forbidden(message)),
+                Err(refusal @ ProxyError::Unavailable(_)) => {
+                    Err(HubError::Refused { code: refusal.code().to_owned(), message: refusal.message().to_owned() })
+                }
+            }
+        })
+    }
+}

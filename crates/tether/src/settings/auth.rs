@@ -1,0 +1,523 @@
+//! The auth settings: their checks (each source on its own, like the ranges), and what they
+//! resolve to once the command line is over the file ([`AuthSettings`]): the token keys built,
+//! the secret and key files read, the proxy URLs parsed, the namespaces' defaults applied.
+//!
+//! Secrets are never echoed: a refused secret is described by its length only.
+//!
+//! Size: over 400 lines with its tests, which are most of it: one case per check, and the
+//! merge, file and cross-setting rules, kept beside the code they pin down.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::Uri;
+
+use super::fields::ServeSettings;
+use super::namespaces::{is_namespace_name, NamespaceConfig, PublishRule, SubscribeRule};
+use super::ranges::{check, Invalid};
+use crate::auth::{Secret, TokenKeys};
+
+/// RFC 7518 §3.2: an HMAC key at least as long as the hash (HS256's 32 bytes).
+pub const MIN_HMAC_SECRET: usize = 32;
+const MAX_SECRET: usize = 4096;
+const MIN_API_KEY: usize = 16;
+const MAX_API_KEY: usize = 1024;
+const DEFAULT_PROXY_TIMEOUT: Duration = Duration::from_secs(1);
+/// Short, so that a minute-long test of the chat sees its token refreshed.
+const DEFAULT_DEMO_TOKEN_LIFETIME: Duration = Duration::from_secs(30);
+
+/// The auth settings with every default applied and every file read.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// What tokens are verified with; `None` when no secret, key or `--demo-tokens` is set.
+    pub token_keys: Option<Arc<TokenKeys>>,
+    pub allow_anonymous: bool,
+    pub connect_proxy: Option<Uri>,
+    pub publish_proxy: Option<Uri>,
+    /// How long each proxy call may take.
+    pub proxy_timeout: Duration,
+    /// The server API's key; `None` = the API is off.
+    pub api_key: Option<Secret>,
+    /// Serve `/api/*` only on this port.
+    pub internal_port: Option<u16>,
+    pub demo_tokens: bool,
+    /// How long a demo token is valid.
+    pub demo_token_lifetime: Duration,
+    /// Every `[namespaces.NAME]`, by name (`default` among them when given).
+    pub namespaces: Vec<NamespaceConfig>,
+}
+
+fn invalid(key: impl Into<String>, value: impl Into<String>, quoted: bool, expected: impl Into<String>) -> Invalid {
+    Invalid { key: key.into(), value: value.into(), quoted, expected: expected.into() }
+}
+
+/// A secret is shown by its length only.
+fn hidden(secret: &str) -> String {
+    format!("<{} bytes, hidden>", secret.len())
+}
+
+fn check_hmac_secret(secret: &str) -> Result<(), String> {
+    if (MIN_HMAC_SECRET..=MAX_SECRET).contains(&secret.len()) {
+        Ok(())
+    } else {
+        Err(format!("a secret of {MIN_HMAC_SECRET}..={MAX_SECRET} bytes (RFC 7518 §3.2: at least the hash's size)"))
+    }
+}
+
+fn check_api_key(key: &str) -> Result<(), String> {
+    if (MIN_API_KEY..=MAX_API_KEY).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(format!("a key of {MIN_API_KEY}..={MAX_API_KEY} visible ASCII characters (no spaces)"))
+    }
+}
+
+/// An `http://host[:port]/path` URL for a proxy.
+fn check_proxy_url(url: &str) -> Result<Uri, String> {
+    const EXPECTED: &str =
+        "an http://host[:port]/path URL, no credentials (https is not supported: keep the backend on a private network)";
+    let parsed = url::Url::parse(url).map_err(|_| EXPECTED.to_owned())?;
+    // No credentials in the URL: it is logged when the backend fails, and a secret never is.
+    if parsed.scheme() != "http"
+        || parsed.host_str().is_none_or(str::is_empty)
+        || parsed.fragment().is_some()
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+    {
+        return Err(EXPECTED.into());
+    }
+    parsed.as_str().parse::<Uri>().map_err(|_| EXPECTED.into())
+}
+
+fn check_claim(key: &'static str, value: &Option<String>) -> Result<(), Invalid> {
+    match value {
+        Some(text) if text.is_empty() || text.len() > 256 || text.chars().any(char::is_control) => {
+            Err(invalid(key, text.clone(), true, "1..=256 characters, no control characters"))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl ServeSettings {
+    /// The auth checks on one source (command line or file), before the two are combined.
+    pub(super) fn validate_auth(&self) -> Result<(), Invalid> {
+        check("proxy_timeout", self.proxy_timeout, |&v| v)?;
+        check("internal_port", self.internal_port, |&v| f64::from(v))?;
+        check("demo_token_secs", self.demo_token_secs, |&v| v as f64)?;
+        if self.token_hmac_secret.is_some() && self.token_hmac_secret_file.is_some() {
+            return Err(invalid("token_hmac_secret", "and token_hmac_secret_file", false, "one of the two, not both"));
+        }
+        if self.api_key.is_some() && self.api_key_file.is_some() {
+            return Err(invalid("api_key", "and api_key_file", false, "one of the two, not both"));
+        }
+        if let Some(secret) = &self.token_hmac_secret {
+            check_hmac_secret(secret.expose())
+                .map_err(|expected| invalid("token_hmac_secret", hidden(secret.expose()), false, expected))?;
+        }
+        if let Some(key) = &self.api_key {
+            check_api_key(key.expose())
+                .map_err(|expected| invalid("api_key", hidden(key.expose()), false, expected))?;
+        }
+        check_claim("token_audience", &self.token_audience)?;
+        check_claim("token_issuer", &self.token_issuer)?;
+        for (key, url) in [("connect_proxy", &self.connect_proxy), ("publish_proxy", &self.publish_proxy)] {
+            if let Some(url) = url {
+                check_proxy_url(url).map_err(|expected| invalid(key, url.clone(), true, expected))?;
+            }
+        }
+        for (name, table) in &self.namespaces {
+            let key = |field: &str| format!("namespaces.{name}.{field}");
+            if !is_namespace_name(name) {
+                return Err(invalid(
+                    "namespaces",
+                    name.clone(),
+                    true,
+                    "a namespace name of 1..=64 characters A-Z a-z 0-9 _ - . / @ $",
+                ));
+            }
+            for (field, value) in [
+                ("history_size", table.history_size.map(|v| v as f64)),
+                ("history_ttl_secs", table.history_ttl_secs.map(|v| v as f64)),
+            ] {
+                check(field, value, |&v| v).map_err(|mut refused| {
+                    refused.key = key(field);
+                    refused
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The auth settings of the combined, validated settings: files read, keys built, and the
+    /// checks that need both sources (an internal port needs an API key; a namespace rule needs
+    /// a way to tell users apart).
+    pub(super) fn resolve_auth(&self, port: u16) -> Result<AuthSettings, String> {
+        let hmac_secret = match (&self.token_hmac_secret, &self.token_hmac_secret_file) {
+            (Some(secret), _) => Some(secret.clone()),
+            (None, Some(path)) => {
+                let secret = read_secret("--token-hmac-secret-file", path)?;
+                check_hmac_secret(secret.expose())
+                    .map_err(|expected| format!("--token-hmac-secret-file {}: expected {expected}", path.display()))?;
+                Some(secret)
+            }
+            (None, None) => None,
+        };
+        let api_key = match (&self.api_key, &self.api_key_file) {
+            (Some(key), _) => Some(key.clone()),
+            (None, Some(path)) => {
+                let key = read_secret("--api-key-file", path)?;
+                check_api_key(key.expose())
+                    .map_err(|expected| format!("--api-key-file {}: expected {expected}", path.display()))?;
+                Some(key)
+            }
+            (None, None) => None,
+        };
+        let public_key = match &self.token_public_key {
+            Some(path) => Some(
+                std::fs::read(path).map_err(|e| format!("--token-public-key {}: cannot read: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        // `--demo-tokens` without a secret: a random one for this process, which signs the demo
+        // tokens and verifies them.
+        let hmac_secret = match (hmac_secret, self.demo_tokens) {
+            (None, true) => Some(Secret::new(random_secret())),
+            (secret, _) => secret,
+        };
+        let token_keys = if hmac_secret.is_some() || public_key.is_some() {
+            let keys = TokenKeys::new(hmac_secret.as_ref().map(|s| s.expose().as_bytes()), public_key.as_deref())
+                .map_err(|error| {
+                    let path = self.token_public_key.as_deref().unwrap_or(Path::new(""));
+                    format!(
+                        "--token-public-key {}: expected a PEM public key of RSA or EC P-256 ({error})",
+                        path.display()
+                    )
+                })?
+                .with_audience(self.token_audience.clone())
+                .with_issuer(self.token_issuer.clone());
+            Some(Arc::new(keys))
+        } else {
+            None
+        };
+        if let Some(internal) = self.internal_port {
+            if api_key.is_none() {
+                return Err(format!("--internal-port {internal}: expected an API key too (--api-key or --api-key-file): the API is off without one"));
+            }
+            if internal == port && internal != 0 {
+                return Err(format!("--internal-port {internal}: expected a port other than --port"));
+            }
+        }
+        let can_authenticate = token_keys.is_some() || self.connect_proxy.is_some();
+        let mut namespaces = Vec::new();
+        for (name, table) in &self.namespaces {
+            let config = table.resolve(name);
+            if config.subscribe == SubscribeRule::Token && token_keys.is_none() {
+                return Err(format!(
+                    "namespaces.{name}.subscribe = \"token\": expected token keys (token_hmac_secret, token_public_key or demo_tokens) to verify subscription tokens"
+                ));
+            }
+            let needs_users = [
+                (config.subscribe == SubscribeRule::Authenticated, "subscribe"),
+                (config.publish == PublishRule::Authenticated, "publish"),
+            ];
+            if let Some((_, field)) = needs_users.iter().find(|(needs, _)| *needs && !can_authenticate) {
+                return Err(format!(
+                    "namespaces.{name}.{field} = \"authenticated\": expected a way to authenticate (token_hmac_secret, token_public_key, demo_tokens or connect_proxy)"
+                ));
+            }
+            namespaces.push(config);
+        }
+        let url = |url: &Option<String>| url.as_deref().map(check_proxy_url).transpose();
+        Ok(AuthSettings {
+            token_keys,
+            allow_anonymous: self.allow_anonymous,
+            connect_proxy: url(&self.connect_proxy)?,
+            publish_proxy: url(&self.publish_proxy)?,
+            proxy_timeout: self.proxy_timeout.map_or(DEFAULT_PROXY_TIMEOUT, Duration::from_secs_f64),
+            api_key,
+            internal_port: self.internal_port,
+            demo_tokens: self.demo_tokens,
+            demo_token_lifetime: self.demo_token_secs.map_or(DEFAULT_DEMO_TOKEN_LIFETIME, Duration::from_secs),
+            namespaces,
+        })
+    }
+}
+
+/// A secret from a file: one trailing newline (what `echo` and editors add) is not part of it.
+fn read_secret(flag: &str, path: &Path) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{flag} {}: cannot read: {e}", path.display()))?;
+    let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+    Ok(Secret::new(text))
+}
+
+/// 32 random bytes as 64 hex digits.
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random source");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ranges::{Source, AUTH_RANGES};
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    fn refused(settings: &ServeSettings) -> String {
+        settings.validate().map(|()| "accepted".to_owned()).unwrap_or_else(|e| e.describe(&Source::Flag))
+    }
+
+    fn file_refused(text: &str) -> String {
+        let settings: ServeSettings = toml::from_str(text).unwrap();
+        settings
+            .validate()
+            .map(|()| "accepted".to_owned())
+            .unwrap_or_else(|e| e.describe(&Source::File(Path::new("t.toml"))))
+    }
+
+    fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("tether-auth-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    #[test]
+    fn auth_settings_out_of_range_are_refused_naming_the_setting_and_never_the_secret() {
+        let s = ServeSettings::default;
+        let cases = [
+            (ServeSettings { proxy_timeout: Some(0.001), ..s() }, "--proxy-timeout 0.001: expected decimal seconds 0.01..=60"),
+            (ServeSettings { proxy_timeout: Some(61.0), ..s() }, "--proxy-timeout 61: expected decimal seconds 0.01..=60"),
+            (ServeSettings { demo_token_secs: Some(1), ..s() }, "--demo-token-secs 1: expected whole seconds 2..=3600"),
+            (ServeSettings { demo_token_secs: Some(3601), ..s() }, "--demo-token-secs 3601: expected whole seconds 2..=3600"),
+            (
+                ServeSettings { token_hmac_secret: Some(Secret::new("short")), ..s() },
+                "--token-hmac-secret <5 bytes, hidden>: expected a secret of 32..=4096 bytes (RFC 7518 §3.2: at least the hash's size)",
+            ),
+            (
+                ServeSettings { token_hmac_secret: Some(Secret::new(SECRET)), token_hmac_secret_file: Some("f".into()), ..s() },
+                "--token-hmac-secret and token_hmac_secret_file: expected one of the two, not both",
+            ),
+            (
+                ServeSettings { api_key: Some(Secret::new("has a space in it ok")), ..s() },
+                "--api-key <20 bytes, hidden>: expected a key of 16..=1024 visible ASCII characters (no spaces)",
+            ),
+            (
+                ServeSettings { api_key: Some(Secret::new("k".repeat(16))), api_key_file: Some("f".into()), ..s() },
+                "--api-key and api_key_file: expected one of the two, not both",
+            ),
+            (ServeSettings { token_audience: Some(String::new()), ..s() }, "--token-audience : expected 1..=256 characters, no control characters"),
+            (
+                ServeSettings { token_issuer: Some("a\nb".into()), ..s() },
+                "--token-issuer a\nb: expected 1..=256 characters, no control characters",
+            ),
+            (
+                ServeSettings { connect_proxy: Some("https://app/auth".into()), ..s() },
+                "--connect-proxy https://app/auth: expected an http://host[:port]/path URL, no credentials (https is not supported: keep the backend on a private network)",
+            ),
+            (
+                ServeSettings { publish_proxy: Some("http://user:pw@backend/p".into()), ..s() },
+                "--publish-proxy http://user:pw@backend/p: expected an http://host[:port]/path URL, no credentials (https is not supported: keep the backend on a private network)",
+            ),
+            (
+                ServeSettings { publish_proxy: Some("not a url".into()), ..s() },
+                "--publish-proxy not a url: expected an http://host[:port]/path URL, no credentials (https is not supported: keep the backend on a private network)",
+            ),
+        ];
+        for (settings, message) in cases {
+            let line = refused(&settings);
+            assert_eq!(line, message);
+            assert!(!line.contains("short") && !line.contains("has a space"), "{line}");
+        }
+    }
+
+    #[test]
+    fn good_auth_settings_are_accepted_and_resolved() {
+        let settings = ServeSettings {
+            token_hmac_secret: Some(Secret::new(SECRET)),
+            token_audience: Some("tether".into()),
+            token_issuer: Some("https://app.example".into()),
+            allow_anonymous: true,
+            connect_proxy: Some("http://127.0.0.1:9000/connect".into()),
+            publish_proxy: Some("http://backend/publish".into()),
+            proxy_timeout: Some(0.01),
+            api_key: Some(Secret::new("k".repeat(16))),
+            internal_port: Some(9001),
+            ..ServeSettings::default()
+        };
+        assert_eq!(refused(&settings), "accepted");
+        let auth = settings.resolve().unwrap().auth;
+        assert!(auth.token_keys.is_some() && auth.allow_anonymous && !auth.demo_tokens);
+        assert_eq!(auth.connect_proxy.unwrap().to_string(), "http://127.0.0.1:9000/connect");
+        assert_eq!(auth.publish_proxy.unwrap().to_string(), "http://backend/publish");
+        assert_eq!(auth.proxy_timeout, Duration::from_millis(10));
+        assert_eq!(auth.internal_port, Some(9001));
+    }
+
+    #[test]
+    fn defaults_are_no_auth_at_all() {
+        let auth = ServeSettings::default().resolve().unwrap().auth;
+        assert!(auth.token_keys.is_none() && auth.connect_proxy.is_none() && auth.publish_proxy.is_none());
+        assert!(auth.api_key.is_none() && auth.internal_port.is_none() && auth.namespaces.is_empty());
+        assert!(!auth.allow_anonymous && !auth.demo_tokens);
+        assert_eq!(auth.proxy_timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output_of_the_settings() {
+        let settings = ServeSettings {
+            token_hmac_secret: Some(Secret::new(SECRET)),
+            api_key: Some(Secret::new("api-key-0123456789")),
+            ..ServeSettings::default()
+        };
+        let shown = format!("{settings:?} {:?}", settings.clone().resolve().unwrap());
+        assert!(!shown.contains("0123456789abcdef") && !shown.contains("api-key-"), "{shown}");
+    }
+
+    #[test]
+    fn secret_files_are_read_at_startup_without_their_trailing_newline() {
+        let secret = temp_file("secret", format!("{SECRET}\n").as_bytes());
+        let key = temp_file("key", b"api-key-0123456789\r\n");
+        let settings = ServeSettings {
+            token_hmac_secret_file: Some(secret.clone()),
+            api_key_file: Some(key.clone()),
+            ..ServeSettings::default()
+        };
+        let auth = settings.resolve().unwrap().auth;
+        assert_eq!(auth.api_key.unwrap().expose(), "api-key-0123456789");
+        let token =
+            auth.token_keys.unwrap().sign_hs256("a", std::time::SystemTime::now(), Duration::from_secs(9)).unwrap().0;
+        let direct = TokenKeys::new(Some(SECRET.as_bytes()), None).unwrap();
+        assert!(direct.connection_token(&token).is_ok(), "the file's secret, newline dropped, signed it");
+        let short = temp_file("short", b"too short\n");
+        let error = ServeSettings { token_hmac_secret_file: Some(short.clone()), ..ServeSettings::default() }
+            .resolve()
+            .unwrap_err();
+        assert!(
+            error.starts_with(&format!("--token-hmac-secret-file {}: expected a secret of 32", short.display())),
+            "{error}"
+        );
+        assert!(!error.contains("too short"), "{error}");
+        let missing = ServeSettings { api_key_file: Some("/nonexistent/key".into()), ..ServeSettings::default() };
+        assert!(missing.resolve().unwrap_err().starts_with("--api-key-file /nonexistent/key: cannot read"));
+        for path in [secret, key, short] {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    #[test]
+    fn a_public_key_file_must_be_an_rsa_or_p256_pem() {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let good = temp_file("ec.pem", pair.public_key_pem().as_bytes());
+        let auth =
+            ServeSettings { token_public_key: Some(good.clone()), ..ServeSettings::default() }.resolve().unwrap().auth;
+        assert!(format!("{:?}", auth.token_keys.unwrap()).contains("ES256"));
+        let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let bad = temp_file("p384.pem", p384.public_key_pem().as_bytes());
+        let error =
+            ServeSettings { token_public_key: Some(bad.clone()), ..ServeSettings::default() }.resolve().unwrap_err();
+        assert!(error.starts_with(&format!("--token-public-key {}: expected", bad.display())), "{error}");
+        let missing = ServeSettings { token_public_key: Some("/nonexistent.pem".into()), ..ServeSettings::default() };
+        assert!(missing.resolve().unwrap_err().starts_with("--token-public-key /nonexistent.pem: cannot read"));
+        for path in [good, bad] {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    #[test]
+    fn demo_tokens_without_a_secret_get_a_random_one_per_process() {
+        let settings = ServeSettings { demo_tokens: true, ..ServeSettings::default() };
+        let (a, b) = (settings.clone().resolve().unwrap().auth, settings.resolve().unwrap().auth);
+        let (a, b) = (a.token_keys.unwrap(), b.token_keys.unwrap());
+        let token = a.sign_hs256("nick", std::time::SystemTime::now(), Duration::from_secs(30)).unwrap().0;
+        assert!(a.connection_token(&token).is_ok());
+        assert!(b.connection_token(&token).is_err(), "each process draws its own secret");
+    }
+
+    #[test]
+    fn checks_across_settings_need_the_merged_settings() {
+        let port_without_key = ServeSettings { internal_port: Some(9001), ..ServeSettings::default() };
+        assert!(port_without_key.resolve().unwrap_err().starts_with("--internal-port 9001: expected an API key too"));
+        let same_port = ServeSettings {
+            internal_port: Some(8787),
+            api_key: Some(Secret::new("k".repeat(16))),
+            ..ServeSettings::default()
+        };
+        assert_eq!(same_port.resolve().unwrap_err(), "--internal-port 8787: expected a port other than --port");
+        let token_rule: ServeSettings = toml::from_str("[namespaces.private]\nsubscribe = \"token\"").unwrap();
+        assert!(token_rule
+            .clone()
+            .resolve()
+            .unwrap_err()
+            .starts_with("namespaces.private.subscribe = \"token\": expected token keys"));
+        let with_keys = ServeSettings { demo_tokens: true, ..token_rule };
+        assert_eq!(with_keys.resolve().unwrap().auth.namespaces[0].subscribe, SubscribeRule::Token);
+        let authenticated: ServeSettings = toml::from_str("[namespaces.chat]\npublish = \"authenticated\"").unwrap();
+        assert!(authenticated
+            .clone()
+            .resolve()
+            .unwrap_err()
+            .starts_with("namespaces.chat.publish = \"authenticated\": expected a way"));
+        let proxied = ServeSettings { connect_proxy: Some("http://127.0.0.1:1/c".into()), ..authenticated };
+        assert_eq!(proxied.resolve().unwrap().auth.namespaces[0].publish, PublishRule::Authenticated);
+    }
+
+    #[test]
+    fn namespace_tables_are_checked_by_name_and_range() {
+        assert_eq!(
+            file_refused("[namespaces.chat]\nhistory_size = 100001"),
+            "t.toml: namespaces.chat.history_size = 100001: expected a whole number 0..=100000 (0 = no history)"
+        );
+        assert_eq!(
+            file_refused("[namespaces.chat]\nhistory_ttl_secs = 0"),
+            "t.toml: namespaces.chat.history_ttl_secs = 0: expected whole seconds 1..=604800"
+        );
+        assert!(file_refused("[namespaces.\"a:b\"]\npresence = false")
+            .starts_with("t.toml: namespaces = \"a:b\": expected a namespace name"));
+        assert_eq!(
+            file_refused("[namespaces.default]\npresence = false\n[namespaces.chat]\nhistory_size = 0"),
+            "accepted"
+        );
+        assert!(toml::from_str::<ServeSettings>("[namespaces.chat]\nsubscribe = \"nobody\"").is_err());
+        assert!(toml::from_str::<ServeSettings>("[namespaces.chat]\nhistroy_size = 1").is_err());
+    }
+
+    #[test]
+    fn a_secret_from_the_command_line_replaces_the_files_secret_file() {
+        let file = ServeSettings { token_hmac_secret_file: Some("/etc/secret".into()), ..ServeSettings::default() };
+        let cli = ServeSettings { token_hmac_secret: Some(Secret::new(SECRET)), ..ServeSettings::default() };
+        let merged = cli.over(file.clone());
+        assert_eq!((merged.token_hmac_secret.is_some(), merged.token_hmac_secret_file), (true, None));
+        let merged = ServeSettings::default().over(file);
+        assert_eq!(merged.token_hmac_secret_file.as_deref(), Some(Path::new("/etc/secret")));
+    }
+
+    #[test]
+    fn every_auth_range_is_documented_in_docs_limits_and_the_example() {
+        let limits = include_str!("../../../../docs/limits.md");
+        for range in AUTH_RANGES {
+            assert!(limits.contains(&format!("`{}`", range.key)), "docs/limits.md lacks {}", range.key);
+        }
+        for key in [
+            "token_hmac_secret",
+            "token_hmac_secret_file",
+            "token_public_key",
+            "token_audience",
+            "token_issuer",
+            "allow_anonymous",
+            "connect_proxy",
+            "publish_proxy",
+            "api_key",
+            "api_key_file",
+            "demo_tokens",
+            "subscribe",
+            "publish",
+            "presence",
+            "join_leave",
+            "allow_user_limited",
+        ] {
+            assert!(limits.contains(&format!("`{key}`")), "docs/limits.md lacks {key}");
+        }
+    }
+}
