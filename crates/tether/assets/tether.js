@@ -31,6 +31,8 @@
  *     - when the function throws, rejects or returns no string, the client stops (no reconnect)
  *       and says why in the `closed` event (`error`); a function that takes longer than
  *       requestTimeout counts as a failed attempt and is retried with backoff.
+ *                               client.options.token may also be set after construction (before
+ *                               connect()), e.g. once the page knows whether the server wants one.
  *   maxHandshakeFailures (5 with a token, unlimited without)   consecutive attempts that fail
  *                               before the socket opens, after which the client stops. A server
  *                               that refuses a token answers the handshake with HTTP 401, which a
