@@ -273,17 +273,23 @@ describe("tether.js tokens (fake server)", { timeout: 120_000 }, () => {
     assert.equal(fake.handshakes.length, 1);
   });
 
-  test("a token function that fails at refresh time: reported, and no reconnect after the expiry close", async () => {
-    await start({ token: "fn", lifetime: 2000, failOn: [2] });
+  test("a token function that fails at refresh time: reported, the connection lives on, no reconnect after it ends", async () => {
+    await start({ token: "fn", lifetime: 2000, failOn: [2], options: { minReconnectDelay: 20, maxReconnectDelay: 50 } });
     await waitEvent("open");
     await page.waitForFunction(() => window.log.some((e) => e.ev === "error" && e.x.code === "token"), null, { timeout: 5_000 });
+    const err = (await events("error")).find((e) => e.x.code === "token");
+    assert.equal(err.x.refresh, true);
     assert.equal(fake.connections[0].refreshes.length, 0, "nothing sent without a token");
     assert.equal(fake.connections[0].ws.readyState, 1, "the connection lives on until it expires");
+    // Even a close that would normally be retried (here before the expiry) ends the client now.
+    fake.connections[0].ws.close(4000, "disconnected by server");
     await waitEvent("closed", 1, 5_000);
     const [closed] = await events("closed");
-    assert.equal(closed.x.code, 4001);
+    assert.equal(closed.x.code, 4000);
+    assert.equal(closed.x.error.code, "token", "the token failure is the reason");
     await sleep(800);
-    assert.equal(fake.handshakes.length, 1);
+    assert.equal(fake.handshakes.length, 1, "no reconnect");
+    assert.deepEqual(await page.evaluate(() => window.calls), ["connect", "refresh"]);
   });
 
   test("close() by the page: one closed event with byClient", async () => {
