@@ -28,7 +28,7 @@ function verifyTestToken(token) {
  * Runs in the page: makes `window.c`, a Tether.Client for `spec`, logs its events into
  * `window.log` ({ev, at, x}) and the token function's calls into `window.calls`, and connects.
  * spec.token: "fn" (a function answering `ok.USER.LIFETIME.N`, rejecting on the calls listed in
- * `failOn`), "throw" (throws synchronously), "empty" (resolves ""), a string, or undefined.
+ * `failOn`, and with a `temporary` error on those in `temporaryOn`), "throw" (throws synchronously), "empty" (resolves ""), a string, or undefined.
  */
 function harness(spec) {
   window.log = [];
@@ -40,6 +40,7 @@ function harness(spec) {
       n++;
       window.calls.push(ctx && ctx.reason);
       if ((spec.failOn || []).includes(n)) throw new Error("no token for you (" + n + ")");
+      if ((spec.temporaryOn || []).includes(n)) throw Object.assign(new Error("endpoint down (" + n + ")"), { temporary: true });
       return `ok.${spec.user}.${spec.lifetime}.${n}`;
     };
   } else if (spec.token === "throw") {
@@ -215,6 +216,29 @@ describe("tether.js tokens (fake server)", { timeout: 120_000 }, () => {
     await sleep(800);
     assert.equal(fake.handshakes.length, 1, "no handshake without a token");
     assert.equal((await clientState()).state, "closed");
+  });
+
+  test("a temporary token failure (error.temporary) is retried like a failed attempt", async () => {
+    await start({ token: "fn", temporaryOn: [2, 3], options: { minReconnectDelay: 20, maxReconnectDelay: 50 } });
+    await waitEvent("open");
+    fake.connections[0].ws.close(4000, "disconnected by server");
+    await waitEvent("open", 2, 5_000);
+    assert.equal(fake.handshakes.length, 2, "no handshake for the failed calls");
+    assert.equal(fake.handshakes[1].token, "ok.ada.none.4");
+    assert.deepEqual(await page.evaluate(() => window.calls), ["connect", "reconnect", "reconnect", "reconnect"]);
+    const errs = (await events("error")).map((e) => e.x.code);
+    assert.deepEqual(errs, ["token_unavailable", "token_unavailable"]);
+    assert.deepEqual(await events("closed"), []);
+  });
+
+  test("temporary token failures count against maxHandshakeFailures", async () => {
+    await start({ token: "fn", temporaryOn: [2, 3, 4, 5, 6, 7], options: { minReconnectDelay: 20, maxReconnectDelay: 50, maxHandshakeFailures: 3 } });
+    await waitEvent("open");
+    fake.connections[0].ws.close(4000, "disconnected by server");
+    await waitEvent("closed", 1, 5_000);
+    await sleep(500);
+    assert.deepEqual(await page.evaluate(() => window.calls), ["connect", "reconnect", "reconnect", "reconnect"]);
+    assert.equal(fake.handshakes.length, 1);
   });
 
   for (const kind of ["throw", "empty"]) {

@@ -29,8 +29,10 @@
  *       least 1 s before expiry) and reschedules from the ack's `expiresAt`.
  *     - a string cannot be renewed: the server closes the connection with 4001 when it expires.
  *     - when the function throws, rejects or returns no string, the client stops (no reconnect)
- *       and says why in the `closed` event (`error`); a function that takes longer than
- *       requestTimeout counts as a failed attempt and is retried with backoff.
+ *       and says why in the `closed` event (`error`). Two failures are retried with backoff
+ *       instead, as a failed connection attempt (counted by maxHandshakeFailures) or a later
+ *       refresh: an error with `temporary: true` (e.g. the token endpoint is unreachable for a
+ *       moment), and a function that takes longer than requestTimeout.
  *                               client.options.token may also be set after construction (before
  *                               connect()), e.g. once the page knows whether the server wants one.
  *   maxHandshakeFailures (5 with a token, unlimited without)   consecutive attempts that fail
@@ -214,13 +216,17 @@
 
     /**
      * Calls the token function (bounded by requestTimeout). Resolves with the token string, or
-     * rejects with a TetherError `token` (the function failed: not worth retrying) or
-     * `token_timeout` (it did not answer in time: worth retrying).
+     * rejects with a TetherError: `token` (the function failed: not worth retrying), or
+     * `token_unavailable` / `token_timeout` (a temporary failure, or no answer in time: `retryable`).
      */
     _fetchToken(reason) {
       const fn = this.options.token;
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new TetherError("token_timeout", "the token function did not answer within " + this.options.requestTimeout + " ms")), this.options.requestTimeout);
+        const timer = setTimeout(() => {
+          const err = new TetherError("token_timeout", "the token function did not answer within " + this.options.requestTimeout + " ms");
+          err.retryable = true;
+          reject(err);
+        }, this.options.requestTimeout);
         let answer;
         try { answer = Promise.resolve(fn({ reason })); } catch (e) { answer = Promise.reject(e); }
         answer.then((token) => {
@@ -229,8 +235,10 @@
           else reject(new TetherError("token", "the token function returned no token"));
         }, (e) => {
           clearTimeout(timer);
-          const err = new TetherError("token", "could not get a token: " + (e && e.message ? e.message : String(e)));
+          const temporary = !!(e && e.temporary === true);
+          const err = new TetherError(temporary ? "token_unavailable" : "token", "could not get a token: " + (e && e.message ? e.message : String(e)));
           err.cause = e;
+          err.retryable = temporary;
           reject(err);
         });
       });
@@ -247,7 +255,7 @@
       }, (err) => {
         if (seq !== this._openSeq || this._stopped) return;
         this._emit("error", err);
-        if (err.code === "token_timeout") this._dropped(null, { code: 1006, reason: err.message, wasClean: false }, false);
+        if (err.retryable) this._dropped(null, { code: 1006, reason: err.message, wasClean: false }, false);
         else this._stop({ code: null, reason: err.message, error: err });
       });
     }
@@ -418,7 +426,7 @@
       }, (err) => {
         if (this.socket !== ws) return;
         err.refresh = true;
-        if (err.code === "token_timeout") { this._emit("error", err); this._scheduleRefresh(); return; }
+        if (err.retryable) { this._emit("error", err); this._scheduleRefresh(); return; }
         // The token function failed: this connection lives until it expires, then the client stops.
         this._tokenFailure = err;
         this._emit("error", err);
