@@ -9,6 +9,9 @@
  *   const sub = await client.subscribe("chat.lobby", (data, msg) => show(data), { info: { nick } });
  *   await client.publish("chat.lobby", { text: "hi" }); // → { channel, offset }
  *
+ *   // With a server that verifies tokens: a fresh one for every connection and before expiry.
+ *   new Tether.Client({ token: async () => (await (await fetch("/my/token")).json()).token });
+ *
  * The connection is kept alive for you: an unexpected drop is followed by reconnection with
  * exponential backoff, and every subscription is renewed with the last offset it saw, so the
  * server hands back what was published meanwhile (each message once, in order).
@@ -33,8 +36,8 @@
  *       instead, as a failed connection attempt (counted by maxHandshakeFailures) or a later
  *       refresh: an error with `temporary: true` (e.g. the token endpoint is unreachable for a
  *       moment), and a function that takes longer than requestTimeout.
- *                               client.options.token may also be set after construction (before
- *                               connect()), e.g. once the page knows whether the server wants one.
+ *     - client.options.token may also be set after construction (before connect()), e.g. once
+ *       the page knows whether the server wants a token.
  *   maxHandshakeFailures (5 with a token, unlimited without)   consecutive attempts that fail
  *                               before the socket opens, after which the client stops. A server
  *                               that refuses a token answers the handshake with HTTP 401, which a
