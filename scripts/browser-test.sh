@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Browser test of the demo page: starts `tether serve --port 0`, opens http://127.0.0.1:PORT/ in
-# headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core) and checks the page's
-# WebSocket conversation. The screenshot lands in reports/browser/demo.png.
+# Browser tests (every tests/browser/*.test.mjs, in headless Chromium: Debian's /usr/bin/chromium
+# driven by playwright-core): demo.test.mjs and channels.test.mjs start `tether serve --port 0` and
+# drive the demo pages; auth.test.mjs starts `tether serve --port 0 --demo-tokens
+# --demo-token-secs 4` and drives the chat's sign-in, token refresh and refusal messages;
+# token.test.mjs checks tether.js's token logic against an in-process fake (fake-auth.mjs).
+# Screenshots land in reports/browser/. TETHER_BIN=tests/browser/fake-tether.mjs runs the server
+# tests against the JavaScript stand-in instead of the binary.
 #
 # Installs what it needs on first use: Debian's chromium (Playwright's own browser downloads cannot
 # work here) and the npm packages of tests/browser (npm ci, from the committed package-lock.json).

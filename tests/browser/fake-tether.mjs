@@ -4,14 +4,43 @@
 // crates/tether/assets over HTTP, and the question demo's `json` contract on `/` (like
 // fake-server.mjs) so every test in this folder can run against it before the Rust side lands.
 // Usage: TETHER_BIN=./fake-tether.mjs node --test   (accepts `serve --port N` like the real binary)
+//
+// `--demo-tokens` plays issue 11's contract (/work/notes/issue11-contracts.md): GET /demo/config
+// says {"tokens":true}, GET /demo/token?user=NICK signs an HS256 JWT for NICK with a per-process
+// secret (lifetime 30 s, or `--demo-token-secs N`), /tether refuses a missing or bad token with
+// 401 before the upgrade, the welcome carries `user` and `expiresAt`, `refresh` is acked with the
+// new `expiresAt`, and an expired connection is closed with 4001 "token expired".
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { WebSocketServer } from "ws";
 
 const args = process.argv.slice(2);
 const portIndex = args.indexOf("--port");
 const port = portIndex >= 0 ? Number(args[portIndex + 1]) : 8787;
+const demoTokens = args.includes("--demo-tokens");
+const secsIndex = args.indexOf("--demo-token-secs");
+const demoTokenMs = 1000 * (secsIndex >= 0 ? Number(args[secsIndex + 1]) : 30);
+const secret = randomBytes(32);
+const b64 = (v) => Buffer.from(typeof v === "string" ? v : JSON.stringify(v)).toString("base64url");
+const sign = (input) => createHmac("sha256", secret).update(input).digest();
+function makeToken(sub) {
+  const exp = Math.floor((Date.now() + demoTokenMs) / 1000);
+  const input = b64({ alg: "HS256", typ: "JWT" }) + "." + b64({ sub, exp, iat: Math.floor(Date.now() / 1000) });
+  return { token: input + "." + sign(input).toString("base64url"), user: sub, expiresAt: exp * 1000 };
+}
+/** {user, expiresAt} of a valid unexpired token, else null. */
+function verifyToken(token) {
+  const parts = typeof token === "string" ? token.split(".") : [];
+  if (parts.length !== 3) return null;
+  const given = Buffer.from(parts[2], "base64url");
+  const wanted = sign(parts[0] + "." + parts[1]);
+  if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) return null;
+  let claims;
+  try { claims = JSON.parse(Buffer.from(parts[1], "base64url").toString()); } catch { return null; }
+  if (typeof claims.sub !== "string" || typeof claims.exp !== "number" || claims.exp * 1000 <= Date.now()) return null;
+  return { user: claims.sub, expiresAt: claims.exp * 1000 };
+}
 const assets = new URL("../../crates/tether/assets/", import.meta.url);
 const FILES = {
   "/": ["index.html", "text/html; charset=utf-8"],
@@ -20,6 +49,7 @@ const FILES = {
   "/live.html": ["live.html", "text/html; charset=utf-8"],
   "/game.html": ["game.html", "text/html; charset=utf-8"],
   "/tether.js": ["tether.js", "text/javascript; charset=utf-8"],
+  "/demo.css": ["demo.css", "text/css; charset=utf-8"],
 };
 const HISTORY_SIZE = 100;
 const HISTORY_MS = 300_000;
@@ -32,6 +62,15 @@ const http = createServer((req, res) => {
   if (req.method === "GET" && file) {
     res.writeHead(200, { "content-type": file[1] });
     res.end(readFileSync(new URL(file[0], assets)));
+  } else if (req.method === "GET" && path === "/demo/config" && demoTokens) {
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ tokens: true }));
+  } else if (req.method === "GET" && path === "/demo/token" && demoTokens) {
+    const user = new URL(req.url, "http://x").searchParams.get("user") ?? "";
+    if (!/^[A-Za-z0-9_-]{1,32}$/.test(user)) {
+      res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: "user must be 1-32 characters of A-Z a-z 0-9 _ -" }));
+    } else {
+      res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" }).end(JSON.stringify(makeToken(user)));
+    }
   } else if (req.method === "GET" && path === "/healthz") {
     res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
   } else {
@@ -63,7 +102,7 @@ const hub = new WebSocketServer({
 });
 /** @type {Map<string, {offset:number, epoch:string, history:any[], members:Map<string, any>}>} */
 const channels = new Map();
-/** @type {Map<string, {ws:any, subs:Set<string>}>} */
+/** @type {Map<string, {ws:any, subs:Set<string>, user:string|null, expiresAt:number|null}>} */
 const conns = new Map();
 
 function id() { return randomBytes(12).toString("base64url"); }
@@ -147,6 +186,15 @@ const handlers = {
     if (m.limit !== undefined) list = m.limit > 0 ? list.slice(-m.limit) : [];
     return { channel: m.channel, offset: ch.offset, epoch: ch.epoch, publications: list.map(pub) };
   },
+  refresh(me, m) {
+    if (typeof m.token !== "string") throw new Fail("bad_request", "token is missing");
+    if (!demoTokens) throw new Fail("forbidden", "this server verifies no tokens");
+    const c = conns.get(me);
+    const next = verifyToken(m.token);
+    if (!next || next.user !== c.user) throw new Fail("invalid_token", "invalid token");
+    c.expiresAt = next.expiresAt;
+    return { expiresAt: c.expiresAt };
+  },
   send(me, m) {
     if (typeof m.to !== "string" || !("data" in m)) throw new Fail("bad_request", "to and data are required");
     if (size(m.data) > MAX_DATA) throw new Fail("too_large", "data too large");
@@ -155,10 +203,12 @@ const handlers = {
   },
 };
 
-hub.on("connection", (ws) => {
+hub.on("connection", (ws, req, identity) => {
   const me = id();
-  conns.set(me, { ws, subs: new Set() });
-  ws.send(JSON.stringify({ type: "welcome", connectionId: me, subProtocol: ws.protocol || null, server: "tether/0.1.0-fake", heartbeat: 30000 }));
+  const user = identity?.user ?? null;
+  const expiresAt = identity?.expiresAt ?? null;
+  conns.set(me, { ws, subs: new Set(), user, expiresAt });
+  ws.send(JSON.stringify({ type: "welcome", connectionId: me, subProtocol: ws.protocol || null, server: "tether/0.1.0-fake", heartbeat: 30000, user, expiresAt }));
   ws.on("message", (raw, isBinary) => {
     let m = null;
     try {
@@ -191,8 +241,17 @@ http.on("upgrade", (req, socket, head) => {
   const path = (req.url || "/").split("?")[0];
   const wss = path === "/tether" ? hub : path === "/" ? demo : null;
   if (!wss) return socket.end("HTTP/1.1 404 Not Found\r\n\r\n");
-  wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
+  let identity = null;
+  if (wss === hub && demoTokens) {
+    identity = verifyToken(new URL(req.url, "http://x").searchParams.get("token"));
+    if (!identity) return socket.end('HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer error="invalid_token"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  }
+  wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req, identity));
 });
+// As the real server: a connection's expiry is checked about once a second.
+setInterval(() => {
+  for (const c of conns.values()) if (c.expiresAt !== null && c.expiresAt <= Date.now() && c.ws.readyState === 1) c.ws.close(4001, "token expired");
+}, 1000).unref();
 http.listen(port, "127.0.0.1", () => {
   console.log(`listening on ws://127.0.0.1:${http.address().port}`);
 });

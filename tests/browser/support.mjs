@@ -15,9 +15,11 @@ export const tetherBin = process.env.TETHER_BIN
 export const chromiumBin = process.env.CHROMIUM || "/usr/bin/chromium";
 export const reportsDir = resolve(here, "../../reports/browser");
 
-/** Starts `tether serve --port 0` and resolves with the child and its port once it is listening. */
-export function startServer(timeoutMs = 15_000) {
-  const child = spawn(tetherBin, ["serve", "--port", "0"], {
+/**
+ * Starts `tether serve --port 0 ...extraArgs`; `ready` resolves with its port once it is listening.
+ */
+export function startServer(timeoutMs = 15_000, extraArgs = []) {
+  const child = spawn(tetherBin, ["serve", "--port", "0", ...extraArgs], {
     env: { ...process.env, TETHER_LOG: "warn" },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -9,14 +9,81 @@
  *   const sub = await client.subscribe("chat.lobby", (data, msg) => show(data), { info: { nick } });
  *   await client.publish("chat.lobby", { text: "hi" }); // → { channel, offset }
  *
+ *   // With a server that verifies tokens: a fresh one for every connection and before expiry.
+ *   new Tether.Client({ token: async () => (await (await fetch("/my/token")).json()).token });
+ *
  * The connection is kept alive for you: an unexpected drop is followed by reconnection with
  * exponential backoff, and every subscription is renewed with the last offset it saw, so the
  * server hands back what was published meanwhile (each message once, in order).
+ *
+ * Options (second argument, or the first when the URL is left out):
+ *   requestTimeout (10000 ms)   an unanswered request fails with `timeout`; also the wait for the
+ *                               welcome and for the token function.
+ *   minReconnectDelay (250 ms), maxReconnectDelay (10000 ms)   the backoff between attempts.
+ *   protocols (["tether.json"]) the sub-protocols offered.
+ *   token                       a connection token (JWT) for servers that verify them, sent as the
+ *                               `token` query parameter (a browser cannot set headers on a
+ *                               WebSocket; an existing `token` parameter in the URL is replaced).
+ *                               Either a string, or a function `({reason}) => token` that may be
+ *                               async, `reason` being "connect", "reconnect" or "refresh":
+ *     - a function is called before every connection attempt, so a reconnect never offers a
+ *       stale token, and again before the token expires: when the welcome has a numeric
+ *       `expiresAt`, the client sends `{"type":"refresh","token":...}` at 75 % of the time left (at
+ *       least 1 s before expiry) and reschedules from the ack's `expiresAt`.
+ *     - a string cannot be renewed: the server closes the connection with 4001 when it expires.
+ *     - when the function throws, rejects or returns no string, the client stops (no reconnect)
+ *       and says why in the `closed` event (`error`). Two failures are retried with backoff
+ *       instead, as a failed connection attempt (counted by maxHandshakeFailures) or a later
+ *       refresh: an error with `temporary: true` (e.g. the token endpoint is unreachable for a
+ *       moment), and a function that takes longer than requestTimeout.
+ *     - client.options.token may also be set after construction (before connect()), e.g. once
+ *       the page knows whether the server wants a token.
+ *   maxHandshakeFailures (5 with a token, unlimited without)   consecutive attempts that fail
+ *                               before the socket opens, after which the client stops. A server
+ *                               that refuses a token answers the handshake with HTTP 401, which a
+ *                               browser reports only as close code 1006, exactly like a server it
+ *                               cannot reach; so a refused token is retried this many times
+ *                               (taking about 1-8 s with the default backoff) and then given up.
+ *                               Such `close` events have `opened: false`.
+ *
+ * Events (client.on(name, fn)):
+ *   state     "connecting" | "open" | "reconnecting" | "closing" | "closed"
+ *   open      the welcome; client.connectionId, client.user and client.expiresAt are set by then
+ *   close     every lost connection: {code, reason, wasClean, opened, willReconnect}
+ *   reconnect {attempt, delay} before each backoff wait
+ *   closed    the client stopped for good and will not reconnect by itself (call connect() to
+ *             start again): {code, reason, willReconnect: false, byClient, refused, error}.
+ *             It stops after close(), after a close with code 4001 (token expired), 4003
+ *             (forbidden, e.g. a banned user) or 1008 (policy violation), after
+ *             maxHandshakeFailures, and when the token function fails. Also kept in client.closeInfo.
+ *   refresh   {expiresAt} after the server acked a token refresh
+ *   subscribed, join, leave, direct, error   see the methods below
  */
 (function (root) {
   "use strict";
 
-  const DEFAULTS = { requestTimeout: 10000, minReconnectDelay: 250, maxReconnectDelay: 10000, protocols: ["tether.json"] };
+  const DEFAULTS = { requestTimeout: 10000, minReconnectDelay: 250, maxReconnectDelay: 10000, protocols: ["tether.json"], token: undefined, maxHandshakeFailures: undefined };
+  /** Closes after which reconnecting cannot help: token expired, forbidden, policy violation. */
+  const FINAL_CLOSE_CODES = new Set([4001, 4003, 1008]);
+  const DEFAULT_MAX_HANDSHAKE_FAILURES_WITH_TOKEN = 5;
+  /** A refresh goes out at this share of the time left, and at least REFRESH_MARGIN ms before it ends. */
+  const REFRESH_AT = 0.75;
+  const REFRESH_MARGIN = 1000;
+  /** The soonest a refresh is retried, so an expiry already past (or a skewed clock) cannot spin. */
+  const MIN_REFRESH_DELAY = 250;
+
+  /**
+   * `url` with its `token` query parameter set to `token` (URL-encoded), replacing any already
+   * there; the other parameters are kept byte for byte.
+   */
+  function withToken(url, token) {
+    const q = url.indexOf("?");
+    const path = q >= 0 ? url.slice(0, q) : url;
+    const keyOf = (pair) => { const key = pair.split("=")[0]; try { return decodeURIComponent(key); } catch (e) { return key; } };
+    const params = q >= 0 ? url.slice(q + 1).split("&").filter((pair) => pair && keyOf(pair) !== "token") : [];
+    params.push("token=" + encodeURIComponent(token));
+    return path + "?" + params.join("&");
+  }
 
   /** A failed request: `code` is the server's error code, or `timeout`, `disconnected`, `closed`. */
   class TetherError extends Error {
@@ -60,7 +127,9 @@
   class Client {
     /**
      * @param {string} [url] default: ws(s)://<location.host>/tether
-     * @param {{requestTimeout?:number, minReconnectDelay?:number, maxReconnectDelay?:number, protocols?:string[]}} [options]
+     * @param {{requestTimeout?:number, minReconnectDelay?:number, maxReconnectDelay?:number, protocols?:string[],
+     *   token?:string|function({reason:string}):(string|Promise<string>), maxHandshakeFailures?:number}} [options]
+     *   (see the header comment)
      */
     constructor(url, options) {
       if (url && typeof url === "object") { options = url; url = undefined; }
@@ -71,13 +140,26 @@
       this.state = "closed";
       this.connectionId = null;
       this.welcome = null;
+      /** From the welcome: the user the server verified the token for (null when anonymous). */
+      this.user = null;
+      /** When the connection's token expires (ms since epoch, from the welcome or the last refresh ack), or null. */
+      this.expiresAt = null;
+      /** Why the client stopped for good (the `closed` event's payload); null while it runs. */
+      this.closeInfo = null;
       this.subscriptions = new Map();
       this._listeners = new Map();
       this._pending = new Map(); // id → {build, resolve, reject, timer, sent}; Map keeps id order
       this._nextId = 1;
       this._attempt = 0;
       this._timer = null; // reconnect delay or welcome deadline
-      this._stopped = false; // close() was called: no reconnect, new requests fail at once
+      this._stopped = false; // close() was called or the client gave up: no reconnect, new requests fail at once
+      this._stoppedByClient = false;
+      this._openSeq = 0; // bumped by every attempt and by close(): a late token answer for an old attempt is dropped
+      this._connectedOnce = false;
+      this._handshakeFailures = 0; // consecutive attempts that closed before the socket opened
+      this._refreshTimer = null;
+      /** The token function failed during a refresh: the connection runs until it expires, then the client stops. */
+      this._tokenFailure = null;
       if (root.addEventListener) {
         // Coming back online is the best moment to retry; skip the rest of the backoff.
         root.addEventListener("online", () => { if (this.state === "reconnecting") this._open(); });
@@ -103,41 +185,141 @@
     /** Opens the connection (no-op while one is open or being opened). */
     connect() {
       this._stopped = false;
+      this._stoppedByClient = false;
+      this._tokenFailure = null;
+      this.closeInfo = null;
       if (this.socket || this.state === "connecting") return this;
+      this._handshakeFailures = 0;
       this._open();
       return this;
     }
 
     /** Closes for good: no reconnect; requests still waiting are rejected with code `closed`. */
     close(code = 1000, reason = "") {
+      const wasStopped = this._stopped;
       this._stopped = true;
+      this._stoppedByClient = true;
+      this._openSeq++;
       clearTimeout(this._timer);
+      this._clearRefresh();
       this._failPending(new TetherError("closed", "client closed"), () => true);
-      if (this.socket) { this._setState("closing"); this.socket.close(code, reason); } else this._setState("closed");
+      if (this.socket) { this._setState("closing"); this.socket.close(code, reason); return; }
+      this._setState("closed");
+      if (!wasStopped) this._finish({ code, reason, byClient: true });
+    }
+
+    /** Whether connections carry a token (a string or a function giving one). */
+    _hasToken() { return this.options.token != null && this.options.token !== ""; }
+
+    _maxHandshakeFailures() {
+      const max = this.options.maxHandshakeFailures;
+      if (typeof max === "number" && max > 0) return max;
+      return this._hasToken() ? DEFAULT_MAX_HANDSHAKE_FAILURES_WITH_TOKEN : Infinity;
+    }
+
+    /**
+     * Calls the token function (bounded by requestTimeout). Resolves with the token string, or
+     * rejects with a TetherError: `token` (the function failed: not worth retrying), or
+     * `token_unavailable` / `token_timeout` (a temporary failure, or no answer in time: `retryable`).
+     */
+    _fetchToken(reason) {
+      const fn = this.options.token;
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          const err = new TetherError("token_timeout", "the token function did not answer within " + this.options.requestTimeout + " ms");
+          err.retryable = true;
+          reject(err);
+        }, this.options.requestTimeout);
+        let answer;
+        try { answer = Promise.resolve(fn({ reason })); } catch (e) { answer = Promise.reject(e); }
+        answer.then((token) => {
+          clearTimeout(timer);
+          if (typeof token === "string" && token !== "") resolve(token);
+          else reject(new TetherError("token", "the token function returned no token"));
+        }, (e) => {
+          clearTimeout(timer);
+          const temporary = !!(e && e.temporary === true);
+          const err = new TetherError(temporary ? "token_unavailable" : "token", "could not get a token: " + (e && e.message ? e.message : String(e)));
+          err.cause = e;
+          err.retryable = temporary;
+          reject(err);
+        });
+      });
     }
 
     _open() {
       clearTimeout(this._timer);
       this._setState("connecting");
-      let ws;
-      try { ws = new WebSocket(this.url, this.options.protocols); } catch (e) { this._emit("error", e); this._dropped(null, { code: 1006, reason: e.message, wasClean: false }); return; }
-      ws.binaryType = "arraybuffer";
-      this.socket = ws;
-      // A socket that never gets to the welcome (half-open network, stuck proxy) counts as a drop.
-      this._timer = setTimeout(() => { if (this.socket === ws && this.state !== "open") ws.close(); }, this.options.requestTimeout);
-      ws.onmessage = (ev) => { if (this.socket === ws) this._onFrame(ev.data); };
-      ws.onerror = () => { if (this.socket === ws) this._emit("error", new TetherError("socket", "WebSocket error (details arrive with the close)")); };
-      ws.onclose = (ev) => { if (this.socket === ws) this._dropped(ws, ev); };
+      const seq = ++this._openSeq;
+      const token = this.options.token;
+      if (typeof token !== "function") { this._openSocket(this._hasToken() ? String(token) : null); return; }
+      this._fetchToken(this._connectedOnce ? "reconnect" : "connect").then((fresh) => {
+        if (seq === this._openSeq && !this._stopped) this._openSocket(fresh);
+      }, (err) => {
+        if (seq !== this._openSeq || this._stopped) return;
+        this._emit("error", err);
+        if (err.retryable) this._dropped(null, { code: 1006, reason: err.message, wasClean: false }, false);
+        else this._stop({ code: null, reason: err.message, error: err });
+      });
     }
 
-    _dropped(ws, ev) {
+    _openSocket(token) {
+      let ws;
+      const url = token == null ? this.url : withToken(this.url, token);
+      try { ws = new WebSocket(url, this.options.protocols); } catch (e) { this._emit("error", e); this._dropped(null, { code: 1006, reason: e.message, wasClean: false }, false); return; }
+      ws.binaryType = "arraybuffer";
+      this.socket = ws;
+      let opened = false;
+      // A socket that never gets to the welcome (half-open network, stuck proxy) counts as a drop.
+      this._timer = setTimeout(() => { if (this.socket === ws && this.state !== "open") ws.close(); }, this.options.requestTimeout);
+      ws.onopen = () => { opened = true; };
+      ws.onmessage = (ev) => { if (this.socket === ws) this._onFrame(ev.data); };
+      ws.onerror = () => { if (this.socket === ws) this._emit("error", new TetherError("socket", "WebSocket error (details arrive with the close)")); };
+      ws.onclose = (ev) => { if (this.socket === ws) this._dropped(ws, ev, opened); };
+    }
+
+    /** Stops for good without a socket to close (the token function failed): see `closed`. */
+    _stop(info) {
+      this._stopped = true;
+      this._openSeq++;
       clearTimeout(this._timer);
+      this._clearRefresh();
+      this._failPending(new TetherError("closed", info.reason || "client stopped"), () => true);
+      this._setState("closed");
+      this._finish(info);
+    }
+
+    _finish(info) {
+      this.closeInfo = Object.assign({ code: null, reason: "", willReconnect: false, byClient: false, refused: false, error: null }, info);
+      this._emit("closed", this.closeInfo);
+    }
+
+    _dropped(ws, ev, opened) {
+      clearTimeout(this._timer);
+      this._clearRefresh();
       this.socket = null;
       this.connectionId = null;
       // Only requests already on the wire are lost; queued ones wait for the next connection.
       this._failPending(new TetherError("disconnected", "connection lost"), (req) => req.sent);
-      this._emit("close", { code: ev.code, reason: ev.reason, wasClean: ev.wasClean });
-      if (this._stopped) { this._setState("closed"); return; }
+      const code = ev.code;
+      const reason = ev.reason || "";
+      // Why reconnecting cannot help, when it cannot: then the client stops instead.
+      let final = null;
+      if (this._stopped) final = { code, reason, byClient: this._stoppedByClient };
+      else if (FINAL_CLOSE_CODES.has(code)) final = { code, reason };
+      else if (this._tokenFailure) final = { code, reason, error: this._tokenFailure };
+      else if (!opened && ++this._handshakeFailures >= this._maxHandshakeFailures()) {
+        final = { code, reason: reason || "the server did not accept the connection " + this._handshakeFailures + " times in a row (refused, or unreachable)", refused: this._hasToken() };
+      }
+      if (opened) this._handshakeFailures = 0;
+      this._emit("close", { code, reason, wasClean: ev.wasClean, opened: !!opened, willReconnect: !final });
+      if (final) {
+        if (!this._stopped) this._stopped = true;
+        this._failPending(new TetherError("closed", final.reason || "connection closed (" + code + ")"), () => true);
+        this._setState("closed");
+        this._finish(final);
+        return;
+      }
       // Exponential backoff with full jitter above a floor: a crowd of clients dropped by one
       // server restart spreads out instead of reconnecting in lockstep.
       const { minReconnectDelay: min, maxReconnectDelay: max } = this.options;
@@ -188,7 +370,12 @@
       clearTimeout(this._timer);
       this.welcome = msg;
       this.connectionId = msg.connectionId;
+      this.user = typeof msg.user === "string" ? msg.user : null;
+      this.expiresAt = typeof msg.expiresAt === "number" ? msg.expiresAt : null;
       this._attempt = 0;
+      this._handshakeFailures = 0;
+      this._connectedOnce = true;
+      this._scheduleRefresh();
       this._setState("open");
       // Renew subscriptions first, so queued publishes come back to us as live messages.
       for (const sub of this.subscriptions.values()) {
@@ -202,6 +389,51 @@
       }
       for (const req of Array.from(this._pending.values())) if (!req.sent) this._transmit(req);
       this._emit("open", msg);
+    }
+
+    _clearRefresh() {
+      clearTimeout(this._refreshTimer);
+      this._refreshTimer = null;
+    }
+
+    /**
+     * Plans the next token refresh from `expiresAt`. Only a token function can give a new token;
+     * with a string (or no expiry) nothing is planned and the server's 4001 ends the connection.
+     */
+    _scheduleRefresh() {
+      this._clearRefresh();
+      if (typeof this.options.token !== "function" || typeof this.expiresAt !== "number" || this._tokenFailure) return;
+      const left = this.expiresAt - Date.now();
+      const delay = Math.max(MIN_REFRESH_DELAY, Math.min(left * REFRESH_AT, left - REFRESH_MARGIN));
+      const ws = this.socket;
+      this._refreshTimer = setTimeout(() => { this._refreshTimer = null; if (this.socket === ws) this._refresh(ws); }, delay);
+    }
+
+    /** Gets a fresh token and sends it; the ack's `expiresAt` plans the next refresh. */
+    _refresh(ws) {
+      this._fetchToken("refresh").then((token) => {
+        if (this.socket !== ws || this.state !== "open") return; // a newer connection got its own token
+        return this._request(() => ({ type: "refresh", token })).then((ack) => {
+          if (this.socket !== ws) return;
+          this.expiresAt = typeof ack.expiresAt === "number" ? ack.expiresAt : null;
+          this._emit("refresh", { expiresAt: this.expiresAt });
+          this._scheduleRefresh();
+        }, (err) => {
+          if (this.socket !== ws) return; // lost with the connection; the next one starts over
+          err.refresh = true;
+          this._emit("error", err);
+          // No answer: try again while there is time. A refusal (invalid_token, forbidden) will
+          // not change by asking again; the server closes with 4001 at expiry.
+          if (err.code === "timeout") this._scheduleRefresh();
+        });
+      }, (err) => {
+        if (this.socket !== ws) return;
+        err.refresh = true;
+        if (err.retryable) { this._emit("error", err); this._scheduleRefresh(); return; }
+        // The token function failed: this connection lives until it expires, then the client stops.
+        this._tokenFailure = err;
+        this._emit("error", err);
+      });
     }
 
     /**
