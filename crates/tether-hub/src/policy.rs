@@ -5,7 +5,8 @@
 //! `chat`); a channel without a colon, or in a namespace nobody configured, follows the default
 //! policy. The checks are pure functions of the policy, the connection's user and the channel
 //! name, so they are tested here without a server. Rust code and the server API publish and
-//! subscribe past the policy: it governs clients.
+//! subscribe past the policy: it governs clients. The rules deserialize from their lowercase
+//! names (`"authenticated"`), as a configuration file writes them.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,7 +15,8 @@ use crate::error::HubError;
 use crate::hooks::SubscriptionToken;
 
 /// Who may subscribe to the channels of a namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum SubscribeRule {
     /// Any connection, anonymous ones included (the default: today's open behaviour).
@@ -27,7 +29,8 @@ pub enum SubscribeRule {
 }
 
 /// Who may publish to the channels of a namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum PublishRule {
     /// Any connection (the default: today's open behaviour).
@@ -43,7 +46,8 @@ pub enum PublishRule {
 
 /// Who may send direct messages (`send`) to other connections. Not a namespace rule: a direct
 /// message goes to a connection, not a channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum SendRule {
     /// Any connection (the default: today's open behaviour).

@@ -9,7 +9,7 @@ use std::io::Read as _;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{http_request, serve_command, HttpAnswer, Served};
+use common::{http_request, serve_command, serve_refusal, HttpAnswer, Served};
 use serde_json::{json, Value};
 use tether_tokio::{ClientBuilder, Message, Transport, WebSocket};
 
@@ -602,25 +602,6 @@ fn the_key_never_appears_in_the_log() {
     assert!(!log.contains(wrong), "a presented key is in the log:\n{log}");
 }
 
-/// `tether serve ARGS`' exit status and stderr, for settings it must refuse at once.
-fn refused_at_startup(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = serve_command(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start tether");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("tether serve {args:?} did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    (status.code(), stderr)
-}
-
 #[test]
 fn the_key_comes_from_a_flag_or_a_file_never_both_never_empty() {
     let dir = std::env::temp_dir().join(format!("tether-api-key-{}", std::process::id()));
@@ -633,21 +614,21 @@ fn the_key_comes_from_a_flag_or_a_file_never_both_never_empty() {
     assert_eq!(call("key-from-a-file-0123"), 200, "the file's content without its newline");
     assert_eq!(call("key-from-a-file-012"), 401);
 
-    let (status, stderr) = refused_at_startup(&["--api-key", "k", "--api-key-file", path]);
+    let (status, stderr) = serve_refusal(&["--api-key", "k", "--api-key-file", path]);
     assert_eq!(status, Some(2), "{stderr}");
-    let (status, stderr) = refused_at_startup(&["--api-key", ""]);
+    let (status, stderr) = serve_refusal(&["--api-key", ""]);
     assert_eq!(status, Some(2), "{stderr}");
     std::fs::write(&file, "\n").unwrap();
-    let (status, stderr) = refused_at_startup(&["--api-key-file", path]);
+    let (status, stderr) = serve_refusal(&["--api-key-file", path]);
     assert_eq!(status, Some(2), "{stderr}");
     assert!(stderr.contains("--api-key-file") && stderr.lines().count() == 1, "{stderr}");
-    let (status, stderr) = refused_at_startup(&["--api-key-file", "/nonexistent/key"]);
+    let (status, stderr) = serve_refusal(&["--api-key-file", "/nonexistent/key"]);
     assert_eq!(status, Some(2), "{stderr}");
-    let (status, stderr) = refused_at_startup(&["--internal-port", "0"]);
+    let (status, stderr) = serve_refusal(&["--internal-port", "0"]);
     assert_eq!(status, Some(2), "without a key: {stderr}");
     let config = dir.join("both.toml");
     std::fs::write(&config, format!("api_key = \"k\"\napi_key_file = {path:?}\n")).unwrap();
-    let (status, stderr) = refused_at_startup(&["--config", config.to_str().unwrap()]);
+    let (status, stderr) = serve_refusal(&["--config", config.to_str().unwrap()]);
     assert_eq!(status, Some(2), "both in the file: {stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }

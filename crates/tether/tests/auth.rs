@@ -18,7 +18,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::post;
-use common::{read_head, serve_command, status_of, Served};
+use common::{read_head, serve_command, serve_refusal, status_of, Served};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use tether_proto::handshake::client::ClientRequest;
@@ -373,26 +373,6 @@ fn demo_tokens_use_the_configured_secret_when_there_is_one() {
     let claims =
         jsonwebtoken::decode::<Value>(&token, &keys, &jsonwebtoken::Validation::new(Algorithm::HS256)).unwrap();
     assert_eq!(claims.claims["sub"], "nick");
-}
-
-/// `tether serve ARGS`: its exit status and stderr (killed after 5 s if it started instead).
-fn serve_refusal(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = serve_command(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start tether");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        if started.elapsed() > Duration::from_secs(5) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    (status, stderr)
 }
 
 #[test]

@@ -5,33 +5,11 @@
 mod common;
 
 use std::io::Read;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{serve_command, Served};
+use common::{serve_refusal, Served};
 use tether_proto::handshake::client::ClientRequest;
 use tether_proto::Event;
-
-/// Runs `tether serve --port 0 ARGS` and returns its exit status and stderr. A server that starts
-/// instead of refusing is killed after 5 s and reported as status `None`.
-fn serve_refusal(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = serve_command(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start tether");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code();
-        }
-        if started.elapsed() > Duration::from_secs(5) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    (status, stderr)
-}
 
 #[test]
 fn out_of_range_flags_are_refused_on_one_line_with_status_2() {

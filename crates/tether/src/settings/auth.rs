@@ -14,7 +14,9 @@ use std::time::Duration;
 use hyper::Uri;
 
 use super::fields::ServeSettings;
-use super::namespaces::{is_namespace_name, NamespaceConfig, PublishRule, SubscribeRule};
+use tether_hub::{NamespacePolicy, PublishRule, SubscribeRule};
+
+use super::namespaces::is_namespace_name;
 use super::ranges::{check, Invalid};
 use crate::auth::{Secret, TokenKeys};
 
@@ -45,7 +47,7 @@ pub struct AuthSettings {
     /// How long a demo token is valid.
     pub demo_token_lifetime: Duration,
     /// Every `[namespaces.NAME]`, by name (`default` among them when given).
-    pub namespaces: Vec<NamespaceConfig>,
+    pub namespaces: Vec<(String, NamespacePolicy)>,
 }
 
 fn invalid(key: impl Into<String>, value: impl Into<String>, quoted: bool, expected: impl Into<String>) -> Invalid {
@@ -211,7 +213,7 @@ impl ServeSettings {
         let can_authenticate = token_keys.is_some() || self.connect_proxy.is_some();
         let mut namespaces = Vec::new();
         for (name, table) in &self.namespaces {
-            let config = table.resolve(name);
+            let config = table.resolve();
             if config.subscribe == SubscribeRule::Token && token_keys.is_none() {
                 return Err(format!(
                     "namespaces.{name}.subscribe = \"token\": expected token keys (token_hmac_secret, token_public_key or demo_tokens) to verify subscription tokens"
@@ -226,7 +228,7 @@ impl ServeSettings {
                     "namespaces.{name}.{field} = \"authenticated\": expected a way to authenticate (token_hmac_secret, token_public_key, demo_tokens or connect_proxy)"
                 ));
             }
-            namespaces.push(config);
+            namespaces.push((name.clone(), config));
         }
         let url = |url: &Option<String>| url.as_deref().map(check_proxy_url).transpose();
         Ok(AuthSettings {
@@ -452,7 +454,7 @@ mod tests {
             .unwrap_err()
             .starts_with("namespaces.private.subscribe = \"token\": expected token keys"));
         let with_keys = ServeSettings { demo_tokens: true, ..token_rule };
-        assert_eq!(with_keys.resolve().unwrap().auth.namespaces[0].subscribe, SubscribeRule::Token);
+        assert_eq!(with_keys.resolve().unwrap().auth.namespaces[0].1.subscribe, SubscribeRule::Token);
         let authenticated: ServeSettings = toml::from_str("[namespaces.chat]\npublish = \"authenticated\"").unwrap();
         assert!(authenticated
             .clone()
@@ -460,7 +462,7 @@ mod tests {
             .unwrap_err()
             .starts_with("namespaces.chat.publish = \"authenticated\": expected a way"));
         let proxied = ServeSettings { connect_proxy: Some("http://127.0.0.1:1/c".into()), ..authenticated };
-        assert_eq!(proxied.resolve().unwrap().auth.namespaces[0].publish, PublishRule::Authenticated);
+        assert_eq!(proxied.resolve().unwrap().auth.namespaces[0].1.publish, PublishRule::Authenticated);
     }
 
     #[test]

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
+use tether_hub::SendRule;
+
 use super::namespaces::NamespaceSettings;
 use crate::auth::Secret;
 
@@ -218,11 +220,17 @@ pub struct ServeSettings {
     pub demo_token_secs: Option<u64>,
     /// Token protocol: who may `send` direct messages to other connections: `any`,
     /// `authenticated` (connections with a user) or `server` (only the server API) [default: any].
-    #[arg(long, value_name = "WHO")]
-    pub direct_messages: Option<DirectMessages>,
+    #[arg(long, value_name = "WHO", value_parser = send_rule)]
+    pub direct_messages: Option<SendRule>,
     /// TOML only: `[namespaces.NAME]` channel policies (docs/limits.md, "Namespaces").
     #[arg(skip)]
     pub namespaces: BTreeMap<String, NamespaceSettings>,
+}
+
+/// `--direct-messages`: the hub's rule, by the name the TOML file uses too.
+pub(super) fn send_rule(arg: &str) -> Result<SendRule, String> {
+    SendRule::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(arg))
+        .map_err(|_| "expected any, authenticated or server".into())
 }
 
 /// A secret from the command line; checked with the others, in `validate`.
@@ -237,19 +245,6 @@ fn finite(arg: &str) -> Result<f64, String> {
         Ok(value) if value.is_finite() => Ok(value),
         _ => Err("not a finite number".into()),
     }
-}
-
-/// Who may send direct messages (`direct_messages`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DirectMessages {
-    /// Any connection.
-    #[default]
-    Any,
-    /// Connections with a user.
-    Authenticated,
-    /// Only the server (its HTTP API and the Rust API).
-    Server,
 }
 
 /// How log lines are written.

@@ -66,7 +66,7 @@ mod tests {
         let resolved = merged.resolve().unwrap();
         assert_eq!(resolved.port, 9000);
         assert!(resolved.auth.token_keys.is_some() && resolved.auth.api_key.is_some());
-        assert_eq!(resolved.auth.namespaces.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["chat"]);
+        assert_eq!(resolved.auth.namespaces.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(), ["chat"]);
     }
 
     #[test]

@@ -27,6 +27,5 @@ pub use auth::AuthSettings;
 pub use fields::{LogFormat, ServeSettings};
 // TODO(lead): converted to tether_hub::Namespaces at the merge.
 #[allow(unused_imports)]
-pub use namespaces::{NamespaceConfig, PublishRule, SubscribeRule};
 pub use ranges::range_of;
 pub use resolve::{route_limits, Resolved, QUESTION_LIMIT};

@@ -2,39 +2,13 @@
 //! (`[namespaces.default]` for channels without a colon). Each key is optional; an absent one is
 //! today's open behaviour (or, for history, the server-wide `channel_history*`).
 //!
-//! Kept as plain data ([`NamespaceConfig`]); `serve` turns it into the hub's policy type.
+//! Read straight into the hub's own policy types ([`NamespacePolicy`]; its rules deserialize
+//! from their lowercase names).
 
 use std::time::Duration;
 
 use serde::Deserialize;
-
-/// Who may subscribe to a namespace's channels.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SubscribeRule {
-    /// Anyone, anonymous included (the default).
-    #[default]
-    Any,
-    /// Connections with a user.
-    Authenticated,
-    /// Connections that show a subscription token for the channel.
-    Token,
-}
-
-/// Who may publish to a namespace's channels.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PublishRule {
-    /// Anyone (the default, as before namespaces existed).
-    #[default]
-    Any,
-    /// Connections subscribed to the channel.
-    Subscribers,
-    /// Connections with a user.
-    Authenticated,
-    /// Only the server (its HTTP API and the Rust API).
-    Server,
-}
+use tether_hub::{NamespacePolicy, Namespaces, PublishRule, SubscribeRule};
 
 /// One `[namespaces.NAME]` table as written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -49,71 +23,27 @@ pub struct NamespaceSettings {
     pub allow_user_limited: Option<bool>,
 }
 
-/// A namespace's policy with the defaults applied; mirrors `tether_hub::NamespacePolicy`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NamespaceConfig {
-    /// The namespace; `default` is the one of channels without a colon.
-    pub name: String,
-    pub subscribe: SubscribeRule,
-    pub publish: PublishRule,
-    /// Whether `presence` requests are answered.
-    pub presence: bool,
-    /// Whether join and leave events are sent.
-    pub join_leave: bool,
-    /// Messages kept per channel; `None` = the server's `channel_history`.
-    pub history_size: Option<usize>,
-    /// How long they are kept; `None` = the server's `channel_history_secs`.
-    pub history_ttl: Option<Duration>,
-    /// Whether `NAME:…#alice,bob` channels admit only the users listed after `#`.
-    pub allow_user_limited: bool,
-}
-
 impl NamespaceSettings {
-    pub fn resolve(&self, name: &str) -> NamespaceConfig {
-        NamespaceConfig {
-            name: name.to_owned(),
-            subscribe: self.subscribe.unwrap_or_default(),
-            publish: self.publish.unwrap_or_default(),
-            presence: self.presence.unwrap_or(true),
-            join_leave: self.join_leave.unwrap_or(true),
-            history_size: self.history_size,
-            history_ttl: self.history_ttl_secs.map(Duration::from_secs),
-            allow_user_limited: self.allow_user_limited.unwrap_or(false),
-        }
+    /// The hub's policy: what the table says, the open default for what it leaves out.
+    pub fn resolve(&self) -> NamespacePolicy {
+        let open = NamespacePolicy::open();
+        NamespacePolicy::open()
+            .subscribe(self.subscribe.unwrap_or(open.subscribe))
+            .publish(self.publish.unwrap_or(open.publish))
+            .presence(self.presence.unwrap_or(open.presence))
+            .join_leave(self.join_leave.unwrap_or(open.join_leave))
+            .history(self.history_size, self.history_ttl_secs.map(Duration::from_secs))
+            .allow_user_limited(self.allow_user_limited.unwrap_or(open.allow_user_limited))
     }
 }
 
-impl NamespaceConfig {
-    /// The hub's form of this policy.
-    fn policy(&self) -> tether_hub::NamespacePolicy {
-        let subscribe = match self.subscribe {
-            SubscribeRule::Any => tether_hub::SubscribeRule::Any,
-            SubscribeRule::Authenticated => tether_hub::SubscribeRule::Authenticated,
-            SubscribeRule::Token => tether_hub::SubscribeRule::Token,
-        };
-        let publish = match self.publish {
-            PublishRule::Any => tether_hub::PublishRule::Any,
-            PublishRule::Subscribers => tether_hub::PublishRule::Subscribers,
-            PublishRule::Authenticated => tether_hub::PublishRule::Authenticated,
-            PublishRule::Server => tether_hub::PublishRule::Server,
-        };
-        tether_hub::NamespacePolicy::open()
-            .subscribe(subscribe)
-            .publish(publish)
-            .presence(self.presence)
-            .join_leave(self.join_leave)
-            .history(self.history_size, self.history_ttl)
-            .allow_user_limited(self.allow_user_limited)
-    }
-}
-
-/// The hub's namespaces from the tables: `default` is the policy of every channel no other table
-/// names.
-pub fn hub_namespaces(configs: &[NamespaceConfig]) -> tether_hub::Namespaces {
-    let default = configs.iter().find(|config| config.name == "default").map(NamespaceConfig::policy);
-    let named = configs.iter().filter(|config| config.name != "default");
-    named.fold(tether_hub::Namespaces::new(default.unwrap_or_default()), |namespaces, config| {
-        namespaces.with(config.name.clone(), config.policy())
+/// The hub's namespaces from the tables, by name: `default` is the policy of every channel no
+/// other table names.
+pub fn hub_namespaces(policies: &[(String, NamespacePolicy)]) -> Namespaces {
+    let default = policies.iter().find(|(name, _)| name == "default").map(|(_, policy)| policy.clone());
+    let named = policies.iter().filter(|(name, _)| name != "default");
+    named.fold(Namespaces::new(default.unwrap_or_default()), |namespaces, (name, policy)| {
+        namespaces.with(name.clone(), policy.clone())
     })
 }
 
@@ -133,11 +63,11 @@ mod tests {
              history_size = 10\nhistory_ttl_secs = 60\nallow_user_limited = true",
         )
         .unwrap();
-        let config = table.resolve("chat");
+        let config = table.resolve();
         assert_eq!((config.subscribe, config.publish), (SubscribeRule::Token, PublishRule::Server));
         assert!(!config.presence && !config.join_leave && config.allow_user_limited);
         assert_eq!((config.history_size, config.history_ttl), (Some(10), Some(Duration::from_secs(60))));
-        let open = NamespaceSettings::default().resolve("x");
+        let open = NamespaceSettings::default().resolve();
         assert_eq!((open.subscribe, open.publish), (SubscribeRule::Any, PublishRule::Any));
         assert!(open.presence && open.join_leave && !open.allow_user_limited);
         assert_eq!((open.history_size, open.history_ttl), (None, None));
@@ -154,12 +84,12 @@ mod tests {
     fn the_tables_become_the_hubs_namespaces() {
         let chat: NamespaceSettings = toml::from_str("subscribe = \"authenticated\"\npresence = false").unwrap();
         let default: NamespaceSettings = toml::from_str("publish = \"server\"").unwrap();
-        let namespaces = hub_namespaces(&[chat.resolve("chat"), default.resolve("default")]);
+        let namespaces = hub_namespaces(&[("chat".into(), chat.resolve()), ("default".into(), default.resolve())]);
         let policy = namespaces.policy_for("chat:lobby");
-        assert_eq!((policy.subscribe, policy.presence), (tether_hub::SubscribeRule::Authenticated, false));
-        assert_eq!(namespaces.policy_for("lobby").publish, tether_hub::PublishRule::Server);
-        assert_eq!(namespaces.policy_for("other:x").publish, tether_hub::PublishRule::Server, "the default");
-        assert_eq!(hub_namespaces(&[]), tether_hub::Namespaces::default());
+        assert_eq!((policy.subscribe, policy.presence), (SubscribeRule::Authenticated, false));
+        assert_eq!(namespaces.policy_for("lobby").publish, PublishRule::Server);
+        assert_eq!(namespaces.policy_for("other:x").publish, PublishRule::Server, "the default");
+        assert_eq!(hub_namespaces(&[]), Namespaces::default());
     }
 
     #[test]

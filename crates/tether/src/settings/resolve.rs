@@ -5,11 +5,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tether_hub::{HubConfig, SendRule};
+use tether_hub::HubConfig;
 use tether_tokio::{OriginPolicy, ServerConfig};
 
 use super::auth::AuthSettings;
-use super::fields::{DirectMessages, ServeSettings};
+use super::fields::ServeSettings;
 
 /// Room for the token protocol's envelope (type, id, channel, ...) around a `data` of
 /// max_data_bytes: a `/tether` message may be that much larger than its data.
@@ -117,11 +117,7 @@ impl ServeSettings {
             namespaces: super::namespaces::hub_namespaces(&auth.namespaces),
             // A publish proxy answers within its own timeout; the hub's bound on hooks stays above it.
             hook_timeout: hub.hook_timeout.max(auth.proxy_timeout * 2),
-            direct_messages: match self.direct_messages.unwrap_or_default() {
-                DirectMessages::Any => SendRule::Any,
-                DirectMessages::Authenticated => SendRule::Authenticated,
-                DirectMessages::Server => SendRule::Server,
-            },
+            direct_messages: self.direct_messages.unwrap_or_default(),
             ..hub
         };
         Ok(Resolved {
@@ -190,7 +186,7 @@ mod tests {
     #[test]
     fn hub_settings_of_auth_reach_the_hub() {
         let resolved = ServeSettings::default().resolve().unwrap();
-        assert_eq!(resolved.hub.direct_messages, SendRule::Any, "open by default");
+        assert_eq!(resolved.hub.direct_messages, tether_hub::SendRule::Any, "open by default");
         assert_eq!(resolved.auth.demo_token_lifetime, Duration::from_secs(30));
         assert_eq!(resolved.hub.hook_timeout, Duration::from_secs(10));
         let settings: ServeSettings = toml::from_str(
@@ -199,11 +195,13 @@ mod tests {
         )
         .unwrap();
         let resolved = settings.resolve().unwrap();
-        assert_eq!(resolved.hub.direct_messages, SendRule::Authenticated);
+        assert_eq!(resolved.hub.direct_messages, tether_hub::SendRule::Authenticated);
         assert_eq!(resolved.auth.demo_token_lifetime, Duration::from_secs(4));
         assert_eq!(resolved.hub.hook_timeout, Duration::from_secs(40), "above the proxy's own timeout");
         assert_eq!(resolved.hub.namespaces.policy_for("chat:x").publish, tether_hub::PublishRule::Server);
         assert!(toml::from_str::<ServeSettings>("direct_messages = \"everyone\"").is_err());
+        assert_eq!(super::super::fields::send_rule("server"), Ok(tether_hub::SendRule::Server));
+        assert!(super::super::fields::send_rule("everyone").is_err());
     }
 
     #[test]

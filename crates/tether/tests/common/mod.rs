@@ -265,3 +265,29 @@ pub fn http_request(addr: &str, method: &str, path: &str, headers: &[(&str, &str
     let status = status_of(head).parse().unwrap_or_else(|_| panic!("no status in {text:?}"));
     HttpAnswer { status, head: head.to_owned(), body: body.to_owned() }
 }
+
+/// Runs `tether serve --port 0 ARGS` and returns its exit status and stderr. A server that starts
+/// instead of refusing is killed after 5 s and reported as status `None`.
+pub fn serve_refusal(args: &[&str]) -> (Option<i32>, String) {
+    use std::io::Read as _;
+    let mut child = serve_command(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start tether");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if started.elapsed() > std::time::Duration::from_secs(5) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    (status, stderr)
+}
