@@ -72,6 +72,13 @@ impl ExpiryIndex {
     }
 }
 
+/// Milliseconds from `now` until `at` (0 once it passed), as the protocol's `expiresIn` says it: a
+/// client plans its refresh from this and its own monotonic clock, so a client clock that is off
+/// does not make it refresh too late (a 4001) or in a loop.
+pub(crate) fn millis_until(at: SystemTime, now: SystemTime) -> u64 {
+    at.duration_since(now).map_or(0, |left| left.as_millis().try_into().unwrap_or(u64::MAX))
+}
+
 /// Milliseconds since the Unix epoch, as the protocol's `expiresAt` says it.
 pub(crate) fn millis(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis().try_into().unwrap_or(u64::MAX))

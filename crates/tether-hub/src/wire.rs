@@ -128,6 +128,9 @@ pub(crate) struct Ack<'a> {
     /// A `refresh` ack: the new expiry in ms since the epoch (`Some(None)` is `null`: never).
     #[serde(rename = "expiresAt", skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Option<u64>>,
+    /// With `expires_at`: milliseconds left until then, by the server's clock.
+    #[serde(rename = "expiresIn", skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<Option<u64>>,
 }
 
 impl Ack<'_> {

@@ -172,6 +172,9 @@ async fn the_welcome_says_who_and_until_when() {
     let ada = Client::connect(&format!("{url}?user=ada&exp={exp}")).await;
     assert_eq!(ada.welcome["user"], "ada");
     assert_eq!(ada.welcome["expiresAt"], json!(exp * 1000));
+    let left = ada.welcome["expiresIn"].as_u64().expect("expiresIn");
+    assert!((598_000..=600_000).contains(&left), "{left} ms left by the server's clock");
+    assert_eq!(anonymous.welcome["expiresIn"], Value::Null);
 }
 
 #[tokio::test]
@@ -194,6 +197,7 @@ async fn an_expired_connection_is_closed_with_4001_unless_it_refreshed() {
     assert_eq!(keen.error_code(json!({"type": "refresh"})).await, "bad_request");
     let ack = keen.ack(json!({"type": "refresh", "token": format!("keen:{later}")})).await;
     assert_eq!(ack["expiresAt"], json!(later * 1000));
+    assert!(ack["expiresIn"].as_u64().is_some_and(|left| left > 3_590_000), "{ack}");
 
     assert_eq!(close_of(&mut lazy).await, (4001, "token expired".to_owned()));
     // `keen` outlived its first token: still served.

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use tether_tokio::{Closed, Conn, Listener, Message};
 
 use crate::error::HubError;
-use crate::expiry::{millis, TOKEN_EXPIRED, TOKEN_EXPIRED_REASON};
+use crate::expiry::{millis, millis_until, TOKEN_EXPIRED, TOKEN_EXPIRED_REASON};
 use crate::hooks::{ChannelHooks, InitialChannels, TokenVerifier};
 use crate::hub::Hub;
 use crate::session::Session;
@@ -179,6 +179,7 @@ impl Listener for TokenServer {
             "heartbeat": self.heartbeat.as_millis() as u64,
             "user": conn.user(),
             "expiresAt": expires_at.map(millis),
+            "expiresIn": expires_at.map(|at| millis_until(at, SystemTime::now())),
         });
         let _ = conn.send_text(welcome.to_string());
         if let Some(at) = expires_at {

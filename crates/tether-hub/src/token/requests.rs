@@ -11,7 +11,7 @@ use super::{bad_request, Failure, TokenServer};
 use crate::channel::{validate_channel, Publication};
 use crate::control::connection_info;
 use crate::error::HubError;
-use crate::expiry::millis;
+use crate::expiry::{millis, millis_until};
 use crate::hooks::{PublishDecision, PublishRequest, SubscribeRequest, SubscriptionToken};
 use crate::policy::{self, NamespacePolicy};
 use crate::wire::{Ack, MemberOut, PublicationOut, Request};
@@ -234,6 +234,7 @@ impl TokenServer {
         }
         let mut ack = Ack::new(id);
         ack.expires_at = Some(claims.expires_at.map(millis));
+        ack.expires_in = Some(claims.expires_at.map(|at| millis_until(at, now)));
         Ok(Some(ack.to_json()))
     }
 }
