@@ -1,11 +1,14 @@
 // In-process fake of the token-auth side of `tether serve` for unit-level checks of tether.js's
 // token logic (token.test.mjs): the test decides which tokens are valid and when they expire, sees
 // every handshake and refresh request, and can close a connection with any code. Only the parts
-// of docs/protocol.md that the token logic touches are spoken: the welcome with `user` and
-// `expiresAt`, `refresh`, the 4001 close at expiry, and an empty ack for any other request.
+// of docs/protocol.md that the token logic touches are spoken: the welcome with `user`,
+// `expiresAt` and `expiresIn` (ms left by this server's clock, as the real server sends), `refresh`
+// (acked with both), the 4001 close at expiry, and an empty ack for any other request.
 //
-// Serves /tether.js from crates/tether/assets and /blank.html (a page that loads it).
-import { readFileSync } from "node:fs";
+// Serves the files of crates/tether/assets (tether.js, chat.html, ...), /blank.html (a page that
+// loads tether.js), and the chat's /demo/config and /demo/token through `fake.demoConfig` and
+// `fake.demoToken` (functions (req, res); 404 while null).
+import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { randomBytes } from "node:crypto";
 import { WebSocketServer } from "ws";
@@ -25,8 +28,14 @@ export async function startFakeAuth({ verify }) {
     handshakes: [],
     /** Every open connection's record: {id, ws, token, user, expiresAt, refreshes: [{at, token, id}]}. */
     connections: [],
-    /** Answers to a refresh: return {expiresAt} to ack, or {error: code} to refuse. Default: verify the token. */
+    /**
+     * Answers to a refresh: return {expiresAt} to ack (expiresIn: by this server's clock, unless
+     * given too), {error: code} to refuse, or {silent: true} to never answer. Default: verify the token.
+     */
     onRefresh: null,
+    /** Handlers for GET /demo/config and /demo/token: (req, res) => void; null answers 404. */
+    demoConfig: null,
+    demoToken: null,
     base: null,
     port: null,
   };
@@ -39,6 +48,13 @@ export async function startFakeAuth({ verify }) {
     } else if (path === "/blank.html") {
       res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
       res.end('<!doctype html><meta charset="utf-8"><title>tether.js token tests</title><script src="/tether.js"></script>');
+    } else if (path === "/demo/config" && fake.demoConfig) {
+      fake.demoConfig(req, res);
+    } else if (path === "/demo/token" && fake.demoToken) {
+      fake.demoToken(req, res);
+    } else if (/^\/[a-z]+\.(html|css)$/.test(path) && existsSync(new URL(path.slice(1), assets))) {
+      res.writeHead(200, { "content-type": (path.endsWith(".css") ? "text/css" : "text/html") + "; charset=utf-8", "cache-control": "no-store" });
+      res.end(readFileSync(new URL(path.slice(1), assets)));
     } else {
       res.writeHead(404).end("not found\n");
     }
@@ -66,7 +82,9 @@ export async function startFakeAuth({ verify }) {
     const conn = { id: randomBytes(12).toString("base64url"), ws, token, user: identity.user ?? null, expiresAt: identity.expiresAt ?? null, refreshes: [], closedWith: null };
     fake.connections.push(conn);
     const send = (obj) => ws.readyState === 1 && ws.send(JSON.stringify(obj));
-    send({ type: "welcome", connectionId: conn.id, subProtocol: ws.protocol || null, server: "tether/fake-auth", heartbeat: 0, user: conn.user, expiresAt: conn.expiresAt });
+    /** What is left by this server's clock, as `tether serve` counts it (null: no expiry). */
+    const expiresIn = () => (typeof conn.expiresAt === "number" ? Math.max(0, conn.expiresAt - Date.now()) : null);
+    send({ type: "welcome", connectionId: conn.id, subProtocol: ws.protocol || null, server: "tether/fake-auth", heartbeat: 0, user: conn.user, expiresAt: conn.expiresAt, expiresIn: expiresIn() });
     ws.on("message", (raw) => {
       let m;
       try { m = JSON.parse(raw.toString()); } catch { return send({ type: "error", code: "bad_request", message: "malformed JSON" }); }
@@ -79,9 +97,10 @@ export async function startFakeAuth({ verify }) {
         const next = fake.verify(m.token, null);
         answer = next && next.user === conn.user ? { expiresAt: next.expiresAt ?? null } : { error: "invalid_token" };
       }
+      if (answer.silent) return; // a server that never answers (the client's request times out)
       if (answer.error) return send({ type: "error", id: m.id, code: answer.error, message: "refresh refused" });
       conn.expiresAt = answer.expiresAt;
-      send({ type: "ack", id: m.id, expiresAt: conn.expiresAt });
+      send({ type: "ack", id: m.id, expiresAt: conn.expiresAt, expiresIn: answer.expiresIn !== undefined ? answer.expiresIn : expiresIn() });
     });
     ws.on("close", (code) => { conn.closedWith = code; });
   }
@@ -111,6 +130,8 @@ export async function startFakeAuth({ verify }) {
     fake.handshakes = [];
     fake.connections = [];
     fake.onRefresh = null;
+    fake.demoConfig = null;
+    fake.demoToken = null;
   };
   return fake;
 }

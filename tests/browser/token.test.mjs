@@ -1,8 +1,12 @@
 // Unit-level checks of tether.js's token logic in headless Chromium, against the in-process fake
 // of fake-auth.mjs (so they run without the Rust side): the token in the query, refresh before
-// `expiresAt` and rescheduling from the ack, the token function called again on reconnect, no
-// reconnect after 4001/4003/1008 or a failing token function, a refused handshake given up after
-// maxHandshakeFailures, and nothing changed for clients without a token.
+// expiry planned from `expiresIn` (whatever the page's clock says), with jitter, no storm for a
+// distant or already-past expiry, catching up after a throttled timer, rescheduling from the ack,
+// the token function called again on reconnect (also after a failed refresh), its failures retried
+// unless `fatal`, no reconnect after 4001/4003/1008, a refused handshake given up after
+// maxHandshakeFailures but an outage after the first open waited out, close() during a refresh
+// kept quiet, and nothing changed for clients without a token. The chat demo's own handling
+// (stopped without tokens, /demo/config failing, its token function) is checked here too.
 //
 // Env: CHROMIUM (default /usr/bin/chromium). Run with `node --test` in this folder, or
 // scripts/browser-test.sh from anywhere.
@@ -28,19 +32,26 @@ function verifyTestToken(token) {
  * Runs in the page: makes `window.c`, a Tether.Client for `spec`, logs its events into
  * `window.log` ({ev, at, x}) and the token function's calls into `window.calls`, and connects.
  * spec.token: "fn" (a function answering `ok.USER.LIFETIME.N`, rejecting on the calls listed in
- * `failOn`, and with a `temporary` error on those in `temporaryOn`), "throw" (throws synchronously), "empty" (resolves ""), a string, or undefined.
+ * `failOn` with a TypeError as fetch() does in a network blip, with a `temporary` error on those in
+ * `temporaryOn`, with a `fatal` error on those in `fatalOn`, and on those in `holdOn` returning a
+ * promise the test settles through window.held), "throw" (throws synchronously), "empty"
+ * (resolves ""), a string, or undefined. spec.skew: ms added to the page's Date.now().
  */
 function harness(spec) {
   window.log = [];
   window.calls = [];
+  window.held = [];
+  if (spec.skew) { const realNow = Date.now; Date.now = () => realNow() + spec.skew; }
   let n = 0;
   let token = spec.token;
   if (spec.token === "fn") {
     token = async (ctx) => {
       n++;
       window.calls.push(ctx && ctx.reason);
-      if ((spec.failOn || []).includes(n)) throw new Error("no token for you (" + n + ")");
+      if ((spec.failOn || []).includes(n)) throw new TypeError("Failed to fetch (" + n + ")");
       if ((spec.temporaryOn || []).includes(n)) throw Object.assign(new Error("endpoint down (" + n + ")"), { temporary: true });
+      if ((spec.fatalOn || []).includes(n)) throw Object.assign(new Error("no token for you (" + n + ")"), { fatal: true });
+      if ((spec.holdOn || []).includes(n)) return new Promise((resolve, reject) => window.held.push({ resolve, reject }));
       return `ok.${spec.user}.${spec.lifetime}.${n}`;
     };
   } else if (spec.token === "throw") {
@@ -50,7 +61,7 @@ function harness(spec) {
   }
   const options = Object.assign({}, spec.options, token !== undefined ? { token } : {});
   const c = new Tether.Client(spec.url, options);
-  const plain = (x) => JSON.parse(JSON.stringify(x === undefined ? null : x, (k, v) => (v instanceof Error ? { code: v.code, message: v.message, refresh: v.refresh } : v)));
+  const plain = (x) => JSON.parse(JSON.stringify(x === undefined ? null : x, (k, v) => (v instanceof Error ? { code: v.code, message: v.message, refresh: v.refresh, retryable: v.retryable } : v)));
   for (const ev of ["state", "open", "close", "closed", "refresh", "error", "reconnect"]) {
     c.on(ev, (x) => window.log.push({ ev, at: Date.now(), x: ev === "open" ? null : plain(x) }));
   }
@@ -204,8 +215,8 @@ describe("tether.js tokens (fake server)", { timeout: 120_000 }, () => {
     assert.deepEqual(await events("closed"), []);
   });
 
-  test("a token function that rejects on reconnect stops the client and says why", async () => {
-    await start({ token: "fn", failOn: [2], options: { minReconnectDelay: 20, maxReconnectDelay: 50 } });
+  test("a token function that rejects with fatal: true on reconnect stops the client and says why", async () => {
+    await start({ token: "fn", fatalOn: [2], options: { minReconnectDelay: 20, maxReconnectDelay: 50 } });
     await waitEvent("open");
     fake.connections[0].ws.close(4000, "disconnected by server");
     await waitEvent("closed", 1, 5_000);
@@ -231,28 +242,53 @@ describe("tether.js tokens (fake server)", { timeout: 120_000 }, () => {
     assert.deepEqual(await events("closed"), []);
   });
 
-  test("temporary token failures count against maxHandshakeFailures", async () => {
-    await start({ token: "fn", temporaryOn: [2, 3, 4, 5, 6, 7], options: { minReconnectDelay: 20, maxReconnectDelay: 50, maxHandshakeFailures: 3 } });
-    await waitEvent("open");
-    fake.connections[0].ws.close(4000, "disconnected by server");
+  test("token failures before the first open count against maxHandshakeFailures, and are not called refusals", async () => {
+    await start({ token: "fn", failOn: [1, 2, 3, 4, 5, 6, 7], options: { minReconnectDelay: 20, maxReconnectDelay: 50, maxHandshakeFailures: 3 } });
     await waitEvent("closed", 1, 5_000);
     await sleep(500);
-    assert.deepEqual(await page.evaluate(() => window.calls), ["connect", "reconnect", "reconnect", "reconnect"]);
-    assert.equal(fake.handshakes.length, 1);
+    assert.deepEqual(await page.evaluate(() => window.calls), ["connect", "connect", "connect"]);
+    assert.equal(fake.handshakes.length, 0);
+    const [closed] = await events("closed");
+    assert.equal(closed.x.refused, false, "the server refused nothing");
+    assert.equal(closed.x.error.code, "token_unavailable");
+    assert.match(closed.x.reason, /Failed to fetch \(3\)/);
   });
 
-  for (const kind of ["throw", "empty"]) {
-    test(`a token function that ${kind === "throw" ? "throws" : "gives an empty token"} at connect: no handshake, stopped, reported`, async () => {
-      await start({ token: kind });
-      await waitEvent("closed", 1, 5_000);
-      const [closed] = await events("closed");
-      assert.equal(closed.x.error.code, "token");
-      assert.match(closed.x.error.message, kind === "throw" ? /sync failure/ : /no token/);
-      await sleep(800);
-      assert.equal(fake.handshakes.length, 0);
-      assert.deepEqual(await page.evaluate(() => window.calls), ["connect"]);
-    });
-  }
+  test("a fetch-style TypeError from the token function is retried, at connect and at refresh", async () => {
+    await start({ token: "fn", lifetime: 3000, failOn: [1, 2, 4], options: { minReconnectDelay: 20, maxReconnectDelay: 50 } });
+    await waitEvent("open");
+    assert.equal(fake.handshakes.length, 1, "no handshake for the failed calls");
+    assert.equal(fake.handshakes[0].token, "ok.ada.3000.3");
+    // Call 4 (the first refresh) fails too; it is asked again while there is time.
+    await waitEvent("refresh", 1, 6_000);
+    assert.equal(fake.connections[0].refreshes[0].token, "ok.ada.3000.5");
+    assert.equal(fake.connections.length, 1, "the connection was kept");
+    const errs = (await events("error")).map((e) => [e.x.code, e.x.refresh ?? null]);
+    assert.deepEqual(errs, [["token_unavailable", null], ["token_unavailable", null], ["token_unavailable", true]]);
+    assert.deepEqual(await events("closed"), []);
+  });
+
+  test("a token function that throws synchronously is retried like a rejection, then given up before the first open", async () => {
+    await start({ token: "throw", options: { minReconnectDelay: 20, maxReconnectDelay: 50 } });
+    await waitEvent("closed", 1, 5_000);
+    const [closed] = await events("closed");
+    assert.equal(closed.x.error.code, "token_unavailable");
+    assert.match(closed.x.error.message, /sync failure/);
+    await sleep(500);
+    assert.equal(fake.handshakes.length, 0);
+    assert.equal((await page.evaluate(() => window.calls)).length, 5, "the default cap with a token");
+  });
+
+  test("a token function that gives an empty token at connect: no handshake, stopped, reported", async () => {
+    await start({ token: "empty" });
+    await waitEvent("closed", 1, 5_000);
+    const [closed] = await events("closed");
+    assert.equal(closed.x.error.code, "token");
+    assert.match(closed.x.error.message, /no token/);
+    await sleep(800);
+    assert.equal(fake.handshakes.length, 0);
+    assert.deepEqual(await page.evaluate(() => window.calls), ["connect"]);
+  });
 
   test("a refused handshake (401 -> 1006 before open) is retried maxHandshakeFailures times, then given up", async () => {
     await start({ token: "garbage", options: { minReconnectDelay: 20, maxReconnectDelay: 100 } });
@@ -297,23 +333,31 @@ describe("tether.js tokens (fake server)", { timeout: 120_000 }, () => {
     assert.equal(fake.handshakes.length, 1);
   });
 
-  test("a token function that fails at refresh time: reported, the connection lives on, no reconnect after it ends", async () => {
-    await start({ token: "fn", lifetime: 2000, failOn: [2], options: { minReconnectDelay: 20, maxReconnectDelay: 50 } });
+  test("a fatal token failure at refresh time: reported, no more refreshes, and a later drop asks the function again", async () => {
+    await start({ token: "fn", lifetime: 3000, fatalOn: [2], options: { minReconnectDelay: 20, maxReconnectDelay: 50 } });
     await waitEvent("open");
     await page.waitForFunction(() => window.log.some((e) => e.ev === "error" && e.x.code === "token"), null, { timeout: 5_000 });
     const err = (await events("error")).find((e) => e.x.code === "token");
     assert.equal(err.x.refresh, true);
     assert.equal(fake.connections[0].refreshes.length, 0, "nothing sent without a token");
     assert.equal(fake.connections[0].ws.readyState, 1, "the connection lives on until it expires");
-    // Even a close that would normally be retried (here before the expiry) ends the client now.
+    // A close that is normally retried: the reconnect's own token call decides (here it works).
     fake.connections[0].ws.close(4000, "disconnected by server");
-    await waitEvent("closed", 1, 5_000);
+    await waitEvent("open", 2, 5_000);
+    assert.equal(fake.handshakes.length, 2);
+    assert.equal(fake.handshakes[1].token, "ok.ada.3000.3");
+    assert.deepEqual(await page.evaluate(() => window.calls), ["connect", "refresh", "reconnect"]);
+    assert.deepEqual(await events("closed"), []);
+  });
+
+  test("a fatal refresh failure, then the 4001 at expiry: stopped, with the token failure as the error", async () => {
+    await start({ token: "fn", lifetime: 2000, fatalOn: [2] });
+    await waitEvent("closed", 1, 6_000);
     const [closed] = await events("closed");
-    assert.equal(closed.x.code, 4000);
-    assert.equal(closed.x.error.code, "token", "the token failure is the reason");
-    await sleep(800);
-    assert.equal(fake.handshakes.length, 1, "no reconnect");
-    assert.deepEqual(await page.evaluate(() => window.calls), ["connect", "refresh"]);
+    assert.equal(closed.x.code, 4001);
+    assert.equal(closed.x.error.code, "token");
+    await sleep(600);
+    assert.equal(fake.handshakes.length, 1, "no reconnect after 4001");
   });
 
   test("close() by the page: one closed event with byClient", async () => {
@@ -326,5 +370,184 @@ describe("tether.js tokens (fake server)", { timeout: 120_000 }, () => {
     assert.equal(closed.length, 1);
     assert.equal(closed[0].x.byClient, true);
     assert.equal(fake.handshakes.length, 1);
+  });
+  test("a distant expiry (beyond setTimeout's 2^31-1 ms) plans no refresh storm", async () => {
+    await start({ token: "fn", lifetime: String(30 * 24 * 3600 * 1000) });
+    await waitEvent("open");
+    await sleep(2000);
+    assert.equal(fake.connections[0].refreshes.length, 0, "no refresh 2 s into a 30-day token");
+    assert.deepEqual(await page.evaluate(() => window.calls), ["connect"]);
+    assert.equal((await clientState()).state, "open");
+  });
+
+  test("a refresh timer longer than setTimeout allows is chained: it fires early, re-arms, and refreshes once when due", async () => {
+    await page.clock.install(); // fake timers, flowing with real time until fast-forwarded
+    const lifetime = 60 * 24 * 3600 * 1000; // refresh due at 42-51 days
+    await start({ token: "fn", lifetime: String(lifetime) });
+    await waitEvent("open");
+    await page.clock.fastForward(30 * 24 * 3600 * 1000); // the first, capped timer (24.8 days) fires
+    await sleep(300);
+    assert.equal(fake.connections[0].refreshes.length, 0, "not due yet after 30 days: re-armed instead");
+    await page.clock.fastForward(22 * 24 * 3600 * 1000); // day 52: past the planned point
+    await waitEvent("refresh", 1, 5_000);
+    await sleep(300);
+    assert.equal(fake.connections[0].refreshes.length, 1, "one refresh, when due");
+  });
+
+  for (const skew of [10 * 60_000, -10 * 60_000]) {
+    test(`a page clock ${skew > 0 ? "ahead" : "behind"} by 10 minutes: refreshes follow expiresIn, not expiresAt`, async () => {
+      await start({ token: "fn", lifetime: 3000, skew });
+      await waitEvent("open");
+      const welcomeAt = Date.now();
+      await waitEvent("refresh", 2, 9_000);
+      const conn = fake.connections[0];
+      const [r1, r2] = conn.refreshes;
+      assert.ok(r1.at - welcomeAt >= 1500 && r1.at - welcomeAt <= 2400, `first refresh ${r1.at - welcomeAt} ms after the welcome`);
+      assert.ok(r2.at - r1.at >= 1500 && r2.at - r1.at <= 2700, `second refresh ${r2.at - r1.at} ms after the first`);
+      assert.equal(conn.refreshes.length, 2, "no refresh loop");
+      assert.equal(conn.ws.readyState, 1, "kept past the first expiry");
+      assert.equal(fake.connections.length, 1);
+      assert.deepEqual(await events("closed"), []);
+    });
+  }
+
+  test("the refresh point has jitter: 70 % of the time left when Math.random() gives 0", async () => {
+    await page.evaluate(() => { Math.random = () => 0; });
+    await start({ token: "fn", lifetime: 6000 });
+    await waitEvent("open");
+    const welcomeAt = Date.now();
+    await waitEvent("refresh", 1, 8_000);
+    const at = fake.connections[0].refreshes[0].at - welcomeAt;
+    assert.ok(at >= 4000 && at <= 4400, `refresh ${at} ms after the welcome, expected about 4200 (70 % of 6000)`);
+  });
+
+  test("a server that acks with no time left gets refreshes at most once a second (no loop)", async () => {
+    // The connection does not expire (the fake closes nothing), but every ack says expiresIn 0.
+    fake.onRefresh = (token, conn) => ({ expiresAt: conn.expiresAt, expiresIn: 0 });
+    await start({ token: "fn", lifetime: 3000 });
+    await waitEvent("open");
+    fake.connections[0].expiresAt = Date.now() + 60_000; // keep the fake's sweeper away
+    await waitEvent("refresh", 1, 5_000);
+    const first = Date.now();
+    await sleep(3000);
+    const n = fake.connections[0].refreshes.filter((r) => r.at > first).length;
+    assert.ok(n >= 2 && n <= 4, `${n} refreshes in 3 s after an ack with expiresIn 0`);
+  });
+
+  test("an overdue refresh (timer held back, as in a background tab) goes out on visibilitychange or focus", async () => {
+    await start({ token: "fn", lifetime: 4000 });
+    await waitEvent("open");
+    // Stand-in for a throttled timer: stop it, and let the planned point (about 3 s) pass.
+    await page.evaluate(() => clearTimeout(c._refreshTimer));
+    await sleep(3200);
+    assert.equal(fake.connections[0].refreshes.length, 0);
+    await page.evaluate(() => document.dispatchEvent(new Event("visibilitychange")));
+    await waitEvent("refresh", 1, 2_000);
+    assert.equal(fake.connections[0].ws.readyState, 1, "refreshed before the 4001");
+    // Focus with nothing overdue sends nothing.
+    await page.evaluate(() => window.dispatchEvent(new Event("focus")));
+    await sleep(300);
+    assert.equal(fake.connections[0].refreshes.length, 1);
+    await page.evaluate(() => clearTimeout(c._refreshTimer));
+    await sleep(3200);
+    await page.evaluate(() => window.dispatchEvent(new Event("focus")));
+    await waitEvent("refresh", 2, 2_000);
+  });
+
+  test("an outage after the first open (5+ failed attempts) is waited out: the client reconnects", async () => {
+    await start({ token: "fn", options: { minReconnectDelay: 20, maxReconnectDelay: 60 } });
+    await waitEvent("open");
+    fake.verify = () => null; // every handshake fails, as with a server restarting
+    fake.connections[0].ws.terminate();
+    await page.waitForFunction(() => window.log.filter((e) => e.ev === "close" && !e.x.opened).length >= 8, null, { timeout: 8_000 });
+    fake.verify = verifyTestToken;
+    await waitEvent("open", 2, 5_000);
+    assert.ok(fake.handshakes.length >= 10);
+    assert.deepEqual(await events("closed"), [], "never gave up");
+    const closes = await events("close");
+    assert.ok(closes.every((e) => e.x.willReconnect), "every close says it will reconnect");
+  });
+
+  test("an expiring token across a reconnect: the old refresh timer is cleared, the new welcome re-arms it", async () => {
+    await start({ token: "fn", lifetime: 3000, options: { minReconnectDelay: 20, maxReconnectDelay: 50 } });
+    await waitEvent("open");
+    await sleep(1000);
+    fake.connections[0].ws.close(4000, "disconnected by server");
+    await waitEvent("open", 2, 5_000);
+    const secondAt = Date.now();
+    const [first, second] = fake.connections;
+    await waitEvent("refresh", 1, 5_000);
+    await sleep(300);
+    assert.equal(first.refreshes.length, 0, "nothing planned for the old connection");
+    assert.equal(second.refreshes.length, 1);
+    const at = second.refreshes[0].at - secondAt;
+    assert.ok(at >= 1500 && at <= 2400, `refresh ${at} ms after the new welcome (planned from it)`);
+    assert.deepEqual(await page.evaluate(() => window.calls), ["connect", "reconnect", "refresh"]);
+  });
+
+  test("close() while a refresh waits for its token or its ack: no error event, nothing after", async () => {
+    // Token function held at the refresh, then rejected right after close().
+    await start({ token: "fn", lifetime: 2500, holdOn: [2] });
+    await waitEvent("open");
+    await page.waitForFunction(() => window.held.length === 1, null, { timeout: 5_000 });
+    await page.evaluate(() => { c.close(); window.held[0].reject(new TypeError("Failed to fetch")); });
+    await waitEvent("closed", 1, 3_000);
+    await sleep(1200);
+    assert.deepEqual(await events("error"), [], "no error for a refresh the page cancelled");
+    assert.deepEqual(await page.evaluate(() => window.calls), ["connect", "refresh"], "no retry planned after close()");
+
+    // A refresh sent but never answered, when close() fails it with `closed`.
+    await page.evaluate(() => { window.c = null; });
+    fake.reset();
+    fake.onRefresh = () => ({ silent: true });
+    await start({ token: "fn", lifetime: 2500 });
+    await waitEvent("open");
+    await page.waitForFunction(() => c._pending.size === 1, null, { timeout: 5_000 });
+    await page.evaluate(() => c.close());
+    await waitEvent("closed", 1, 3_000);
+    await sleep(300);
+    assert.deepEqual(await events("error"), []);
+    assert.equal((await events("closed")).length, 1);
+  });
+
+  test("a token of the wrong type (a Promise, a number) is a TypeError, not \"[object Promise]\" on the wire", async () => {
+    const thrown = await page.evaluate((url) => {
+      const out = [];
+      try { new Tether.Client(url, { token: Promise.resolve("x") }); out.push("no throw"); } catch (e) { out.push(e.name + ": " + e.message); }
+      const c2 = new Tether.Client(url);
+      c2.options.token = 42;
+      try { c2.connect(); out.push("no throw"); } catch (e) { out.push(e.name + ": " + e.message); }
+      return out;
+    }, fake.wsUrl);
+    assert.match(thrown[0], /^TypeError: .*Promise/);
+    assert.match(thrown[1], /^TypeError: .*number/);
+    await sleep(300);
+    assert.equal(fake.handshakes.length, 0, "nothing sent");
+  });
+
+  test("a #fragment is dropped from a URL with a token, and error messages never carry the token", async () => {
+    await start({ url: fake.wsUrl + "?room=a#frag", token: "ok.ada.none.FRAG" });
+    await waitEvent("open");
+    assert.equal(fake.handshakes[0].rawQuery, "room=a&token=ok.ada.none.FRAG");
+    await page.evaluate(() => c.close());
+    // A URL the browser refuses: the message names this.url, never the one carrying the token.
+    await start({ url: "ftp://127.0.0.1:1/tether", token: "ok.ada.none.SECRET", options: { maxHandshakeFailures: 1 } });
+    await waitEvent("closed", 1, 5_000);
+    const everything = JSON.stringify(await page.evaluate(() => ({ log: window.log, info: c.closeInfo })));
+    assert.ok(!everything.includes("SECRET"), everything);
+    assert.match(everything, /ftp:\/\/127\.0\.0\.1:1\/tether/);
+  });
+
+  test("user and expiresAt are reset when the connection is lost", async () => {
+    await start({ token: "fn", lifetime: 60000 });
+    await waitEvent("open");
+    const s = await clientState();
+    assert.equal(s.user, "ada");
+    assert.equal(typeof s.expiresAt, "number");
+    fake.connections[0].ws.close(4003, "banned");
+    await waitEvent("closed", 1, 5_000);
+    const after = await clientState();
+    assert.equal(after.user, null);
+    assert.equal(after.expiresAt, null);
   });
 });

@@ -10,7 +10,13 @@
  *   await client.publish("chat.lobby", { text: "hi" }); // → { channel, offset }
  *
  *   // With a server that verifies tokens: a fresh one for every connection and before expiry.
- *   new Tether.Client({ token: async () => (await (await fetch("/my/token")).json()).token });
+ *   // A failure (network blip, 5xx) is retried; throw an error with `fatal: true` to give up.
+ *   new Tether.Client({ token: async () => {
+ *     const res = await fetch("/my/token");
+ *     if (res.status === 401 || res.status === 403) throw Object.assign(new Error("signed out"), { fatal: true });
+ *     if (!res.ok) throw new Error("token endpoint: HTTP " + res.status); // retried
+ *     return (await res.json()).token;
+ *   } });
  *
  * The connection is kept alive for you: an unexpected drop is followed by reconnection with
  * exponential backoff, and every subscription is renewed with the last offset it saw, so the
@@ -23,40 +29,56 @@
  *   protocols (["tether.json"]) the sub-protocols offered.
  *   token                       a connection token (JWT) for servers that verify them, sent as the
  *                               `token` query parameter (a browser cannot set headers on a
- *                               WebSocket; an existing `token` parameter in the URL is replaced).
+ *                               WebSocket; an existing `token` parameter in the URL is replaced,
+ *                               and a `#fragment`, which a WebSocket URL cannot have, is dropped).
  *                               Either a string, or a function `({reason}) => token` that may be
- *                               async, `reason` being "connect", "reconnect" or "refresh":
+ *                               async, `reason` being "connect", "reconnect" or "refresh"; any
+ *                               other type is a TypeError (from the constructor or connect()):
  *     - a function is called before every connection attempt, so a reconnect never offers a
- *       stale token, and again before the token expires: when the welcome has a numeric
- *       `expiresAt`, the client sends `{"type":"refresh","token":...}` at 75 % of the time left (at
- *       least 1 s before expiry) and reschedules from the ack's `expiresAt`.
+ *       stale token, and again before the token expires: the client sends
+ *       `{"type":"refresh","token":...}` at 70-85 % (random, so a crowd of clients spreads out) of
+ *       the time left, at least 1 s before expiry, and plans again from the ack. The time left is
+ *       the welcome's (or ack's) `expiresIn`, measured from when it arrived on the page's
+ *       monotonic clock, so a page whose wall clock is off still refreshes in time (`expiresAt`
+ *       minus Date.now() only for servers that send no `expiresIn`). A failed refresh is retried
+ *       while there is time; refreshes are never closer together than a tenth of the token's
+ *       lifetime (1 s to 5 s; a third of the time left for a retry near the end), and one that is
+ *       overdue (a background tab, a sleeping laptop) goes out as soon as the page is
+ *       visible, focused or online again.
  *     - a string cannot be renewed: the server closes the connection with 4001 when it expires.
- *     - when the function throws, rejects or returns no string, the client stops (no reconnect)
- *       and says why in the `closed` event (`error`). Two failures are retried with backoff
- *       instead, as a failed connection attempt (counted by maxHandshakeFailures) or a later
- *       refresh: an error with `temporary: true` (e.g. the token endpoint is unreachable for a
- *       moment), and a function that takes longer than requestTimeout.
+ *     - when the function throws or rejects, the attempt is retried like a failed connection (a
+ *       refresh is retried while there is time): a network blip must not sign the user out.
+ *       To stop for good, throw an error with `fatal: true` or return null (any non-string or
+ *       empty answer): then the client stops (no reconnect) and says why in the `closed` event
+ *       (`error`). A function that takes longer than requestTimeout is retried too. After a
+ *       failed refresh, the next connection asks the function again.
  *     - client.options.token may also be set after construction (before connect()), e.g. once
  *       the page knows whether the server wants a token.
  *   maxHandshakeFailures (5 with a token, unlimited without)   consecutive attempts that fail
- *                               before the socket opens, after which the client stops. A server
- *                               that refuses a token answers the handshake with HTTP 401, which a
- *                               browser reports only as close code 1006, exactly like a server it
- *                               cannot reach; so a refused token is retried this many times
- *                               (taking about 1-8 s with the default backoff) and then given up.
- *                               Such `close` events have `opened: false`.
+ *                               before the socket opens, or whose token function fails, after
+ *                               which the client stops. It applies only until the client has
+ *                               been open once since connect(): a server that refuses a token
+ *                               answers the handshake with HTTP 401, which a browser reports only
+ *                               as close code 1006, exactly like a server it cannot reach, so a
+ *                               refused token is retried this many times (taking about 1-8 s with
+ *                               the default backoff) and then given up; once connected, a lost
+ *                               connection (e.g. a server restart) is retried without limit.
+ *                               Such `close` events have `opened: false`; `closed` has
+ *                               `refused: true` when the last attempt was a refused handshake.
  *
  * Events (client.on(name, fn)):
  *   state     "connecting" | "open" | "reconnecting" | "closing" | "closed"
  *   open      the welcome; client.connectionId, client.user and client.expiresAt are set by then
+ *             (and reset to null when the connection is lost)
  *   close     every lost connection: {code, reason, wasClean, opened, willReconnect}
  *   reconnect {attempt, delay} before each backoff wait
  *   closed    the client stopped for good and will not reconnect by itself (call connect() to
  *             start again): {code, reason, willReconnect: false, byClient, refused, error}.
  *             It stops after close(), after a close with code 4001 (token expired), 4003
  *             (forbidden, e.g. a banned user) or 1008 (policy violation), after
- *             maxHandshakeFailures, and when the token function fails. Also kept in client.closeInfo.
- *   refresh   {expiresAt} after the server acked a token refresh
+ *             maxHandshakeFailures, and when the token function fails for good (`fatal`). Also
+ *             kept in client.closeInfo.
+ *   refresh   {expiresAt, expiresIn} after the server acked a token refresh
  *   subscribed, join, leave, direct, error   see the methods below
  */
 (function (root) {
@@ -66,17 +88,40 @@
   /** Closes after which reconnecting cannot help: token expired, forbidden, policy violation. */
   const FINAL_CLOSE_CODES = new Set([4001, 4003, 1008]);
   const DEFAULT_MAX_HANDSHAKE_FAILURES_WITH_TOKEN = 5;
-  /** A refresh goes out at this share of the time left, and at least REFRESH_MARGIN ms before it ends. */
-  const REFRESH_AT = 0.75;
+  /**
+   * A refresh goes out at a random share between these of the time left (jitter, so clients that
+   * connected together do not refresh together), and at least REFRESH_MARGIN ms before it ends.
+   */
+  const REFRESH_AT_MIN = 0.70;
+  const REFRESH_AT_MAX = 0.85;
   const REFRESH_MARGIN = 1000;
-  /** The soonest a refresh is retried, so an expiry already past (or a skewed clock) cannot spin. */
-  const MIN_REFRESH_DELAY = 250;
+  /**
+   * Safety net against refresh loops (an ack with no time left, a server bug): two refreshes are at
+   * least a tenth of the token's lifetime apart, clamped to these bounds; while time is left, a
+   * retry after a failed refresh may come sooner (a third of what is left, at least
+   * MIN_RETRY_GAP), so it still lands before the expiry.
+   */
+  const MIN_REFRESH_GAP = 1000;
+  const MAX_REFRESH_GAP = 5000;
+  const MIN_RETRY_GAP = 250;
+  /** setTimeout fires at once for delays above 2^31-1 ms (~24.8 days); longer waits are chained. */
+  const MAX_TIMER_DELAY = 2147483647;
+  /** A monotonic clock (ms) where there is one: the wall clock can jump or be off. */
+  const monotonicNow = () => (root.performance && typeof root.performance.now === "function" ? root.performance.now() : Date.now());
+
+  /** TypeError unless `token` is a valid `token` option: absent, a string, or a function. */
+  function checkTokenOption(token) {
+    if (token == null || typeof token === "string" || typeof token === "function") return;
+    throw new TypeError("Tether.Client: the token option must be a string or a function returning one, not " + (typeof token === "object" && token && typeof token.then === "function" ? "a Promise (pass the async function itself)" : typeof token));
+  }
 
   /**
    * `url` with its `token` query parameter set to `token` (URL-encoded), replacing any already
    * there; the other parameters are kept byte for byte.
    */
   function withToken(url, token) {
+    const hash = url.indexOf("#");
+    if (hash >= 0) url = url.slice(0, hash); // a fragment after ?token=... would make the URL invalid
     const q = url.indexOf("?");
     const path = q >= 0 ? url.slice(0, q) : url;
     const keyOf = (pair) => { const key = pair.split("=")[0]; try { return decodeURIComponent(key); } catch (e) { return key; } };
@@ -135,6 +180,7 @@
       if (url && typeof url === "object") { options = url; url = undefined; }
       this.url = url || (root.location.protocol === "https:" ? "wss://" : "ws://") + root.location.host + "/tether";
       this.options = Object.assign({}, DEFAULTS, options);
+      checkTokenOption(this.options.token);
       /** The current raw WebSocket (null between connections). Closing it counts as a drop. */
       this.socket = null;
       this.state = "closed";
@@ -156,13 +202,25 @@
       this._stoppedByClient = false;
       this._openSeq = 0; // bumped by every attempt and by close(): a late token answer for an old attempt is dropped
       this._connectedOnce = false;
-      this._handshakeFailures = 0; // consecutive attempts that closed before the socket opened
+      this._openedSinceConnect = false; // maxHandshakeFailures applies only until the first open
+      this._handshakeFailures = 0; // consecutive attempts that failed before the socket opened
       this._refreshTimer = null;
-      /** The token function failed during a refresh: the connection runs until it expires, then the client stops. */
+      /** Refresh plan on the monotonic clock: when the token runs out, when to refresh, when the last one went out. */
+      this._expiresBy = null;
+      this._lifetime = null;
+      this._refreshDue = null;
+      this._lastRefreshAt = -Infinity;
+      this._refreshing = false;
+      /** The token function failed for good during a refresh: no more refreshes on this connection. */
       this._tokenFailure = null;
       if (root.addEventListener) {
         // Coming back online is the best moment to retry; skip the rest of the backoff.
-        root.addEventListener("online", () => { if (this.state === "reconnecting") this._open(); });
+        root.addEventListener("online", () => { if (this.state === "reconnecting") this._open(); this._refreshIfOverdue(); });
+        // Timers of a background tab or a sleeping machine run late: catch up when the page is back.
+        root.addEventListener("focus", () => this._refreshIfOverdue());
+      }
+      if (root.document && root.document.addEventListener) {
+        root.document.addEventListener("visibilitychange", () => { if (root.document.visibilityState !== "hidden") this._refreshIfOverdue(); });
       }
     }
 
@@ -184,11 +242,13 @@
 
     /** Opens the connection (no-op while one is open or being opened). */
     connect() {
+      checkTokenOption(this.options.token);
       this._stopped = false;
       this._stoppedByClient = false;
       this._tokenFailure = null;
       this.closeInfo = null;
       if (this.socket || this.state === "connecting") return this;
+      if (this.state === "closed") this._openedSinceConnect = false; // a fresh start gets the cap again
       this._handshakeFailures = 0;
       this._open();
       return this;
@@ -219,8 +279,9 @@
 
     /**
      * Calls the token function (bounded by requestTimeout). Resolves with the token string, or
-     * rejects with a TetherError: `token` (the function failed: not worth retrying), or
-     * `token_unavailable` / `token_timeout` (a temporary failure, or no answer in time: `retryable`).
+     * rejects with a TetherError: `token` (the function said stop: an error with `fatal: true`, or
+     * no token string), or `token_unavailable` / `token_timeout` (it threw or rejected otherwise, or
+     * gave no answer in time: `retryable`, since that is what a fetch() in a network blip does).
      */
     _fetchToken(reason) {
       const fn = this.options.token;
@@ -238,10 +299,10 @@
           else reject(new TetherError("token", "the token function returned no token"));
         }, (e) => {
           clearTimeout(timer);
-          const temporary = !!(e && e.temporary === true);
-          const err = new TetherError(temporary ? "token_unavailable" : "token", "could not get a token: " + (e && e.message ? e.message : String(e)));
+          const fatal = !!(e && e.fatal === true);
+          const err = new TetherError(fatal ? "token" : "token_unavailable", "could not get a token: " + (e && e.message ? e.message : String(e)));
           err.cause = e;
-          err.retryable = temporary;
+          err.retryable = !fatal;
           reject(err);
         });
       });
@@ -252,13 +313,14 @@
       this._setState("connecting");
       const seq = ++this._openSeq;
       const token = this.options.token;
-      if (typeof token !== "function") { this._openSocket(this._hasToken() ? String(token) : null); return; }
+      try { checkTokenOption(token); } catch (e) { this._emit("error", e); this._stop({ code: null, reason: e.message, error: e }); return; }
+      if (typeof token !== "function") { this._openSocket(this._hasToken() ? token : null); return; }
       this._fetchToken(this._connectedOnce ? "reconnect" : "connect").then((fresh) => {
         if (seq === this._openSeq && !this._stopped) this._openSocket(fresh);
       }, (err) => {
         if (seq !== this._openSeq || this._stopped) return;
         this._emit("error", err);
-        if (err.retryable) this._dropped(null, { code: 1006, reason: err.message, wasClean: false }, false);
+        if (err.retryable) this._dropped(null, { code: 1006, reason: err.message, wasClean: false }, false, err);
         else this._stop({ code: null, reason: err.message, error: err });
       });
     }
@@ -266,7 +328,13 @@
     _openSocket(token) {
       let ws;
       const url = token == null ? this.url : withToken(this.url, token);
-      try { ws = new WebSocket(url, this.options.protocols); } catch (e) { this._emit("error", e); this._dropped(null, { code: 1006, reason: e.message, wasClean: false }, false); return; }
+      try { ws = new WebSocket(url, this.options.protocols); } catch (e) {
+        // The browser's message quotes the URL, token included: say it with this.url instead.
+        const err = new TetherError("socket", "cannot open a WebSocket to " + this.url + " (" + (e && e.name ? e.name : "error") + ")");
+        this._emit("error", err);
+        this._dropped(null, { code: 1006, reason: err.message, wasClean: false }, false);
+        return;
+      }
       ws.binaryType = "arraybuffer";
       this.socket = ws;
       let opened = false;
@@ -294,11 +362,18 @@
       this._emit("closed", this.closeInfo);
     }
 
-    _dropped(ws, ev, opened) {
+    /** A connection (or an attempt) ended; `tokenError`: the attempt's token function failed (retryable). */
+    _dropped(ws, ev, opened, tokenError) {
       clearTimeout(this._timer);
       this._clearRefresh();
       this.socket = null;
       this.connectionId = null;
+      this.user = null;
+      this.expiresAt = null;
+      this._expiresBy = null;
+      // A refresh that failed belonged to the lost connection; the reconnect's own token call decides.
+      const refreshFailure = this._tokenFailure;
+      this._tokenFailure = null;
       // Only requests already on the wire are lost; queued ones wait for the next connection.
       this._failPending(new TetherError("disconnected", "connection lost"), (req) => req.sent);
       const code = ev.code;
@@ -306,10 +381,13 @@
       // Why reconnecting cannot help, when it cannot: then the client stops instead.
       let final = null;
       if (this._stopped) final = { code, reason, byClient: this._stoppedByClient };
-      else if (FINAL_CLOSE_CODES.has(code)) final = { code, reason };
-      else if (this._tokenFailure) final = { code, reason, error: this._tokenFailure };
-      else if (!opened && ++this._handshakeFailures >= this._maxHandshakeFailures()) {
-        final = { code, reason: reason || "the server did not accept the connection " + this._handshakeFailures + " times in a row (refused, or unreachable)", refused: this._hasToken() };
+      else if (FINAL_CLOSE_CODES.has(code)) final = refreshFailure ? { code, reason, error: refreshFailure } : { code, reason };
+      else if (!opened && !this._openedSinceConnect && ++this._handshakeFailures >= this._maxHandshakeFailures()) {
+        // Only before the first open: afterwards the token and the server have been fine, and a
+        // run of failures is an outage (a restart), which is waited out.
+        final = tokenError
+          ? { code: null, reason: tokenError.message, error: tokenError }
+          : { code, reason: reason || "the server did not accept the connection " + this._handshakeFailures + " times in a row (refused, or unreachable)", refused: this._hasToken() };
       }
       if (opened) this._handshakeFailures = 0;
       this._emit("close", { code, reason, wasClean: ev.wasClean, opened: !!opened, willReconnect: !final });
@@ -375,6 +453,10 @@
       this._attempt = 0;
       this._handshakeFailures = 0;
       this._connectedOnce = true;
+      this._openedSinceConnect = true;
+      this._lastRefreshAt = -Infinity;
+      this._refreshing = false;
+      this._noteExpiry(msg);
       this._scheduleRefresh();
       this._setState("open");
       // Renew subscriptions first, so queued publishes come back to us as live messages.
@@ -394,45 +476,90 @@
     _clearRefresh() {
       clearTimeout(this._refreshTimer);
       this._refreshTimer = null;
+      this._refreshDue = null;
     }
 
     /**
-     * Plans the next token refresh from `expiresAt`. Only a token function can give a new token;
+     * Takes the expiry from a welcome or a refresh ack: `expiresAt` as the server says it, and the
+     * deadline on our monotonic clock from `expiresIn` (the server's own count of what is left),
+     * so a wrong wall clock here cannot make us refresh too early, too late or in a loop.
+     */
+    _noteExpiry(msg) {
+      this.expiresAt = typeof msg.expiresAt === "number" ? msg.expiresAt : null;
+      let left = null;
+      if (typeof msg.expiresIn === "number" && isFinite(msg.expiresIn)) left = msg.expiresIn;
+      else if (this.expiresAt !== null) left = this.expiresAt - Date.now(); // an older server: trust our clock
+      this._lifetime = left;
+      this._expiresBy = left === null ? null : monotonicNow() + left;
+    }
+
+    /**
+     * Plans the next token refresh from the deadline. Only a token function can give a new token;
      * with a string (or no expiry) nothing is planned and the server's 4001 ends the connection.
      */
     _scheduleRefresh() {
       this._clearRefresh();
-      if (typeof this.options.token !== "function" || typeof this.expiresAt !== "number" || this._tokenFailure) return;
-      const left = this.expiresAt - Date.now();
-      const delay = Math.max(MIN_REFRESH_DELAY, Math.min(left * REFRESH_AT, left - REFRESH_MARGIN));
-      const ws = this.socket;
-      this._refreshTimer = setTimeout(() => { this._refreshTimer = null; if (this.socket === ws) this._refresh(ws); }, delay);
+      if (typeof this.options.token !== "function" || this._expiresBy === null || this._tokenFailure || !this.socket) return;
+      const now = monotonicNow();
+      const left = this._expiresBy - now;
+      const share = REFRESH_AT_MIN + Math.random() * (REFRESH_AT_MAX - REFRESH_AT_MIN);
+      let gap = Math.min(MAX_REFRESH_GAP, Math.max(MIN_REFRESH_GAP, (this._lifetime || 0) / 10));
+      if (left > 0) gap = Math.min(gap, Math.max(MIN_RETRY_GAP, left / 3));
+      this._refreshDue = Math.max(now + Math.max(0, Math.min(left * share, left - REFRESH_MARGIN)), this._lastRefreshAt + gap);
+      this._armRefresh(this.socket);
     }
 
-    /** Gets a fresh token and sends it; the ack's `expiresAt` plans the next refresh. */
+    /** Waits for _refreshDue in steps setTimeout can take; a timer that fires early re-arms. */
+    _armRefresh(ws) {
+      clearTimeout(this._refreshTimer);
+      const wait = Math.min(MAX_TIMER_DELAY, Math.max(0, this._refreshDue - monotonicNow()));
+      this._refreshTimer = setTimeout(() => {
+        this._refreshTimer = null;
+        if (this.socket !== ws || this._refreshDue === null) return;
+        if (monotonicNow() < this._refreshDue) this._armRefresh(ws);
+        else this._refresh(ws);
+      }, wait);
+    }
+
+    /** A refresh whose time has come while timers were held back (background tab, sleep) goes now. */
+    _refreshIfOverdue() {
+      if (this.state !== "open" || this._refreshing || this._refreshDue === null || monotonicNow() < this._refreshDue) return;
+      this._clearRefresh();
+      this._refresh(this.socket);
+    }
+
+    /** Gets a fresh token and sends it; the ack's `expiresIn` plans the next refresh. */
     _refresh(ws) {
+      this._refreshDue = null;
+      this._refreshing = true;
+      this._lastRefreshAt = monotonicNow();
+      // Ours to report only while this connection is current and nobody closed the client.
+      const current = () => this.socket === ws && !this._stopped;
+      const failed = (err) => {
+        this._refreshing = false;
+        if (!current() || err.code === "closed") return false;
+        err.refresh = true;
+        this._emit("error", err);
+        return true;
+      };
       this._fetchToken("refresh").then((token) => {
-        if (this.socket !== ws || this.state !== "open") return; // a newer connection got its own token
+        if (!current() || this.state !== "open") { this._refreshing = false; return; } // a newer connection got its own token
         return this._request(() => ({ type: "refresh", token })).then((ack) => {
-          if (this.socket !== ws) return;
-          this.expiresAt = typeof ack.expiresAt === "number" ? ack.expiresAt : null;
-          this._emit("refresh", { expiresAt: this.expiresAt });
+          this._refreshing = false;
+          if (!current()) return;
+          this._noteExpiry(ack);
+          this._emit("refresh", { expiresAt: this.expiresAt, expiresIn: this._lifetime });
           this._scheduleRefresh();
         }, (err) => {
-          if (this.socket !== ws) return; // lost with the connection; the next one starts over
-          err.refresh = true;
-          this._emit("error", err);
           // No answer: try again while there is time. A refusal (invalid_token, forbidden) will
           // not change by asking again; the server closes with 4001 at expiry.
-          if (err.code === "timeout") this._scheduleRefresh();
+          if (failed(err) && err.code === "timeout") this._scheduleRefresh();
         });
       }, (err) => {
-        if (this.socket !== ws) return;
-        err.refresh = true;
-        if (err.retryable) { this._emit("error", err); this._scheduleRefresh(); return; }
-        // The token function failed: this connection lives until it expires, then the client stops.
+        if (!failed(err)) return;
+        if (err.retryable) { this._scheduleRefresh(); return; }
+        // The function said stop: no more refreshes; this connection lives until it expires.
         this._tokenFailure = err;
-        this._emit("error", err);
       });
     }
 
