@@ -3,13 +3,15 @@
 # driven by playwright-core): demo.test.mjs and channels.test.mjs start `tether serve --port 0` and
 # drive the demo pages; auth.test.mjs starts `tether serve --port 0 --demo-tokens
 # --demo-token-secs 4` and drives the chat's sign-in, token refresh and refusal messages;
-# token.test.mjs checks tether.js's token logic against an in-process fake (fake-auth.mjs).
+# token.test.mjs checks tether.js's token logic, and demo-fake.test.mjs the demo pages' handling of
+# stopped clients and sign-in failures, against an in-process fake (fake-auth.mjs).
 # Screenshots land in reports/browser/. TETHER_BIN=tests/browser/fake-tether.mjs runs the server
 # tests against the JavaScript stand-in instead of the binary.
 #
 # Installs what it needs on first use: Debian's chromium (Playwright's own browser downloads cannot
 # work here) and the npm packages of tests/browser (npm ci, from the committed package-lock.json).
-# Environment: TETHER_BIN (default: build target/debug/tether with cargo); CHROMIUM (default
+# Environment: TETHER_BIN (default: build $CARGO_TARGET_DIR/debug/tether with cargo, target/ when
+# CARGO_TARGET_DIR is unset); CHROMIUM (default
 # /usr/bin/chromium). Runnable from any directory; exits non-zero if anything fails.
 set -euo pipefail
 
@@ -45,7 +47,10 @@ fi
 if [ -z "${TETHER_BIN:-}" ]; then
   step "cargo build -p tether"
   (cd "$root" && cargo build -p tether)
-  export TETHER_BIN="$root/target/debug/tether"
+  # Where cargo put it: CARGO_TARGET_DIR when set (relative to $root, where cargo ran), else target/.
+  target_dir="${CARGO_TARGET_DIR:-target}"
+  case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
+  export TETHER_BIN="$target_dir/debug/tether"
 else
   TETHER_BIN=$(cd "$(dirname "$TETHER_BIN")" && pwd)/$(basename "$TETHER_BIN")
   export TETHER_BIN
