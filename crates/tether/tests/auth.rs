@@ -396,7 +396,7 @@ fn bad_auth_settings_stop_the_server_with_one_line_and_status_2() {
         (&["--proxy-timeout", "abc"], "--proxy-timeout abc: expected decimal seconds 0.01..=60".into()),
         (
             &["--connect-proxy", "https://app/connect"],
-            "--connect-proxy https://app/connect: expected an http://host[:port]/path URL, no credentials (https is not supported: keep the backend on a private network)".into(),
+            "--connect-proxy https://app/connect: expected an http://host[:port]/path URL, no credentials, no query (https is not supported: keep the backend on a private network)".into(),
         ),
         (&["--token-public-key", "/nonexistent.pem"], "--token-public-key /nonexistent.pem: cannot read: No such file or directory (os error 2)".into()),
         (
