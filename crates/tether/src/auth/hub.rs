@@ -59,7 +59,7 @@ mod tests {
     #[test]
     fn a_refresh_with_a_subscription_token_is_refused() {
         let keys = TokenKeys::new(Some(&[7; 32]), None).unwrap();
-        let encoding = jsonwebtoken::EncodingKey::from_secret(&[7; 32]);
+        let encoding = jsonwebtoken::EncodingKey::from_secret(&[7; 32]).unwrap();
         let sign = |claims: serde_json::Value| {
             jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &encoding).unwrap()
         };

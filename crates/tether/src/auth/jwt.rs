@@ -136,9 +136,15 @@ struct ConnectionClaims {
     info: Option<Box<RawValue>>,
     #[serde(default)]
     channels: Option<Vec<String>>,
-    /// Only to refuse a subscription token offered as a connection token.
-    #[serde(default)]
-    channel: Option<serde::de::IgnoredAny>,
+    /// Whether there is a `channel` claim (whatever its value, `null` included): only to refuse
+    /// a subscription token offered as a connection token.
+    #[serde(default, rename = "channel", deserialize_with = "present")]
+    has_channel: bool,
+}
+
+/// `true` for a claim that is there at all (an absent one is the `default`, `false`).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
 #[allow(dead_code)]
@@ -203,7 +209,7 @@ impl TokenKeys {
     /// Verifies a connection token.
     pub fn connection_token(&self, token: &str) -> Result<VerifiedConnection, TokenError> {
         let claims: ConnectionClaims = self.decode(token)?;
-        if claims.channel.is_some() {
+        if claims.has_channel {
             return Err(TokenError::SubscriptionTokenAsConnection);
         }
         let user = claims.sub.filter(|sub| !sub.is_empty());
