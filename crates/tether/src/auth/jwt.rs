@@ -12,8 +12,9 @@
 //! ahead; `aud` and `iss` are checked only when configured, and are then required; `sub` empty or
 //! absent means an anonymous connection.
 //!
-//! Size: just over 400 lines because of its tests (one per way a token is refused, and the
-//! algorithm-confusion case), kept beside the rules they test.
+//! Size: over 400 lines because of its tests (one per way a token is refused, the
+//! algorithm-confusion case, the subscription-token-as-connection case), kept beside the rules
+//! they test; the code itself is under 340 lines.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
