@@ -27,6 +27,7 @@ use tether_tokio::{RouteOptions, Server, ServerConfig, ServerHandle};
 
 use crate::api;
 use crate::auth::hub::{JwtVerifier, PublishProxy};
+use crate::auth::publish_proxy::PublishBackend;
 use crate::auth::{ConnectAuth, ConnectProxy, DemoTokens, ProxyClient};
 use crate::demo;
 use crate::settings::{route_limits, AuthSettings, Resolved, QUESTION_LIMIT};
@@ -134,7 +135,12 @@ fn token_server(hub: &Hub, heartbeat: std::time::Duration, auth: &AuthSettings, 
         token = token.with_verifier(Arc::new(JwtVerifier(Arc::clone(keys))));
     }
     if let Some(url) = &auth.publish_proxy {
-        let proxy = PublishProxy { client: client.clone(), url: url.clone(), timeout: auth.proxy_timeout };
+        let backend = PublishBackend {
+            url: url.clone(),
+            timeout: auth.proxy_timeout,
+            max_data_bytes: hub.config().max_data_bytes,
+        };
+        let proxy = PublishProxy { client: client.clone(), backend };
         token = token.with_hooks(Arc::new(proxy));
     }
     token

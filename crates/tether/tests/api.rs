@@ -169,6 +169,20 @@ async fn publish_reaches_a_subscriber_with_the_offset_and_epoch_it_answers() {
     assert_eq!(client.next().await["offset"], 2);
 }
 
+#[test]
+fn broadcast_takes_at_most_1000_distinct_channels() {
+    let api = Api::start(&[]);
+    let channels = |n: usize| (0..n).map(|i| format!("c{i}")).collect::<Vec<_>>();
+    let result = api.ok("broadcast", json!({"channels": channels(1000), "data": 1}));
+    assert_eq!(result["responses"].as_array().unwrap().len(), 1000);
+    let too_many = api.call("broadcast", json!({"channels": channels(1001), "data": 1}));
+    assert_eq!(refusal(&too_many), (400, "bad_request".into()));
+    assert!(too_many.json()["error"]["message"].as_str().unwrap().contains("at most 1000"), "{too_many:?}");
+    let twice = api.call("broadcast", json!({"channels": ["x", "y", "x"], "data": 1}));
+    assert_eq!(refusal(&twice), (400, "bad_request".into()));
+    assert_eq!(api.ok("history", json!({"channel": "x"}))["offset"], 0, "nothing of a refused broadcast is published");
+}
+
 #[tokio::test]
 async fn broadcast_reaches_each_channel_and_answers_for_each() {
     let api = Api::start(&[]);
@@ -416,6 +430,7 @@ fn bad_arguments_are_400() {
         ("publish", "[]", "bad_request"),
         ("broadcast", r#"{"channels":[],"data":1}"#, "bad_request"),
         ("broadcast", r#"{"channels":"a","data":1}"#, "bad_request"),
+        ("broadcast", r#"{"channels":["a","b","a"],"data":1}"#, "bad_request"),
         ("send", r#"{"connection":"x"}"#, "bad_request"),
         ("disconnect", r#"{"connection":"x","code":1001}"#, "bad_request"),
         ("disconnect", r#"{"connection":"x","code":2999}"#, "bad_request"),
@@ -598,6 +613,10 @@ fn the_key_never_appears_in_the_log() {
     child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
     let _ = child.wait();
     assert!(log.contains("server API call"), "the calls were logged at all:\n{log}");
+    // A wrong key is a warn line (rate-limited: the three quick refusals make one line).
+    let warned: Vec<&str> = log.lines().filter(|line| line.contains("a missing or wrong X-API-Key")).collect();
+    assert_eq!(warned.len(), 1, "one warn line for the refused keys:\n{log}");
+    assert!(warned[0].contains("WARN") && warned[0].contains("peer="), "{}", warned[0]);
     assert!(!log.contains(KEY), "the key is in the log:\n{log}");
     assert!(!log.contains(wrong), "a presented key is in the log:\n{log}");
 }

@@ -242,6 +242,27 @@ impl Backend {
                 }),
             )
             .route("/fail", post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "down\n").into_response() }))
+            .route(
+                "/busy",
+                post(|| async {
+                    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "120")], "slow down\n").into_response()
+                }),
+            )
+            .route(
+                "/busy-bad-retry",
+                post(|| async {
+                    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "soon")], "slow down\n").into_response()
+                }),
+            )
+            .route(
+                "/forbid-long",
+                post(|| async {
+                    let body = format!(r#"{{"error":"{}é"}}"#, "x".repeat(1020));
+                    (StatusCode::FORBIDDEN, [("content-type", "application/json")], body).into_response()
+                }),
+            )
+            .route("/bad-user", post(|| async { axum::Json(json!({"user":"ad\u{0}a\n"})) }))
+            .route("/long-user", post(|| async { axum::Json(json!({"user":"x".repeat(257)})) }))
             .with_state(Arc::clone(&seen));
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -286,6 +307,41 @@ fn a_4xx_from_the_connect_proxy_is_the_clients_answer() {
     assert!(response.contains("Content-Type: text/plain\r\n"), "{response}");
     assert!(!response.contains("Sec-WebSocket-Accept"), "{response}");
     assert_eq!(backend.requests(), 1);
+}
+
+#[test]
+fn a_backends_retry_after_is_passed_on_when_valid() {
+    let backend = Backend::start();
+    let served = Served::start(&["--no-demos", "--connect-proxy", &backend.url("/busy")]);
+    let response = refused(&served, "/tether", "");
+    assert_eq!(status_of(&response), "429", "{response}");
+    assert!(response.contains("\r\nRetry-After: 120\r\n"), "{response}");
+    let bad = Served::start(&["--no-demos", "--connect-proxy", &backend.url("/busy-bad-retry")]);
+    let response = refused(&bad, "/tether", "");
+    assert_eq!(status_of(&response), "429", "{response}");
+    assert!(!response.to_ascii_lowercase().contains("retry-after"), "{response}");
+}
+
+#[test]
+fn a_refusal_body_over_1_kib_is_replaced_not_cut() {
+    let backend = Backend::start();
+    let served = Served::start(&["--no-demos", "--connect-proxy", &backend.url("/forbid-long")]);
+    let response = refused(&served, "/tether", "");
+    assert_eq!(status_of(&response), "403", "{response}");
+    assert!(response.ends_with("\r\n\r\nrefused by the application\n"), "{response}");
+    assert!(response.contains("Content-Type: text/plain; charset=utf-8\r\n"), "{response}");
+    assert!(!response.contains("application/json"), "{response}");
+}
+
+#[test]
+fn a_connect_proxy_user_with_control_characters_or_too_long_is_503() {
+    let backend = Backend::start();
+    for path in ["/bad-user", "/long-user"] {
+        let served = Served::start(&["--no-demos", "--connect-proxy", &backend.url(path)]);
+        let response = refused(&served, "/tether", "");
+        assert_eq!(status_of(&response), "503", "{path}: {response}");
+        assert!(!response.contains("ad\u{0}a"), "{response}");
+    }
 }
 
 #[test]
@@ -365,14 +421,73 @@ fn without_demo_tokens_the_config_says_so_and_there_is_no_token_endpoint() {
 }
 
 #[test]
-fn demo_tokens_use_the_configured_secret_when_there_is_one() {
-    let served = with_secret(&["--demo-tokens"]);
-    let (_, body) = get(&served, "/demo/token?user=nick");
+fn demo_tokens_with_a_configured_secret_are_refused_at_startup() {
+    // `/demo/token` signs for anyone: with the real secret, its tokens would be good on every
+    // service sharing it.
+    let (status, stderr) = serve_refusal(&["--token-hmac-secret", SECRET, "--demo-tokens"]);
+    assert_eq!(status, Some(2), "{stderr}");
+    assert_eq!(
+        stderr,
+        "tether: --demo-tokens: expected no --token-hmac-secret or --token-hmac-secret-file: demo tokens use a random per-process secret; they must not be signed with a real one\n"
+    );
+    assert!(!stderr.contains(SECRET));
+}
+
+#[test]
+fn demo_tokens_let_clients_in_when_an_audience_and_issuer_are_required() {
+    let served =
+        Served::start(&["--demo-tokens", "--token-audience", "tether", "--token-issuer", "https://app.example"]);
+    let (status, body) = get(&served, "/demo/token?user=nick");
+    assert_eq!(status, "200", "{body}");
     let token = serde_json::from_str::<Value>(&body).unwrap()["token"].as_str().unwrap().to_owned();
-    let keys = jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()).unwrap();
-    let claims =
-        jsonwebtoken::decode::<Value>(&token, &keys, &jsonwebtoken::Validation::new(Algorithm::HS256)).unwrap();
-    assert_eq!(claims.claims["sub"], "nick");
+    opens(&served, &format!("/tether?token={token}"), &[]);
+}
+
+#[test]
+fn a_subscription_token_does_not_open_a_connection() {
+    let served = with_secret(&[]);
+    let subscription = hs256(json!({"sub":"ada","channel":"chat:x"}), SECRET);
+    assert_401(
+        &refused(&served, &format!("/tether?token={subscription}"), ""),
+        "a subscription token is not a connection token",
+    );
+}
+
+#[test]
+fn a_token_sub_with_control_characters_or_too_long_is_401() {
+    let served = with_secret(&[]);
+    for sub in ["ad\u{0}a\n".to_owned(), "x".repeat(257)] {
+        let token = hs256(json!({ "sub": sub }), SECRET);
+        assert_401(
+            &refused(&served, &format!("/tether?token={token}"), ""),
+            "token sub must be 1..=256 characters, no control characters",
+        );
+    }
+}
+
+#[test]
+fn the_example_files_placeholder_secrets_are_refused() {
+    let config = temp_path("placeholder.toml");
+    std::fs::write(&config, "api_key = \"change-me-api-key-0123456789\"\n").unwrap();
+    let config_arg = config.to_str().unwrap();
+    let (status, stderr) = serve_refusal(&["--config", config_arg]);
+    assert_eq!(status, Some(2), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!("tether: {config_arg}: api_key = <28 bytes, hidden>: expected a secret of your own, not a placeholder starting with change-me\n")
+    );
+    let (status, stderr) = serve_refusal(&["--token-hmac-secret", "change-me-to-32-or-more-random-bytes!"]);
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("tether: --token-hmac-secret <37 bytes, hidden>: expected a secret of your own"),
+        "{stderr}"
+    );
+    // The example has no live secret: as it is, it asks for one (its chat namespace needs users).
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tether.example.toml");
+    let (status, stderr) = serve_refusal(&["--config", example]);
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(stderr.starts_with("tether: namespaces.chat.subscribe = \"authenticated\": expected a way"), "{stderr}");
+    let _ = std::fs::remove_file(config);
 }
 
 #[test]
@@ -395,8 +510,12 @@ fn bad_auth_settings_stop_the_server_with_one_line_and_status_2() {
         (&["--proxy-timeout", "0"], "--proxy-timeout 0: expected decimal seconds 0.01..=60".into()),
         (&["--proxy-timeout", "abc"], "--proxy-timeout abc: expected decimal seconds 0.01..=60".into()),
         (
+            &["--publish-proxy", "http://app/publish?key=s3cret"],
+            "--publish-proxy http://app/publish?key=s3cret: expected an http://host[:port]/path URL, no credentials, no query (https is not supported: keep the backend on a private network)".into(),
+        ),
+        (
             &["--connect-proxy", "https://app/connect"],
-            "--connect-proxy https://app/connect: expected an http://host[:port]/path URL, no credentials (https is not supported: keep the backend on a private network)".into(),
+            "--connect-proxy https://app/connect: expected an http://host[:port]/path URL, no credentials, no query (https is not supported: keep the backend on a private network)".into(),
         ),
         (&["--token-public-key", "/nonexistent.pem"], "--token-public-key /nonexistent.pem: cannot read: No such file or directory (os error 2)".into()),
         (

@@ -244,6 +244,7 @@ fn publish_backend() -> (SocketAddr, tokio::runtime::Runtime) {
                 Some("bad") => (StatusCode::FORBIDDEN, axum::Json(json!({"error":"no bad words"}))).into_response(),
                 Some("shout") => axum::Json(json!({"data":"SHOUT"})).into_response(),
                 Some("down") => (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response(),
+                Some("huge") => axum::Json(json!({"data":"x".repeat(100 * 1024)})).into_response(),
                 _ => axum::Json(json!({})).into_response(),
             }
         }),
@@ -272,4 +273,23 @@ fn the_publish_proxy_accepts_replaces_and_refuses() {
     let history = client.ack(json!({"type":"history","channel":"chat:x"}));
     let data: Vec<Value> = history["publications"].as_array().unwrap().iter().map(|p| p["data"].clone()).collect();
     assert_eq!(data, [json!("hello"), json!("SHOUT")], "refused publishes are nowhere");
+}
+
+#[test]
+fn the_publish_proxy_reads_at_most_max_data_bytes_of_answer_and_tells_clients_no_details() {
+    let (backend, _runtime) = publish_backend();
+    let url = format!("http://{backend}/publish");
+    // 1024 + 64 KiB of answer at most: a 100 KiB replacement is not even read.
+    let served = serve(&["--allow-anonymous", "--max-data-bytes", "1024", "--publish-proxy", &url]);
+    let mut client = Tp::open(&served, Some(&token_for("ada", 600)));
+    client.ack(json!({"type":"subscribe","channel":"chat:x"}));
+    let unavailable = (json!("unavailable"), json!("the application's backend is unavailable"));
+    let refused = client.request(json!({"type":"publish","channel":"chat:x","data":"huge"}));
+    assert_eq!((refused["code"].clone(), refused["message"].clone()), unavailable, "{refused}");
+    // Nothing listens on port 1: the connection error stays in the server's log.
+    let absent = serve(&["--allow-anonymous", "--publish-proxy", "http://127.0.0.1:1/publish"]);
+    let mut client = Tp::open(&absent, Some(&token_for("ada", 600)));
+    client.ack(json!({"type":"subscribe","channel":"chat:x"}));
+    let refused = client.request(json!({"type":"publish","channel":"chat:x","data":"hello"}));
+    assert_eq!((refused["code"].clone(), refused["message"].clone()), unavailable, "{refused}");
 }

@@ -25,6 +25,11 @@ pub const METHODS: &[&str] = &[
     "info",
 ];
 
+/// The most channels one `broadcast` may name (docs/server-api.md): each is a publish done on the
+/// calling worker, and the answer has an entry per channel, so an unbounded list would hold a
+/// worker for seconds, answer megabytes and could fill `max_channels` in one call.
+pub const MAX_BROADCAST_CHANNELS: usize = 1000;
+
 /// The close code of a `disconnect` without one, and its reason (docs/protocol.md's list).
 pub const DISCONNECT_CODE: u16 = 4000;
 pub const DISCONNECT_REASON: &str = "disconnected by server";
@@ -75,10 +80,23 @@ fn publish(hub: &Hub, args: wire::Publish) -> Result<String, ApiError> {
 }
 
 /// Publishes to each channel in turn; one channel's refusal does not stop the others, and each
-/// gets its own entry, in the order given. A `data` too large for every channel is refused whole.
+/// gets its own entry, in the order given. A `data` too large for every channel is refused whole,
+/// and so are more than [`MAX_BROADCAST_CHANNELS`] channels and a channel named twice (which
+/// would publish the same data twice, surely not what the caller meant).
 fn broadcast(hub: &Hub, args: wire::Broadcast) -> Result<String, ApiError> {
     if args.channels.is_empty() {
         return Err(ApiError::bad_request("`channels` is empty"));
+    }
+    if args.channels.len() > MAX_BROADCAST_CHANNELS {
+        return Err(ApiError::bad_request(format!(
+            "`channels` has {} channels; a broadcast takes at most {MAX_BROADCAST_CHANNELS}",
+            args.channels.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(args.channels.len());
+    if let Some(twice) = args.channels.iter().find(|channel| !seen.insert(channel.as_str())) {
+        let shown: String = twice.chars().take(64).collect();
+        return Err(ApiError::bad_request(format!("`channels` names {shown:?} more than once")));
     }
     let limit = hub.config().max_data_bytes;
     if args.data.get().len() > limit {

@@ -8,6 +8,10 @@
 //! exist) and the body is read only for an authenticated call of a real method:
 //! 401 key → 405 method → 404 API method → 413 body size → 400 arguments → the method's own.
 //!
+//! A refused key (401) is logged at warn with the peer's address, at most one line a second
+//! (each line counting the refusals it stood for), so that key guessing shows in the log without
+//! letting a guesser flood it. Neither the presented key nor the real one is ever logged.
+//!
 //! - `key.rs`: the constant-time key check (the key is a settings `Secret`, never printed).
 //! - `methods.rs`: one function per method; `wire.rs`: the request and answer shapes;
 //!   `error.rs`: every refusal and its status.
@@ -17,11 +21,12 @@ mod key;
 mod methods;
 mod wire;
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -44,6 +49,31 @@ pub struct ApiState {
     context: methods::Context,
     key: KeyCheck,
     body_limit: usize,
+    refusals: Arc<RefusalLog>,
+}
+
+/// The rate limit of the warn lines about refused keys: at most one per [`RefusalLog::EVERY`].
+#[derive(Default)]
+struct RefusalLog {
+    /// When the last line was logged, and how many refusals went unlogged since.
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl RefusalLog {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    /// Counts a refusal at `now`: `Some(n)` when it is to be logged, `n` being the refusals that
+    /// were not since the last line; `None` when it is only counted.
+    fn refused(&self, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (last, suppressed) = &mut *state;
+        if last.is_some_and(|last| now.duration_since(last) < Self::EVERY) {
+            *suppressed += 1;
+            return None;
+        }
+        *last = Some(now);
+        Some(std::mem::take(suppressed))
+    }
 }
 
 impl ApiState {
@@ -51,7 +81,12 @@ impl ApiState {
     /// (`info`'s uptime). Bodies may be the hub's `max_data_bytes` plus [`BODY_ROOM`].
     pub fn new(hub: Hub, key: &str, started: Instant) -> Self {
         let body_limit = hub.config().max_data_bytes.saturating_add(BODY_ROOM);
-        Self { context: methods::Context { hub, started }, key: KeyCheck::new(key), body_limit }
+        Self {
+            context: methods::Context { hub, started },
+            key: KeyCheck::new(key),
+            body_limit,
+            refusals: Arc::default(),
+        }
     }
 }
 
@@ -66,6 +101,8 @@ pub fn router(state: ApiState) -> Router {
 
 async fn handle(State(api): State<Arc<ApiState>>, request: Request) -> Response {
     let method = request.uri().path().strip_prefix("/api/").unwrap_or_default().to_owned();
+    // The listener's address of the caller, when it gives one (`ConnectInfo`).
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
     let answer = answer(&api, &method, request).await;
     // Logged: the method when it is one (a caller's own text is not, whatever it holds: a key
     // pasted into the wrong place, line breaks), the status and the code. Never the headers.
@@ -74,6 +111,13 @@ async fn handle(State(api): State<Arc<ApiState>>, request: Request) -> Response 
         Ok(json) => {
             tracing::debug!(method = logged, status = 200, "server API call");
             (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], json).into_response()
+        }
+        Err(error) if error.status == StatusCode::UNAUTHORIZED => {
+            if let Some(suppressed) = api.refusals.refused(Instant::now()) {
+                let peer = peer.map_or_else(|| "unknown".to_owned(), |peer| peer.to_string());
+                tracing::warn!(%peer, method = logged, suppressed, "server API call refused: a missing or wrong X-API-Key");
+            }
+            error.into_response()
         }
         Err(error) => {
             tracing::debug!(method = logged, status = error.status.as_u16(), code = %error.code, "server API call refused");
@@ -104,4 +148,21 @@ async fn answer(api: &ApiState, method: &str, request: Request) -> Result<String
         }
     })?;
     methods::call(&api.context, method, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_keys_are_logged_at_most_once_a_second_counting_the_others() {
+        let log = RefusalLog::default();
+        let start = Instant::now();
+        assert_eq!(log.refused(start), Some(0));
+        assert_eq!(log.refused(start + Duration::from_millis(10)), None);
+        assert_eq!(log.refused(start + Duration::from_millis(999)), None);
+        assert_eq!(log.refused(start + Duration::from_secs(1)), Some(2));
+        assert_eq!(log.refused(start + Duration::from_millis(1500)), None);
+        assert_eq!(log.refused(start + Duration::from_secs(3)), Some(1));
+    }
 }

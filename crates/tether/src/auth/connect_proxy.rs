@@ -11,9 +11,12 @@
 //! `null`.
 //!
 //! The answer decides: 200 with `{"user":"…","info":{…},"channels":[…]}` lets the client in (no
-//! `user`, or `""`, is an anonymous connection); any 4xx is the client's handshake answer (status,
-//! the body cut to 1 KiB, `Content-Type` and `WWW-Authenticate` passed on); a timeout
-//! (`--proxy-timeout`), a connection error, a 5xx or any other answer is 503 for the client.
+//! `user`, or `""`, is an anonymous connection; a `user` longer than 256 characters or with
+//! control characters is a bad answer, 503); any 4xx is the client's handshake answer (status,
+//! body, `Content-Type`, `WWW-Authenticate` and a valid `Retry-After` passed on; a body over 1 KiB
+//! is replaced by `refused by the application` as text, never cut mid-JSON or mid-character);
+//! a timeout (`--proxy-timeout`), a connection error, a 5xx or any other answer is 503 for the
+//! client.
 
 use std::time::Duration;
 
@@ -26,12 +29,17 @@ use tether_proto::handshake::server::select_protocol;
 use tether_tokio::server::AuthRequest;
 
 use super::http::ProxyClient;
+use super::jwt::{is_valid_user, MAX_USER_CHARS};
 
 /// The largest answer read from the backend (info and channels of one connection).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-/// The most of a backend's refusal body passed on to the client.
+/// The largest refusal body passed on to the client; a larger one is replaced by
+/// [`REPLACED_BODY`].
 pub const MAX_FORWARDED_BODY: usize = 1024;
+
+/// What the client gets instead of a refusal body over [`MAX_FORWARDED_BODY`].
+pub const REPLACED_BODY: &str = "refused by the application\n";
 
 /// The connect proxy: where, how long to wait, and the route's sub-protocols (to say which one the
 /// client will get).
@@ -81,18 +89,36 @@ impl ConnectProxy {
         };
         let status = answer.status.as_u16();
         match status {
-            200 => serde_json::from_slice::<Admission>(&answer.body).map_err(|error| {
-                tracing::warn!(url = %self.url, %error, "connect proxy answered 200 with bad JSON: 503");
-                unavailable()
-            }),
+            200 => {
+                let admission = serde_json::from_slice::<Admission>(&answer.body).map_err(|error| {
+                    tracing::warn!(url = %self.url, %error, "connect proxy answered 200 with bad JSON: 503");
+                    unavailable()
+                })?;
+                if admission.user.as_deref().is_some_and(|user| !user.is_empty() && !is_valid_user(user)) {
+                    tracing::warn!(
+                        url = %self.url,
+                        "connect proxy answered a user that is not 1..={MAX_USER_CHARS} characters without control characters: 503"
+                    );
+                    return Err(unavailable());
+                }
+                Ok(admission)
+            }
             400..=499 => {
                 let mut response = Response::new(status);
                 if let Some(value) = answer.www_authenticate.as_ref().and_then(|v| v.to_str().ok()) {
                     response = response.header("WWW-Authenticate", value);
                 }
+                if let Some(value) =
+                    answer.retry_after.as_ref().and_then(|v| v.to_str().ok()).filter(|v| is_retry_after(v))
+                {
+                    response = response.header("Retry-After", value.trim());
+                }
+                if answer.body.len() > MAX_FORWARDED_BODY {
+                    return Err(response.text(REPLACED_BODY));
+                }
                 let content_type = answer.content_type.as_ref().and_then(|v| v.to_str().ok());
                 response = response.header("Content-Type", content_type.unwrap_or("text/plain; charset=utf-8"));
-                response.body = answer.body[..answer.body.len().min(MAX_FORWARDED_BODY)].to_vec();
+                response.body = answer.body.to_vec();
                 Err(response)
             }
             _ => {
@@ -132,6 +158,17 @@ fn unavailable() -> Response {
     Response::new(503).text("authorization backend unavailable\n")
 }
 
+/// Whether a backend's `Retry-After` may be passed on (RFC 9110 §10.2.3): delay seconds (digits)
+/// or an HTTP date (IMF-fixdate, as RFC 9110 requires senders to write it). Anything else is
+/// dropped rather than handed to a client that may misread it.
+fn is_retry_after(value: &str) -> bool {
+    let value = value.trim();
+    if !value.is_empty() && value.len() <= 10 && value.bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
+    chrono::NaiveDateTime::parse_from_str(value, "%a, %d %b %Y %H:%M:%S GMT").is_ok()
+}
+
 /// A fresh id for one upgrade attempt: 128 random bits in hex.
 fn request_id() -> String {
     let mut bytes = [0u8; 16];
@@ -149,6 +186,16 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn retry_after_is_delay_seconds_or_an_http_date() {
+        for good in ["0", "120", " 30 ", "Sun, 06 Nov 1994 08:49:37 GMT"] {
+            assert!(is_retry_after(good), "{good:?}");
+        }
+        for bad in ["", "-1", "1.5", "soon", "12345678901", "Sunday, 06-Nov-94 08:49:37 GMT", "120\r\nX: y"] {
+            assert!(!is_retry_after(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -6,7 +6,13 @@
 //! and reads at most a given number of bytes of the answer: a slow or chatty backend costs a
 //! bounded time and memory per call. Plain `http://` only (the backend is expected on a private
 //! network or the same host); `tether serve` refuses an `https://` proxy URL at startup.
+//!
+//! At most [`MAX_PROXY_CALLS`] calls are in flight at once (connect and publish proxies share
+//! them): each holds a TCP connection to the backend that `max_connections` does not count, so
+//! without a bound N publishing clients would open N connections to it. A call beyond the bound
+//! fails at once ([`Failure::Busy`]) rather than waiting: a backend that slow is unavailable.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,6 +22,7 @@ use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use tokio::sync::Semaphore;
 
 /// Idle connections kept per backend host: enough for bursts of upgrades or publishes, few enough
 /// that an idle server holds almost nothing.
@@ -24,10 +31,15 @@ const MAX_IDLE_PER_HOST: usize = 32;
 /// How long an idle pooled connection is kept.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Calls to the backend in flight at once, connect and publish proxies together (docs/limits.md).
+pub const MAX_PROXY_CALLS: usize = 256;
+
 /// The pooled client; cheap to clone (clones share the pool).
 #[derive(Clone)]
 pub struct ProxyClient {
     client: Client<HttpConnector, Full<Bytes>>,
+    /// One permit per call in flight.
+    in_flight: Arc<Semaphore>,
 }
 
 /// A backend's answer, its body cut to the limit the caller gave.
@@ -36,6 +48,7 @@ pub struct Answer {
     pub status: StatusCode,
     pub content_type: Option<HeaderValue>,
     pub www_authenticate: Option<HeaderValue>,
+    pub retry_after: Option<HeaderValue>,
     pub body: Bytes,
 }
 
@@ -47,6 +60,8 @@ pub enum Failure {
     Transport(String),
     /// The answer's body was larger than the limit.
     TooLarge,
+    /// [`MAX_PROXY_CALLS`] calls were already in flight.
+    Busy,
 }
 
 impl std::fmt::Display for Failure {
@@ -55,6 +70,7 @@ impl std::fmt::Display for Failure {
             Self::Timeout => f.write_str("no answer in time"),
             Self::Transport(error) => write!(f, "request failed: {error}"),
             Self::TooLarge => f.write_str("answer too large"),
+            Self::Busy => f.write_str("too many calls in flight"),
         }
     }
 }
@@ -67,13 +83,18 @@ impl Default for ProxyClient {
 
 impl ProxyClient {
     pub fn new() -> Self {
+        Self::with_max_calls(MAX_PROXY_CALLS)
+    }
+
+    /// A client with at most `max_calls` calls in flight (tests use a small bound).
+    pub fn with_max_calls(max_calls: usize) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
             .pool_idle_timeout(IDLE_TIMEOUT)
             .build(connector);
-        Self { client }
+        Self { client, in_flight: Arc::new(Semaphore::new(max_calls)) }
     }
 
     /// POSTs `body` as JSON to `url`; the whole exchange within `timeout`, the answer's body read
@@ -85,6 +106,8 @@ impl ProxyClient {
         timeout: Duration,
         max_body: usize,
     ) -> Result<Answer, Failure> {
+        // Held until the answer is read (or the deadline passes), never waited for.
+        let _permit = self.in_flight.try_acquire().map_err(|_| Failure::Busy)?;
         let request = Request::builder()
             .method(Method::POST)
             .uri(url.clone())
@@ -105,6 +128,7 @@ impl ProxyClient {
                 status: head.status,
                 content_type: head.headers.get(CONTENT_TYPE).cloned(),
                 www_authenticate: head.headers.get(hyper::header::WWW_AUTHENTICATE).cloned(),
+                retry_after: head.headers.get(hyper::header::RETRY_AFTER).cloned(),
                 body: body.to_bytes(),
             })
         };
@@ -122,4 +146,43 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backend that answers `{}` after `delay`.
+    async fn slow_backend(delay: Duration) -> Uri {
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move || async move {
+                tokio::time::sleep(delay).await;
+                "{}"
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}/").parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn calls_beyond_the_bound_fail_at_once_and_a_finished_call_frees_its_place() {
+        let url = slow_backend(Duration::from_millis(500)).await;
+        let client = ProxyClient::with_max_calls(2);
+        let call = || {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move { client.post_json(&url, b"{}".to_vec(), Duration::from_secs(5), 1024).await })
+        };
+        let (first, second) = (call(), call());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        assert_eq!(call().await.unwrap().unwrap_err(), Failure::Busy);
+        assert!(started.elapsed() < Duration::from_millis(100), "refused without waiting");
+        assert_eq!(first.await.unwrap().unwrap().status, StatusCode::OK);
+        assert_eq!(second.await.unwrap().unwrap().status, StatusCode::OK);
+        assert_eq!(call().await.unwrap().unwrap().status, StatusCode::OK, "the permits came back");
+        assert_eq!(ProxyClient::new().in_flight.available_permits(), MAX_PROXY_CALLS);
+    }
 }

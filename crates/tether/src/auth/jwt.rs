@@ -12,8 +12,9 @@
 //! ahead; `aud` and `iss` are checked only when configured, and are then required; `sub` empty or
 //! absent means an anonymous connection.
 //!
-//! Size: just over 400 lines because of its tests (one per way a token is refused, and the
-//! algorithm-confusion case), kept beside the rules they test.
+//! Size: over 400 lines because of its tests (one per way a token is refused, the
+//! algorithm-confusion case, the subscription-token-as-connection case), kept beside the rules
+//! they test; the code itself is under 340 lines.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -68,6 +69,21 @@ pub enum TokenError {
     WrongIssuer,
     /// A subscription token without `sub` or `channel`.
     MissingClaim(&'static str),
+    /// A token with a `channel` claim offered as a connection token: a subscription token (often
+    /// without `exp`) must never open a connection as its user.
+    SubscriptionTokenAsConnection,
+    /// A `sub` longer than [`MAX_USER_CHARS`] or with control characters (it is echoed in the
+    /// welcome, presence and logs).
+    BadSubject,
+}
+
+/// The longest user id, in characters (a token's `sub`, a connect proxy's `user`).
+pub const MAX_USER_CHARS: usize = 256;
+
+/// Whether `user` may be a user id: 1..=[`MAX_USER_CHARS`] characters, no control characters
+/// (no NUL, no line break to forge a log line or a presence entry).
+pub fn is_valid_user(user: &str) -> bool {
+    !user.is_empty() && user.chars().count() <= MAX_USER_CHARS && !user.chars().any(char::is_control)
 }
 
 impl fmt::Display for TokenError {
@@ -81,6 +97,8 @@ impl fmt::Display for TokenError {
             Self::WrongAudience => f.write_str("wrong token audience"),
             Self::WrongIssuer => f.write_str("wrong token issuer"),
             Self::MissingClaim(claim) => write!(f, "token lacks the {claim} claim"),
+            Self::SubscriptionTokenAsConnection => f.write_str("a subscription token is not a connection token"),
+            Self::BadSubject => write!(f, "token sub must be 1..={MAX_USER_CHARS} characters, no control characters"),
         }
     }
 }
@@ -119,6 +137,15 @@ struct ConnectionClaims {
     info: Option<Box<RawValue>>,
     #[serde(default)]
     channels: Option<Vec<String>>,
+    /// Whether there is a `channel` claim (whatever its value, `null` included): only to refuse
+    /// a subscription token offered as a connection token.
+    #[serde(default, rename = "channel", deserialize_with = "present")]
+    has_channel: bool,
+}
+
+/// `true` for a claim that is there at all (an absent one is the `default`, `false`).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
 #[allow(dead_code)]
@@ -138,6 +165,12 @@ struct DemoClaims<'a> {
     sub: &'a str,
     iat: u64,
     exp: u64,
+    /// The configured audience and issuer: verification requires them once configured, so a
+    /// demo token without them would let nobody in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
 }
 
 impl TokenKeys {
@@ -177,8 +210,15 @@ impl TokenKeys {
     /// Verifies a connection token.
     pub fn connection_token(&self, token: &str) -> Result<VerifiedConnection, TokenError> {
         let claims: ConnectionClaims = self.decode(token)?;
+        if claims.has_channel {
+            return Err(TokenError::SubscriptionTokenAsConnection);
+        }
+        let user = claims.sub.filter(|sub| !sub.is_empty());
+        if user.as_deref().is_some_and(|user| !is_valid_user(user)) {
+            return Err(TokenError::BadSubject);
+        }
         Ok(VerifiedConnection {
-            user: claims.sub.filter(|sub| !sub.is_empty()),
+            user,
             expires_at: claims.exp.and_then(expiry),
             info: claims.info.filter(|info| info.get() != "null"),
             channels: claims.channels.unwrap_or_default(),
@@ -191,8 +231,12 @@ impl TokenKeys {
     #[allow(dead_code)]
     pub fn subscription_token(&self, token: &str) -> Result<VerifiedSubscription, TokenError> {
         let claims: SubscriptionClaims = self.decode(token)?;
+        let user = claims.sub.filter(|sub| !sub.is_empty()).ok_or(TokenError::MissingClaim("sub"))?;
+        if !is_valid_user(&user) {
+            return Err(TokenError::BadSubject);
+        }
         Ok(VerifiedSubscription {
-            user: claims.sub.filter(|sub| !sub.is_empty()).ok_or(TokenError::MissingClaim("sub"))?,
+            user,
             channel: claims.channel.filter(|c| !c.is_empty()).ok_or(TokenError::MissingClaim("channel"))?,
             expires_at: claims.exp.and_then(expiry),
         })
@@ -204,7 +248,7 @@ impl TokenKeys {
         let hmac = self.hmac.as_ref()?;
         let iat = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let exp = iat + lifetime.as_secs();
-        let claims = DemoClaims { sub: user, iat, exp };
+        let claims = DemoClaims { sub: user, iat, exp, aud: self.audience.as_deref(), iss: self.issuer.as_deref() };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &hmac.encoding).ok()?;
         Some((token, UNIX_EPOCH + Duration::from_secs(exp)))
     }
@@ -398,6 +442,51 @@ mod tests {
         assert_eq!(keys.subscription_token(&no_sub).unwrap_err(), TokenError::MissingClaim("sub"));
         let expired = sign(Algorithm::HS256, SECRET, serde_json::json!({"sub":"a","channel":"c","exp":now() - 5}));
         assert_eq!(keys.subscription_token(&expired).unwrap_err(), TokenError::Expired);
+    }
+
+    #[test]
+    fn a_subscription_token_is_never_a_connection_token() {
+        let keys = keys();
+        let subscription = sign(Algorithm::HS256, SECRET, serde_json::json!({"sub":"ada","channel":"chat:x"}));
+        assert_eq!(keys.connection_token(&subscription).unwrap_err(), TokenError::SubscriptionTokenAsConnection);
+        assert_eq!(
+            TokenError::SubscriptionTokenAsConnection.to_string(),
+            "a subscription token is not a connection token"
+        );
+        // Whatever the claim holds, even null or an empty string.
+        for channel in [serde_json::json!(null), serde_json::json!(""), serde_json::json!(["a"])] {
+            let token = sign(Algorithm::HS256, SECRET, serde_json::json!({"sub":"ada","channel":channel}));
+            assert_eq!(keys.connection_token(&token).unwrap_err(), TokenError::SubscriptionTokenAsConnection);
+        }
+        assert!(keys.subscription_token(&subscription).is_ok(), "still good as what it is");
+    }
+
+    #[test]
+    fn a_sub_too_long_or_with_control_characters_is_refused() {
+        let keys = keys();
+        let token = |sub: &str| sign(Algorithm::HS256, SECRET, serde_json::json!({"sub":sub,"channel":"c"}));
+        let connection = |sub: &str| sign(Algorithm::HS256, SECRET, serde_json::json!({"sub":sub}));
+        for bad in ["ad\u{0}a\n", "a\tb", &"x".repeat(257)] {
+            assert_eq!(keys.connection_token(&connection(bad)).unwrap_err(), TokenError::BadSubject, "{bad:?}");
+            assert_eq!(keys.subscription_token(&token(bad)).unwrap_err(), TokenError::BadSubject, "{bad:?}");
+        }
+        let longest = "é".repeat(256);
+        assert_eq!(keys.connection_token(&connection(&longest)).unwrap().user.as_deref(), Some(longest.as_str()));
+        assert!(TokenError::BadSubject.to_string().starts_with("token sub must be 1..=256 characters"));
+        assert!(is_valid_user("ada") && !is_valid_user(""));
+    }
+
+    #[test]
+    fn demo_tokens_carry_the_configured_audience_and_issuer() {
+        let keys = keys().with_audience(Some("tether".into())).with_issuer(Some("https://app".into()));
+        let (token, _) = keys.sign_hs256("nick", SystemTime::now(), Duration::from_secs(30)).unwrap();
+        assert_eq!(keys.connection_token(&token).unwrap().user.as_deref(), Some("nick"));
+        let (plain, _) = self::keys().sign_hs256("nick", SystemTime::now(), Duration::from_secs(30)).unwrap();
+        let claims = plain.split('.').nth(1).unwrap();
+        use base64::Engine as _;
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(&claims).unwrap();
+        assert!(claims.get("aud").is_none() && claims.get("iss").is_none(), "none configured, none signed: {claims}");
     }
 
     #[test]

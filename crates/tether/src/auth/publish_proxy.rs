@@ -6,7 +6,8 @@
 //! `{"error":…}` or any 4xx refuses with `forbidden` and the backend's message (`{"error":"text"}`
 //! or `{"error":{"message":"text"}}`, else a generic one); a timeout, a connection error, a 5xx or
 //! any other answer refuses with `unavailable` (the publish is not made: an unavailable moderator
-//! lets nothing through).
+//! lets nothing through). The client is then told only [`UNAVAILABLE`]: what went wrong (a
+//! connection error naming the backend's address, a status) is for the server's log.
 
 use std::time::Duration;
 
@@ -16,10 +17,13 @@ use serde_json::value::RawValue;
 
 use super::http::ProxyClient;
 
-/// The largest answer read from the backend: the largest `data` a hub accepts (16 MiB, the top of
-/// `max_data_bytes`) plus room for the envelope. Whether a replacement fits the configured
-/// `max_data_bytes` is the caller's check.
-const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024 + 64 * 1024;
+/// Room in the backend's answer for what surrounds a replacement `data` of `max_data_bytes`: the
+/// answer is read up to `max_data_bytes` plus this, so a chatty backend costs no more memory than
+/// a client's own publish. Whether a replacement fits `max_data_bytes` is the caller's check.
+pub const ANSWER_ROOM: usize = 64 * 1024;
+
+/// What a client is told when the backend could not decide (the details go to the log).
+pub const UNAVAILABLE: &str = "the application's backend is unavailable";
 
 /// The backend's decision on a publish it allows.
 #[derive(Debug)]
@@ -80,27 +84,37 @@ struct PublishAnswer {
     error: Option<Box<RawValue>>,
 }
 
-/// Asks the backend at `url` about a publish of `data` to `channel` by connection `connection_id`
-/// (`user` `None` for an anonymous one), within `timeout`.
+/// Where and how the publish proxy asks: the backend's URL, the deadline of each call, and the
+/// hub's `max_data_bytes` (which bounds the answer read).
+#[derive(Debug, Clone)]
+pub struct PublishBackend {
+    pub url: Uri,
+    pub timeout: Duration,
+    pub max_data_bytes: usize,
+}
+
+/// Asks the backend about a publish of `data` to `channel` by connection `connection_id`
+/// (`user` `None` for an anonymous one).
 pub async fn publish_proxy(
     client: &ProxyClient,
-    url: &Uri,
-    timeout: Duration,
+    backend: &PublishBackend,
     connection_id: &str,
     user: Option<&str>,
     channel: &str,
     data: &RawValue,
 ) -> Result<PublishOutcome, ProxyError> {
+    let url = &backend.url;
     let body = serde_json::to_vec(&PublishRequest { connection_id, user, channel, data }).expect("JSON");
-    let answer = client.post_json(url, body, timeout, MAX_ANSWER_BYTES).await.map_err(|failure| {
+    let max_answer = backend.max_data_bytes.saturating_add(ANSWER_ROOM);
+    let answer = client.post_json(url, body, backend.timeout, max_answer).await.map_err(|failure| {
         tracing::warn!(%url, %failure, "publish proxy unavailable");
-        ProxyError::Unavailable(format!("publish backend unavailable ({failure})"))
+        ProxyError::Unavailable(UNAVAILABLE.into())
     })?;
     match answer.status.as_u16() {
         200 => {
             let parsed: PublishAnswer = serde_json::from_slice(&answer.body).map_err(|error| {
                 tracing::warn!(%url, %error, "publish proxy answered 200 with bad JSON");
-                ProxyError::Unavailable("publish backend gave a bad answer".into())
+                ProxyError::Unavailable(UNAVAILABLE.into())
             })?;
             if let Some(error) = parsed.error.filter(|error| error.get() != "null") {
                 return Err(ProxyError::Forbidden(message_of(&error)));
@@ -115,7 +129,7 @@ pub async fn publish_proxy(
         }
         status => {
             tracing::warn!(%url, status, "publish proxy answered neither 200 nor 4xx");
-            Err(ProxyError::Unavailable(format!("publish backend answered {status}")))
+            Err(ProxyError::Unavailable(UNAVAILABLE.into()))
         }
     }
 }
@@ -178,6 +192,10 @@ mod tests {
                         "bad" => (StatusCode::FORBIDDEN, r#"{"error":"no swearing"}"#).into_response(),
                         "bad200" => (StatusCode::OK, r#"{"error":{"code":"x","message":"too long"}}"#).into_response(),
                         "crash" => (StatusCode::INTERNAL_SERVER_ERROR, "oops").into_response(),
+                        "huge" => {
+                            let data = "x".repeat(200 * 1024);
+                            (StatusCode::OK, format!(r#"{{"data":"{data}"}}"#)).into_response()
+                        }
                         "slow" => {
                             tokio::time::sleep(Duration::from_secs(5)).await;
                             (StatusCode::OK, "{}").into_response()
@@ -193,10 +211,21 @@ mod tests {
         (addr, seen)
     }
 
-    async fn ask(client: &ProxyClient, addr: SocketAddr, text: &str) -> Result<PublishOutcome, ProxyError> {
-        let url: Uri = format!("http://{addr}/publish").parse().unwrap();
+    fn backend_at(addr: SocketAddr, timeout: Duration, max_data_bytes: usize) -> PublishBackend {
+        PublishBackend { url: format!("http://{addr}/publish").parse().unwrap(), timeout, max_data_bytes }
+    }
+
+    async fn ask_with(
+        client: &ProxyClient,
+        backend: &PublishBackend,
+        text: &str,
+    ) -> Result<PublishOutcome, ProxyError> {
         let data = raw(&serde_json::json!({ "text": text }).to_string());
-        publish_proxy(client, &url, Duration::from_millis(300), "c-1", Some("ada"), "chat:room", &data).await
+        publish_proxy(client, backend, "c-1", Some("ada"), "chat:room", &data).await
+    }
+
+    async fn ask(client: &ProxyClient, addr: SocketAddr, text: &str) -> Result<PublishOutcome, ProxyError> {
+        ask_with(client, &backend_at(addr, Duration::from_millis(300), 16 << 20), text).await
     }
 
     #[tokio::test]
@@ -215,8 +244,8 @@ mod tests {
             request,
             serde_json::json!({"connectionId":"c-1","user":"ada","channel":"chat:room","data":{"text":"ok"}})
         );
-        let url: Uri = format!("http://{addr}/publish").parse().unwrap();
-        let anonymous = publish_proxy(&client, &url, Duration::from_secs(1), "c-2", None, "c", &raw("1")).await;
+        let backend = backend_at(addr, Duration::from_secs(1), 1024);
+        let anonymous = publish_proxy(&client, &backend, "c-2", None, "c", &raw("1")).await;
         assert!(anonymous.is_err(), "data 1 has no text: the backend answers nonsense");
         assert_eq!(seen.lock().unwrap().last().unwrap()["user"], serde_json::Value::Null);
     }
@@ -234,6 +263,43 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(2), "the timeout decides, not the backend");
         let nobody: SocketAddr = "127.0.0.1:1".parse().unwrap();
         assert_eq!(ask(&client, nobody, "ok").await.unwrap_err().code(), "unavailable");
+    }
+
+    #[tokio::test]
+    async fn the_client_is_told_only_that_the_backend_is_unavailable() {
+        let (addr, _) = backend().await;
+        let client = ProxyClient::new();
+        let nobody: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        for (addr, text) in [(nobody, "ok"), (addr, "crash"), (addr, "nonsense"), (addr, "slow")] {
+            let error = ask(&client, addr, text).await.unwrap_err();
+            assert_eq!(error, ProxyError::Unavailable(UNAVAILABLE.into()), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_answer_is_read_up_to_max_data_bytes_and_some_room() {
+        let (addr, _) = backend().await;
+        let client = ProxyClient::new();
+        // A 200 KiB replacement: over 64 KiB + 64 KiB of room, within 1 MiB + room.
+        let small = backend_at(addr, Duration::from_secs(2), 64 * 1024);
+        assert_eq!(ask_with(&client, &small, "huge").await.unwrap_err().code(), "unavailable");
+        let large = backend_at(addr, Duration::from_secs(2), 1 << 20);
+        assert!(matches!(ask_with(&client, &large, "huge").await, Ok(PublishOutcome::Replace(_))));
+    }
+
+    #[tokio::test]
+    async fn a_publish_beyond_the_calls_in_flight_is_unavailable_at_once() {
+        let (addr, _) = backend().await;
+        let client = ProxyClient::with_max_calls(1);
+        let slow = {
+            let client = client.clone();
+            tokio::spawn(async move { ask(&client, addr, "slow").await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        assert_eq!(ask(&client, addr, "ok").await.unwrap_err(), ProxyError::Unavailable(UNAVAILABLE.into()));
+        assert!(started.elapsed() < Duration::from_millis(100), "not queued behind the slow call");
+        assert_eq!(slow.await.unwrap().unwrap_err().code(), "unavailable");
     }
 
     #[test]

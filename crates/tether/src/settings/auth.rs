@@ -54,12 +54,26 @@ fn invalid(key: impl Into<String>, value: impl Into<String>, quoted: bool, expec
     Invalid { key: key.into(), value: value.into(), quoted, expected: expected.into() }
 }
 
+/// How the example file's placeholder secrets begin: a server must never run with one, since
+/// anyone who read the example knows it.
+const PLACEHOLDER_PREFIX: &str = "change-me";
+
+/// A secret that is still the example's placeholder.
+fn check_not_placeholder(secret: &str) -> Result<(), String> {
+    if secret.starts_with(PLACEHOLDER_PREFIX) {
+        Err(format!("a secret of your own, not a placeholder starting with {PLACEHOLDER_PREFIX}"))
+    } else {
+        Ok(())
+    }
+}
+
 /// A secret is shown by its length only.
 fn hidden(secret: &str) -> String {
     format!("<{} bytes, hidden>", secret.len())
 }
 
 fn check_hmac_secret(secret: &str) -> Result<(), String> {
+    check_not_placeholder(secret)?;
     if (MIN_HMAC_SECRET..=MAX_SECRET).contains(&secret.len()) {
         Ok(())
     } else {
@@ -68,6 +82,7 @@ fn check_hmac_secret(secret: &str) -> Result<(), String> {
 }
 
 fn check_api_key(key: &str) -> Result<(), String> {
+    check_not_placeholder(key)?;
     if (MIN_API_KEY..=MAX_API_KEY).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) {
         Ok(())
     } else {
@@ -77,12 +92,13 @@ fn check_api_key(key: &str) -> Result<(), String> {
 
 /// An `http://host[:port]/path` URL for a proxy.
 fn check_proxy_url(url: &str) -> Result<Uri, String> {
-    const EXPECTED: &str =
-        "an http://host[:port]/path URL, no credentials (https is not supported: keep the backend on a private network)";
+    const EXPECTED: &str = "an http://host[:port]/path URL, no credentials, no query (https is not supported: keep the backend on a private network)";
     let parsed = url::Url::parse(url).map_err(|_| EXPECTED.to_owned())?;
-    // No credentials in the URL: it is logged when the backend fails, and a secret never is.
+    // No credentials and no query in the URL: it is logged when the backend fails, and a secret
+    // (which a query often carries: `?key=...`) never is.
     if parsed.scheme() != "http"
         || parsed.host_str().is_none_or(str::is_empty)
+        || parsed.query().is_some()
         || parsed.fragment().is_some()
         || !parsed.username().is_empty()
         || parsed.password().is_some()
@@ -181,11 +197,16 @@ impl ServeSettings {
             ),
             None => None,
         };
-        // `--demo-tokens` without a secret: a random one for this process, which signs the demo
-        // tokens and verifies them.
-        let hmac_secret = match (hmac_secret, self.demo_tokens) {
-            (None, true) => Some(Secret::new(random_secret())),
-            (secret, _) => secret,
+        // `--demo-tokens`: a random secret for this process, which signs the demo tokens and
+        // verifies them. Never the configured one: `/demo/token` signs for anyone who asks, and a
+        // real secret is often shared with other services, which would then trust those tokens.
+        let hmac_secret = if self.demo_tokens {
+            if hmac_secret.is_some() {
+                return Err("--demo-tokens: expected no --token-hmac-secret or --token-hmac-secret-file: demo tokens use a random per-process secret; they must not be signed with a real one".into());
+            }
+            Some(Secret::new(random_secret()))
+        } else {
+            hmac_secret
         };
         let token_keys = if hmac_secret.is_some() || public_key.is_some() {
             let keys = TokenKeys::new(hmac_secret.as_ref().map(|s| s.expose().as_bytes()), public_key.as_deref())
@@ -230,6 +251,9 @@ impl ServeSettings {
             }
             namespaces.push((name.clone(), config));
         }
+        for unused in self.ineffective_settings() {
+            tracing::warn!("{unused}");
+        }
         let url = |url: &Option<String>| url.as_deref().map(check_proxy_url).transpose();
         Ok(AuthSettings {
             token_keys,
@@ -243,6 +267,28 @@ impl ServeSettings {
             demo_token_lifetime: self.demo_token_secs.map_or(DEFAULT_DEMO_TOKEN_LIFETIME, Duration::from_secs),
             namespaces,
         })
+    }
+}
+
+impl ServeSettings {
+    /// Settings that are given but change nothing, worded for the startup warning: a setting
+    /// that silently does nothing hides a mistake (a misremembered flag, a forgotten one).
+    fn ineffective_settings(&self) -> Vec<&'static str> {
+        let can_authenticate = self.token_hmac_secret.is_some()
+            || self.token_hmac_secret_file.is_some()
+            || self.token_public_key.is_some()
+            || self.demo_tokens
+            || self.connect_proxy.is_some();
+        let mut unused = Vec::new();
+        if self.allow_anonymous && !can_authenticate {
+            unused.push(
+                "allow_anonymous does nothing without token keys or a connect proxy: every client is anonymous already",
+            );
+        }
+        if self.demo_token_secs.is_some() && !self.demo_tokens {
+            unused.push("demo_token_secs does nothing without demo_tokens");
+        }
+        unused
     }
 }
 
@@ -316,15 +362,23 @@ mod tests {
             ),
             (
                 ServeSettings { connect_proxy: Some("https://app/auth".into()), ..s() },
-                "--connect-proxy https://app/auth: expected an http://host[:port]/path URL, no credentials (https is not supported: keep the backend on a private network)",
+                "--connect-proxy https://app/auth: expected an http://host[:port]/path URL, no credentials, no query (https is not supported: keep the backend on a private network)",
             ),
             (
                 ServeSettings { publish_proxy: Some("http://user:pw@backend/p".into()), ..s() },
-                "--publish-proxy http://user:pw@backend/p: expected an http://host[:port]/path URL, no credentials (https is not supported: keep the backend on a private network)",
+                "--publish-proxy http://user:pw@backend/p: expected an http://host[:port]/path URL, no credentials, no query (https is not supported: keep the backend on a private network)",
+            ),
+            (
+                ServeSettings { connect_proxy: Some("http://app/auth?key=s3cret".into()), ..s() },
+                "--connect-proxy http://app/auth?key=s3cret: expected an http://host[:port]/path URL, no credentials, no query (https is not supported: keep the backend on a private network)",
+            ),
+            (
+                ServeSettings { publish_proxy: Some("http://app/p?".into()), ..s() },
+                "--publish-proxy http://app/p?: expected an http://host[:port]/path URL, no credentials, no query (https is not supported: keep the backend on a private network)",
             ),
             (
                 ServeSettings { publish_proxy: Some("not a url".into()), ..s() },
-                "--publish-proxy not a url: expected an http://host[:port]/path URL, no credentials (https is not supported: keep the backend on a private network)",
+                "--publish-proxy not a url: expected an http://host[:port]/path URL, no credentials, no query (https is not supported: keep the backend on a private network)",
             ),
         ];
         for (settings, message) in cases {
@@ -425,6 +479,76 @@ mod tests {
         for path in [good, bad] {
             let _ = std::fs::remove_file(path);
         }
+    }
+
+    #[test]
+    fn placeholder_secrets_are_refused_wherever_they_come_from() {
+        let s = ServeSettings::default;
+        assert_eq!(
+            refused(&ServeSettings { token_hmac_secret: Some(Secret::new("change-me-to-32-or-more-random-bytes!")), ..s() }),
+            "--token-hmac-secret <37 bytes, hidden>: expected a secret of your own, not a placeholder starting with change-me"
+        );
+        assert_eq!(
+            refused(&ServeSettings { api_key: Some(Secret::new("change-me-api-key-0123456789")), ..s() }),
+            "--api-key <28 bytes, hidden>: expected a secret of your own, not a placeholder starting with change-me"
+        );
+        assert_eq!(
+            file_refused("api_key = \"change-me-api-key-0123456789\""),
+            "t.toml: api_key = <28 bytes, hidden>: expected a secret of your own, not a placeholder starting with change-me"
+        );
+        let file = temp_file("placeholder", b"change-me-to-32-or-more-random-bytes!\n");
+        let error = ServeSettings { token_hmac_secret_file: Some(file.clone()), ..s() }.resolve().unwrap_err();
+        assert_eq!(
+            error,
+            format!(
+                "--token-hmac-secret-file {}: expected a secret of your own, not a placeholder starting with change-me",
+                file.display()
+            )
+        );
+        let _ = std::fs::remove_file(file);
+        assert_eq!(refused(&ServeSettings { api_key: Some(Secret::new("my-change-me-key-0123")), ..s() }), "accepted");
+    }
+
+    #[test]
+    fn demo_tokens_are_never_signed_with_a_configured_secret() {
+        let expected = "--demo-tokens: expected no --token-hmac-secret or --token-hmac-secret-file: demo tokens use a random per-process secret; they must not be signed with a real one";
+        let with_secret = ServeSettings {
+            demo_tokens: true,
+            token_hmac_secret: Some(Secret::new(SECRET)),
+            ..ServeSettings::default()
+        };
+        assert_eq!(with_secret.resolve().unwrap_err(), expected);
+        let with_file = ServeSettings {
+            demo_tokens: true,
+            token_hmac_secret_file: Some(temp_file("demo-secret", SECRET.as_bytes())),
+            ..ServeSettings::default()
+        };
+        assert_eq!(with_file.resolve().unwrap_err(), expected);
+        // With a public key, both the random secret (demo tokens) and the key verify.
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let pem = temp_file("demo-ec.pem", pair.public_key_pem().as_bytes());
+        let settings =
+            ServeSettings { demo_tokens: true, token_public_key: Some(pem.clone()), ..ServeSettings::default() };
+        let keys = settings.resolve().unwrap().auth.token_keys.unwrap();
+        let demo = keys.sign_hs256("nick", std::time::SystemTime::now(), Duration::from_secs(30)).unwrap().0;
+        assert!(keys.connection_token(&demo).is_ok());
+        let encoding = jsonwebtoken::EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap();
+        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        let es256 = jsonwebtoken::encode(&header, &serde_json::json!({"sub":"ec"}), &encoding).unwrap();
+        assert!(keys.connection_token(&es256).is_ok());
+        let _ = std::fs::remove_file(pem);
+    }
+
+    #[test]
+    fn settings_that_do_nothing_are_named_for_a_warning() {
+        let s = ServeSettings::default;
+        assert!(s().ineffective_settings().is_empty());
+        let anonymous = ServeSettings { allow_anonymous: true, ..s() };
+        assert!(anonymous.ineffective_settings()[0].starts_with("allow_anonymous does nothing"));
+        let with_keys = ServeSettings { allow_anonymous: true, demo_tokens: true, ..s() };
+        assert!(with_keys.ineffective_settings().is_empty());
+        let lifetime = ServeSettings { demo_token_secs: Some(60), ..s() };
+        assert_eq!(lifetime.ineffective_settings(), ["demo_token_secs does nothing without demo_tokens"]);
     }
 
     #[test]

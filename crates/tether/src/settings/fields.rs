@@ -187,12 +187,12 @@ pub struct ServeSettings {
     /// is still refused [default: false].
     #[arg(long)]
     pub allow_anonymous: bool,
-    /// Auth: POST each upgrade's request to this http:// URL first; its answer admits (200) or
-    /// refuses (4xx passed on; 5xx or timeout: 503) the client [default: none].
+    /// Auth: POST each upgrade's request to this http:// URL (no query) first; its answer admits
+    /// (200) or refuses (4xx passed on; 5xx or timeout: 503) the client [default: none].
     #[arg(long, value_name = "URL")]
     pub connect_proxy: Option<String>,
-    /// POST each client publish to this http:// URL first; it accepts, replaces the data or refuses
-    /// (`forbidden`) [default: none].
+    /// POST each client publish to this http:// URL (no query) first; it accepts, replaces the
+    /// data or refuses (`forbidden`) [default: none].
     #[arg(long, value_name = "URL")]
     pub publish_proxy: Option<String>,
     /// Seconds the connect and publish proxies have to answer, 0.01..=60 (decimal); then 503 or
@@ -207,12 +207,14 @@ pub struct ServeSettings {
     /// [default: none].
     #[arg(long, value_name = "FILE")]
     pub api_key_file: Option<PathBuf>,
-    /// Serve `/api/*` only on this port (same host), 1..=65535, not --port; needs an API key
-    /// [default: the API is on --port].
+    /// Serve `/api/*` only on this port, 1..=65535, not --port; needs an API key. It binds
+    /// --host: with --host 0.0.0.0 the API is public, so firewall it [default: the API is on
+    /// --port].
     #[arg(long, value_name = "PORT")]
     pub internal_port: Option<u16>,
     /// `GET /demo/token?user=NICK` signs short-lived tokens for any nickname (demos only: anyone
-    /// gets a token), and `/tether` then needs a token [default: false].
+    /// gets a token), and `/tether` then needs a token. They are signed with a random secret of
+    /// this process; refused with --token-hmac-secret(-file) [default: false].
     #[arg(long)]
     pub demo_tokens: bool,
     /// Seconds a demo token is valid, 2..=3600 [default: 30].

@@ -59,13 +59,22 @@ mod tests {
         let example: ServeSettings =
             toml::from_str(include_str!("../../../../tether.example.toml")).expect("example config parses");
         example.validate().map_err(|e| e.describe(&Source::Flag)).expect("example values are in range");
-        let cli = ServeSettings { port: Some(9000), ..ServeSettings::default() };
+        // No live secret in the example: anyone could read it. Its chat namespace needs users, so
+        // it starts once a secret is given (here from the command line, as a deployment would).
+        assert!(example.token_hmac_secret.is_none() && example.api_key.is_none());
+        let alone = example.clone().resolve().unwrap_err();
+        assert!(alone.starts_with("namespaces.chat.subscribe = \"authenticated\": expected a way"), "{alone}");
+        let cli = ServeSettings {
+            port: Some(9000),
+            token_hmac_secret: Some(crate::auth::Secret::new("a-real-secret-of-32-bytes-or-more!")),
+            ..ServeSettings::default()
+        };
         let merged = cli.over(example.clone());
         assert_eq!(merged.port, Some(9000));
         assert_eq!(merged.host, example.host);
         let resolved = merged.resolve().unwrap();
         assert_eq!(resolved.port, 9000);
-        assert!(resolved.auth.token_keys.is_some() && resolved.auth.api_key.is_some());
+        assert!(resolved.auth.token_keys.is_some() && resolved.auth.api_key.is_none());
         assert_eq!(resolved.auth.namespaces.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(), ["chat"]);
     }
 
