@@ -86,7 +86,8 @@ fn shared_config(shared: &Shared) -> (std::time::Duration, usize) {
     (config.handshake_timeout, config.head_limits.max_bytes)
 }
 
-/// In the extensions of every plain HTTP request handed to the application's router: whether the
+/// In the extensions of every plain HTTP request handed to the application's router (with axum's
+/// `ConnectInfo<SocketAddr>`, the peer's address): whether the
 /// socket it came on counts against `max_connections`. It does on a normal connection; it does
 /// not when the server answered it past the limit. A readiness probe needs it so as not to count
 /// itself: see [`crate::ServerHandle::is_accepting_besides`].
@@ -105,6 +106,9 @@ async fn handle(
         let router = shared.http.as_ref().expect("the HTTP path is only taken with a router").clone();
         let websocket_route = shared.has_route(request.uri().path());
         request.extensions_mut().insert(CountedConnection(counted));
+        // axum's `ConnectInfo<SocketAddr>` extractor then gives handlers the peer's address, as
+        // `axum::serve(...).into_make_service_with_connect_info()` would.
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
         let request = request.map(|body| Body::new(body.map_err(axum::Error::new)));
         let response = router.oneshot(request).await.unwrap_or_else(|never| match never {});
         // A WebSocket-only path answers plain HTTP with 426, not 404.
