@@ -480,6 +480,19 @@ describe("tether.js tokens (fake server)", { timeout: 120_000 }, () => {
     assert.ok(closes.every((e) => e.x.willReconnect), "every close says it will reconnect");
   });
 
+  test("a string token keeps the attempt cap after the first open: once refused it stops, it cannot be renewed", async () => {
+    await start({ token: "ok.ada.none.s", options: { minReconnectDelay: 20, maxReconnectDelay: 60 } });
+    await waitEvent("open");
+    fake.verify = () => null; // the secret changed, or the token expired: every handshake is refused
+    fake.connections[0].ws.terminate();
+    await waitEvent("closed", 1, 8_000);
+    const [closed] = await events("closed");
+    assert.equal(closed.x.refused, true);
+    assert.equal(fake.handshakes.length, 1 + 5, "the first connection and the 5 refused attempts");
+    await sleep(500);
+    assert.equal(fake.handshakes.length, 6, "then no more");
+  });
+
   test("an expiring token across a reconnect: the old refresh timer is cleared, the new welcome re-arms it", async () => {
     await start({ token: "fn", lifetime: 3000, options: { minReconnectDelay: 20, maxReconnectDelay: 50 } });
     await waitEvent("open");

@@ -56,13 +56,15 @@
  *       the page knows whether the server wants a token.
  *   maxHandshakeFailures (5 with a token, unlimited without)   consecutive attempts that fail
  *                               before the socket opens, or whose token function fails, after
- *                               which the client stops. It applies only until the client has
- *                               been open once since connect(): a server that refuses a token
+ *                               which the client stops. With a token function it applies only
+ *                               until the client has been open once since connect(): a server that refuses a token
  *                               answers the handshake with HTTP 401, which a browser reports only
  *                               as close code 1006, exactly like a server it cannot reach, so a
  *                               refused token is retried this many times (taking about 1-8 s with
  *                               the default backoff) and then given up; once connected, a lost
- *                               connection (e.g. a server restart) is retried without limit.
+ *                               connection (e.g. a server restart) is retried without limit with a
+ *                               token function. A string token keeps the limit (it cannot be
+ *                               renewed: once it expired every attempt is refused).
  *                               Such `close` events have `opened: false`; `closed` has
  *                               `refused: true` when the last attempt was a refused handshake.
  *
@@ -106,8 +108,25 @@
   const MIN_RETRY_GAP = 250;
   /** setTimeout fires at once for delays above 2^31-1 ms (~24.8 days); longer waits are chained. */
   const MAX_TIMER_DELAY = 2147483647;
-  /** A monotonic clock (ms) where there is one: the wall clock can jump or be off. */
-  const monotonicNow = () => (root.performance && typeof root.performance.now === "function" ? root.performance.now() : Date.now());
+  /**
+   * A clock (ms) that never runs backwards and keeps counting while the machine sleeps: it advances
+   * by the larger of what performance.now() and the wall clock advanced since it was last read.
+   * performance.now() alone stops during a suspend on some systems (a refresh planned by it would
+   * go out after the token expired); the wall clock alone can be set back or be off. A wall clock
+   * set forward only makes a refresh come early, which is harmless.
+   */
+  const hasPerformance = !!(root.performance && typeof root.performance.now === "function");
+  let lastPerf = hasPerformance ? root.performance.now() : 0;
+  let lastWall = Date.now();
+  let clock = 0;
+  const monotonicNow = () => {
+    const perf = hasPerformance ? root.performance.now() : 0;
+    const wall = Date.now();
+    clock += Math.max(perf - lastPerf, wall - lastWall, 0);
+    lastPerf = perf;
+    lastWall = wall;
+    return clock;
+  };
 
   /** TypeError unless `token` is a valid `token` option: absent, a string, or a function. */
   function checkTokenOption(token) {
@@ -382,9 +401,11 @@
       let final = null;
       if (this._stopped) final = { code, reason, byClient: this._stoppedByClient };
       else if (FINAL_CLOSE_CODES.has(code)) final = refreshFailure ? { code, reason, error: refreshFailure } : { code, reason };
-      else if (!opened && !this._openedSinceConnect && ++this._handshakeFailures >= this._maxHandshakeFailures()) {
-        // Only before the first open: afterwards the token and the server have been fine, and a
-        // run of failures is an outage (a restart), which is waited out.
+      else if (!opened && (!this._openedSinceConnect || typeof this.options.token === "string") && ++this._handshakeFailures >= this._maxHandshakeFailures()) {
+        // Only before the first open, for a token function: afterwards the token and the server
+        // have been fine, and a run of failures is an outage (a restart), which is waited out. A
+        // string token cannot be renewed: once it expired every attempt is refused, so the cap
+        // stays.
         final = tokenError
           ? { code: null, reason: tokenError.message, error: tokenError }
           : { code, reason: reason || "the server did not accept the connection " + this._handshakeFailures + " times in a row (refused, or unreachable)", refused: this._hasToken() };

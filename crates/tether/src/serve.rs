@@ -50,9 +50,9 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     let server = Server::new(resolved.server);
     // The hub finds the recipients of direct messages among the server's connections.
     let hub = Hub::new(resolved.hub, server.registry());
-    // One pooled client for every call to the application's backend.
-    let proxy_client = ProxyClient::new();
-    let token = token_server(&hub, ping_interval, auth, &proxy_client);
+    // A pooled client per proxy, each with its own bound on calls in flight: a flood of upgrades
+    // against a slow backend must not starve signed-in users' publishes, nor the reverse.
+    let token = token_server(&hub, ping_interval, auth, &ProxyClient::new());
     // The server API, with a key only; on the internal port when there is one, else on this one.
     let api = auth.api_key.as_ref().map(|key| api::router(api::ApiState::new(hub, key.expose(), started)));
     let (api_here, api_internal) = match auth.internal_port {
@@ -65,7 +65,7 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     let connect_proxy = auth
         .connect_proxy
         .clone()
-        .map(|url| ConnectProxy::new(proxy_client.clone(), url, auth.proxy_timeout, &TOKEN_PROTOCOLS));
+        .map(|url| ConnectProxy::new(ProxyClient::new(), url, auth.proxy_timeout, &TOKEN_PROTOCOLS));
     let gate = ConnectAuth::new(auth.token_keys.clone(), auth.allow_anonymous, connect_proxy);
     if gate.is_on() {
         let gate = Arc::new(gate);

@@ -83,7 +83,9 @@ impl ConnectProxy {
         let answer = match self.client.post_json(&self.url, body, self.timeout, MAX_ANSWER_BYTES).await {
             Ok(answer) => answer,
             Err(failure) => {
-                tracing::warn!(url = %self.url, %failure, "connect proxy unavailable: 503");
+                if failure.worth_logging() {
+                    tracing::warn!(url = %self.url, %failure, "connect proxy unavailable: 503");
+                }
                 return Err(unavailable());
             }
         };
@@ -159,8 +161,9 @@ fn unavailable() -> Response {
 }
 
 /// Whether a backend's `Retry-After` may be passed on (RFC 9110 §10.2.3): delay seconds (digits)
-/// or an HTTP date (IMF-fixdate, as RFC 9110 requires senders to write it). Anything else is
-/// dropped rather than handed to a client that may misread it.
+/// or an HTTP date (IMF-fixdate as RFC 9110 requires senders to write it; chrono's parser also
+/// takes full day and month names, which is harmless). Anything else is dropped rather than
+/// handed to a client that may misread it.
 fn is_retry_after(value: &str) -> bool {
     let value = value.trim();
     if !value.is_empty() && value.len() <= 10 && value.bytes().all(|b| b.is_ascii_digit()) {

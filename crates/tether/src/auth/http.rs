@@ -7,10 +7,13 @@
 //! bounded time and memory per call. Plain `http://` only (the backend is expected on a private
 //! network or the same host); `tether serve` refuses an `https://` proxy URL at startup.
 //!
-//! At most [`MAX_PROXY_CALLS`] calls are in flight at once (connect and publish proxies share
-//! them): each holds a TCP connection to the backend that `max_connections` does not count, so
-//! without a bound N publishing clients would open N connections to it. A call beyond the bound
-//! fails at once ([`Failure::Busy`]) rather than waiting: a backend that slow is unavailable.
+//! At most [`MAX_PROXY_CALLS`] calls are in flight at once per client (`tether serve` gives the
+//! connect proxy and the publish proxy a client each, so that a flood of upgrades against a slow
+//! backend cannot starve signed-in users' publishes, nor the reverse): each call holds a TCP
+//! connection to the backend that `max_connections` does not count, so without a bound N
+//! publishing clients would open N connections to it. A call beyond the bound fails at once
+//! ([`Failure::Busy`]) rather than waiting: a backend that slow is unavailable. Those refusals
+//! cost nothing, so their log lines are thinned to one a second ([`Failure::worth_logging`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +34,7 @@ const MAX_IDLE_PER_HOST: usize = 32;
 /// How long an idle pooled connection is kept.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Calls to the backend in flight at once, connect and publish proxies together (docs/limits.md).
+/// Calls to the backend in flight at once, per proxy (docs/limits.md).
 pub const MAX_PROXY_CALLS: usize = 256;
 
 /// The pooled client; cheap to clone (clones share the pool).
@@ -62,6 +65,20 @@ pub enum Failure {
     TooLarge,
     /// [`MAX_PROXY_CALLS`] calls were already in flight.
     Busy,
+}
+
+impl Failure {
+    /// Whether to log this failure: always, except [`Failure::Busy`] at most once a second (a
+    /// saturated backend would otherwise write a line per refused call).
+    pub fn worth_logging(&self) -> bool {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static LAST_BUSY_SECOND: AtomicU64 = AtomicU64::new(0);
+        if *self != Self::Busy {
+            return true;
+        }
+        let now = std::time::UNIX_EPOCH.elapsed().map_or(0, |since| since.as_secs());
+        LAST_BUSY_SECOND.swap(now, Ordering::Relaxed) != now
+    }
 }
 
 impl std::fmt::Display for Failure {
@@ -184,5 +201,8 @@ mod tests {
         assert_eq!(second.await.unwrap().unwrap().status, StatusCode::OK);
         assert_eq!(call().await.unwrap().unwrap().status, StatusCode::OK, "the permits came back");
         assert_eq!(ProxyClient::new().in_flight.available_permits(), MAX_PROXY_CALLS);
+        assert!(Failure::Timeout.worth_logging() && Failure::Timeout.worth_logging(), "every one");
+        let logged = (0..100).filter(|_| Failure::Busy.worth_logging()).count();
+        assert!((1..=2).contains(&logged), "{logged}: Busy at most once a second (twice across a second's edge)");
     }
 }
