@@ -14,7 +14,7 @@ use tether_tokio::Conn;
 use crate::channel::validate_channel;
 use crate::error::HubError;
 use crate::hub::Hub;
-use crate::session::Session;
+use crate::session::{Reserved, Session};
 use crate::wire;
 
 /// A publish's place in its channel.
@@ -127,19 +127,10 @@ impl Hub {
     pub(crate) fn subscribe_as_server(&self, conn: &Conn, channel: &str) -> Result<(), HubError> {
         let gone = || HubError::NotFound(conn.id().to_owned());
         let session = conn.data::<Session>().ok_or_else(gone)?;
-        let limit = self.config().max_subscriptions;
-        {
-            let mut subscriptions = session.subscriptions.lock().expect("not poisoned");
-            if session.has_ended() {
-                return Err(gone());
-            }
-            if subscriptions.contains(channel) {
-                return Ok(());
-            }
-            if subscriptions.len() >= limit {
-                return Err(HubError::LimitExceeded(limit));
-            }
-            subscriptions.insert(channel.to_owned());
+        match session.reserve(channel, self.config().max_subscriptions)? {
+            Reserved::New => {}
+            Reserved::Already => return Ok(()),
+            Reserved::Ended => return Err(gone()),
         }
         let info = connection_info(conn);
         let subscribed = self.subscribe(conn, channel, info.as_deref(), None, |offset, epoch, _| {

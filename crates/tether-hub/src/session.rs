@@ -45,6 +45,24 @@ impl Session {
         }
     }
 
+    /// Records a subscription to `channel` before the connection joins it, within `limit`
+    /// subscriptions (`Err(LimitExceeded)` past it). Under the same lock as [`Session::end`], so a
+    /// subscription is never added to a session that already left its channels.
+    pub(crate) fn reserve(&self, channel: &str, limit: usize) -> Result<Reserved, crate::HubError> {
+        let mut subscriptions = self.subscriptions.lock().expect("not poisoned");
+        if self.has_ended() {
+            return Ok(Reserved::Ended);
+        }
+        if subscriptions.contains(channel) {
+            return Ok(Reserved::Already);
+        }
+        if subscriptions.len() >= limit {
+            return Err(crate::HubError::LimitExceeded(limit));
+        }
+        subscriptions.insert(channel.to_owned());
+        Ok(Reserved::New)
+    }
+
     /// Marks the session ended and takes its subscriptions, to leave them (`closed`).
     pub(crate) fn end(&self) -> HashSet<String> {
         let mut subscriptions = self.subscriptions.lock().expect("not poisoned");
@@ -60,6 +78,17 @@ impl Session {
     pub(crate) fn is_subscribed(&self, channel: &str) -> bool {
         self.subscriptions.lock().expect("not poisoned").contains(channel)
     }
+}
+
+/// What [`Session::reserve`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reserved {
+    /// Recorded now: undo it if the join fails.
+    New,
+    /// Subscribed already.
+    Already,
+    /// The connection has ended: nothing was recorded.
+    Ended,
 }
 
 /// Tells hubs apart for as long as the process runs (a counter, never reused: a pointer could be

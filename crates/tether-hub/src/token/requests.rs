@@ -14,6 +14,7 @@ use crate::error::HubError;
 use crate::expiry::{millis, millis_until};
 use crate::hooks::{PublishDecision, PublishRequest, SubscribeRequest, SubscriptionToken};
 use crate::policy::{self, NamespacePolicy};
+use crate::session::Reserved;
 use crate::wire::{Ack, MemberOut, PublicationOut, Request};
 
 impl TokenServer {
@@ -94,12 +95,12 @@ impl TokenServer {
             self.bounded(hooks.on_subscribe(SubscribeRequest { conn, channel, info: request.info })).await??;
         }
         let session = Self::session(conn);
-        let added = {
-            let mut subscriptions = session.subscriptions.lock().expect("not poisoned");
-            if !subscriptions.contains(channel) && subscriptions.len() >= config.max_subscriptions {
-                return Err(HubError::LimitExceeded(config.max_subscriptions).into());
-            }
-            subscriptions.insert(channel.to_owned())
+        // Subscribing again answers like a first subscribe (and updates the info).
+        let added = match session.reserve(channel, config.max_subscriptions)? {
+            Reserved::New => true,
+            Reserved::Already => false,
+            // The connection is closing: nobody is there to answer.
+            Reserved::Ended => return Ok(None),
         };
         // A connection that carries info from its token shows that, not what it claims here.
         let own_info = connection_info(conn);
