@@ -16,6 +16,7 @@ mod auth;
 mod bench;
 mod connect;
 mod demo;
+mod log_throttle;
 mod serve;
 mod settings;
 

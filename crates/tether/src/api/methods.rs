@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tether_hub::{validate_channel, Hub, HubError};
+use tether_proto::close::MAX_REASON_BYTES;
 use tether_tokio::{CloseCode, Conn};
 
 use super::error::ApiError;
@@ -33,8 +34,6 @@ pub const MAX_BROADCAST_CHANNELS: usize = 1000;
 /// The close code of a `disconnect` without one, and its reason (docs/protocol.md's list).
 pub const DISCONNECT_CODE: u16 = 4000;
 pub const DISCONNECT_REASON: &str = "disconnected by server";
-/// The longest reason a Close frame can carry: 125 bytes of payload less the 2-byte code.
-const MAX_REASON_BYTES: usize = 123;
 
 /// What the methods act on.
 #[derive(Clone)]

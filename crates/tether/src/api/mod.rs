@@ -22,8 +22,8 @@ mod methods;
 mod wire;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Request, State};
@@ -33,6 +33,7 @@ use axum::routing::any;
 use axum::Router;
 use tether_hub::Hub;
 
+use crate::log_throttle::LogThrottle;
 use error::ApiError;
 use key::KeyCheck;
 
@@ -49,31 +50,8 @@ pub struct ApiState {
     context: methods::Context,
     key: KeyCheck,
     body_limit: usize,
-    refusals: Arc<RefusalLog>,
-}
-
-/// The rate limit of the warn lines about refused keys: at most one per [`RefusalLog::EVERY`].
-#[derive(Default)]
-struct RefusalLog {
-    /// When the last line was logged, and how many refusals went unlogged since.
-    state: Mutex<(Option<Instant>, u64)>,
-}
-
-impl RefusalLog {
-    const EVERY: Duration = Duration::from_secs(1);
-
-    /// Counts a refusal at `now`: `Some(n)` when it is to be logged, `n` being the refusals that
-    /// were not since the last line; `None` when it is only counted.
-    fn refused(&self, now: Instant) -> Option<u64> {
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (last, suppressed) = &mut *state;
-        if last.is_some_and(|last| now.duration_since(last) < Self::EVERY) {
-            *suppressed += 1;
-            return None;
-        }
-        *last = Some(now);
-        Some(std::mem::take(suppressed))
-    }
+    /// The warn lines about refused keys: one a second at most.
+    refusals: Arc<LogThrottle>,
 }
 
 impl ApiState {
@@ -113,7 +91,7 @@ async fn handle(State(api): State<Arc<ApiState>>, request: Request) -> Response 
             (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], json).into_response()
         }
         Err(error) if error.status == StatusCode::UNAUTHORIZED => {
-            if let Some(suppressed) = api.refusals.refused(Instant::now()) {
+            if let Some(suppressed) = api.refusals.event(Instant::now()) {
                 let peer = peer.map_or_else(|| "unknown".to_owned(), |peer| peer.to_string());
                 tracing::warn!(%peer, method = logged, suppressed, "server API call refused: a missing or wrong X-API-Key");
             }
@@ -148,21 +126,4 @@ async fn answer(api: &ApiState, method: &str, request: Request) -> Result<String
         }
     })?;
     methods::call(&api.context, method, &body)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refused_keys_are_logged_at_most_once_a_second_counting_the_others() {
-        let log = RefusalLog::default();
-        let start = Instant::now();
-        assert_eq!(log.refused(start), Some(0));
-        assert_eq!(log.refused(start + Duration::from_millis(10)), None);
-        assert_eq!(log.refused(start + Duration::from_millis(999)), None);
-        assert_eq!(log.refused(start + Duration::from_secs(1)), Some(2));
-        assert_eq!(log.refused(start + Duration::from_millis(1500)), None);
-        assert_eq!(log.refused(start + Duration::from_secs(3)), Some(1));
-    }
 }

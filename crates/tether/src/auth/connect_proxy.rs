@@ -83,8 +83,8 @@ impl ConnectProxy {
         let answer = match self.client.post_json(&self.url, body, self.timeout, MAX_ANSWER_BYTES).await {
             Ok(answer) => answer,
             Err(failure) => {
-                if failure.worth_logging() {
-                    tracing::warn!(url = %self.url, %failure, "connect proxy unavailable: 503");
+                if let Some(suppressed) = failure.to_log() {
+                    tracing::warn!(url = %self.url, %failure, suppressed, "connect proxy unavailable: 503");
                 }
                 return Err(unavailable());
             }
@@ -174,9 +174,7 @@ fn is_retry_after(value: &str) -> bool {
 
 /// A fresh id for one upgrade attempt: 128 random bits in hex.
 fn request_id() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the OS random source");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    super::random_hex(16)
 }
 
 #[cfg(test)]

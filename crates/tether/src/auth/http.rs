@@ -13,7 +13,7 @@
 //! connection to the backend that `max_connections` does not count, so without a bound N
 //! publishing clients would open N connections to it. A call beyond the bound fails at once
 //! ([`Failure::Busy`]) rather than waiting: a backend that slow is unavailable. Those refusals
-//! cost nothing, so their log lines are thinned to one a second ([`Failure::worth_logging`]).
+//! cost nothing, so their log lines are thinned to one a second ([`Failure::to_log`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +26,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
+
+use crate::log_throttle::LogThrottle;
 
 /// Idle connections kept per backend host: enough for bursts of upgrades or publishes, few enough
 /// that an idle server holds almost nothing.
@@ -68,25 +70,16 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// Whether to log this failure: always, except [`Failure::Busy`] at most once a second (a
-    /// saturated backend would otherwise write a line per refused call).
-    pub fn worth_logging(&self) -> bool {
-        static BUSY: OncePerSecond = OncePerSecond::new();
-        *self != Self::Busy || BUSY.allow(std::time::UNIX_EPOCH.elapsed().map_or(0, |since| since.as_secs()))
-    }
-}
-
-/// Lets one event through per second of the clock it is given.
-struct OncePerSecond(std::sync::atomic::AtomicU64);
-
-impl OncePerSecond {
-    const fn new() -> Self {
-        Self(std::sync::atomic::AtomicU64::new(u64::MAX))
-    }
-
-    /// Whether the first event of second `now` (the others of that second are not).
-    fn allow(&self, now: u64) -> bool {
-        self.0.swap(now, std::sync::atomic::Ordering::Relaxed) != now
+    /// Whether to log this failure now: `Some(n)` to log it, `n` being the [`Failure::Busy`]
+    /// refusals left unlogged before it (Busy is logged once a second at most: a saturated backend
+    /// would otherwise write a line per refused call); `None` to only count it.
+    pub fn to_log(&self) -> Option<u64> {
+        static BUSY: LogThrottle = LogThrottle::new();
+        if *self == Self::Busy {
+            BUSY.event(std::time::Instant::now())
+        } else {
+            Some(0)
+        }
     }
 }
 
@@ -213,10 +206,10 @@ mod tests {
     }
 
     #[test]
-    fn busy_refusals_are_logged_once_a_second_other_failures_always() {
-        assert!(Failure::Timeout.worth_logging() && Failure::Timeout.worth_logging(), "every one");
-        let thinned = OncePerSecond::new();
-        let logged = |second| (0..100).filter(|_| thinned.allow(second)).count();
-        assert_eq!((logged(7), logged(7), logged(8), logged(0)), (1, 0, 1, 1));
+    fn failures_other_than_busy_are_logged_every_time() {
+        // Busy goes through a `LogThrottle` (tested in `log_throttle.rs`), shared by every test
+        // of the process, so only the others are asserted here.
+        assert_eq!((Failure::Timeout.to_log(), Failure::Timeout.to_log()), (Some(0), Some(0)));
+        assert_eq!(Failure::TooLarge.to_log(), Some(0));
     }
 }

@@ -118,8 +118,6 @@ pub struct VerifiedConnection {
 }
 
 /// A valid subscription token: the connection `user` may join `channel` until `expires_at`.
-// TODO(lead): read by the hub's TokenVerifier::subscription_token at the merge.
-#[allow(dead_code)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedSubscription {
     pub user: String,
@@ -148,7 +146,6 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D:
     serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
-#[allow(dead_code)]
 #[derive(Deserialize)]
 struct SubscriptionClaims {
     #[serde(default)]
@@ -227,8 +224,6 @@ impl TokenKeys {
 
     /// Verifies a subscription token; `sub` and `channel` are required. That `sub` is the
     /// connection's user and `channel` the one asked for is the caller's check.
-    // TODO(lead): called by the hub's TokenVerifier::subscription_token at the merge.
-    #[allow(dead_code)]
     pub fn subscription_token(&self, token: &str) -> Result<VerifiedSubscription, TokenError> {
         let claims: SubscriptionClaims = self.decode(token)?;
         let user = claims.sub.filter(|sub| !sub.is_empty()).ok_or(TokenError::MissingClaim("sub"))?;

@@ -31,7 +31,14 @@ pub use connect_proxy::ConnectProxy;
 pub use demo_tokens::DemoTokens;
 pub use http::ProxyClient;
 pub use jwt::TokenKeys;
-// TODO(lead): what the merge wires into tether_hub's TokenVerifier and ChannelHooks.
+
+/// `bytes` random bytes from the OS as hex digits: an upgrade attempt's id for the connect proxy
+/// (16), a per-process demo secret (32).
+pub fn random_hex(bytes: usize) -> String {
+    let mut random = vec![0u8; bytes];
+    getrandom::fill(&mut random).expect("the OS random source");
+    random.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// A secret setting (an HMAC secret, an API key): its `Debug` shows its length only, so that it
 /// can sit in `Debug`-printed settings and never reach a log.

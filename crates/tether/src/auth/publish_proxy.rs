@@ -107,8 +107,8 @@ pub async fn publish_proxy(
     let body = serde_json::to_vec(&PublishRequest { connection_id, user, channel, data }).expect("JSON");
     let max_answer = backend.max_data_bytes.saturating_add(ANSWER_ROOM);
     let answer = client.post_json(url, body, backend.timeout, max_answer).await.map_err(|failure| {
-        if failure.worth_logging() {
-            tracing::warn!(%url, %failure, "publish proxy unavailable");
+        if let Some(suppressed) = failure.to_log() {
+            tracing::warn!(%url, %failure, suppressed, "publish proxy unavailable");
         }
         ProxyError::Unavailable(UNAVAILABLE.into())
     })?;

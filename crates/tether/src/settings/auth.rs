@@ -18,7 +18,7 @@ use tether_hub::{NamespacePolicy, PublishRule, SubscribeRule};
 
 use super::namespaces::is_namespace_name;
 use super::ranges::{check, Invalid};
-use crate::auth::{Secret, TokenKeys};
+use crate::auth::{random_hex, Secret, TokenKeys};
 
 /// RFC 7518 §3.2: an HMAC key at least as long as the hash (HS256's 32 bytes).
 pub const MIN_HMAC_SECRET: usize = 32;
@@ -171,26 +171,13 @@ impl ServeSettings {
     /// checks that need both sources (an internal port needs an API key; a namespace rule needs
     /// a way to tell users apart).
     pub(super) fn resolve_auth(&self, port: u16) -> Result<AuthSettings, String> {
-        let hmac_secret = match (&self.token_hmac_secret, &self.token_hmac_secret_file) {
-            (Some(secret), _) => Some(secret.clone()),
-            (None, Some(path)) => {
-                let secret = read_secret("--token-hmac-secret-file", path)?;
-                check_hmac_secret(secret.expose())
-                    .map_err(|expected| format!("--token-hmac-secret-file {}: expected {expected}", path.display()))?;
-                Some(secret)
-            }
-            (None, None) => None,
-        };
-        let api_key = match (&self.api_key, &self.api_key_file) {
-            (Some(key), _) => Some(key.clone()),
-            (None, Some(path)) => {
-                let key = read_secret("--api-key-file", path)?;
-                check_api_key(key.expose())
-                    .map_err(|expected| format!("--api-key-file {}: expected {expected}", path.display()))?;
-                Some(key)
-            }
-            (None, None) => None,
-        };
+        let hmac_secret = secret_from(
+            &self.token_hmac_secret,
+            &self.token_hmac_secret_file,
+            "--token-hmac-secret-file",
+            check_hmac_secret,
+        )?;
+        let api_key = secret_from(&self.api_key, &self.api_key_file, "--api-key-file", check_api_key)?;
         let public_key = match &self.token_public_key {
             Some(path) => Some(
                 std::fs::read(path).map_err(|e| format!("--token-public-key {}: cannot read: {e}", path.display()))?,
@@ -204,7 +191,7 @@ impl ServeSettings {
             if hmac_secret.is_some() {
                 return Err("--demo-tokens: expected no --token-hmac-secret or --token-hmac-secret-file: demo tokens use a random per-process secret; they must not be signed with a real one".into());
             }
-            Some(Secret::new(random_secret()))
+            Some(Secret::new(random_hex(32)))
         } else {
             hmac_secret
         };
@@ -231,7 +218,7 @@ impl ServeSettings {
                 return Err(format!("--internal-port {internal}: expected a port other than --port"));
             }
         }
-        let can_authenticate = token_keys.is_some() || self.connect_proxy.is_some();
+        let can_authenticate = self.can_authenticate();
         let mut namespaces = Vec::new();
         for (name, table) in &self.namespaces {
             let config = table.resolve();
@@ -271,16 +258,21 @@ impl ServeSettings {
 }
 
 impl ServeSettings {
-    /// Settings that are given but change nothing, worded for the startup warning: a setting
-    /// that silently does nothing hides a mistake (a misremembered flag, a forgotten one).
-    fn ineffective_settings(&self) -> Vec<&'static str> {
-        let can_authenticate = self.token_hmac_secret.is_some()
+    /// Whether clients can be told apart at all: token keys (a secret, a public key, or demo
+    /// tokens' own secret) or a connect proxy.
+    fn can_authenticate(&self) -> bool {
+        self.token_hmac_secret.is_some()
             || self.token_hmac_secret_file.is_some()
             || self.token_public_key.is_some()
             || self.demo_tokens
-            || self.connect_proxy.is_some();
+            || self.connect_proxy.is_some()
+    }
+
+    /// Settings that are given but change nothing, worded for the startup warning: a setting
+    /// that silently does nothing hides a mistake (a misremembered flag, a forgotten one).
+    fn ineffective_settings(&self) -> Vec<&'static str> {
         let mut unused = Vec::new();
-        if self.allow_anonymous && !can_authenticate {
+        if self.allow_anonymous && !self.can_authenticate() {
             unused.push(
                 "allow_anonymous does nothing without token keys or a connect proxy: every client is anonymous already",
             );
@@ -292,18 +284,31 @@ impl ServeSettings {
     }
 }
 
+/// A secret given directly (checked already, with the command line or the file it came from) or
+/// as a file, read and checked here; `file_flag` names the file form in the error.
+fn secret_from(
+    given: &Option<Secret>,
+    file: &Option<std::path::PathBuf>,
+    file_flag: &str,
+    check: fn(&str) -> Result<(), String>,
+) -> Result<Option<Secret>, String> {
+    match (given, file) {
+        (Some(secret), _) => Ok(Some(secret.clone())),
+        (None, Some(path)) => {
+            let secret = read_secret(file_flag, path)?;
+            check(secret.expose())
+                .map_err(|expected| format!("{file_flag} {}: expected {expected}", path.display()))?;
+            Ok(Some(secret))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 /// A secret from a file: one trailing newline (what `echo` and editors add) is not part of it.
 fn read_secret(flag: &str, path: &Path) -> Result<Secret, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{flag} {}: cannot read: {e}", path.display()))?;
     let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
     Ok(Secret::new(text))
-}
-
-/// 32 random bytes as 64 hex digits.
-fn random_secret() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS random source");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

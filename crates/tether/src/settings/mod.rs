@@ -25,7 +25,5 @@ mod resolve;
 
 pub use auth::AuthSettings;
 pub use fields::{LogFormat, ServeSettings};
-// TODO(lead): converted to tether_hub::Namespaces at the merge.
-#[allow(unused_imports)]
 pub use ranges::range_of;
 pub use resolve::{route_limits, Resolved, QUESTION_LIMIT};
