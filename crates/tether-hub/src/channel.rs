@@ -303,3 +303,21 @@ pub(crate) fn new_epoch() -> String {
     }
     epoch
 }
+
+/// What a subscribe with `since` recovered.
+pub(crate) struct Recovery {
+    /// Every publication after `since` is in `publications`.
+    pub recovered: bool,
+    /// Some were left out to stay within [`HubConfig::max_history_reply_bytes`].
+    pub truncated: bool,
+    pub publications: Vec<Publication>,
+}
+
+/// Room for the publications of a reply: the cap less the ack's own fields (type, id, channel,
+/// offset, epoch, recovered, truncated), so the whole ack stays within the cap.
+pub(crate) fn reply_budget(config: &HubConfig) -> usize {
+    // The longest ack around the publications: a 128-character channel, a 20-digit id and offset,
+    // the epoch, `recovered` and `truncated` come to about 283 bytes.
+    const ENVELOPE: usize = 320;
+    config.max_history_reply_bytes.saturating_sub(ENVELOPE)
+}

@@ -60,7 +60,8 @@ pub struct HubStats {
     pub subscriptions: usize,
     /// Publishes since the hub started, from the server and from clients.
     pub publications: u64,
-    /// Messages held in the histories of all channels.
+    /// Messages held in the histories of all channels (expired ones included until the sweep,
+    /// every second, drops them).
     pub history_entries: usize,
     /// Bytes those messages cost against `max_history_bytes`.
     pub history_bytes: usize,
@@ -177,7 +178,11 @@ impl Hub {
         let mut summaries: Vec<ChannelSummary> = handles
             .into_iter()
             .map(|(name, channel)| {
-                let channel = channel.lock().expect("not poisoned");
+                let mut channel = channel.lock().expect("not poisoned");
+                // Expired entries the sweeper has not reached yet are not counted (`history`
+                // would not show them either).
+                let freed = channel.prune(tokio::time::Instant::now());
+                self.inner.release(freed);
                 ChannelSummary {
                     subscribers: channel.subscriber_count(),
                     last_offset: channel.last_offset(),

@@ -1,5 +1,5 @@
 //! [`Hub`]: the channels and the connections of the token protocol, and what Rust code calls on
-//! them (publish, send to one connection, presence, history).
+//! them (publish, send to one connection, presence; reading history is `history.rs`).
 //!
 //! A publish takes the channel's lock, assigns the next offset, encodes the `message` frame once
 //! and hands the same bytes to every subscriber's queue ([`tether_tokio::PreparedMessage`]), then
@@ -22,37 +22,13 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use tether_tokio::{Conn, Registry};
 
-use crate::channel::{self, validate_channel, Channel, Freed, Member, Publication};
+use crate::channel::{self, reply_budget, validate_channel, Channel, Freed, Member, Recovery};
 use crate::config::HubConfig;
 use crate::error::HubError;
 use crate::expiry::ExpiryIndex;
 use crate::ledger::Ledger;
 use crate::session::HubId;
 use crate::wire;
-
-/// A `history` answer: the channel's last offset and epoch, and publications oldest first.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct HistoryPage {
-    /// The channel's last offset (0 when nothing was published).
-    pub offset: u64,
-    /// The channel's epoch.
-    pub epoch: String,
-    /// The publications, oldest first.
-    pub publications: Vec<Publication>,
-    /// Whether some that were asked for were left out to stay within
-    /// [`HubConfig::max_history_reply_bytes`].
-    pub truncated: bool,
-}
-
-/// What a subscribe with `since` recovered.
-pub(crate) struct Recovery {
-    /// Every publication after `since` is in `publications`.
-    pub recovered: bool,
-    /// Some were left out to stay within [`HubConfig::max_history_reply_bytes`].
-    pub truncated: bool,
-    pub publications: Vec<Publication>,
-}
 
 /// Channels, and the server's connections they reach. Cheap to clone; every clone is the same hub.
 ///
@@ -174,7 +150,7 @@ impl Hub {
         Ok(channel)
     }
 
-    fn existing_channel(&self, name: &str) -> Option<Arc<Mutex<Channel>>> {
+    pub(crate) fn existing_channel(&self, name: &str) -> Option<Arc<Mutex<Channel>>> {
         self.inner.channels.lock().expect("not poisoned").get(name).cloned()
     }
 
@@ -311,34 +287,6 @@ impl Hub {
         self.existing_channel(channel).map(|c| c.lock().expect("not poisoned").members()).unwrap_or_default()
     }
 
-    /// The channel's history: messages after `since` (all when `None`), at most the newest `limit`,
-    /// and within [`HubConfig::max_history_reply_bytes`]: with `since` the oldest that fit (page
-    /// forward from the last offset returned), without it the newest. A channel that does not
-    /// exist is not created: the answer is offset 0, no publications, and a fresh epoch (what the
-    /// channel would have).
-    pub fn history(&self, channel_name: &str, since: Option<u64>, limit: Option<usize>) -> HistoryPage {
-        let config = &self.inner.config;
-        let Some(handle) = self.existing_channel(channel_name) else {
-            return HistoryPage { offset: 0, epoch: channel::new_epoch(), publications: Vec::new(), truncated: false };
-        };
-        let mut channel = handle.lock().expect("not poisoned");
-        let freed = channel.prune(tokio::time::Instant::now());
-        self.inner.release(freed);
-        let len = channel.history_len();
-        let start = since.and_then(|since| channel.start_after(since)).unwrap_or(0);
-        let start = limit.map_or(start, |limit| start.max(len.saturating_sub(limit)));
-        let (publications, truncated) = channel.select(start..len, reply_budget(config), since.is_some());
-        let page =
-            HistoryPage { offset: channel.last_offset(), epoch: channel.epoch().to_owned(), publications, truncated };
-        let unused = channel.is_unused();
-        drop(channel);
-        if unused {
-            // Its history just expired here, not in the sweeper: forget it here too.
-            self.forget_if_unused(channel_name);
-        }
-        page
-    }
-
     /// Subscribes and answers atomically: the ack (with recovered publications) is queued on the
     /// connection under the channel's lock, so every later message follows it, none is lost.
     /// `recovery` is `(since, epoch)`: recovered only if the epoch is the channel's and every
@@ -398,13 +346,4 @@ enum Recorded {
     Unused,
     /// Nothing (no history kept), but the channel has subscribers.
     Not,
-}
-
-/// Room for the publications of a reply: the cap less the ack's own fields (type, id, channel,
-/// offset, epoch, recovered, truncated), so the whole ack stays within the cap.
-fn reply_budget(config: &HubConfig) -> usize {
-    // The longest ack around the publications: a 128-character channel, a 20-digit id and offset,
-    // the epoch, `recovered` and `truncated` come to about 283 bytes.
-    const ENVELOPE: usize = 320;
-    config.max_history_reply_bytes.saturating_sub(ENVELOPE)
 }

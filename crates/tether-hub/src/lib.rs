@@ -58,8 +58,9 @@
 //! client published is given back once its time to live is over.
 //!
 //! ## Modules
-//! - `hub.rs`: [`Hub`], channels and the connections they reach; `session.rs`: per-connection
-//!   state; `config.rs`: [`HubConfig`]; `error.rs`: [`HubError`].
+//! - `hub.rs`: [`Hub`], channels and the connections they reach, publishing; `history.rs`: reading
+//!   a channel's history ([`HistoryPage`]); `session.rs`: per-connection state; `config.rs`:
+//!   [`HubConfig`]; `error.rs`: [`HubError`].
 //! - `token/`: [`TokenServer`], the [`Listener`](tether_tokio::Listener) that speaks the wire
 //!   protocol on top of a hub (`mod.rs`: a connection's life and the dispatch; `requests.rs`: each
 //!   request type); `wire.rs`: the request and answer shapes.
@@ -78,6 +79,7 @@ mod config;
 mod control;
 mod error;
 mod expiry;
+mod history;
 mod hooks;
 mod hub;
 mod ledger;
@@ -95,10 +97,11 @@ pub use config::HubConfig;
 pub use control::{ChannelSummary, HubStats, Published};
 pub use error::HubError;
 pub use expiry::{TOKEN_EXPIRED, TOKEN_EXPIRED_REASON};
+pub use history::HistoryPage;
 pub use hooks::{
     BoxFuture, ChannelHooks, ConnectionToken, InitialChannels, PublishDecision, PublishRequest, SubscribeRequest,
     SubscriptionToken, TokenVerifier,
 };
-pub use hub::{HistoryPage, Hub};
+pub use hub::Hub;
 pub use policy::{NamespacePolicy, Namespaces, PublishRule, SendRule, SubscribeRule};
 pub use token::TokenServer;

@@ -3,7 +3,7 @@
 //! [`ConnCounters`] live in the connection's shared state and are written by the connection's own
 //! task only, so a count is a relaxed load and store (no read-modify-write, no lock, no cache line
 //! shared with another connection): the hot path pays next to nothing, and a reader on any task
-//! (the server's [`crate::ServerStats`], an admin page) sees a value at most one message old.
+//! (the server's [`crate::ServerStats`], an admin page) sees a recent value.
 //! [`ConnCounts`] is the copy a reader gets.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +16,8 @@ pub struct ConnCounts {
     pub text_received: u64,
     /// Binary messages received.
     pub binary_received: u64,
-    /// Messages handed to the protocol core to send (a broadcast counts once per connection).
+    /// Messages sent: handed to the protocol core, which encoded them into the connection's output
+    /// (a broadcast counts once per connection; one refused after the Close frame does not).
     pub messages_sent: u64,
     /// WebSocket bytes read from the transport (frames as on the wire, after compression).
     pub bytes_received: u64,
@@ -50,8 +51,8 @@ pub(crate) struct ConnCounters {
     bytes_sent: AtomicU64,
 }
 
-/// Adds `n` to a counter that only the calling task writes: a load and a store, which on x86 and
-/// ARM are plain moves (an atomic add would lock the bus for a value nobody else changes).
+/// Adds `n` to a counter that only the calling task writes: a load and a store, which on x86-64
+/// and AArch64 are plain moves (an atomic add would lock the bus for a value nobody else changes).
 fn bump(counter: &AtomicU64, n: u64) {
     counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
 }

@@ -10,7 +10,6 @@
 //! instead of growing our buffers. Pushes from other tasks are bounded by the same limit in
 //! [`Conn::send`].
 
-use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io::IoSlice;
 use std::pin::Pin;
@@ -19,7 +18,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::BytesMut;
 use tether_proto::{CloseCode, CloseFrame, Connection, Event, Message, PreparedOutput, Role, State};
 use tokio::io::AsyncWrite;
 use tokio::time::Instant;
@@ -29,6 +28,7 @@ use crate::deadline::{deadline_after, period_or_off};
 use crate::error::{Closed, Error};
 use crate::listener::Listener;
 use crate::mailbox::Command;
+use crate::outbox::{Outbox, MAX_WRITE_SLICES};
 use crate::transport::{release_if_empty, write_and_close, Transport};
 
 /// Timers and limits of a connection's task. Made by [`DriverSettings::new`], which turns the
@@ -132,6 +132,8 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> End
     tokio::pin!(timer);
     let mut peer_gone = false;
     let mut result: Option<Closed> = None;
+    // Frames that came in with the handshake's head were read before this task began.
+    shared.counters.count_read(read_buf.len());
 
     'connection: loop {
         // 1. Everything the buffered input holds.
@@ -252,9 +254,11 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> End
     if !peer_gone {
         // Boxed with its timer: the linger is needed once, at the end (docs/memory-per-connection.md, rule 4).
         let server = protocol.role() == Role::Server;
-        // What is left (the Close frame, at least) is counted as it is handed to the socket.
-        let rest = out.chunks.into_iter().inspect(|chunk| shared.counters.count_written(chunk.len()));
-        let _ = Box::pin(tokio::time::timeout(settings.close_timeout, write_and_close(io, rest, server))).await;
+        // What is left (the Close frame, at least) is counted as the socket takes it.
+        let written = |n| shared.counters.count_written(n);
+        let _ =
+            Box::pin(tokio::time::timeout(settings.close_timeout, write_and_close(io, out.chunks, server, written)))
+                .await;
     }
     let closed = result.unwrap_or(Closed { code: CloseCode::ABNORMAL, reason: String::new(), clean: false });
     listener.closed(conn, &closed).await;
@@ -275,6 +279,16 @@ pub(crate) struct Ended {
     /// The code of the end: the one the server sent when it started the close (a peer may answer
     /// with another, or never), else the peer's (1005, or 1006 when the transport just ended).
     pub code: CloseCode,
+}
+
+impl Ended {
+    /// A connection whose task ended before the driver returned (a callback panicked): the
+    /// socket is dropped without a closing handshake, and the server is to blame (1011).
+    pub(crate) fn abandoned() -> Self {
+        let closed =
+            Closed { code: CloseCode::ABNORMAL, reason: "the connection's task ended early".into(), clean: false };
+        Self { closed, initiator: Initiator::Server, code: CloseCode::INTERNAL_ERROR }
+    }
 }
 
 /// Who ended a connection.
@@ -367,75 +381,5 @@ fn apply(
                 closing.deadline.get_or_insert_with(|| deadline_after(Instant::now(), close_timeout));
             }
         }
-    }
-}
-
-/// At most this many chunks go into one vectored write.
-const MAX_WRITE_SLICES: usize = 64;
-
-/// A queue of byte chunks to write in order. Chunks are `Bytes`, so a frame shared by many
-/// connections is queued by reference, never copied.
-#[derive(Debug, Default)]
-struct Outbox {
-    chunks: VecDeque<Bytes>,
-    len: usize,
-}
-
-impl Outbox {
-    fn push(&mut self, chunk: Bytes) {
-        if !chunk.is_empty() {
-            self.len += chunk.len();
-            self.chunks.push_back(chunk);
-        }
-    }
-
-    /// Fills `slices` with the first chunks; returns how many.
-    fn io_slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
-        let mut count = 0;
-        for (slot, chunk) in slices.iter_mut().zip(&self.chunks) {
-            *slot = IoSlice::new(chunk);
-            count += 1;
-        }
-        count
-    }
-
-    /// Drops the first `n` bytes (they were written).
-    fn advance(&mut self, mut n: usize) {
-        self.len -= n;
-        while n > 0 {
-            let front = self.chunks.front_mut().expect("advance within the queued bytes");
-            if n >= front.len() {
-                n -= front.len();
-                self.chunks.pop_front();
-            } else {
-                front.advance(n);
-                n = 0;
-            }
-        }
-        if self.chunks.is_empty() {
-            // Give the ring buffer back while idle.
-            self.chunks = VecDeque::new();
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn outbox_advances_across_chunks() {
-        let mut out = Outbox::default();
-        out.push(Bytes::from_static(b"abc"));
-        out.push(Bytes::new());
-        out.push(Bytes::from_static(b"defg"));
-        assert_eq!(out.len, 7);
-        out.advance(4);
-        assert_eq!(out.len, 3);
-        let mut slices = [IoSlice::new(&[]); 4];
-        let n = out.io_slices(&mut slices);
-        assert_eq!(&slices[..n].iter().map(|s| s.to_vec()).collect::<Vec<_>>(), &[b"efg".to_vec()]);
-        out.advance(3);
-        assert_eq!(out.len, 0);
     }
 }

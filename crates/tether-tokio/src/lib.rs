@@ -76,6 +76,7 @@ mod info;
 pub mod listener;
 mod mailbox;
 pub mod origin;
+mod outbox;
 pub mod server;
 pub mod tls;
 pub mod transport;

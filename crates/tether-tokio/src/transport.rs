@@ -170,10 +170,13 @@ pub(crate) fn release_if_empty(buf: &mut BytesMut) {
 /// first and reads until the peer's, a client reads until the server's FIN and then closes. Reading
 /// to the end keeps the kernel from answering unread data with a reset, which could destroy what
 /// was just written (our Close frame, or an HTTP error response). Callers bound it with a timeout.
+/// `written` is told each chunk's length once the transport has taken it (the connection's byte
+/// count: a write cut short by the timeout is not counted as sent).
 pub(crate) async fn write_and_close<S, B>(
     io: &mut S,
     pending: impl IntoIterator<Item = B>,
     server: bool,
+    mut written: impl FnMut(usize),
 ) -> std::io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -181,6 +184,7 @@ where
 {
     for chunk in pending {
         io.write_all(chunk.as_ref()).await?;
+        written(chunk.as_ref().len());
     }
     if server {
         io.shutdown().await?;

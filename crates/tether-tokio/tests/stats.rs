@@ -24,8 +24,17 @@ impl Listener for Closer {
     }
 }
 
+/// Panics on any message, as buggy application code might.
+struct Panics;
+
+impl Listener for Panics {
+    async fn message(&self, _: &Conn, _: Message) {
+        panic!("a listener bug (this panic is the test's)");
+    }
+}
+
 async fn server() -> (String, ServerStats) {
-    let server = Server::default().route("/echo", Echo).route("/closer", Closer).route_stream(
+    let server = Server::default().route("/echo", Echo).route("/closer", Closer).route("/panics", Panics).route_stream(
         "/stream",
         Default::default(),
         common::stream_echo,
@@ -55,7 +64,10 @@ async fn settled(stats: &ServerStats, open: u64) -> StatsSnapshot {
 async fn messages_and_bytes_are_counted_by_route_and_kind_and_outlive_their_connection() {
     let (addr, stats) = server().await;
     let before = stats.snapshot();
-    assert_eq!(before.routes.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(), ["/closer", "/echo", "/stream"]);
+    assert_eq!(
+        before.routes.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(),
+        ["/closer", "/echo", "/panics", "/stream"]
+    );
     assert_eq!(before.totals(), RouteStats::default());
     assert!(before.handshake_rejections.is_empty() && before.closes.is_empty());
 
@@ -142,7 +154,41 @@ async fn refusals_are_counted_by_status() {
     assert_eq!(common::status_of(&head), "426");
     let head = common::response_head(&addr, &common::upgrade_request("/nope", &addr, "")).await;
     assert_eq!(common::status_of(&head), "404");
+    // Plain HTTP to a WebSocket server: not an upgrade, 426 too.
+    let head = common::response_head(&addr, &format!("GET /echo HTTP/1.1\r\nHost: {addr}\r\n\r\n")).await;
+    assert_eq!(common::status_of(&head), "426");
     let snapshot = stats.snapshot();
-    assert_eq!(snapshot.handshake_rejections, vec![(404, 2), (426, 1)]);
+    assert_eq!(snapshot.handshake_rejections, vec![(404, 2), (426, 2)]);
     assert_eq!(snapshot.totals().accepted, 0);
+}
+
+#[tokio::test]
+async fn frames_that_come_with_the_handshake_are_counted() {
+    let (addr, stats) = server().await;
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut bytes = common::upgrade_request("/echo", &addr, "").into_bytes();
+    let mut frame = bytes::BytesMut::new();
+    tether_proto::frame::encode_frame(&mut frame, OpCode::Text, true, false, b"early", Some([1, 2, 3, 4]));
+    bytes.extend_from_slice(&frame);
+    use tokio::io::AsyncWriteExt;
+    stream.write_all(&bytes).await.unwrap();
+    let mut buf = bytes::BytesMut::new();
+    assert!(common::read_head(&mut stream, &mut buf).await.starts_with("HTTP/1.1 101"));
+    let mut client = RawClient { stream, buf };
+    assert_eq!(client.next_frame().await, Some((OpCode::Text, b"early".to_vec())));
+    let echo = route(&stats.snapshot(), "/echo").clone();
+    assert_eq!((echo.text_received, echo.bytes_received), (1, frame.len() as u64));
+}
+
+#[tokio::test]
+async fn a_connection_whose_listener_panics_is_not_left_open() {
+    let (addr, stats) = server().await;
+    let mut client = RawClient::connect(&addr, "/panics").await;
+    assert_eq!(route(&stats.snapshot(), "/panics").open, 1);
+    client.send(OpCode::Text, b"boom").await;
+    // The task ended with the panic: its socket is dropped, without a Close frame.
+    assert!(client.next_frame().await.is_none());
+    let snapshot = settled(&stats, 0).await;
+    assert_eq!(route(&snapshot, "/panics").text_received, 1);
+    assert_eq!(snapshot.closes, vec![("1011".to_owned(), 1)]);
 }

@@ -113,6 +113,12 @@ impl std::error::Error for Refusal {
     }
 }
 
+/// Logs and counts an upgrade refused before the 101.
+pub(crate) fn refused(shared: &Shared, peer: SocketAddr, refusal: &Refusal) {
+    tracing::info!(%peer, status = refusal.status(), %refusal, "handshake refused");
+    shared.lifecycle.stats.rejected(refusal.status());
+}
+
 impl From<Rejection> for Refusal {
     fn from(rejection: Rejection) -> Self {
         Self::Protocol(rejection)

@@ -14,8 +14,8 @@ use tether_proto::handshake::server::{is_upgrade_request, Rejection};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::accept::{approve, upgrade, Refusal};
-use super::registry::Active;
+use super::accept::{approve, refused, upgrade, Refusal};
+use super::lifecycle::Active;
 use super::routes::{Route, Upgrade};
 use super::shared::Shared;
 use crate::deadline::deadline_after;
@@ -95,21 +95,24 @@ pub(crate) async fn refuse(shared: Arc<Shared>, stream: TcpStream, peer: SocketA
     let Some(mut transport) = accept_transport(&shared, stream, peer, deadline).await else { return };
     let limits = shared.config().head_limits;
     let read = tokio::time::timeout_at(deadline, read_head(&mut transport, limits)).await;
-    if let Ok(Ok((head, _, buf))) = read {
-        if !is_upgrade_request(&head) && shared.http.is_some() {
+    match read {
+        Ok(Ok((head, _, buf))) if !is_upgrade_request(&head) && shared.http.is_some() => {
             let tls = shared.tls.is_some();
             let served = super::hyper::serve_one(Arc::clone(&shared), Rewind::new(buf.freeze(), transport), peer, tls);
             let _ = tokio::time::timeout(REFUSE_HEAD_TIMEOUT, served).await;
             return;
         }
+        // A request came and is refused: counted. A peer that sent nothing (gone, or a TCP health
+        // check) is answered all the same, but nothing was refused.
+        Ok(Ok(_) | Err(HandshakeFailure::Refuse(_))) => shared.lifecycle.stats.rejected(Refusal::Unavailable.status()),
+        Ok(Err(HandshakeFailure::Gone)) | Err(_) => {}
     }
-    shared.lifecycle.stats.rejected(Refusal::Unavailable.status());
     respond_and_close(&mut transport, &Refusal::Unavailable).await;
 }
 
 async fn respond_and_close<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, refusal: &Refusal) {
     let bytes = refusal.response().to_bytes();
-    let _ = tokio::time::timeout(Duration::from_secs(1), write_and_close(stream, [bytes], true)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), write_and_close(stream, [bytes], true, |_| ())).await;
 }
 
 /// The socket as this server speaks it: plain TCP, or TLS once its handshake completes by
@@ -143,7 +146,7 @@ async fn handshake(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) ->
         match tokio::time::timeout_at(deadline, read_head(&mut transport, config.head_limits)).await {
             Ok(Ok(read)) => read,
             Ok(Err(HandshakeFailure::Refuse(refusal))) => {
-                shared.refused(peer, &refusal);
+                refused(shared, peer, &refusal);
                 respond_and_close(&mut transport, &refusal).await;
                 return None;
             }
@@ -159,7 +162,9 @@ async fn handshake(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) ->
         if shared.http.is_some() {
             super::hyper::serve(Arc::clone(shared), Rewind::new(buf.freeze(), transport), peer, tls).await;
         } else {
-            respond_and_close(&mut transport, &Rejection::UpgradeRequired.into()).await;
+            let refusal = Rejection::UpgradeRequired.into();
+            refused(shared, peer, &refusal);
+            respond_and_close(&mut transport, &refusal).await;
         }
         return None;
     }
@@ -173,7 +178,7 @@ async fn handshake(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) ->
             Some((route, upgrade))
         }
         Err(refusal) => {
-            shared.refused(peer, &refusal);
+            refused(shared, peer, &refusal);
             respond_and_close(&mut transport, &refusal).await;
             None
         }

@@ -22,8 +22,8 @@ use tether_proto::handshake::server::{is_upgrade_request, Rejection};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tower::ServiceExt as _;
 
-use super::accept::{approve, upgrade, Refusal};
-use super::registry::Active;
+use super::accept::{approve, refused, upgrade, Refusal};
+use super::lifecycle::Active;
 use super::shared::Shared;
 use crate::deadline::deadline_after;
 use crate::transport::Transport;
@@ -113,6 +113,7 @@ async fn handle(
         let response = router.oneshot(request).await.unwrap_or_else(|never| match never {});
         // A WebSocket-only path answers plain HTTP with 426, not 404.
         if websocket_route && response.status() == StatusCode::NOT_FOUND {
+            refused(&shared, peer, &Rejection::UpgradeRequired.into());
             return to_hyper(Rejection::UpgradeRequired.response(), false);
         }
         return response;
@@ -129,7 +130,7 @@ async fn handle(
             to_hyper(response, false)
         }
         Err(refusal) => {
-            shared.refused(peer, &refusal);
+            refused(&shared, peer, &refusal);
             to_hyper(refusal.response(), refusal.ends_connection())
         }
     }

@@ -14,10 +14,11 @@
 //! it in this list (no cycles):
 //! - `authorize`: a route's authorize hook and the [`AuthRequest`] it sees;
 //! - `config`: [`ServerConfig`] and [`RouteOptions`], plain data;
-//! - `registry`: the public [`Registry`] of open connections, and what every connection task
-//!   shares with the server (open count, shutdown flag, settings);
-//! - `routes`: what a route does with an accepted upgrade (listener or stream API);
+//! - `registry`: the public [`Registry`] of open connections;
 //! - `stats`: the public [`ServerStats`], the server's counters, and their [`StatsSnapshot`];
+//! - `lifecycle`: what every connection task shares with the server (registry, counters, open
+//!   count, shutdown flag, settings);
+//! - `routes`: what a route does with an accepted upgrade (listener or stream API);
 //! - `shared`: what the handshakes share (routes, router, TLS);
 //! - `accept`: the decision pipeline validate → route → Origin → sub-protocol → accept, and the
 //!   server's own [`Refusal`]s (403, 404, 408, 503);
@@ -30,6 +31,7 @@ mod authorize;
 mod config;
 mod direct;
 mod hyper;
+mod lifecycle;
 mod registry;
 mod routes;
 mod shared;
@@ -49,8 +51,8 @@ pub use self::authorize::AuthRequest;
 pub use self::config::{RouteOptions, ServerConfig};
 use self::direct::{refuse, serve_socket, Refusing};
 pub use self::hyper::CountedConnection;
+use self::lifecycle::{Active, Lifecycle};
 pub use self::registry::Registry;
-use self::registry::{Active, Lifecycle};
 use self::routes::{Route, Routes};
 use self::shared::Shared;
 pub use self::stats::{RouteStats, ServerStats, StatsSnapshot};

@@ -17,9 +17,9 @@ use tether_proto::handshake::server::UpgradeRequest;
 use tether_proto::{CloseCode, Config, Connection};
 
 use super::config::RouteOptions;
-use super::registry::{Active, Lifecycle};
+use super::lifecycle::{Active, Lifecycle};
 use crate::conn::Conn;
-use crate::driver::{drive, Driver};
+use crate::driver::{drive, Driver, Ended};
 use crate::identity::Identity;
 use crate::info::{CompactHeaders, ConnId, ConnInfo};
 use crate::listener::Listener;
@@ -93,11 +93,12 @@ impl Route {
                 let path = request.path().to_owned();
                 let started = Instant::now();
                 lifecycle.stats.opened(&path);
-                tracing::info!(%peer, route = %path, protocol = subprotocol.as_deref().unwrap_or(""), "open");
+                // Counted as closed when the task ends, however it ends (a handler may panic).
+                let open = OpenStream { active, path };
+                tracing::info!(%peer, route = %open.path, protocol = subprotocol.as_deref().unwrap_or(""), "open");
                 handler(ws, request).await;
-                active.lifecycle().stats.stream_closed(&path);
-                tracing::info!(%peer, route = %path, duration_ms = started.elapsed().as_millis() as u64, "close");
-                drop(active);
+                tracing::info!(%peer, route = %open.path, duration_ms = started.elapsed().as_millis() as u64, "close");
+                drop(open);
             });
         });
         Self { handler: route_handler, options }
@@ -149,14 +150,11 @@ fn prepare_listener(upgrade: Box<Upgrade>, lifecycle: &Lifecycle, path: &Arc<str
 /// A plain function returning an `async move` block, not an async fn, so the task stores each
 /// argument once (`docs/memory-per-connection.md`, rule 3).
 #[allow(clippy::manual_async_fn)] // On purpose: see above.
-fn run_listener<L: Listener>(
-    mut driver: Box<Driver>,
-    listener: Arc<L>,
-    active: Active,
-) -> impl Future<Output = ()> + Send {
+fn run_listener<L: Listener>(driver: Box<Driver>, listener: Arc<L>, active: Active) -> impl Future<Output = ()> + Send {
     async move {
-        let conn = &driver.conn;
-        let lifecycle = active.lifecycle();
+        let mut running = Running { driver, active, retired: false };
+        let conn = &running.driver.conn;
+        let lifecycle = running.active.lifecycle();
         lifecycle.registry.insert(conn);
         lifecycle.stats.opened(conn.path());
         // Registered first, checked second: a shutdown that began before the registration (and so
@@ -171,13 +169,13 @@ fn run_listener<L: Listener>(
             route = conn.path(),
             peer = %conn.remote_addr(),
             protocol = conn.protocol().unwrap_or(""),
-            compressed = driver.protocol.is_compressed(),
+            compressed = running.driver.protocol.is_compressed(),
             "open"
         );
-        let ended = drive(&mut driver, &*listener).await;
-        let conn = &driver.conn;
-        let lifecycle = active.lifecycle();
-        lifecycle.stats.retire(conn, &ended);
+        let ended = drive(&mut running.driver, &*listener).await;
+        let conn = &running.driver.conn;
+        running.active.lifecycle().stats.retire(conn, &ended);
+        running.retired = true;
         tracing::info!(
             id = conn.id(),
             user = conn.user().unwrap_or(""),
@@ -189,6 +187,38 @@ fn run_listener<L: Listener>(
             duration_ms = started.elapsed().as_millis() as u64,
             "close"
         );
-        drop(active);
+        drop(running);
+    }
+}
+
+/// A listener connection's task state, which takes the connection out of the registry and the
+/// open count even when the task ends early: a callback that panics ends the task (tokio drops its
+/// future), and the connection must not stay listed, and counted as open, forever.
+struct Running {
+    driver: Box<Driver>,
+    active: Active,
+    retired: bool,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.retired {
+            let conn = &self.driver.conn;
+            conn.shared().closed.store(true, std::sync::atomic::Ordering::Release);
+            tracing::error!(id = conn.id(), route = conn.path(), peer = %conn.remote_addr(), "connection task ended early (a callback panicked?): dropped with 1011");
+            self.active.lifecycle().stats.retire(conn, &Ended::abandoned());
+        }
+    }
+}
+
+/// A stream-API connection, counted as open until dropped.
+struct OpenStream {
+    active: Active,
+    path: String,
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.active.lifecycle().stats.stream_closed(&self.path);
     }
 }

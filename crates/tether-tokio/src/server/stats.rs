@@ -95,6 +95,10 @@ pub struct StatsSnapshot {
     pub slow_consumer_disconnects: u64,
 }
 
+// Refusals not counted: sockets dropped unanswered when even the 503 answers are at their limit
+// (`direct::MAX_REFUSING`), and the 400 / 408 / 431 hyper itself gives a later request on a kept-alive
+// plain-HTTP connection.
+
 impl StatsSnapshot {
     /// The counts of every route together.
     pub fn totals(&self) -> RouteStats {
@@ -113,7 +117,8 @@ impl StatsSnapshot {
     }
 }
 
-/// One route's counters.
+/// One route's counters. The message and byte counts are the listener API's: a stream-API
+/// handler owns its socket, so its routes count connections only (`open`, `accepted`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RouteStats {
@@ -123,14 +128,14 @@ pub struct RouteStats {
     pub open: u64,
     /// Upgrades it accepted since the server started.
     pub accepted: u64,
-    /// Text messages received (whole messages). Listener-API routes only: a stream-API handler
-    /// owns its socket, and its messages are not counted.
+    /// Text messages received (whole messages).
     pub text_received: u64,
     /// Binary messages received.
     pub binary_received: u64,
     /// Messages sent (a broadcast counts once per connection).
     pub messages_sent: u64,
-    /// WebSocket bytes read from the transport (frames as on the wire; TLS records not counted).
+    /// WebSocket bytes read from the transport (frames as on the wire, those that came in with the
+    /// handshake included; TLS records and what is drained after the close not counted).
     pub bytes_received: u64,
     /// WebSocket bytes written to the transport.
     pub bytes_sent: u64,
@@ -205,18 +210,24 @@ impl ServerStats {
     /// Takes a listener connection that ended out of the registry, its counts into its route's.
     pub(crate) fn retire(&self, conn: &Conn, ended: &Ended) {
         let route = self.route(conn.path());
-        let slow = conn.is_slow_consumer();
+        // Overflowed and closed for it: the 1008 the overflow queued is what the server sent (an
+        // earlier close of the application's own, or the peer's, may have won the race).
+        let slow = conn.is_slow_consumer()
+            && ended.initiator == Initiator::Server
+            && ended.code == CloseCode::POLICY_VIOLATION;
+        let label = CloseLabel::of(ended.code, ended.initiator);
+        // All under the registry's lock: a snapshot sees the connection either open or closed
+        // (counted, with its close code) and never half of each.
         self.inner.registry.remove_and(conn.conn_id(), || {
             if let Some(route) = route {
                 route.retired.lock().expect("not poisoned").add(&conn.counts());
                 route.open.fetch_sub(1, Ordering::Relaxed);
             }
+            if slow {
+                self.inner.slow_consumers.fetch_add(1, Ordering::Relaxed);
+            }
+            *self.inner.closes.lock().expect("not poisoned").entry(label).or_default() += 1;
         });
-        if slow {
-            self.inner.slow_consumers.fetch_add(1, Ordering::Relaxed);
-        }
-        let label = CloseLabel::of(ended.code, ended.initiator);
-        *self.inner.closes.lock().expect("not poisoned").entry(label).or_default() += 1;
     }
 
     /// An upgrade was refused with `status` before the 101.
@@ -234,7 +245,7 @@ impl ServerStats {
         let mut stats: Vec<RouteStats> =
             routes.iter().map(|route| RouteStats { path: route.path.to_string(), ..RouteStats::default() }).collect();
         // What closed connections left, read under the same lock as the open ones.
-        let retired: Vec<(ConnCounts, u64, u64)> = inner.registry.walk(
+        let (retired, closes, slow_consumer_disconnects) = inner.registry.walk(
             |conn| {
                 if let Ok(at) = routes.binary_search_by(|route| (*route.path).cmp(conn.path())) {
                     stats[at].add(&conn.counts());
@@ -243,12 +254,15 @@ impl ServerStats {
             },
             || {
                 let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-                routes
+                let retired: Vec<(ConnCounts, u64, u64)> = routes
                     .iter()
                     .map(|route| {
                         (*route.retired.lock().expect("not poisoned"), load(&route.open), load(&route.accepted))
                     })
-                    .collect()
+                    .collect();
+                let closes: Vec<(CloseLabel, u64)> =
+                    inner.closes.lock().expect("not poisoned").iter().map(|(label, n)| (*label, *n)).collect();
+                (retired, closes, load(&inner.slow_consumers))
             },
         );
         for (stats, (counts, open, accepted)) in stats.iter_mut().zip(retired) {
@@ -261,15 +275,9 @@ impl ServerStats {
             .map(|(status, count)| (status, count.load(Ordering::Relaxed)))
             .filter(|(_, count)| *count > 0)
             .collect();
-        let mut closes: Vec<(String, u64)> =
-            inner.closes.lock().expect("not poisoned").iter().map(|(label, n)| (label.text(), *n)).collect();
+        let mut closes: Vec<(String, u64)> = closes.into_iter().map(|(label, n)| (label.text(), n)).collect();
         closes.sort();
-        StatsSnapshot {
-            routes: stats,
-            handshake_rejections,
-            closes,
-            slow_consumer_disconnects: inner.slow_consumers.load(Ordering::Relaxed),
-        }
+        StatsSnapshot { routes: stats, handshake_rejections, closes, slow_consumer_disconnects }
     }
 }
 
