@@ -21,9 +21,9 @@
 #   FANOUT_MAX_RATE [3000]   fan-out capacity: messages offered per second (above what one core
 #                         delivers to FANOUT_SUBSCRIBERS), to measure the deliveries/s achieved
 #   SCENARIOS [echo16 echo1k echo1m idle fanout fanoutmax]   which scenarios to run
-#   SERVERS [tether tungstenite fastwebsockets node]   which servers to run (node only if installed);
-#                         also `tether-metrics`: tether serve --metrics with /metrics scraped once a
-#                         second during the run (echo and idle scenarios), to compare with `tether`
+#   SERVERS [tether tether-metrics tungstenite fastwebsockets node]   which servers to run (node
+#                         only if installed); `tether-metrics` is tether serve --metrics with
+#                         /metrics scraped once a second during the run (echo and idle scenarios)
 #   SERVER_CPU [0], CLIENT_CPU [1]   cores for taskset
 #   TETHER [target/release/tether]   the server binary (`tether serve`)
 #   TETHER_BENCH [$TETHER]   the load generator binary (`tether bench ...`)
@@ -53,7 +53,7 @@ FANOUT_RATE=${FANOUT_RATE:-200}
 FANOUT_PUBLISHERS=${FANOUT_PUBLISHERS:-1}
 FANOUT_MAX_RATE=${FANOUT_MAX_RATE:-3000}
 SCENARIOS=${SCENARIOS:-echo16 echo1k echo1m idle fanout fanoutmax}
-SERVERS=${SERVERS:-tether tungstenite fastwebsockets node}
+SERVERS=${SERVERS:-tether tether-metrics tungstenite fastwebsockets node}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 TETHER=${TETHER:-$ROOT/target/release/tether}
@@ -220,11 +220,19 @@ SCRAPER_PID=""
 start_scraper() { # HOST:PORT
     local host=${1%:*} port=${1##*:}
     "${PIN_CLIENT[@]}" bash -c '
+        checked=0
         while sleep 1; do
-            exec 3<>"/dev/tcp/$0/$1" || continue
+            exec 3<>"/dev/tcp/$0/$1" 2>/dev/null || continue
             printf "GET /metrics HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" "$0" >&3
+            read -r status <&3 || status=""
             cat <&3 >/dev/null
             exec 3<&-
+            # The first answer must be the page: else the run would not measure what it says.
+            if [[ $checked == 0 ]]; then
+                checked=1
+                status=$(printf %s "$status" | tr -d "\r")
+                [[ $status == "HTTP/1.1 200"* ]] || echo "[bench] WARNING: GET /metrics answered \"$status\": tether-metrics is not scraped" >&2
+            fi
         done' "$host" "$port" &
     SCRAPER_PID=$!
 }
