@@ -222,7 +222,7 @@ start_scraper() { # HOST:PORT
     "${PIN_CLIENT[@]}" bash -c '
         checked=0
         while sleep 1; do
-            exec 3<>"/dev/tcp/$0/$1" 2>/dev/null || continue
+            { exec 3<>"/dev/tcp/$0/$1"; } 2>/dev/null || continue
             printf "GET /metrics HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" "$0" >&3
             read -r status <&3 || status=""
             cat <&3 >/dev/null
