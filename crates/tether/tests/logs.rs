@@ -105,6 +105,7 @@ fn json_logs_have_an_open_and_a_close_line_per_connection() {
     std::thread::sleep(Duration::from_millis(50));
     let (_, code) = client.close_and_drain(1000);
     assert_eq!(code, Some(1000));
+    drop(client);
 
     let open = logging.line("open", |line| connection_line(line, "open", "/echo").is_some());
     let open = connection_line(&open, "open", "/echo").unwrap();
@@ -130,6 +131,7 @@ fn json_logs_have_an_open_and_a_close_line_per_connection() {
     let welcome = ada.next_json();
     let (_, code) = ada.close_and_drain(1000);
     assert_eq!(code, Some(1000));
+    drop(ada);
     let open = logging.line("open of ada", |line| connection_line(line, "open", "/tether").is_some());
     let open = connection_line(&open, "open", "/tether").unwrap();
     assert_eq!(open["user"], "ada", "{open}");
@@ -153,6 +155,7 @@ fn text_logs_to_a_pipe_have_the_fields_and_no_colour_codes() {
     let peer = client.stream.local_addr().unwrap().to_string();
     let (_, code) = client.close_and_drain(1000);
     assert_eq!(code, Some(1000));
+    drop(client);
     let close = logging.line("close", |line| line.contains(" close") && line.contains(&peer));
     for field in ["id=", "route=", "peer=", "code=1000", "duration_ms="] {
         assert!(close.contains(field), "{field} in {close}");

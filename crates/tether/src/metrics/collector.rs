@@ -110,7 +110,9 @@ pub(super) fn encode(readings: &Readings, mut encoder: DescriptorEncoder) -> fmt
         "Upgrades refused before the 101, by the HTTP status the client got",
         None,
         MetricType::Counter,
-        |f| server.handshake_rejections.iter().try_for_each(|(status, n)| counter_sample(f, &[("status", *status)], *n)),
+        |f| {
+            server.handshake_rejections.iter().try_for_each(|(status, n)| counter_sample(f, &[("status", *status)], *n))
+        },
     )?;
     family(
         e,
@@ -171,8 +173,19 @@ pub(super) fn encode(readings: &Readings, mut encoder: DescriptorEncoder) -> fmt
     let hub = &readings.hub;
     gauge(e, "tether_channels", "Channels held by the hub (with subscribers or history)", None, hub.channels)?;
     gauge(e, "tether_subscriptions", "Subscriptions over all channels", None, hub.subscriptions)?;
-    counter(e, "tether_publications", "Publications since the server started, by the server and clients", hub.publications)?;
-    gauge(e, "tether_users", "Distinct users connected over the token protocol (anonymous ones not counted)", None, hub.users)?;
+    counter(
+        e,
+        "tether_publications",
+        "Publications since the server started, by the server and clients",
+        hub.publications,
+    )?;
+    gauge(
+        e,
+        "tether_users",
+        "Distinct users connected over the token protocol (anonymous ones not counted)",
+        None,
+        hub.users,
+    )?;
     gauge(e, "tether_history_entries", "Messages held in channel histories", None, hub.history_entries)?;
     gauge(e, "tether_history", "Bytes held in channel histories", Some(&Unit::Bytes), hub.history_bytes)?;
     gauge(e, "tether_uptime", "Seconds since the server started", Some(&Unit::Seconds), readings.uptime_seconds)?;

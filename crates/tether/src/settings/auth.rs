@@ -572,7 +572,11 @@ mod tests {
     #[test]
     fn checks_across_settings_need_the_merged_settings() {
         let port_without_key = ServeSettings { internal_port: Some(9001), ..ServeSettings::default() };
-        assert!(port_without_key.clone().resolve().unwrap_err().starts_with("--internal-port 9001: expected an API key"));
+        assert!(port_without_key
+            .clone()
+            .resolve()
+            .unwrap_err()
+            .starts_with("--internal-port 9001: expected an API key"));
         let port_for_metrics = ServeSettings { metrics: true, ..port_without_key };
         assert_eq!(port_for_metrics.resolve().unwrap().auth.internal_port, Some(9001), "metrics alone use it");
         let same_port = ServeSettings {
