@@ -246,10 +246,13 @@ fn connections_messages_bytes_refusals_and_closes_move_by_exactly_what_happened(
     }
     // The server's TCP close is answered at once (else it waits for ours up to its close timeout).
     drop(clients);
+    // A close is counted a moment after the connection leaves the open set: wait for both (then
+    // check that each moved by exactly what happened, no more).
     let mut after = scrape(&served.addr);
     wait_until("both connections are forgotten", || {
         after = scrape(&served.addr);
         after.value("tether_connections", &echo) == 0.0
+            && delta(&before, &after, "tether_closes_total", &[("code", "1000")]) >= 2.0
     });
 
     assert_eq!(delta(&before, &after, "tether_connections_accepted_total", &echo), 2.0);
@@ -304,6 +307,7 @@ fn a_slow_consumer_moves_its_counter_and_the_1008_closes() {
     wait_until("the slow consumer is forgotten", || {
         after = scrape(&served.addr);
         after.value("tether_connections", &[("route", "/echo")]) == 0.0
+            && delta(&before, &after, "tether_closes_total", &[("code", "1008")]) >= 1.0
     });
     assert_eq!(delta(&before, &after, "tether_slow_consumer_disconnects_total", &[]), 1.0);
     assert_eq!(delta(&before, &after, "tether_closes_total", &[("code", "1008")]), 1.0, "{}", after.text);
@@ -384,6 +388,7 @@ fn publications_fanout_channels_and_api_calls_move_by_exactly_what_happened() {
     wait_until("ada is forgotten", || {
         after = scrape(&served.addr);
         after.value("tether_connections", &tether) == 0.0
+            && delta(&before, &after, "tether_closes_total", &[("code", "1000")]) >= 1.0
     });
     assert_eq!(delta(&before, &after, "tether_subscriptions", &[]), 0.0);
     assert_eq!(after.value("tether_users", &[]), 0.0);
