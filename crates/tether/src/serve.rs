@@ -190,7 +190,7 @@ async fn serve_internal(
             tracing::error!(%error, "the internal port's listener failed");
         }
     });
-    tracing::info!(%addr, "listening on the internal port (server API, metrics)");
+    tracing::info!(%addr, "listening on the internal port");
     Ok((addr, handle))
 }
 
