@@ -215,7 +215,7 @@ impl ServeSettings {
             // TODO(lead): `|| admin_password` once the admin settings land (helper A).
             let serves_something = api_key.is_some() || self.metrics;
             if !serves_something {
-                return Err(format!("--internal-port {internal}: expected an API key (--api-key or --api-key-file) or --metrics too: nothing is served on it without one"));
+                return Err(format!("--internal-port {internal}: expected an API key (--api-key or --api-key-file) or --metrics too: it serves nothing without one"));
             }
             if internal == port && internal != 0 {
                 return Err(format!("--internal-port {internal}: expected a port other than --port"));
