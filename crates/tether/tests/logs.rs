@@ -118,6 +118,7 @@ fn json_logs_have_an_open_and_a_close_line_per_connection() {
     assert_eq!(close["peer"], peer.as_str(), "{close}");
     assert_eq!(number(&close["code"]), Some(1000.0), "{close}");
     assert_eq!(close["initiator"], "client", "{close}");
+    assert_eq!(close["clean"], true, "{close}");
     let duration = number(&close["duration_ms"]).unwrap_or_else(|| panic!("a duration: {close}"));
     assert!((50.0..10_000.0).contains(&duration), "{close}");
 
@@ -140,6 +141,29 @@ fn json_logs_have_an_open_and_a_close_line_per_connection() {
     let close = logging.line("close of ada", |line| connection_line(line, "close", "/tether").is_some());
     let close = connection_line(&close, "close", "/tether").unwrap();
     assert_eq!(close["user"], "ada", "{close}");
+
+    // A client's protocol error is logged at info (its mistake, not the server's), and its close
+    // line has the server's 1002.
+    let mut broken = logging.connect("/echo", ClientRequest::default());
+    let broken_peer = broken.stream.local_addr().unwrap().to_string();
+    std::io::Write::write_all(&mut broken.stream, &[0x81, 0x02, b'h', b'i']).unwrap(); // unmasked
+    let code = loop {
+        match broken.next_event() {
+            Ok(tether_proto::Event::Close(frame)) => break frame.map(|frame| frame.code.0),
+            Ok(_) => {}
+            Err(error) => panic!("expected a Close, got {error}"),
+        }
+    };
+    assert_eq!(code, Some(1002));
+    drop(broken);
+    let error = logging.line("protocol error", |line| line.contains("protocol error") && line.contains(&broken_peer));
+    let error: Value = serde_json::from_str(&error).unwrap();
+    assert_eq!(error["level"], "INFO", "{error}");
+    let close = logging.line("close after the protocol error", |line| {
+        connection_line(line, "close", "/echo").is_some_and(|fields| fields["peer"] == broken_peer.as_str())
+    });
+    let close = connection_line(&close, "close", "/echo").unwrap();
+    assert_eq!((number(&close["code"]), &close["initiator"]), (Some(1002.0), &Value::from("server")), "{close}");
 
     // Every line is one JSON object.
     for line in logging.seen.iter().filter(|line| !line.trim().is_empty()) {
