@@ -28,18 +28,19 @@ if ! command -v tmux >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux
 fi
 
-step "Python websockets in a virtual environment under the build directory (the independent peer of the interop tests)"
+step "Python websockets, pyjwt and prometheus-client in a virtual environment under the build directory (the independent peers of the interop tests)"
 # Never pip into the system Python (Debian 12 refuses it, PEP 668): a venv under target/, put
 # first on PATH, so the interop tests' `python3` is the venv's.
 venv="${CARGO_TARGET_DIR:-$root/target}/venv"
-if ! "$venv/bin/python3" -c 'import websockets.asyncio.server, jwt, cryptography' 2>/dev/null; then
+if ! "$venv/bin/python3" -c 'import websockets.asyncio.server, jwt, cryptography, prometheus_client.openmetrics.parser' 2>/dev/null; then
   if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
   fi
   rm -rf "$venv"
   python3 -m venv "$venv"
   # pyjwt and cryptography: the independent token issuer of the auth tests (RS256 keys too).
-  "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "websockets>=14,<18" "pyjwt>=2.8,<3" "cryptography>=42"
+  # prometheus-client: the independent parser of the /metrics page (tests/interop/parse_metrics.py).
+  "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check "websockets>=14,<18" "pyjwt>=2.8,<3" "cryptography>=42" "prometheus-client>=0.20,<1"
 fi
 export PATH="$venv/bin:$PATH"
 

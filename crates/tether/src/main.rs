@@ -17,6 +17,7 @@ mod bench;
 mod connect;
 mod demo;
 mod log_throttle;
+mod metrics;
 mod serve;
 mod settings;
 

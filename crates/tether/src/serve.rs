@@ -4,7 +4,9 @@
 //! tutorial's question page and server on `/`, `/echo`, and the token protocol on `/tether` with
 //! its chat, live stream and game pages. With `--no-demos` only `/tether`, `/healthz`, `/readyz`
 //! and `--static` remain. With an API key the server HTTP API ([`crate::api`]) answers on
-//! `/api/*`, or only on `--internal-port` (a second, plain-HTTP listener on the same host).
+//! `/api/*`, or only on `--internal-port` (a second, plain-HTTP listener on the same host). With
+//! `--metrics` the Prometheus page ([`crate::metrics`]) answers on `/metrics`, likewise on the
+//! internal port when there is one.
 //! SIGINT or SIGTERM shut it down gracefully: stop accepting, close every connection with 1001,
 //! wait up to the drain timeout.
 //!
@@ -30,6 +32,7 @@ use crate::auth::hub::{JwtVerifier, PublishProxy};
 use crate::auth::publish_proxy::PublishBackend;
 use crate::auth::{ConnectAuth, ConnectProxy, DemoTokens, ProxyClient};
 use crate::demo;
+use crate::metrics::Metrics;
 use crate::settings::{route_limits, AuthSettings, Resolved, QUESTION_LIMIT};
 
 /// The sub-protocols of `/tether`, in the server's order of preference.
@@ -53,11 +56,21 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     // A pooled client per proxy, each with its own bound on calls in flight: a flood of upgrades
     // against a slow backend must not starve signed-in users' publishes, nor the reverse.
     let token = token_server(&hub, ping_interval, auth, &ProxyClient::new());
-    // The server API, with a key only; on the internal port when there is one, else on this one.
-    let api = auth.api_key.as_ref().map(|key| api::router(api::ApiState::new(hub, key.expose(), started)));
-    let (api_here, api_internal) = match auth.internal_port {
-        Some(port) => (None, api.map(|api| (port, api))),
-        None => (api, None),
+    // `--metrics`: the page reads the server's and the hub's counters when it is scraped.
+    let metrics = resolved.metrics.then(|| Metrics::new(server.stats(), &hub));
+    // The server API, with a key only.
+    let api = auth.api_key.as_ref().map(|key| {
+        let state = api::ApiState::new(hub, key.expose(), started);
+        api::router(match &metrics {
+            Some(metrics) => state.with_calls(metrics.api_calls()),
+            None => state,
+        })
+    });
+    // The API and the metrics: on the internal port when there is one, else on this one.
+    let private: Vec<axum::Router> = [api, metrics.as_ref().map(Metrics::router)].into_iter().flatten().collect();
+    let (private_here, private_internal) = match auth.internal_port {
+        Some(port) => (Vec::new(), Some((port, private))),
+        None => (private, None),
     };
     let mut token_route = RouteOptions::protocols(TOKEN_PROTOCOLS)
         .max_message_size(resolved.token_message_limit)
@@ -91,11 +104,14 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
             server.route_with("/", question_route, demo::question::QuestionServer).route("/echo", demo::echo::Echo);
     }
     let mut http = demo::http_router(resolved.static_dir, resolved.demos, demo_tokens, Arc::clone(&handle));
-    if let Some(api) = api_here {
-        http = http.merge(api);
+    for router in private_here {
+        http = http.merge(router);
     }
-    let internal = match (api_internal, internal_config) {
-        (Some((port, api)), Some(config)) => Some(serve_internal(config, resolved.host, port, api).await?),
+    let internal = match (private_internal, internal_config) {
+        (Some((port, routers)), Some(config)) => {
+            let router = routers.into_iter().fold(axum::Router::new(), axum::Router::merge);
+            Some(serve_internal(config, resolved.host, port, router).await?)
+        }
         _ => None,
     };
     let server = server
@@ -110,7 +126,12 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "listening on {scheme}://{addr}");
         if let Some((internal, _)) = &internal {
-            let _ = writeln!(stdout, "server API on http://{internal}/api/");
+            if auth.api_key.is_some() {
+                let _ = writeln!(stdout, "server API on http://{internal}/api/");
+            }
+            if metrics.is_some() {
+                let _ = writeln!(stdout, "metrics on http://{internal}{}", crate::metrics::PATH);
+            }
         }
         let _ = stdout.flush();
     }
@@ -146,18 +167,19 @@ fn token_server(hub: &Hub, heartbeat: std::time::Duration, auth: &AuthSettings, 
     token
 }
 
-/// Serves the server API alone on `port` of `host` (`--internal-port`): a server of its own with
-/// no WebSocket route, the main one's limits, and plain HTTP (it is meant for a private network;
-/// TLS stays on the public port). Returns its address and the handle that stops it.
+/// Serves `routes` (the server API, the metrics page) alone on `port` of `host`
+/// (`--internal-port`): a server of its own with no WebSocket route, the main one's limits, and
+/// plain HTTP (it is meant for a private network; TLS stays on the public port). Returns its
+/// address and the handle that stops it.
 async fn serve_internal(
     config: ServerConfig,
     host: std::net::IpAddr,
     port: u16,
-    api: axum::Router,
+    routes: axum::Router,
 ) -> Result<(std::net::SocketAddr, ServerHandle), String> {
     let not_found = || async { (axum::http::StatusCode::NOT_FOUND, "not found\n") };
     let server = Server::new(ServerConfig { tls: None, ..config })
-        .http(api.fallback(not_found))
+        .http(routes.fallback(not_found))
         .bind((host, port))
         .await
         .map_err(|e| format!("cannot listen on {host}:{port} (--internal-port): {e}"))?;
@@ -165,10 +187,10 @@ async fn serve_internal(
     let handle = server.handle();
     tokio::spawn(async move {
         if let Err(error) = server.run().await {
-            tracing::error!(%error, "the server API's listener failed");
+            tracing::error!(%error, "the internal port's listener failed");
         }
     });
-    tracing::info!(%addr, "server API on the internal port");
+    tracing::info!(%addr, "listening on the internal port");
     Ok((addr, handle))
 }
 

@@ -8,6 +8,9 @@
 //! exist) and the body is read only for an authenticated call of a real method:
 //! 401 key → 405 method → 404 API method → 413 body size → 400 arguments → the method's own.
 //!
+//! Every answer is counted in `tether_api_requests_total{method,status}` when metrics are on
+//! ([`ApiState::with_calls`]), the method labelled as it is logged: a known one, or `(unknown)`.
+//!
 //! A refused key (401) is logged at warn with the peer's address, at most one line a second
 //! (each line counting the refusals it stood for), so that key guessing shows in the log without
 //! letting a guesser flood it. Neither the presented key nor the real one is ever logged.
@@ -34,6 +37,7 @@ use axum::Router;
 use tether_hub::Hub;
 
 use crate::log_throttle::LogThrottle;
+use crate::metrics::ApiCalls;
 use error::ApiError;
 use key::KeyCheck;
 
@@ -52,6 +56,8 @@ pub struct ApiState {
     body_limit: usize,
     /// The warn lines about refused keys: one a second at most.
     refusals: Arc<LogThrottle>,
+    /// `tether_api_requests_total`, with `--metrics`.
+    calls: Option<ApiCalls>,
 }
 
 impl ApiState {
@@ -64,7 +70,13 @@ impl ApiState {
             key: KeyCheck::new(key),
             body_limit,
             refusals: Arc::default(),
+            calls: None,
         }
+    }
+
+    /// Counts every answer in `calls` (the metrics page's `tether_api_requests_total`).
+    pub fn with_calls(self, calls: ApiCalls) -> Self {
+        Self { calls: Some(calls), ..self }
     }
 }
 
@@ -85,6 +97,10 @@ async fn handle(State(api): State<Arc<ApiState>>, request: Request) -> Response 
     // Logged: the method when it is one (a caller's own text is not, whatever it holds: a key
     // pasted into the wrong place, line breaks), the status and the code. Never the headers.
     let logged = methods::METHODS.iter().find(|known| **known == method).copied().unwrap_or("(unknown)");
+    if let Some(calls) = &api.calls {
+        let status = answer.as_ref().map_or_else(|error| error.status.as_u16(), |_| 200);
+        calls.record(logged, status);
+    }
     match answer {
         Ok(json) => {
             tracing::debug!(method = logged, status = 200, "server API call");

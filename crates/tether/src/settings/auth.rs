@@ -41,7 +41,7 @@ pub struct AuthSettings {
     pub proxy_timeout: Duration,
     /// The server API's key; `None` = the API is off.
     pub api_key: Option<Secret>,
-    /// Serve `/api/*` only on this port.
+    /// Serve `/api/*` (and `/metrics`) only on this port.
     pub internal_port: Option<u16>,
     pub demo_tokens: bool,
     /// How long a demo token is valid.
@@ -211,8 +211,11 @@ impl ServeSettings {
             None
         };
         if let Some(internal) = self.internal_port {
-            if api_key.is_none() {
-                return Err(format!("--internal-port {internal}: expected an API key too (--api-key or --api-key-file): the API is off without one"));
+            // What the internal port serves: the API, the metrics page (each when it is on).
+            // TODO(lead): `|| admin_password` once the admin settings land (helper A).
+            let serves_something = api_key.is_some() || self.metrics;
+            if !serves_something {
+                return Err(format!("--internal-port {internal}: expected an API key (--api-key or --api-key-file) or --metrics too: it serves nothing without one"));
             }
             if internal == port && internal != 0 {
                 return Err(format!("--internal-port {internal}: expected a port other than --port"));
@@ -569,7 +572,13 @@ mod tests {
     #[test]
     fn checks_across_settings_need_the_merged_settings() {
         let port_without_key = ServeSettings { internal_port: Some(9001), ..ServeSettings::default() };
-        assert!(port_without_key.resolve().unwrap_err().starts_with("--internal-port 9001: expected an API key too"));
+        assert!(port_without_key
+            .clone()
+            .resolve()
+            .unwrap_err()
+            .starts_with("--internal-port 9001: expected an API key"));
+        let port_for_metrics = ServeSettings { metrics: true, ..port_without_key };
+        assert_eq!(port_for_metrics.resolve().unwrap().auth.internal_port, Some(9001), "metrics alone use it");
         let same_port = ServeSettings {
             internal_port: Some(8787),
             api_key: Some(Secret::new("k".repeat(16))),

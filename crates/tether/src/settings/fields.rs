@@ -207,9 +207,9 @@ pub struct ServeSettings {
     /// [default: none].
     #[arg(long, value_name = "FILE")]
     pub api_key_file: Option<PathBuf>,
-    /// Serve `/api/*` only on this port, 1..=65535, not --port; needs an API key. It binds
-    /// --host: with --host 0.0.0.0 the API is public, so firewall it [default: the API is on
-    /// --port].
+    /// Serve `/api/*` (and `/metrics`) only on this port, 1..=65535, not --port; needs an API key
+    /// or --metrics. It binds --host: with --host 0.0.0.0 the API is public, so firewall it
+    /// [default: the API is on --port].
     #[arg(long, value_name = "PORT")]
     pub internal_port: Option<u16>,
     /// `GET /demo/token?user=NICK` signs short-lived tokens for any nickname (demos only: anyone
@@ -224,6 +224,10 @@ pub struct ServeSettings {
     /// `authenticated` (connections with a user) or `server` (only the server API) [default: any].
     #[arg(long, value_name = "WHO", value_parser = send_rule)]
     pub direct_messages: Option<SendRule>,
+    /// Serve Prometheus metrics on `GET /metrics` (OpenMetrics text, docs/observability.md); on
+    /// --internal-port only when that is set [default: false].
+    #[arg(long)]
+    pub metrics: bool,
     /// TOML only: `[namespaces.NAME]` channel policies (docs/limits.md, "Namespaces").
     #[arg(skip)]
     pub namespaces: BTreeMap<String, NamespaceSettings>,
@@ -322,6 +326,7 @@ impl ServeSettings {
             demo_tokens: self.demo_tokens || file.demo_tokens,
             demo_token_secs: self.demo_token_secs.or(file.demo_token_secs),
             direct_messages: self.direct_messages.or(file.direct_messages),
+            metrics: self.metrics || file.metrics,
             namespaces: file.namespaces,
         }
     }

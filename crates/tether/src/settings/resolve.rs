@@ -42,6 +42,8 @@ pub struct Resolved {
     pub token_frame_limit: usize,
     /// Tokens, proxies, the API key, demo tokens and namespaces.
     pub auth: AuthSettings,
+    /// Serve `GET /metrics` (on the internal port when there is one).
+    pub metrics: bool,
 }
 
 impl ServeSettings {
@@ -131,6 +133,7 @@ impl ServeSettings {
             threads: self.threads,
             demos,
             server,
+            metrics: self.metrics,
         })
     }
 }
@@ -159,6 +162,7 @@ mod tests {
         assert_eq!(resolved.server.idle_timeout, Duration::from_secs(120));
         assert!(resolved.server.compression);
         assert!(resolved.demos);
+        assert!(!resolved.metrics, "metrics are off unless asked for");
         assert_eq!(resolved.token_message_limit, 128 * 1024, "64 KiB data + 64 KiB envelope");
         assert_eq!(resolved.hub.max_channels, 100_000);
         assert_eq!(resolved.hub.max_history_reply_bytes, 1 << 20);
@@ -202,6 +206,16 @@ mod tests {
         assert!(toml::from_str::<ServeSettings>("direct_messages = \"everyone\"").is_err());
         assert_eq!(super::super::fields::send_rule("server"), Ok(tether_hub::SendRule::Server));
         assert!(super::super::fields::send_rule("everyone").is_err());
+    }
+
+    #[test]
+    fn metrics_are_turned_on_by_the_flag_or_the_file() {
+        let file: ServeSettings = toml::from_str("metrics = true").unwrap();
+        assert!(file.clone().resolve().unwrap().metrics);
+        assert!(ServeSettings::default().over(file).resolve().unwrap().metrics, "the file's, under no flag");
+        let flag = ServeSettings { metrics: true, ..ServeSettings::default() };
+        assert!(flag.over(ServeSettings::default()).resolve().unwrap().metrics);
+        assert!(toml::from_str::<ServeSettings>("metrics = \"yes\"").is_err(), "a boolean only");
     }
 
     #[test]

@@ -291,3 +291,32 @@ pub fn serve_refusal(args: &[&str]) -> (Option<i32>, String) {
     child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     (status, stderr)
 }
+
+impl<S: Read + Write> Client<S> {
+    /// Starts the closing handshake with `code` and reads until the server's Close: the messages
+    /// that arrived before it (everything the server sent), and the code of its Close.
+    pub fn close_and_drain(&mut self, code: u16) -> (Vec<Message>, Option<u16>) {
+        self.conn.close(tether_proto::CloseCode(code), "").unwrap();
+        self.flush();
+        let mut messages = Vec::new();
+        loop {
+            match self.next_event() {
+                Ok(Event::Message(message)) => messages.push(message),
+                Ok(Event::Close(frame)) => return (messages, frame.map(|frame| frame.code.0)),
+                Ok(_) => {}
+                Err(error) => panic!("expected the server's Close, got {error}"),
+            }
+        }
+    }
+}
+
+/// Polls `done` every 20 ms for up to 10 s; panics with `what` if it never holds. For effects the
+/// server records a moment after the client saw them (a connection is forgotten when its task
+/// ends, after the closing handshake).
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(10), "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
