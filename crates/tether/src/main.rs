@@ -11,6 +11,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod admin;
 mod api;
 mod auth;
 mod bench;

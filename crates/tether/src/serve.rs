@@ -25,6 +25,7 @@ use std::time::Instant;
 use tether_hub::{Hub, TokenServer};
 use tether_tokio::{RouteOptions, Server, ServerConfig, ServerHandle};
 
+use crate::admin::{self, Admin};
 use crate::api;
 use crate::auth::hub::{JwtVerifier, PublishProxy};
 use crate::auth::publish_proxy::PublishBackend;
@@ -53,6 +54,12 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     // A pooled client per proxy, each with its own bound on calls in flight: a flood of upgrades
     // against a slow backend must not starve signed-in users' publishes, nor the reverse.
     let token = token_server(&hub, ping_interval, auth, &ProxyClient::new());
+    // The admin dashboard, with a password only; on the internal port when there is one (plain
+    // HTTP there: its cookie is Secure only on a TLS main port), else on this one.
+    let admin = auth.admin_password.as_ref().map(|password| {
+        let secure = tls && auth.internal_port.is_none();
+        Admin::new(password, hub.clone(), admin::ServerStats::default(), server.registry(), started, secure)
+    });
     // The server API, with a key only; on the internal port when there is one, else on this one.
     let api = auth.api_key.as_ref().map(|key| api::router(api::ApiState::new(hub, key.expose(), started)));
     let (api_here, api_internal) = match auth.internal_port {
@@ -94,8 +101,20 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     if let Some(api) = api_here {
         http = http.merge(api);
     }
-    let internal = match (api_internal, internal_config) {
-        (Some((port, api)), Some(config)) => Some(serve_internal(config, resolved.host, port, api).await?),
+    if let Some(admin) = &admin {
+        admin.spawn_sampler();
+        if auth.internal_port.is_none() {
+            let (options, socket) = admin.socket_route();
+            server = server.route_with(admin::SOCKET_PATH, options, socket);
+            http = http.merge(admin.router());
+        }
+    }
+    let admin_internal = admin.as_ref().filter(|_| auth.internal_port.is_some());
+    let internal = match (auth.internal_port, internal_config) {
+        (Some(port), Some(config)) => {
+            let api = api_internal.map(|(_, api)| api).unwrap_or_default();
+            Some(serve_internal(config, resolved.host, port, api, admin_internal).await?)
+        }
         _ => None,
     };
     let server = server
@@ -111,6 +130,10 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
         let _ = writeln!(stdout, "listening on {scheme}://{addr}");
         if let Some((internal, _)) = &internal {
             let _ = writeln!(stdout, "server API on http://{internal}/api/");
+        }
+        if admin.is_some() {
+            let at = internal.as_ref().map_or_else(|| format!("http{}://{addr}", if tls { "s" } else { "" }), |(at, _)| format!("http://{at}"));
+            let _ = writeln!(stdout, "admin dashboard on {at}/admin");
         }
         let _ = stdout.flush();
     }
@@ -147,16 +170,25 @@ fn token_server(hub: &Hub, heartbeat: std::time::Duration, auth: &AuthSettings, 
 }
 
 /// Serves the server API alone on `port` of `host` (`--internal-port`): a server of its own with
-/// no WebSocket route, the main one's limits, and plain HTTP (it is meant for a private network;
-/// TLS stays on the public port). Returns its address and the handle that stops it.
+/// no WebSocket route but the admin dashboard's, the main one's limits, and plain HTTP (it is
+/// meant for a private network; TLS stays on the public port). Returns its address and the
+/// handle that stops it.
 async fn serve_internal(
     config: ServerConfig,
     host: std::net::IpAddr,
     port: u16,
     api: axum::Router,
+    admin: Option<&Admin>,
 ) -> Result<(std::net::SocketAddr, ServerHandle), String> {
     let not_found = || async { (axum::http::StatusCode::NOT_FOUND, "not found\n") };
-    let server = Server::new(ServerConfig { tls: None, ..config })
+    let mut server = Server::new(ServerConfig { tls: None, ..config });
+    let mut api = api;
+    if let Some(admin) = admin {
+        let (options, socket) = admin.socket_route();
+        server = server.route_with(admin::SOCKET_PATH, options, socket);
+        api = api.merge(admin.router());
+    }
+    let server = server
         .http(api.fallback(not_found))
         .bind((host, port))
         .await
