@@ -166,15 +166,16 @@ impl Channel {
     }
 
     /// Assigns the next offset, sends the message to every subscriber and records it. Returns the
-    /// offset, whether it went into the history, and what was pruned to make room.
-    pub(crate) fn publish(&mut self, data: &RawValue, from: Option<&str>) -> (u64, bool, Freed) {
+    /// offset, whether it went into the history, and what was pruned to make room; `delivered`
+    /// learns how many subscribers had it queued.
+    pub(crate) fn publish(&mut self, data: &RawValue, from: Option<&str>, delivered: &mut usize) -> (u64, bool, Freed) {
         let now = Instant::now();
         let mut freed = self.prune(now);
         self.last_offset += 1;
         let offset = self.last_offset;
         let frame = wire::MessageOut { kind: "message", channel: &self.name, offset, data, from };
         let message = PreparedMessage::text(serde_json::to_string(&frame).expect("serializable"));
-        self.broadcast(&message);
+        *delivered = self.broadcast(&message);
         if self.history_size == 0 {
             return (offset, false, freed);
         }

@@ -7,6 +7,7 @@
 //! connection's `max_subscriptions`, a publish against `max_channels` and `max_data_bytes`).
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 
 use serde_json::value::RawValue;
 use tether_tokio::Conn;
@@ -27,7 +28,7 @@ pub struct Published {
     pub epoch: String,
 }
 
-/// A channel and how many connections are subscribed to it.
+/// A channel, how many connections are subscribed to it, and where its history stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ChannelSummary {
@@ -35,6 +36,12 @@ pub struct ChannelSummary {
     pub name: String,
     /// Connections subscribed now.
     pub subscribers: usize,
+    /// The offset of its latest message (0 before the first).
+    pub last_offset: u64,
+    /// The epoch its offsets belong to.
+    pub epoch: String,
+    /// Messages its history holds now.
+    pub history_size: usize,
 }
 
 /// Counts over the hub.
@@ -49,6 +56,14 @@ pub struct HubStats {
     pub users: usize,
     /// Channels held (with subscribers or history).
     pub channels: usize,
+    /// Subscriptions over all channels (a connection in two channels counts twice).
+    pub subscriptions: usize,
+    /// Publishes since the hub started, from the server and from clients.
+    pub publications: u64,
+    /// Messages held in the histories of all channels.
+    pub history_entries: usize,
+    /// Bytes those messages cost against `max_history_bytes`.
+    pub history_bytes: usize,
 }
 
 impl Hub {
@@ -162,22 +177,37 @@ impl Hub {
         let mut summaries: Vec<ChannelSummary> = handles
             .into_iter()
             .map(|(name, channel)| {
-                let subscribers = channel.lock().expect("not poisoned").subscriber_count();
-                ChannelSummary { name, subscribers }
+                let channel = channel.lock().expect("not poisoned");
+                ChannelSummary {
+                    subscribers: channel.subscriber_count(),
+                    last_offset: channel.last_offset(),
+                    epoch: channel.epoch().to_owned(),
+                    history_size: channel.history_len(),
+                    name,
+                }
             })
             .collect();
         summaries.sort_by(|a, b| a.name.cmp(&b.name));
         summaries
     }
 
-    /// Connections, users and channels now.
+    /// Connections, users, channels, subscriptions and history now, and publishes so far. Walks
+    /// the connections and the channels: meant for a scrape or a dashboard, not per message.
     pub fn stats(&self) -> HubStats {
         let connections = self.connections();
         let users: HashSet<&str> = connections.iter().filter_map(Conn::user).collect();
+        let handles: Vec<_> = self.inner.channels.lock().expect("not poisoned").values().cloned().collect();
+        // Each channel's lock after the map's is released (the order publishers use).
+        let subscriptions =
+            handles.iter().map(|channel| channel.lock().expect("not poisoned").subscriber_count()).sum();
         HubStats {
             connections: connections.len(),
             users: users.len(),
-            channels: self.channel_count(),
+            channels: handles.len(),
+            subscriptions,
+            publications: self.inner.publications.load(Ordering::Relaxed),
+            history_entries: self.inner.history_entries.load(Ordering::Relaxed),
+            history_bytes: self.history_bytes(),
             expiring: self.inner.expiries.len(),
         }
     }

@@ -15,8 +15,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use serde_json::value::RawValue;
 use tether_tokio::{Conn, Registry};
@@ -80,7 +81,14 @@ pub(crate) struct HubInner {
     pub(crate) sweeping: AtomicBool,
     /// The connections that expire, by expiry.
     pub(crate) expiries: ExpiryIndex,
+    /// Publishes since the hub started (server and client).
+    pub(crate) publications: AtomicU64,
+    /// Told how long each publish took to reach its subscribers ([`Hub::on_fanout`]).
+    fanout_observer: OnceLock<FanoutObserver>,
 }
+
+/// What [`Hub::on_fanout`] calls.
+type FanoutObserver = Box<dyn Fn(Duration) + Send + Sync>;
 
 impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -116,6 +124,8 @@ impl Hub {
                 history_entries: AtomicUsize::new(0),
                 sweeping: AtomicBool::new(false),
                 expiries: ExpiryIndex::default(),
+                publications: AtomicU64::new(0),
+                fanout_observer: OnceLock::new(),
             }),
         }
     }
@@ -128,6 +138,14 @@ impl Hub {
     /// The settings.
     pub fn config(&self) -> &HubConfig {
         &self.inner.config
+    }
+
+    /// Calls `observer` after every publish that reached at least one subscriber, with the time
+    /// from the publish's start to its last subscriber's message queued (a metrics histogram of
+    /// fan-out latency, say). Set once: a later call returns false and changes nothing. Without
+    /// one, a publish does not even read the clock.
+    pub fn on_fanout(&self, observer: impl Fn(Duration) + Send + Sync + 'static) -> bool {
+        self.inner.fanout_observer.set(Box::new(observer)).is_ok()
     }
 
     /// Channels the hub holds now (with subscribers or history).
@@ -221,8 +239,11 @@ impl Hub {
         from: Option<&str>,
         with_epoch: bool,
     ) -> Result<(u64, Option<String>), HubError> {
+        let observer = self.inner.fanout_observer.get();
+        let started = observer.map(|_| std::time::Instant::now());
+        let mut delivered = 0;
         let (offset, epoch, recorded) = self.with_channel(channel, |handle, channel| {
-            let (offset, kept, freed) = channel.publish(data, from);
+            let (offset, kept, freed) = channel.publish(data, from, &mut delivered);
             self.inner.release(freed);
             if kept {
                 // Counted under the channel's lock, before anyone can drop the entry and take
@@ -234,6 +255,10 @@ impl Hub {
             let epoch = with_epoch.then(|| channel.epoch().to_owned());
             (offset, epoch, if channel.is_unused() { Recorded::Unused } else { recorded })
         })?;
+        self.inner.publications.fetch_add(1, Ordering::Relaxed);
+        if let (Some(observer), Some(started)) = (observer, started.filter(|_| delivered > 0)) {
+            observer(started.elapsed());
+        }
         match recorded {
             Recorded::InHistory(handle) => {
                 // Recorded after the channel's lock is released: the ledger never waits for a

@@ -568,3 +568,36 @@ async fn a_server_side_subscribe_racing_the_connections_end_leaves_nobody_behind
         assert!(hub.presence(&channel).is_empty(), "round {round}: a closed connection is still in {channel}");
     }
 }
+
+#[tokio::test]
+async fn stats_count_subscriptions_publications_and_history_and_fanout_is_observed() {
+    let (url, hub) = start().await;
+    let observed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&observed);
+    assert!(hub.on_fanout(move |took| seen.lock().unwrap().push(took)));
+    assert!(!hub.on_fanout(|_| {}), "set once");
+    let mut ada = as_user(&url, "ada").await;
+    let mut bob = as_user(&url, "bob").await;
+    hub.subscribe_connection(&ada.id(), "news").unwrap();
+    hub.subscribe_connection(&ada.id(), "sport").unwrap();
+    hub.subscribe_connection(&bob.id(), "news").unwrap();
+    ada.event_of("subscribed").await;
+    bob.event_of("subscribed").await;
+    let before = hub.stats();
+    assert_eq!((before.subscriptions, before.channels, before.publications), (3, 2, 0));
+
+    hub.publish("news", &"one").unwrap();
+    hub.publish("news", &"two").unwrap();
+    // Nobody listens to "empty": a publication, kept in history, but no fan-out to time.
+    hub.publish("empty", &"three").unwrap();
+    assert_eq!(bob.event_of("message").await["data"], "one");
+    let after = hub.stats();
+    assert_eq!(after.publications, 3);
+    assert_eq!(after.history_entries, before.history_entries + 3);
+    assert!(after.history_bytes > before.history_bytes);
+    assert_eq!(observed.lock().unwrap().len(), 2, "one per publish that reached a subscriber");
+
+    let news = hub.channels(Some("news")).pop().unwrap();
+    assert_eq!((news.subscribers, news.last_offset, news.history_size), (2, 2, 2));
+    assert_eq!(news.epoch, hub.history("news", None, None).epoch);
+}

@@ -20,6 +20,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use tether_proto::{CloseCode, Message, PreparedFrame, Utf8Bytes};
 
+use crate::counts::{ConnCounters, ConnCounts};
 use crate::error::Error;
 use crate::identity::UserData;
 use crate::info::{ConnId, ConnInfo};
@@ -36,6 +37,10 @@ pub(crate) struct ConnShared {
     /// Set once the queue overflowed: the connection is being closed as a slow consumer.
     pub overflowed: AtomicBool,
     pub closed: AtomicBool,
+    /// What the connection has moved, written by its task only (see `counts.rs`).
+    pub counters: ConnCounters,
+    /// When the handshake completed.
+    pub connected_at: SystemTime,
     /// User data by type; a short list, empty (and unallocated) for most connections.
     data: Mutex<UserData>,
 }
@@ -76,6 +81,8 @@ impl Conn {
                 max_queue_bytes,
                 overflowed: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
+                counters: ConnCounters::default(),
+                connected_at: SystemTime::now(),
                 data: Mutex::new(data),
             }),
         }
@@ -139,6 +146,28 @@ impl Conn {
     /// When the identity expires ([`crate::Identity::with_expiry`]).
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.shared.info.identity.as_ref()?.expires_at()
+    }
+
+    /// When the connection opened (its handshake completed).
+    pub fn connected_at(&self) -> SystemTime {
+        self.shared.connected_at
+    }
+
+    /// What the connection has received and sent so far.
+    pub fn counts(&self) -> ConnCounts {
+        self.shared.counters.get()
+    }
+
+    /// Bytes queued for the connection and not yet written to its socket (what counts against
+    /// `max_queue_bytes`).
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queued_bytes.load(Ordering::Acquire)
+    }
+
+    /// Whether the connection's send queue overflowed (it is being, or was, closed with 1008 as a
+    /// slow consumer).
+    pub fn is_slow_consumer(&self) -> bool {
+        self.shared.overflowed.load(Ordering::Acquire)
     }
 
     /// Whether the connection has ended.

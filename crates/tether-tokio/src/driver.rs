@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tether_proto::{CloseCode, CloseFrame, Connection, Event, PreparedOutput, Role, State};
+use tether_proto::{CloseCode, CloseFrame, Connection, Event, Message, PreparedOutput, Role, State};
 use tokio::io::AsyncWrite;
 use tokio::time::Instant;
 
@@ -116,7 +116,7 @@ pub(crate) struct Driver {
 ///
 /// The driver is borrowed, not owned, so the caller can still use its [`Conn`] afterwards
 /// without keeping a clone of its own in the task.
-pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Closed {
+pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Ended {
     let Driver { io, protocol, read_buf, conn, settings } = driver;
     let settings = &*settings;
     listener.opened(conn).await;
@@ -126,7 +126,7 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Clo
     let now = Instant::now();
     let mut idle_deadline = deadline_after(now, settings.idle_timeout);
     let mut next_ping = deadline_after(now, settings.ping_interval);
-    let mut close_deadline: Option<Instant> = None;
+    let mut closing = Closing::default();
     // One timer for all three deadlines, reset only when the earliest one changes.
     let timer = tokio::time::sleep_until(next_ping.min(idle_deadline));
     tokio::pin!(timer);
@@ -139,7 +139,10 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Clo
             // The message is taken out of the event before its callback is awaited, so the
             // event itself is not kept in the task across that await (the task stays smaller).
             let message = match protocol.receive(read_buf) {
-                Ok(Some(Event::Message(message))) => message,
+                Ok(Some(Event::Message(message))) => {
+                    shared.counters.count_received(matches!(message, Message::Text(_)));
+                    message
+                }
                 Ok(Some(Event::Ping(_))) => continue, // Answered by the protocol core.
                 Ok(Some(Event::Pong(payload))) => {
                     listener.pong(conn, payload).await;
@@ -155,6 +158,8 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Clo
                 }
                 Ok(None) => break,
                 Err(error) => {
+                    // The core fails the connection with this code: the server ended it.
+                    closing.sent.get_or_insert(error.close_code());
                     result = Some(Closed { code: error.close_code(), reason: error.to_string(), clean: false });
                     tracing::info!(id = conn.id(), peer = %conn.remote_addr(), %error, "protocol error");
                     listener.error(conn, &Error::Protocol(error)).await;
@@ -164,22 +169,22 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Clo
             listener.message(conn, message).await;
             // What the callback sent goes out before anything later in the input is processed:
             // an answer must not lose the race against a protocol error that follows its question.
-            apply_all(protocol, &mut out, conn, &mut close_deadline, settings.close_timeout);
+            apply_all(protocol, &mut out, conn, &mut closing, settings.close_timeout);
         }
         // No partial frame: give the buffer back (docs/memory-per-connection.md, rule 1).
         release_if_empty(read_buf);
         // 2. Commands queued by handles.
-        apply_all(protocol, &mut out, conn, &mut close_deadline, settings.close_timeout);
+        apply_all(protocol, &mut out, conn, &mut closing, settings.close_timeout);
         if protocol.has_output() {
             out.push(protocol.take_output().freeze());
         }
         if protocol.state() == State::Closed || peer_gone {
             break 'connection;
         }
-        if protocol.state() == State::Closing && close_deadline.is_none() {
-            close_deadline = Some(deadline_after(Instant::now(), settings.close_timeout));
+        if protocol.state() == State::Closing && closing.deadline.is_none() {
+            closing.deadline = Some(deadline_after(Instant::now(), settings.close_timeout));
         }
-        let deadline = close_deadline.unwrap_or_else(|| next_ping.min(idle_deadline));
+        let deadline = closing.deadline.unwrap_or_else(|| next_ping.min(idle_deadline));
         if timer.deadline() != deadline {
             timer.as_mut().reset(deadline);
         }
@@ -201,12 +206,14 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Clo
         let mut checked_at = None;
         match wake {
             Wake::Io(IoEvent::Read(Ok(0))) => peer_gone = true,
-            Wake::Io(IoEvent::Read(Ok(_))) => {
+            Wake::Io(IoEvent::Read(Ok(n))) => {
+                shared.counters.count_read(n);
                 let now = Instant::now();
                 idle_deadline = deadline_after(now, settings.idle_timeout);
                 checked_at = Some(now);
             }
             Wake::Io(IoEvent::Written(Ok(n))) => {
+                shared.counters.count_written(n);
                 out.advance(n);
                 let _ = shared
                     .queued_bytes
@@ -220,12 +227,14 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Clo
             Wake::Timer => {
                 let now = Instant::now();
                 checked_at = Some(now);
-                if close_deadline.is_none() && now >= idle_deadline {
+                if closing.deadline.is_none() && now >= idle_deadline {
                     tracing::info!(id = conn.id(), peer = %conn.remote_addr(), "idle timeout");
-                    let _ = protocol.close(CloseCode::GOING_AWAY, "idle timeout");
-                    close_deadline = Some(deadline_after(now, settings.close_timeout));
+                    if protocol.close(CloseCode::GOING_AWAY, "idle timeout").is_ok() {
+                        closing.sent.get_or_insert(CloseCode::GOING_AWAY);
+                    }
+                    closing.deadline = Some(deadline_after(now, settings.close_timeout));
                 }
-                if close_deadline.is_none() && now >= next_ping {
+                if closing.deadline.is_none() && now >= next_ping {
                     next_ping = deadline_after(now, settings.ping_interval);
                     let _ = protocol.ping(b"");
                 }
@@ -233,7 +242,7 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Clo
         }
         // Checked after reads too: a peer that never stops sending keeps the socket ready and the
         // timer unpolled, and must not outlast the close timeout that way.
-        if checked_at.zip(close_deadline).is_some_and(|(now, at)| now >= at) {
+        if checked_at.zip(closing.deadline).is_some_and(|(now, at)| now >= at) {
             result.get_or_insert(Closed { code: CloseCode::ABNORMAL, reason: "close timeout".into(), clean: false });
             break 'connection;
         }
@@ -243,22 +252,63 @@ pub(crate) async fn drive<L: Listener>(driver: &mut Driver, listener: &L) -> Clo
     if !peer_gone {
         // Boxed with its timer: the linger is needed once, at the end (docs/memory-per-connection.md, rule 4).
         let server = protocol.role() == Role::Server;
-        let _ = Box::pin(tokio::time::timeout(settings.close_timeout, write_and_close(io, out.chunks, server))).await;
+        // What is left (the Close frame, at least) is counted as it is handed to the socket.
+        let rest = out.chunks.into_iter().inspect(|chunk| shared.counters.count_written(chunk.len()));
+        let _ = Box::pin(tokio::time::timeout(settings.close_timeout, write_and_close(io, rest, server))).await;
     }
     let closed = result.unwrap_or(Closed { code: CloseCode::ABNORMAL, reason: String::new(), clean: false });
     listener.closed(conn, &closed).await;
-    closed
+    let initiator = match closing.sent {
+        Some(_) => Initiator::Server,
+        None if closed.code == CloseCode::ABNORMAL => Initiator::None,
+        None => Initiator::Peer,
+    };
+    Ended { code: closing.sent.unwrap_or(closed.code), initiator, closed }
+}
+
+/// How a connection ended, for the server's counts and its log line.
+pub(crate) struct Ended {
+    /// What the listener was told.
+    pub closed: Closed,
+    /// Who started the end.
+    pub initiator: Initiator,
+    /// The code of the end: the one the server sent when it started the close (a peer may answer
+    /// with another, or never), else the peer's (1005, or 1006 when the transport just ended).
+    pub code: CloseCode,
+}
+
+/// Who ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Initiator {
+    /// The server: a `close` through a handle, an idle timeout, a protocol error, shutdown.
+    Server,
+    /// The peer, with a Close frame.
+    Peer,
+    /// Nobody: the transport ended without a closing handshake.
+    None,
+}
+
+impl Initiator {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Server => "server",
+            Self::Peer => "client",
+            Self::None => "none",
+        }
+    }
+}
+
+/// The server's side of a closing handshake: when it gives up waiting, and what it sent.
+#[derive(Debug, Default)]
+struct Closing {
+    deadline: Option<Instant>,
+    /// The code of the Close frame the server started the handshake with.
+    sent: Option<CloseCode>,
 }
 
 /// Applies every queued command.
-fn apply_all(
-    protocol: &mut Connection,
-    out: &mut Outbox,
-    conn: &Conn,
-    close_deadline: &mut Option<Instant>,
-    close_timeout: Duration,
-) {
-    conn.shared().commands.drain(|command| apply(protocol, out, conn, command, close_deadline, close_timeout));
+fn apply_all(protocol: &mut Connection, out: &mut Outbox, conn: &Conn, closing: &mut Closing, close_timeout: Duration) {
+    conn.shared().commands.drain(|command| apply(protocol, out, conn, command, closing, close_timeout));
 }
 
 fn apply(
@@ -266,7 +316,7 @@ fn apply(
     out: &mut Outbox,
     conn: &Conn,
     command: Command,
-    close_deadline: &mut Option<Instant>,
+    closing: &mut Closing,
     close_timeout: Duration,
 ) {
     let shared = conn.shared();
@@ -274,7 +324,9 @@ fn apply(
         Command::Send(message) => {
             let len = message.as_bytes().len();
             let before = protocol.output_len();
-            let _ = protocol.send(&message);
+            if protocol.send(&message).is_ok() {
+                shared.counters.count_sent();
+            }
             // The queue now holds the encoded frame instead of the message.
             let encoded = protocol.output_len() - before;
             let _ = shared
@@ -289,13 +341,17 @@ fn apply(
             let before = protocol.output_len();
             let encoded = match protocol.send_prepared(frame) {
                 Ok(PreparedOutput::Shared(bytes)) => {
+                    shared.counters.count_sent();
                     if protocol.has_output() {
                         out.push(protocol.take_output().freeze());
                     }
                     out.push(bytes);
                     return;
                 }
-                Ok(PreparedOutput::Queued) => protocol.output_len() - before,
+                Ok(PreparedOutput::Queued) => {
+                    shared.counters.count_sent();
+                    protocol.output_len() - before
+                }
                 Err(_) => 0,
             };
             let _ = shared
@@ -307,7 +363,8 @@ fn apply(
         }
         Command::Close(code, reason) => {
             if protocol.close(code, &reason).is_ok() {
-                close_deadline.get_or_insert_with(|| deadline_after(Instant::now(), close_timeout));
+                closing.sent.get_or_insert(code);
+                closing.deadline.get_or_insert_with(|| deadline_after(Instant::now(), close_timeout));
             }
         }
     }

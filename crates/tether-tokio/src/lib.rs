@@ -67,6 +67,7 @@
 
 pub mod client;
 mod conn;
+mod counts;
 mod deadline;
 mod driver;
 mod error;
@@ -82,11 +83,15 @@ pub mod websocket;
 
 pub use client::{connect, ClientBuilder, ClientError, ClientResponse};
 pub use conn::{Conn, PreparedMessage};
+pub use counts::ConnCounts;
 pub use error::{Closed, Error};
 pub use identity::Identity;
 pub use listener::Listener;
 pub use origin::OriginPolicy;
-pub use server::{BoundServer, CountedConnection, Registry, RouteOptions, Server, ServerConfig, ServerHandle};
+pub use server::{
+    BoundServer, CountedConnection, Registry, RouteOptions, RouteStats, Server, ServerConfig, ServerHandle,
+    ServerStats, StatsSnapshot,
+};
 pub use tether_proto::{CloseCode, CloseFrame, Message, Utf8Bytes};
 pub use transport::Transport;
 pub use websocket::{KeepAlive, WebSocket};

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use common::{Patience, RawClient, STALL};
 use tether_proto::frame::{encode_frame, OpCode};
-use tether_tokio::{Conn, Error, Listener, Message, Server, ServerConfig};
+use tether_tokio::{Conn, Error, Listener, Message, Server, ServerConfig, ServerStats};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
@@ -32,7 +32,7 @@ impl Listener for Echo {
     }
 }
 
-async fn server() -> (String, mpsc::UnboundedReceiver<String>) {
+async fn server() -> (String, mpsc::UnboundedReceiver<String>, ServerStats) {
     // A long close timeout: the slow peer reads its way to the Close frame, long after it was queued.
     let config = ServerConfig {
         max_queue_bytes: MAX_QUEUE,
@@ -43,7 +43,9 @@ async fn server() -> (String, mpsc::UnboundedReceiver<String>) {
         ..ServerConfig::default()
     };
     let (full, fulls) = mpsc::unbounded_channel();
-    (common::serve(Server::new(config).route("/echo", Echo(full))).await, fulls)
+    let server = Server::new(config).route("/echo", Echo(full));
+    let stats = server.stats();
+    (common::serve(server).await, fulls, stats)
 }
 
 fn text_frame(len: usize) -> BytesMut {
@@ -80,7 +82,7 @@ async fn connect_small_buffer(addr: &str) -> RawClient {
 
 #[tokio::test(start_paused = true)]
 async fn a_peer_that_never_reads_is_closed_with_1008_while_others_keep_their_echoes() {
-    let (addr, mut fulls) = server().await;
+    let (addr, mut fulls, stats) = server().await;
     let mut other = RawClient::connect(&addr, "/echo").await;
     echoes(&mut other, "before").await;
 
@@ -118,11 +120,24 @@ async fn a_peer_that_never_reads_is_closed_with_1008_while_others_keep_their_ech
     assert!(reason.contains("slow consumer"), "{reason}");
     assert!(fulls.try_recv().is_err(), "one connection overflowed, once: {overflowed}");
     echoes(&mut other, "after").await;
+
+    // Counted once it has ended, as a slow consumer and as a 1008 close.
+    drop(slow);
+    for _ in 0..1000 {
+        if stats.snapshot().slow_consumer_disconnects > 0 {
+            break;
+        }
+        tokio::time::sleep(STALL).await;
+    }
+    let snapshot = stats.snapshot();
+    assert_eq!(snapshot.slow_consumer_disconnects, 1);
+    assert_eq!(snapshot.closes, vec![("1008".to_owned(), 1)]);
+    assert_eq!(snapshot.routes[0].open, 1, "the other connection");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_peer_that_reads_is_never_closed_even_in_bursts_larger_than_the_limit() {
-    let (addr, mut fulls) = server().await;
+    let (addr, mut fulls, stats) = server().await;
     let mut client = RawClient::connect(&addr, "/echo").await;
     let burst = 8; // 128 KiB a burst, twice the queue limit: the kernel's buffers take it.
     let frame = text_frame(CHUNK);
@@ -137,4 +152,5 @@ async fn a_peer_that_reads_is_never_closed_even_in_bursts_larger_than_the_limit(
     }
     assert!(fulls.try_recv().is_err(), "a reading peer's queue overflowed");
     echoes(&mut client, "4 MiB later").await;
+    assert_eq!(stats.snapshot().slow_consumer_disconnects, 0);
 }

@@ -103,6 +103,7 @@ pub(crate) async fn refuse(shared: Arc<Shared>, stream: TcpStream, peer: SocketA
             return;
         }
     }
+    shared.lifecycle.stats.rejected(Refusal::Unavailable.status());
     respond_and_close(&mut transport, &Refusal::Unavailable).await;
 }
 
@@ -142,13 +143,14 @@ async fn handshake(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) ->
         match tokio::time::timeout_at(deadline, read_head(&mut transport, config.head_limits)).await {
             Ok(Ok(read)) => read,
             Ok(Err(HandshakeFailure::Refuse(refusal))) => {
-                tracing::info!(%peer, status = refusal.status(), %refusal, "handshake refused");
+                shared.refused(peer, &refusal);
                 respond_and_close(&mut transport, &refusal).await;
                 return None;
             }
             Ok(Err(HandshakeFailure::Gone)) => return None,
             Err(_) => {
                 tracing::info!(%peer, "handshake timeout: 408");
+                shared.lifecycle.stats.rejected(Refusal::Timeout.status());
                 respond_and_close(&mut transport, &Refusal::Timeout).await;
                 return None;
             }
@@ -171,7 +173,7 @@ async fn handshake(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) ->
             Some((route, upgrade))
         }
         Err(refusal) => {
-            tracing::info!(%peer, status = refusal.status(), %refusal, "handshake refused");
+            shared.refused(peer, &refusal);
             respond_and_close(&mut transport, &refusal).await;
             None
         }

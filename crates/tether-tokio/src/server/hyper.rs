@@ -129,7 +129,7 @@ async fn handle(
             to_hyper(response, false)
         }
         Err(refusal) => {
-            tracing::info!(%peer, status = refusal.status(), %refusal, "handshake refused");
+            shared.refused(peer, &refusal);
             to_hyper(refusal.response(), refusal.ends_connection())
         }
     }

@@ -17,6 +17,7 @@
 //! - `registry`: the public [`Registry`] of open connections, and what every connection task
 //!   shares with the server (open count, shutdown flag, settings);
 //! - `routes`: what a route does with an accepted upgrade (listener or stream API);
+//! - `stats`: the public [`ServerStats`], the server's counters, and their [`StatsSnapshot`];
 //! - `shared`: what the handshakes share (routes, router, TLS);
 //! - `accept`: the decision pipeline validate → route → Origin → sub-protocol → accept, and the
 //!   server's own [`Refusal`]s (403, 404, 408, 503);
@@ -32,6 +33,7 @@ mod hyper;
 mod registry;
 mod routes;
 mod shared;
+mod stats;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -51,6 +53,7 @@ pub use self::registry::Registry;
 use self::registry::{Active, Lifecycle};
 use self::routes::{Route, Routes};
 use self::shared::Shared;
+pub use self::stats::{RouteStats, ServerStats, StatsSnapshot};
 use crate::listener::{Conn, Listener};
 use crate::transport::Transport;
 use crate::websocket::WebSocket;
@@ -58,23 +61,31 @@ use crate::websocket::WebSocket;
 /// A WebSocket server: configuration, routes, and optionally a router for plain HTTP.
 ///
 /// A clone is another server with the same configuration and routes (to bind the same service on
-/// a second address, say) and a [`Registry`] of its own: shutting one down closes its own
-/// connections only.
-#[derive(Default)]
+/// a second address, say) and a [`Registry`] and [`ServerStats`] of its own: shutting one down
+/// closes its own connections only.
 pub struct Server {
     config: ServerConfig,
     routes: Routes,
     http: Option<axum::Router>,
     registry: Registry,
+    stats: ServerStats,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self::new(ServerConfig::default())
+    }
 }
 
 impl Clone for Server {
     fn clone(&self) -> Self {
+        let registry = Registry::default();
         Self {
             config: self.config.clone(),
             routes: self.routes.clone(),
             http: self.http.clone(),
-            registry: Registry::default(),
+            stats: ServerStats::new(registry.clone()),
+            registry,
         }
     }
 }
@@ -82,7 +93,8 @@ impl Clone for Server {
 impl Server {
     /// A server with the given configuration and no routes.
     pub fn new(config: ServerConfig) -> Self {
-        Self { config, ..Self::default() }
+        let registry = Registry::default();
+        Self { config, routes: Routes::default(), http: None, stats: ServerStats::new(registry.clone()), registry }
     }
 
     /// Serves WebSocket connections to `path` with a [`Listener`].
@@ -120,13 +132,20 @@ impl Server {
         self.registry.clone()
     }
 
+    /// This server's counters (connections, messages and bytes by route, refusals, closes),
+    /// available before binding like [`Server::registry`]; routes appear in them once bound.
+    pub fn stats(&self) -> ServerStats {
+        self.stats.clone()
+    }
+
     /// Binds the listening socket.
     pub async fn bind(self, addr: impl ToSocketAddrs) -> std::io::Result<BoundServer> {
         let listener = TcpListener::bind(addr).await?;
-        let Self { config, routes, http, registry } = self;
+        let Self { config, routes, http, registry, stats } = self;
+        stats.set_routes(routes.keys().map(String::as_str));
         let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         let shared = Arc::new(Shared {
-            lifecycle: Arc::new(Lifecycle::new(config, registry)),
+            lifecycle: Arc::new(Lifecycle::new(config, registry, stats)),
             routes,
             http,
             tls,
@@ -162,6 +181,11 @@ impl ServerHandle {
     /// The registry of open listener-style connections (the one [`Server::registry`] gave).
     pub fn registry(&self) -> Registry {
         self.shared.lifecycle.registry.clone()
+    }
+
+    /// The server's counters (the ones [`Server::stats`] gave).
+    pub fn stats(&self) -> ServerStats {
+        self.shared.lifecycle.stats.clone()
     }
 
     /// Open sockets (WebSocket and HTTP, including those still in their handshake).

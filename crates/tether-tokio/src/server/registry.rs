@@ -14,6 +14,7 @@ use tether_proto::CloseCode;
 use tokio::sync::watch;
 
 use super::config::ServerConfig;
+use super::stats::ServerStats;
 use crate::conn::Conn;
 use crate::driver::DriverSettings;
 use crate::info::ConnId;
@@ -60,8 +61,22 @@ impl Registry {
         self.lock().insert(conn.conn_id(), conn.clone());
     }
 
-    pub(crate) fn remove(&self, id: ConnId) {
-        self.lock().remove(&id);
+    /// Removes the connection and, under the same lock, runs `retire` (which moves its counts into
+    /// its route's totals): a reader walking the open connections under that lock
+    /// ([`Registry::walk`]) sees the counts exactly once, live or retired, never both or
+    /// neither, so the server's counters never step back.
+    pub(crate) fn remove_and(&self, id: ConnId, retire: impl FnOnce()) {
+        let mut connections = self.lock();
+        connections.remove(&id);
+        retire();
+    }
+
+    /// Calls `each` on every open connection and then `then`, all under the registry's lock: keep
+    /// them short (they hold up connections opening and closing).
+    pub(crate) fn walk<T>(&self, mut each: impl FnMut(&Conn), then: impl FnOnce() -> T) -> T {
+        let connections = self.lock();
+        connections.values().for_each(&mut each);
+        then()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, Conn>> {
@@ -82,12 +97,14 @@ pub(crate) struct Lifecycle {
     /// each.
     pub(crate) driver_settings: Arc<DriverSettings>,
     pub(crate) registry: Registry,
+    /// The server's counters (their own handle on the same registry).
+    pub(crate) stats: ServerStats,
     pub(crate) shutdown: watch::Sender<bool>,
     active: AtomicUsize,
 }
 
 impl Lifecycle {
-    pub(crate) fn new(config: ServerConfig, registry: Registry) -> Self {
+    pub(crate) fn new(config: ServerConfig, registry: Registry, stats: ServerStats) -> Self {
         let driver_settings = Arc::new(DriverSettings::new(
             config.ping_interval,
             config.idle_timeout,
@@ -95,7 +112,7 @@ impl Lifecycle {
             config.max_queue_bytes,
         ));
         let (shutdown, _) = watch::channel(false);
-        Self { config, driver_settings, registry, shutdown, active: AtomicUsize::new(0) }
+        Self { config, driver_settings, registry, stats, shutdown, active: AtomicUsize::new(0) }
     }
 
     /// Open sockets (WebSocket and HTTP, including those still in their handshake).
@@ -157,7 +174,7 @@ mod tests {
         assert!(registry.get_by_id(conn.conn_id()).is_some());
         assert!(registry.get("not an id").is_none());
         assert_eq!(registry.connections().len(), 1);
-        seen_by_the_server.remove(conn.conn_id());
+        seen_by_the_server.remove_and(conn.conn_id(), || ());
         assert!(registry.is_empty());
     }
 

@@ -92,9 +92,11 @@ impl Route {
                 }
                 let path = request.path().to_owned();
                 let started = Instant::now();
-                tracing::info!(%peer, %path, protocol = subprotocol.as_deref().unwrap_or(""), "open");
+                lifecycle.stats.opened(&path);
+                tracing::info!(%peer, route = %path, protocol = subprotocol.as_deref().unwrap_or(""), "open");
                 handler(ws, request).await;
-                tracing::info!(%peer, %path, duration_ms = started.elapsed().as_millis() as u64, "close");
+                active.lifecycle().stats.stream_closed(&path);
+                tracing::info!(%peer, route = %path, duration_ms = started.elapsed().as_millis() as u64, "close");
                 drop(active);
             });
         });
@@ -154,18 +156,39 @@ fn run_listener<L: Listener>(
 ) -> impl Future<Output = ()> + Send {
     async move {
         let conn = &driver.conn;
-        active.lifecycle().registry.insert(conn);
+        let lifecycle = active.lifecycle();
+        lifecycle.registry.insert(conn);
+        lifecycle.stats.opened(conn.path());
         // Registered first, checked second: a shutdown that began before the registration (and so
         // missed this connection) is seen here; one that begins after it finds it in the registry.
-        if active.lifecycle().is_shutting_down() {
+        if lifecycle.is_shutting_down() {
             let _ = conn.close(CloseCode::GOING_AWAY, SHUTDOWN_REASON);
         }
         let started = Instant::now();
-        tracing::info!(id = conn.id(), peer = %conn.remote_addr(), path = conn.path(), protocol = conn.protocol().unwrap_or(""), compressed = driver.protocol.is_compressed(), "open");
-        let closed = drive(&mut driver, &*listener).await;
+        tracing::info!(
+            id = conn.id(),
+            user = conn.user().unwrap_or(""),
+            route = conn.path(),
+            peer = %conn.remote_addr(),
+            protocol = conn.protocol().unwrap_or(""),
+            compressed = driver.protocol.is_compressed(),
+            "open"
+        );
+        let ended = drive(&mut driver, &*listener).await;
         let conn = &driver.conn;
-        active.lifecycle().registry.remove(conn.conn_id());
-        tracing::info!(id = conn.id(), peer = %conn.remote_addr(), protocol = conn.protocol().unwrap_or(""), duration_ms = started.elapsed().as_millis() as u64, code = closed.code.0, clean = closed.clean, "close");
+        let lifecycle = active.lifecycle();
+        lifecycle.stats.retire(conn, &ended);
+        tracing::info!(
+            id = conn.id(),
+            user = conn.user().unwrap_or(""),
+            route = conn.path(),
+            peer = %conn.remote_addr(),
+            code = ended.code.0,
+            initiator = ended.initiator.as_str(),
+            clean = ended.closed.clean,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "close"
+        );
         drop(active);
     }
 }

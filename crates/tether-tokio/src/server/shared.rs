@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use super::accept::Refusal;
 use super::config::ServerConfig;
 use super::registry::Lifecycle;
 use super::routes::Routes;
@@ -32,5 +33,11 @@ impl Shared {
 
     pub(crate) fn has_route(&self, path: &str) -> bool {
         self.routes.contains_key(path)
+    }
+
+    /// Logs and counts an upgrade refused before the 101.
+    pub(crate) fn refused(&self, peer: std::net::SocketAddr, refusal: &Refusal) {
+        tracing::info!(%peer, status = refusal.status(), %refusal, "handshake refused");
+        self.lifecycle.stats.rejected(refusal.status());
     }
 }
