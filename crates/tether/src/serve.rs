@@ -58,7 +58,7 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     // HTTP there: its cookie is Secure only on a TLS main port), else on this one.
     let admin = auth.admin_password.as_ref().map(|password| {
         let secure = tls && auth.internal_port.is_none();
-        Admin::new(password, hub.clone(), admin::ServerStats::default(), server.registry(), started, secure)
+        Admin::new(password, hub.clone(), server.stats(), server.registry(), started, secure)
     });
     // The server API, with a key only; on the internal port when there is one, else on this one.
     let api = auth.api_key.as_ref().map(|key| api::router(api::ApiState::new(hub, key.expose(), started)));
@@ -132,7 +132,10 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
             let _ = writeln!(stdout, "server API on http://{internal}/api/");
         }
         if admin.is_some() {
-            let at = internal.as_ref().map_or_else(|| format!("http{}://{addr}", if tls { "s" } else { "" }), |(at, _)| format!("http://{at}"));
+            let at = internal.as_ref().map_or_else(
+                || format!("http{}://{addr}", if tls { "s" } else { "" }),
+                |(at, _)| format!("http://{at}"),
+            );
             let _ = writeln!(stdout, "admin dashboard on {at}/admin");
         }
         let _ = stdout.flush();

@@ -47,10 +47,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/admin", get(page))
         .route("/admin/", get(|| async { with_headers(see_other("/admin")) }))
         .route("/admin/login", post(login))
-        .route(
-            "/admin/admin.js",
-            get(|| async { asset("text/javascript; charset=utf-8", ADMIN_JS) }),
-        )
+        .route("/admin/admin.js", get(|| async { asset("text/javascript; charset=utf-8", ADMIN_JS) }))
         .route("/admin/admin.css", get(|| async { asset("text/css; charset=utf-8", ADMIN_CSS) }))
         .route("/admin/api/{*call}", any(api))
         .route("/admin/{*rest}", any(not_found))
@@ -116,7 +113,8 @@ fn login_page(status: StatusCode, error: &str) -> Response {
 
 /// The session of the request's cookie, if it is live.
 fn session(shared: &Shared, headers: &HeaderMap) -> Option<Current> {
-    let cookie = headers.get_all(header::COOKIE).iter().filter_map(|value| value.to_str().ok()).find_map(cookie_value)?;
+    let cookie =
+        headers.get_all(header::COOKIE).iter().filter_map(|value| value.to_str().ok()).find_map(cookie_value)?;
     shared.sessions.find(cookie, Instant::now())
 }
 
@@ -135,10 +133,7 @@ fn from_this_origin(headers: &HeaderMap) -> bool {
 async fn page(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     match session(&shared, &headers) {
         Some(current) => {
-            let html = views()
-                .1
-                .replace("{{csrf}}", &current.csrf)
-                .replace("{{version}}", env!("CARGO_PKG_VERSION"));
+            let html = views().1.replace("{{csrf}}", &current.csrf).replace("{{version}}", env!("CARGO_PKG_VERSION"));
             with_headers(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
         }
         None => login_page(StatusCode::OK, ""),
@@ -146,10 +141,7 @@ async fn page(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response
 }
 
 fn peer_ip(request: &Request) -> IpAddr {
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip())
+    request.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip())
 }
 
 async fn login(State(shared): State<Arc<Shared>>, request: Request) -> Response {
@@ -260,6 +252,10 @@ mod tests {
         assert_eq!(view(html, "dashboard", "login"), "<head><meta/></head><main/><foot/>");
         let (login, dashboard) = views();
         assert!(login.contains("name=\"password\"") && !login.contains("admin.js"));
-        assert!(dashboard.contains("{{csrf}}") && dashboard.contains("admin.js") && !dashboard.contains("name=\"password\""));
+        assert!(
+            dashboard.contains("{{csrf}}")
+                && dashboard.contains("admin.js")
+                && !dashboard.contains("name=\"password\"")
+        );
     }
 }

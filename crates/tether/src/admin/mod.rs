@@ -15,7 +15,6 @@
 //! - `socket.rs`: the live socket [`SOCKET_PATH`] and its authorize hook;
 //! - `sampler.rs`: the once-a-second sample, its ring of five minutes, the sweeps.
 
-mod core_shim;
 mod csrf;
 mod http;
 mod login;
@@ -30,9 +29,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use tether_hub::Hub;
-use tether_tokio::{CloseCode, Conn, PreparedMessage, Registry, RouteOptions};
+use tether_tokio::{CloseCode, Conn, PreparedMessage, Registry, RouteOptions, ServerStats};
 
-pub use core_shim::ServerStats;
 pub use socket::AdminSocket;
 
 use crate::auth::Secret;
@@ -85,14 +83,16 @@ impl Shared {
     fn tick(&self) {
         let now = Instant::now();
         let totals = sampler::Totals::of(&self.stats.snapshot());
-        let hub = core_shim::hub_counts(&self.hub.stats());
+        let hub = self.hub.stats();
+        let hub = sampler::HubCounts { users: hub.users, channels: hub.channels, subscriptions: hub.subscriptions };
         let sample = self.lock_series().record(now, SystemTime::now(), self.started.elapsed(), totals, hub);
         self.sessions.sweep(now);
         self.throttle.sweep(now);
         let message = PreparedMessage::text(serde_json::json!({ "type": "sample", "sample": sample }).to_string());
         let sockets: Vec<Conn> = self.lock_sockets().values().cloned().collect();
         for conn in sockets {
-            let live = conn.data::<socket::AdminSession>().is_some_and(|session| self.sessions.is_live(&session.0, now));
+            let live =
+                conn.data::<socket::AdminSession>().is_some_and(|session| self.sessions.is_live(&session.0, now));
             if live {
                 let _ = conn.send_prepared(&message);
             } else {

@@ -11,8 +11,6 @@ use serde_json::value::RawValue;
 use tether_hub::{validate_channel, Hub, HubError};
 use tether_tokio::{CloseCode, Conn, Registry};
 
-#[allow(unused_imports)]
-use super::core_shim::{channel_extra, ConnShim as _};
 use super::SOCKET_PATH;
 
 /// Rows of one page.
@@ -161,9 +159,11 @@ pub fn channels(hub: &Hub, query: &TableQuery) -> Result<Page<ChannelRow>, Refus
     let needle = query.needle()?;
     let mut matching = hub.channels(None);
     matching.retain(|channel| needle.is_empty() || channel.name.to_lowercase().contains(&needle));
-    Ok(page_of(matching, query.page, |channel| {
-        let (last_offset, history_size) = channel_extra(channel);
-        ChannelRow { name: channel.name.clone(), subscribers: channel.subscribers, last_offset, history_size }
+    Ok(page_of(matching, query.page, |channel| ChannelRow {
+        name: channel.name.clone(),
+        subscribers: channel.subscribers,
+        last_offset: channel.last_offset,
+        history_size: channel.history_size,
     }))
 }
 
@@ -236,8 +236,9 @@ pub fn publish(hub: &Hub, query: &PublishQuery) -> Result<Published, Refusal> {
     let data: Box<RawValue> = if query.text {
         serde_json::value::to_raw_value(&query.data).map_err(|error| Refusal::bad_request(error.to_string()))?
     } else {
-        serde_json::from_str(&query.data)
-            .map_err(|error| Refusal::bad_request(format!("not JSON ({error}); tick \"send as text\" to send it as a string")))?
+        serde_json::from_str(&query.data).map_err(|error| {
+            Refusal::bad_request(format!("not JSON ({error}); tick \"send as text\" to send it as a string"))
+        })?
     };
     let published = hub.publish_json(&query.channel, &data)?;
     Ok(Published { offset: published.offset, epoch: published.epoch })

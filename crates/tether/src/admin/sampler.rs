@@ -11,7 +11,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::core_shim::StatsSnapshot;
+use tether_tokio::StatsSnapshot;
+
 use super::SOCKET_PATH;
 
 /// Samples kept: five minutes at one a second.
@@ -86,7 +87,14 @@ impl Default for Series {
 
 impl Series {
     /// Records the totals read at `now`; returns the new sample. The first sample's rates are 0.
-    pub fn record(&mut self, now: Instant, wall: SystemTime, uptime: Duration, totals: Totals, hub: HubCounts) -> Sample {
+    pub fn record(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        uptime: Duration,
+        totals: Totals,
+        hub: HubCounts,
+    ) -> Sample {
         let rate = |current: u64, previous: u64, secs: f64| {
             if secs > 0.0 {
                 current.saturating_sub(previous) as f64 / secs
@@ -128,7 +136,8 @@ impl Series {
 
 #[cfg(test)]
 mod tests {
-    use super::super::core_shim::RouteStats;
+    use tether_tokio::RouteStats;
+
     use super::*;
 
     fn route(path: &str, open: u64, messages: u64) -> RouteStats {

@@ -181,10 +181,7 @@ mod tests {
 
     #[test]
     fn cookies() {
-        assert_eq!(
-            set_cookie("abc", false),
-            "tether_admin=abc; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=43200"
-        );
+        assert_eq!(set_cookie("abc", false), "tether_admin=abc; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=43200");
         assert!(set_cookie("abc", true).ends_with("; Secure"));
         assert!(clear_cookie(false).contains("Max-Age=0"));
         assert_eq!(cookie_value("a=1; tether_admin=xyz; b=2"), Some("xyz"));

@@ -33,7 +33,8 @@ pub struct AdminSocket {
 
 /// The route's authorize hook: 401 without a live session, 403 from another origin.
 pub(super) async fn authorize(shared: Arc<Shared>, request: AuthRequest) -> Result<Identity, Response> {
-    let session = request.header("cookie").and_then(cookie_value).and_then(|id| shared.sessions.find(id, Instant::now()));
+    let session =
+        request.header("cookie").and_then(cookie_value).and_then(|id| shared.sessions.find(id, Instant::now()));
     let Some(session) = session else {
         return Err(Response::new(401).text("sign in at /admin first\n"));
     };

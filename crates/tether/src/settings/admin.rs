@@ -15,8 +15,7 @@ const MAX_ADMIN_PASSWORD: usize = 1024;
 
 fn check_admin_password(password: &str) -> Result<(), String> {
     check_not_placeholder(password)?;
-    if (MIN_ADMIN_PASSWORD..=MAX_ADMIN_PASSWORD).contains(&password.len()) && !password.chars().any(char::is_control)
-    {
+    if (MIN_ADMIN_PASSWORD..=MAX_ADMIN_PASSWORD).contains(&password.len()) && !password.chars().any(char::is_control) {
         Ok(())
     } else {
         Err(format!("a password of {MIN_ADMIN_PASSWORD}..={MAX_ADMIN_PASSWORD} bytes, no control characters"))

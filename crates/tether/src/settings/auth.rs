@@ -52,7 +52,12 @@ pub struct AuthSettings {
     pub namespaces: Vec<(String, NamespacePolicy)>,
 }
 
-pub(super) fn invalid(key: impl Into<String>, value: impl Into<String>, quoted: bool, expected: impl Into<String>) -> Invalid {
+pub(super) fn invalid(
+    key: impl Into<String>,
+    value: impl Into<String>,
+    quoted: bool,
+    expected: impl Into<String>,
+) -> Invalid {
     Invalid { key: key.into(), value: value.into(), quoted, expected: expected.into() }
 }
 
