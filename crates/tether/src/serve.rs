@@ -128,7 +128,7 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
         let scheme = if tls { "wss" } else { "ws" };
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "listening on {scheme}://{addr}");
-        if let Some((internal, _)) = &internal {
+        if let Some((internal, _)) = internal.as_ref().filter(|_| auth.api_key.is_some()) {
             let _ = writeln!(stdout, "server API on http://{internal}/api/");
         }
         if admin.is_some() {
