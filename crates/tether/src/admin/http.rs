@@ -2,7 +2,8 @@
 //! one), `POST /admin/login`, the page's script and style, and `POST /admin/api/*`.
 //!
 //! Every answer carries a strict Content-Security-Policy (only this origin's script, style and
-//! sockets; no inline script, no framing), `X-Frame-Options: DENY`, `nosniff`, no referrer, and
+//! sockets; no inline script, no framing), `X-Frame-Options: DENY`, `nosniff`, `Referrer-Policy: same-origin` (not `no-referrer`: with that, Chromium sends
+//! `Origin: null` on the login form's POST, which the origin check must refuse), and
 //! `Cache-Control: no-store` (the pages hold a CSRF token and live figures).
 //!
 //! `/admin/api/*` checks, in this order: a live session (401), POST (405), an `Origin` of this
@@ -62,7 +63,7 @@ fn with_headers(mut response: Response) -> Response {
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
         (header::CACHE_CONTROL, "no-store"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
