@@ -4,7 +4,9 @@
 //! tutorial's question page and server on `/`, `/echo`, and the token protocol on `/tether` with
 //! its chat, live stream and game pages. With `--no-demos` only `/tether`, `/healthz`, `/readyz`
 //! and `--static` remain. With an API key the server HTTP API ([`crate::api`]) answers on
-//! `/api/*`, or only on `--internal-port` (a second, plain-HTTP listener on the same host).
+//! `/api/*`, or only on `--internal-port` (a second, plain-HTTP listener on the same host); with
+//! an admin password the dashboard ([`crate::admin`]) answers on `/admin` and `/admin/ws`, on the
+//! same port as the API.
 //! SIGINT or SIGTERM shut it down gracefully: stop accepting, close every connection with 1001,
 //! wait up to the drain timeout.
 //!
