@@ -165,6 +165,7 @@ test("admin dashboard: login, live count, search, disconnect, publish", { timeou
     await page.locator("#connections-search button[type=submit]").click();
     await page.locator("#connections-summary", { hasText: "2 connections" }).waitFor();
     await until(async () => (await page.locator("#chart-connections polyline").getAttribute("points"))?.split(" ").length >= 4, "a chart line", 15_000);
+    await until(async () => (await page.locator("#c-channels").innerText()) === "1", "the channel in the live counters");
     await page.screenshot({ path: shot("admin-desktop.png"), fullPage: true });
 
     await page.setViewportSize({ width: 375, height: 812 });

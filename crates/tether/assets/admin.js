@@ -71,7 +71,7 @@
 
   const SVG = "http://www.w3.org/2000/svg";
   function drawChart(svg, series) {
-    const width = 300, height = 100, top = 12;
+    const width = 300, height = 100, top = 4;
     const max = Math.max(1, ...series.flatMap((line) => line.values));
     const nodes = [];
     for (const line of series) {
@@ -86,13 +86,9 @@
       path.setAttribute("points", points.join(" "));
       nodes.push(path);
     }
-    const label = document.createElementNS(SVG, "text");
-    label.setAttribute("class", "label");
-    label.setAttribute("x", "4");
-    label.setAttribute("y", "10");
-    label.textContent = `max ${fmtRate(max)}`;
-    nodes.push(label);
     svg.replaceChildren(...nodes);
+    // The scale in the caption (text inside the stretched SVG would be stretched too).
+    svg.closest("figure").querySelector(".max").textContent = `(top: ${fmtRate(max)})`;
   }
 
   function drawCharts() {
