@@ -391,3 +391,49 @@ async fn with_an_internal_port_the_dashboard_is_served_there_only() {
     .unwrap();
     assert_eq!(status_of(&read_head(&mut stream)), "404", "no socket on the main port");
 }
+
+#[test]
+fn over_tls_the_cookie_is_secure_but_not_on_the_plain_internal_port() {
+    use std::io::{Read as _, Write as _};
+    use std::sync::Arc;
+
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("tether-admin-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let tls_args = ["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
+    let served = start(&tls_args);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
+    let mut https = rustls::StreamOwned::new(conn, served.connect());
+    let body = format!("password={PASSWORD}");
+    let request = format!(
+        "POST /admin/login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    https.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    let _ = https.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 303"), "{response}");
+    let cookie = response.lines().find(|line| line.to_ascii_lowercase().starts_with("set-cookie:")).unwrap();
+    assert!(cookie.trim_end().ends_with("; Secure"), "{cookie}");
+    drop(served);
+
+    let mut args = tls_args.to_vec();
+    args.extend(["--internal-port", "0"]);
+    let (_served, lines) = Served::start_reading(&[&["--admin-password", PASSWORD][..], &args].concat(), 2);
+    let internal = lines[1].trim_start_matches("admin dashboard on http://").trim_end_matches("/admin");
+    let answer = login(internal, PASSWORD, &[]);
+    assert_eq!(answer.status, 303);
+    assert!(!answer.header("set-cookie").unwrap().contains("Secure"), "plain HTTP: the browser would drop it");
+    std::fs::remove_dir_all(dir).unwrap();
+}
