@@ -27,7 +27,7 @@ use super::csrf::{same_origin, token_matches, CSRF_HEADER};
 use super::login::{Admission, WRONG_PASSWORD_DELAY};
 use super::queries::{self, Refusal};
 use super::sessions::{clear_cookie, cookie_value, set_cookie, Current};
-use super::Shared;
+use super::state::Shared;
 
 const ADMIN_HTML: &str = include_str!("../../assets/admin.html");
 const ADMIN_JS: &str = include_str!("../../assets/admin.js");

@@ -13,31 +13,34 @@
 //! - `http.rs`: the page, the login and logout, `POST /admin/api/*`, the security headers;
 //! - `queries.rs`: what the tables and buttons ask of the registry and the hub;
 //! - `socket.rs`: the live socket [`SOCKET_PATH`] and its authorize hook;
-//! - `sampler.rs`: the once-a-second sample, its ring of five minutes, the sweeps.
+//! - `series.rs`: samples and rates from the counters, the ring of five minutes;
+//! - `sampler.rs`: the once-a-second task that records and pushes them, and the sweeps;
+//! - `state.rs`: what they all share; `paths.rs`: the live socket's path.
 
 mod csrf;
 mod http;
 mod login;
+mod paths;
 mod queries;
 mod sampler;
+mod series;
 mod sessions;
 mod socket;
+mod state;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tether_hub::Hub;
-use tether_tokio::{CloseCode, Conn, PreparedMessage, Registry, RouteOptions, ServerStats};
+use tether_tokio::{Registry, RouteOptions, ServerStats};
 
+pub use paths::SOCKET_PATH;
 pub use socket::AdminSocket;
 
 use crate::auth::Secret;
 use crate::log_throttle::LogThrottle;
-
-/// The live socket's path.
-pub const SOCKET_PATH: &str = "/admin/ws";
+use state::Shared;
 
 /// Room in an `/admin/api/*` body around a publish's data, as for the server API.
 const BODY_ROOM: usize = 64 * 1024;
@@ -46,60 +49,6 @@ const BODY_ROOM: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct Admin {
     shared: Arc<Shared>,
-}
-
-/// What every part of the dashboard shares.
-struct Shared {
-    password: login::PasswordCheck,
-    throttle: login::Throttle,
-    sessions: sessions::Sessions,
-    hub: Hub,
-    stats: ServerStats,
-    /// The main server's connections (the ones the tables list and Disconnect closes).
-    registry: Registry,
-    started: Instant,
-    /// Whether the dashboard is served over TLS: the cookie is then `Secure`.
-    secure: bool,
-    body_limit: usize,
-    series: Mutex<sampler::Series>,
-    /// The open live sockets, by connection id (at most `socket::MAX_SOCKETS`).
-    sockets: Mutex<HashMap<String, Conn>>,
-    /// The warn lines about wrong passwords: one a second at most.
-    refusals: LogThrottle,
-    sampler_started: AtomicBool,
-}
-
-impl Shared {
-    fn lock_series(&self) -> MutexGuard<'_, sampler::Series> {
-        self.series.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn lock_sockets(&self) -> MutexGuard<'_, HashMap<String, Conn>> {
-        self.sockets.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// One sample: recorded, pushed to every live socket; the sweeps; sockets of ended sessions
-    /// closed.
-    fn tick(&self) {
-        let now = Instant::now();
-        let totals = sampler::Totals::of(&self.stats.snapshot());
-        let hub = self.hub.stats();
-        let hub = sampler::HubCounts { users: hub.users, channels: hub.channels, subscriptions: hub.subscriptions };
-        let sample = self.lock_series().record(now, SystemTime::now(), self.started.elapsed(), totals, hub);
-        self.sessions.sweep(now);
-        self.throttle.sweep(now);
-        let message = PreparedMessage::text(serde_json::json!({ "type": "sample", "sample": sample }).to_string());
-        let sockets: Vec<Conn> = self.lock_sockets().values().cloned().collect();
-        for conn in sockets {
-            let live =
-                conn.data::<socket::AdminSession>().is_some_and(|session| self.sessions.is_live(&session.0, now));
-            if live {
-                let _ = conn.send_prepared(&message);
-            } else {
-                let _ = conn.close(CloseCode::from(socket::SIGNED_OUT), "signed out");
-            }
-        }
-    }
 }
 
 impl Admin {
@@ -152,18 +101,6 @@ impl Admin {
 
     /// Starts the once-a-second sampler (inside the runtime; a second call does nothing).
     pub fn spawn_sampler(&self) {
-        if self.shared.sampler_started.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let shared = Arc::downgrade(&self.shared);
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(sampler::EVERY);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                interval.tick().await;
-                let Some(shared) = shared.upgrade() else { break };
-                shared.tick();
-            }
-        });
+        sampler::spawn(&self.shared);
     }
 }

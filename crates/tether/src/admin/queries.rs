@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use tether_hub::{validate_channel, Hub, HubError};
 use tether_tokio::{CloseCode, Conn, Registry};
 
-use super::SOCKET_PATH;
+use super::paths::SOCKET_PATH;
 
 /// Rows of one page.
 pub const PAGE_SIZE: usize = 50;

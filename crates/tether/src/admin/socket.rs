@@ -14,7 +14,7 @@ use tether_tokio::{CloseCode, Conn, Identity, Listener, Message};
 
 use super::csrf::same_origin;
 use super::sessions::{cookie_value, SessionKey};
-use super::Shared;
+use super::state::Shared;
 
 /// Dashboard sockets open at once; one more is closed with 1013 (try again later).
 pub const MAX_SOCKETS: usize = 32;
