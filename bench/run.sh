@@ -21,7 +21,9 @@
 #   FANOUT_MAX_RATE [3000]   fan-out capacity: messages offered per second (above what one core
 #                         delivers to FANOUT_SUBSCRIBERS), to measure the deliveries/s achieved
 #   SCENARIOS [echo16 echo1k echo1m idle fanout fanoutmax]   which scenarios to run
-#   SERVERS [tether tungstenite fastwebsockets node]   which servers to run (node only if installed)
+#   SERVERS [tether tungstenite fastwebsockets node]   which servers to run (node only if installed);
+#                         also `tether-metrics`: tether serve --metrics with /metrics scraped once a
+#                         second during the run (echo and idle scenarios), to compare with `tether`
 #   SERVER_CPU [0], CLIENT_CPU [1]   cores for taskset
 #   TETHER [target/release/tether]   the server binary (`tether serve`)
 #   TETHER_BENCH [$TETHER]   the load generator binary (`tether bench ...`)
@@ -78,6 +80,7 @@ cleanup() {
     if [[ -n "${CLIENT_PID:-}" ]] && kill -0 "$CLIENT_PID" 2>/dev/null; then
         kill -KILL "$CLIENT_PID" 2>/dev/null || true
     fi
+    [[ -n "${SCRAPER_PID:-}" ]] && kill "$SCRAPER_PID" 2>/dev/null || true
     rm -rf "$WORK"
     exit "$status"
 }
@@ -148,6 +151,10 @@ ACTIVE=()
 for s in $SERVERS; do
     case "$s" in
         tether | tungstenite | fastwebsockets) ACTIVE+=("$s") ;;
+        tether-metrics)
+            if "$TETHER" serve --help 2>/dev/null | grep -q -- '--metrics'; then ACTIVE+=("$s"); else
+                log "this tether serve has no --metrics: skipping tether-metrics"
+            fi ;;
         node) if [[ $HAVE_NODE == 1 ]]; then ACTIVE+=(node); else log "node not installed: skipping the Node ws server"; fi ;;
         *) echo "run.sh: unknown server in SERVERS: $s" >&2; exit 2 ;;
     esac
@@ -156,6 +163,7 @@ done
 server_label() {
     case "$1" in
         tether) echo "Tether" ;;
+        tether-metrics) echo "Tether, metrics on (scraped 1/s)" ;;
         tungstenite) echo "tokio-tungstenite" ;;
         fastwebsockets) echo "fastwebsockets" ;;
         node) echo "Node ws" ;;
@@ -174,9 +182,10 @@ start_server() { # NAME [EXTRA TETHER FLAGS...] -> SERVER_PID, SERVER_URL (with 
         # serve has it; TOKIO_WORKER_THREADS=1 for older builds without it (a one-worker
         # multi-thread runtime).
         # The connection cap goes above the idle scenario's count: the peers have none.
-        tether)
+        tether | tether-metrics)
             cmd=(env TETHER_LOG=warn TOKIO_WORKER_THREADS=1 "${PIN_SERVER[@]}" "$TETHER" serve --port 0
                 "${TETHER_THREADS[@]}" --max-connections $((IDLE_CONNECTIONS + FANOUT_SUBSCRIBERS + 1000)) "$@")
+            [[ $name == tether-metrics ]] && cmd+=(--metrics)
             path=/echo ;;
         tungstenite) cmd=("${PIN_SERVER[@]}" "$PEERS/tungstenite-echo" --port 0) ;;
         fastwebsockets) cmd=("${PIN_SERVER[@]}" "$PEERS/fastwebsockets-echo" --port 0) ;;
@@ -199,9 +208,35 @@ start_server() { # NAME [EXTRA TETHER FLAGS...] -> SERVER_PID, SERVER_URL (with 
         return 1
     fi
     SERVER_URL=$base$path
+    [[ $name == tether-metrics ]] && start_scraper "${base#ws://}"
+    return 0
+}
+
+# Scrapes http://HOST:PORT/metrics once a second in the background (pinned with the load
+# generator), as Prometheus would, so that `tether-metrics` pays for what metrics cost when they
+# are used: the counting on every message and the page built on every scrape. Plain bash over
+# /dev/tcp: no curl needed.
+SCRAPER_PID=""
+start_scraper() { # HOST:PORT
+    local host=${1%:*} port=${1##*:}
+    "${PIN_CLIENT[@]}" bash -c '
+        while sleep 1; do
+            exec 3<>"/dev/tcp/$0/$1" || continue
+            printf "GET /metrics HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" "$0" >&3
+            cat <&3 >/dev/null
+            exec 3<&-
+        done' "$host" "$port" &
+    SCRAPER_PID=$!
+}
+stop_scraper() {
+    [[ -n "$SCRAPER_PID" ]] || return 0
+    kill "$SCRAPER_PID" 2>/dev/null || true
+    wait "$SCRAPER_PID" 2>/dev/null || true
+    SCRAPER_PID=""
 }
 
 stop_server() {
+    stop_scraper
     [[ -n "$SERVER_PID" ]] || return 0
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     local i
