@@ -3,6 +3,8 @@
 # driven by playwright-core): demo.test.mjs and channels.test.mjs start `tether serve --port 0` and
 # drive the demo pages; auth.test.mjs starts `tether serve --port 0 --demo-tokens
 # --demo-token-secs 4` and drives the chat's sign-in, token refresh and refusal messages;
+# admin.test.mjs starts `tether serve --port 0 --admin-password ...` and drives the admin dashboard
+# (login, live count, search, Disconnect, Publish; admin-desktop.png and admin-phone.png);
 # token.test.mjs checks tether.js's token logic, and demo-fake.test.mjs the demo pages' handling of
 # stopped clients and sign-in failures, against an in-process fake (fake-auth.mjs).
 # Screenshots land in reports/browser/. TETHER_BIN=tests/browser/fake-tether.mjs runs the server

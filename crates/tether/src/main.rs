@@ -4,6 +4,7 @@
 //!  tether serve   ─ settings/ (flags over TOML over defaults, ranges checked: exit 2)
 //!                   └▶ serve.rs: tether-tokio Server + tether-hub on /tether + demo/ routes
 //!                      + api/ (the server HTTP API on /api/*, or on --internal-port)
+//!                      + admin/ (the dashboard on /admin and /admin/ws, with api/'s port)
 //!  tether connect ─ connect/args ─▶ session (tether-tokio client, WsUrl, handshake bytes)
 //!                   └▶ scripted (send, expect, exit status) or interactive (prompt, commands)
 //!  tether bench   ─ bench/common ─▶ echo | fanout/ | idle, over bench/net (tether-proto on raw
@@ -11,6 +12,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod admin;
 mod api;
 mod auth;
 mod bench;

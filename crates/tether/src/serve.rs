@@ -5,8 +5,9 @@
 //! its chat, live stream and game pages. With `--no-demos` only `/tether`, `/healthz`, `/readyz`
 //! and `--static` remain. With an API key the server HTTP API ([`crate::api`]) answers on
 //! `/api/*`, or only on `--internal-port` (a second, plain-HTTP listener on the same host). With
-//! `--metrics` the Prometheus page ([`crate::metrics`]) answers on `/metrics`, likewise on the
-//! internal port when there is one.
+//! `--metrics` the Prometheus page ([`crate::metrics`]) answers on `/metrics`, and with an admin
+//! password the dashboard ([`crate::admin`]) on `/admin` and `/admin/ws`, likewise on the internal
+//! port when there is one.
 //! SIGINT or SIGTERM shut it down gracefully: stop accepting, close every connection with 1001,
 //! wait up to the drain timeout.
 //!
@@ -27,6 +28,7 @@ use std::time::Instant;
 use tether_hub::{Hub, TokenServer};
 use tether_tokio::{RouteOptions, Server, ServerConfig, ServerHandle};
 
+use crate::admin::{self, Admin};
 use crate::api;
 use crate::auth::hub::{JwtVerifier, PublishProxy};
 use crate::auth::publish_proxy::PublishBackend;
@@ -58,6 +60,12 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     let token = token_server(&hub, ping_interval, auth, &ProxyClient::new());
     // `--metrics`: the page reads the server's and the hub's counters when it is scraped.
     let metrics = resolved.metrics.then(|| Metrics::new(server.stats(), &hub));
+    // The admin dashboard, with a password only (plain HTTP on the internal port: its cookie is
+    // Secure only on a TLS main port).
+    let admin = auth.admin_password.as_ref().map(|password| {
+        let secure = tls && auth.internal_port.is_none();
+        Admin::new(password, hub.clone(), server.stats(), server.registry(), started, secure)
+    });
     // The server API, with a key only.
     let api = auth.api_key.as_ref().map(|key| {
         let state = api::ApiState::new(hub, key.expose(), started);
@@ -66,8 +74,10 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
             None => state,
         })
     });
-    // The API and the metrics: on the internal port when there is one, else on this one.
-    let private: Vec<axum::Router> = [api, metrics.as_ref().map(Metrics::router)].into_iter().flatten().collect();
+    // The API, the metrics and the dashboard: on the internal port when there is one, else on
+    // this one.
+    let private: Vec<axum::Router> =
+        [api, metrics.as_ref().map(Metrics::router), admin.as_ref().map(Admin::router)].into_iter().flatten().collect();
     let (private_here, private_internal) = match auth.internal_port {
         Some(port) => (Vec::new(), Some((port, private))),
         None => (private, None),
@@ -107,10 +117,18 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     for router in private_here {
         http = http.merge(router);
     }
+    if let Some(admin) = &admin {
+        admin.spawn_sampler();
+        if auth.internal_port.is_none() {
+            let (options, socket) = admin.socket_route();
+            server = server.route_with(admin::SOCKET_PATH, options, socket);
+        }
+    }
+    let admin_internal = admin.as_ref().filter(|_| auth.internal_port.is_some());
     let internal = match (private_internal, internal_config) {
         (Some((port, routers)), Some(config)) => {
             let router = routers.into_iter().fold(axum::Router::new(), axum::Router::merge);
-            Some(serve_internal(config, resolved.host, port, router).await?)
+            Some(serve_internal(config, resolved.host, port, router, admin_internal).await?)
         }
         _ => None,
     };
@@ -132,6 +150,13 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
             if metrics.is_some() {
                 let _ = writeln!(stdout, "metrics on http://{internal}{}", crate::metrics::PATH);
             }
+        }
+        if admin.is_some() {
+            let at = internal.as_ref().map_or_else(
+                || format!("http{}://{addr}", if tls { "s" } else { "" }),
+                |(at, _)| format!("http://{at}"),
+            );
+            let _ = writeln!(stdout, "admin dashboard on {at}/admin");
         }
         let _ = stdout.flush();
     }
@@ -167,18 +192,24 @@ fn token_server(hub: &Hub, heartbeat: std::time::Duration, auth: &AuthSettings, 
     token
 }
 
-/// Serves `routes` (the server API, the metrics page) alone on `port` of `host`
-/// (`--internal-port`): a server of its own with no WebSocket route, the main one's limits, and
-/// plain HTTP (it is meant for a private network; TLS stays on the public port). Returns its
-/// address and the handle that stops it.
+/// Serves `routes` (the server API, the metrics page, the dashboard) alone on `port` of `host`
+/// (`--internal-port`): a server of its own with no WebSocket route but the dashboard's, the main
+/// one's limits, and plain HTTP (it is meant for a private network; TLS stays on the public port).
+/// Returns its address and the handle that stops it.
 async fn serve_internal(
     config: ServerConfig,
     host: std::net::IpAddr,
     port: u16,
     routes: axum::Router,
+    admin: Option<&Admin>,
 ) -> Result<(std::net::SocketAddr, ServerHandle), String> {
     let not_found = || async { (axum::http::StatusCode::NOT_FOUND, "not found\n") };
-    let server = Server::new(ServerConfig { tls: None, ..config })
+    let mut server = Server::new(ServerConfig { tls: None, ..config });
+    if let Some(admin) = admin {
+        let (options, socket) = admin.socket_route();
+        server = server.route_with(admin::SOCKET_PATH, options, socket);
+    }
+    let server = server
         .http(routes.fallback(not_found))
         .bind((host, port))
         .await

@@ -522,7 +522,7 @@ fn bad_auth_settings_stop_the_server_with_one_line_and_status_2() {
             &["--token-public-key", not_pem_arg],
             format!("--token-public-key {not_pem_arg}: expected a PEM public key of RSA or EC P-256 (not a PEM public key of RSA or EC P-256)"),
         ),
-        (&["--internal-port", "9001"], "--internal-port 9001: expected an API key (--api-key or --api-key-file) or --metrics too: it serves nothing without one".into()),
+        (&["--internal-port", "9001"], "--internal-port 9001: expected an API key (--api-key or --api-key-file), --metrics or an admin password (--admin-password or --admin-password-file) too: it serves nothing without one".into()),
         (&["--config", config_arg], format!("{config_arg}: namespaces.chat.history_size = 100001: expected a whole number 0..=100000 (0 = no history)")),
     ];
     for (args, message) in cases {

@@ -43,6 +43,8 @@ pub struct AuthSettings {
     pub api_key: Option<Secret>,
     /// Serve `/api/*` (and `/metrics`) only on this port.
     pub internal_port: Option<u16>,
+    /// The admin dashboard's password; `None` = `/admin` is off (404).
+    pub admin_password: Option<Secret>,
     pub demo_tokens: bool,
     /// How long a demo token is valid.
     pub demo_token_lifetime: Duration,
@@ -50,7 +52,12 @@ pub struct AuthSettings {
     pub namespaces: Vec<(String, NamespacePolicy)>,
 }
 
-fn invalid(key: impl Into<String>, value: impl Into<String>, quoted: bool, expected: impl Into<String>) -> Invalid {
+pub(super) fn invalid(
+    key: impl Into<String>,
+    value: impl Into<String>,
+    quoted: bool,
+    expected: impl Into<String>,
+) -> Invalid {
     Invalid { key: key.into(), value: value.into(), quoted, expected: expected.into() }
 }
 
@@ -59,7 +66,7 @@ fn invalid(key: impl Into<String>, value: impl Into<String>, quoted: bool, expec
 const PLACEHOLDER_PREFIX: &str = "change-me";
 
 /// A secret that is still the example's placeholder.
-fn check_not_placeholder(secret: &str) -> Result<(), String> {
+pub(super) fn check_not_placeholder(secret: &str) -> Result<(), String> {
     if secret.starts_with(PLACEHOLDER_PREFIX) {
         Err(format!("a secret of your own, not a placeholder starting with {PLACEHOLDER_PREFIX}"))
     } else {
@@ -68,7 +75,7 @@ fn check_not_placeholder(secret: &str) -> Result<(), String> {
 }
 
 /// A secret is shown by its length only.
-fn hidden(secret: &str) -> String {
+pub(super) fn hidden(secret: &str) -> String {
     format!("<{} bytes, hidden>", secret.len())
 }
 
@@ -137,6 +144,7 @@ impl ServeSettings {
             check_api_key(key.expose())
                 .map_err(|expected| invalid("api_key", hidden(key.expose()), false, expected))?;
         }
+        self.validate_admin()?;
         check_claim("token_audience", &self.token_audience)?;
         check_claim("token_issuer", &self.token_issuer)?;
         for (key, url) in [("connect_proxy", &self.connect_proxy), ("publish_proxy", &self.publish_proxy)] {
@@ -178,6 +186,7 @@ impl ServeSettings {
             check_hmac_secret,
         )?;
         let api_key = secret_from(&self.api_key, &self.api_key_file, "--api-key-file", check_api_key)?;
+        let admin_password = self.resolve_admin()?;
         let public_key = match &self.token_public_key {
             Some(path) => Some(
                 std::fs::read(path).map_err(|e| format!("--token-public-key {}: cannot read: {e}", path.display()))?,
@@ -211,11 +220,10 @@ impl ServeSettings {
             None
         };
         if let Some(internal) = self.internal_port {
-            // What the internal port serves: the API, the metrics page (each when it is on).
-            // TODO(lead): `|| admin_password` once the admin settings land (helper A).
-            let serves_something = api_key.is_some() || self.metrics;
+            // What the internal port serves: the API, the metrics page, the dashboard (each when on).
+            let serves_something = api_key.is_some() || self.metrics || admin_password.is_some();
             if !serves_something {
-                return Err(format!("--internal-port {internal}: expected an API key (--api-key or --api-key-file) or --metrics too: it serves nothing without one"));
+                return Err(format!("--internal-port {internal}: expected an API key (--api-key or --api-key-file), --metrics or an admin password (--admin-password or --admin-password-file) too: it serves nothing without one"));
             }
             if internal == port && internal != 0 {
                 return Err(format!("--internal-port {internal}: expected a port other than --port"));
@@ -253,6 +261,7 @@ impl ServeSettings {
             proxy_timeout: self.proxy_timeout.map_or(DEFAULT_PROXY_TIMEOUT, Duration::from_secs_f64),
             api_key,
             internal_port: self.internal_port,
+            admin_password,
             demo_tokens: self.demo_tokens,
             demo_token_lifetime: self.demo_token_secs.map_or(DEFAULT_DEMO_TOKEN_LIFETIME, Duration::from_secs),
             namespaces,
@@ -289,7 +298,7 @@ impl ServeSettings {
 
 /// A secret given directly (checked already, with the command line or the file it came from) or
 /// as a file, read and checked here; `file_flag` names the file form in the error.
-fn secret_from(
+pub(super) fn secret_from(
     given: &Option<Secret>,
     file: &Option<std::path::PathBuf>,
     file_flag: &str,

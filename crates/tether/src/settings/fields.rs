@@ -207,11 +207,20 @@ pub struct ServeSettings {
     /// [default: none].
     #[arg(long, value_name = "FILE")]
     pub api_key_file: Option<PathBuf>,
-    /// Serve `/api/*` (and `/metrics`) only on this port, 1..=65535, not --port; needs an API key
-    /// or --metrics. It binds --host: with --host 0.0.0.0 the API is public, so firewall it
-    /// [default: the API is on --port].
+    /// Serve `/api/*`, `/metrics` and `/admin` (each when it is on) only on this port, 1..=65535,
+    /// not --port; needs an API key, --metrics or an admin password. It binds --host: with --host
+    /// 0.0.0.0 it is public, so firewall it [default: they are on --port].
     #[arg(long, value_name = "PORT")]
     pub internal_port: Option<u16>,
+    /// Admin dashboard password, 8..=1024 bytes: turns on `/admin` (a login form, then live
+    /// counters and tables of connections and channels); without one `/admin` is off (404).
+    /// Served on --internal-port when that is set. Prefer --admin-password-file [default: none].
+    #[arg(long, value_name = "PASSWORD", value_parser = secret)]
+    pub admin_password: Option<Secret>,
+    /// File holding the admin password (one trailing newline is dropped), read at startup
+    /// [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub admin_password_file: Option<PathBuf>,
     /// `GET /demo/token?user=NICK` signs short-lived tokens for any nickname (demos only: anyone
     /// gets a token), and `/tether` then needs a token. They are signed with a random secret of
     /// this process; refused with --token-hmac-secret(-file) [default: false].
@@ -323,6 +332,8 @@ impl ServeSettings {
             api_key: pair(&self.api_key, &self.api_key_file, &file.api_key),
             api_key_file: pair(&self.api_key_file, &self.api_key, &file.api_key_file),
             internal_port: self.internal_port.or(file.internal_port),
+            admin_password: pair(&self.admin_password, &self.admin_password_file, &file.admin_password),
+            admin_password_file: pair(&self.admin_password_file, &self.admin_password, &file.admin_password_file),
             demo_tokens: self.demo_tokens || file.demo_tokens,
             demo_token_secs: self.demo_token_secs.or(file.demo_token_secs),
             direct_messages: self.direct_messages.or(file.direct_messages),

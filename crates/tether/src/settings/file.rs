@@ -25,7 +25,7 @@ impl ServeSettings {
 }
 
 /// The keys whose values are secrets.
-const SECRET_KEYS: [&str; 2] = ["token_hmac_secret", "api_key"];
+const SECRET_KEYS: [&str; 3] = ["token_hmac_secret", "api_key", "admin_password"];
 
 /// A TOML error on one line: `FILE: key = value: what is wrong`, with the range when the key has
 /// one (toml's own message spans several lines and shows the file's text).

@@ -14,8 +14,9 @@
 //! line goes over the file; [`ranges`] the table of ranges and the checks; [`file`] reading the
 //! TOML file and its one-line errors; [`resolve`] the defaults and what the server is given;
 //! [`auth`] the checks and defaults of the auth settings; [`namespaces`] the `[namespaces.NAME]`
-//! tables.
+//! tables; [`admin`] the admin dashboard's password.
 
+mod admin;
 mod auth;
 mod fields;
 mod file;

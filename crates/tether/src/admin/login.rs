@@ -1,0 +1,208 @@
+//! The login: the password compared in constant time, and wrong passwords slowed down.
+//!
+//! Both the password and the attempt are hashed with SHA-256 and the digests compared with
+//! `subtle` (as the server API's key check does), so the comparison's time says nothing about
+//! how much of an attempt was right, nor about the password's length.
+//!
+//! Slowing guesses: every wrong password is answered only after [`WRONG_PASSWORD_DELAY`], and
+//! each address gets [`FREE_FAILURES`] wrong passwords, after which each further one locks it
+//! out for twice as long as the last (2 s, 4 s, ... at most [`MAX_LOCK`]); a locked address is
+//! refused before its password is looked at. An attempt counts as wrong from the moment it
+//! starts (a right password then clears the count), so parallel guesses cannot slip in before the
+//! first one's answer. The table of addresses is bounded ([`MAX_ADDRESSES`]) and forgets an
+//! address [`FORGET_AFTER`] its last wrong password; an IPv6 address counts by its /64, which is
+//! what one machine usually holds.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ring::digest::{digest, SHA256};
+use subtle::ConstantTimeEq as _;
+
+/// How long a wrong password waits for its answer.
+pub const WRONG_PASSWORD_DELAY: Duration = Duration::from_secs(1);
+/// Wrong passwords an address may send before it is locked out.
+pub const FREE_FAILURES: u32 = 3;
+/// The longest lockout.
+pub const MAX_LOCK: Duration = Duration::from_secs(300);
+/// Addresses remembered at once.
+pub const MAX_ADDRESSES: usize = 10_000;
+/// An address's count is forgotten this long after its last wrong password.
+pub const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    digest(&SHA256, bytes).as_ref().try_into().expect("SHA-256 is 32 bytes")
+}
+
+/// The password's digest, never the password.
+pub struct PasswordCheck {
+    digest: [u8; 32],
+}
+
+impl PasswordCheck {
+    pub fn new(password: &str) -> Self {
+        Self { digest: sha256(password.as_bytes()) }
+    }
+
+    /// Whether `attempt` is the password, in time that does not depend on how much of it is right.
+    pub fn matches(&self, attempt: &[u8]) -> bool {
+        sha256(attempt).ct_eq(&self.digest).into()
+    }
+}
+
+/// What [`Throttle::attempt`] decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Check the password (the attempt already counts as wrong until [`Throttle::succeeded`]).
+    Check,
+    /// Locked out for this much longer: refuse without looking at the password.
+    Locked(Duration),
+}
+
+struct Failures {
+    count: u32,
+    locked_until: Option<Instant>,
+    last: Instant,
+}
+
+/// The per-address count of wrong passwords.
+#[derive(Default)]
+pub struct Throttle {
+    addresses: Mutex<HashMap<IpAddr, Failures>>,
+}
+
+/// The address a count is kept under: IPv4 as is (an IPv4-mapped IPv6 address too), IPv6 by /64.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut segments = v6.segments();
+                segments[4..].fill(0);
+                IpAddr::V6(segments.into())
+            }
+        },
+    }
+}
+
+/// How long the `count`-th wrong password locks its address out.
+fn lock_for(count: u32) -> Option<Duration> {
+    let over = count.checked_sub(FREE_FAILURES).filter(|over| *over > 0)?;
+    let secs = 1u64.checked_shl(over).unwrap_or(u64::MAX).min(MAX_LOCK.as_secs());
+    Some(Duration::from_secs(secs))
+}
+
+impl Throttle {
+    /// A login attempt from `ip` at `now`.
+    pub fn attempt(&self, ip: IpAddr, now: Instant) -> Admission {
+        let key = address_key(ip);
+        let mut addresses = self.lock();
+        if let Some(failures) = addresses.get(&key) {
+            if let Some(left) = failures.locked_until.and_then(|until| until.checked_duration_since(now)) {
+                if !left.is_zero() {
+                    return Admission::Locked(left);
+                }
+            }
+        }
+        if !addresses.contains_key(&key) && addresses.len() >= MAX_ADDRESSES {
+            addresses.retain(|_, failures| now.duration_since(failures.last) < FORGET_AFTER);
+            if addresses.len() >= MAX_ADDRESSES {
+                if let Some(idle) = addresses.iter().min_by_key(|(_, f)| f.last).map(|(key, _)| *key) {
+                    addresses.remove(&idle);
+                }
+            }
+        }
+        let failures = addresses.entry(key).or_insert(Failures { count: 0, locked_until: None, last: now });
+        failures.count = failures.count.saturating_add(1);
+        failures.last = now;
+        failures.locked_until = lock_for(failures.count).map(|lock| now + lock);
+        Admission::Check
+    }
+
+    /// The attempt from `ip` had the right password: its count is cleared.
+    pub fn succeeded(&self, ip: IpAddr) {
+        self.lock().remove(&address_key(ip));
+    }
+
+    /// Forgets the addresses whose last wrong password is old (called once a second).
+    pub fn sweep(&self, now: Instant) {
+        self.lock().retain(|_, failures| now.duration_since(failures.last) < FORGET_AFTER);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Failures>> {
+        self.addresses.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_password_matches() {
+        let check = PasswordCheck::new("s3cret-pw");
+        assert!(check.matches(b"s3cret-pw"));
+        for wrong in [&b""[..], b"s3cret-p", b"s3cret-pw ", b"S3cret-pw"] {
+            assert!(!check.matches(wrong), "{wrong:?}");
+        }
+    }
+
+    #[test]
+    fn lockouts_double_after_the_free_failures_up_to_the_cap() {
+        assert_eq!((1..=FREE_FAILURES).filter_map(lock_for).count(), 0);
+        assert_eq!(lock_for(4), Some(Duration::from_secs(2)));
+        assert_eq!(lock_for(5), Some(Duration::from_secs(4)));
+        assert_eq!(lock_for(11), Some(Duration::from_secs(256)));
+        assert_eq!(lock_for(12), Some(MAX_LOCK));
+        assert_eq!(lock_for(u32::MAX), Some(MAX_LOCK));
+    }
+
+    #[test]
+    fn an_address_is_locked_out_after_its_free_failures_and_cleared_by_the_right_password() {
+        let throttle = Throttle::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        let now = Instant::now();
+        for _ in 0..=FREE_FAILURES {
+            assert_eq!(throttle.attempt(ip, now), Admission::Check);
+        }
+        assert_eq!(throttle.attempt(ip, now), Admission::Locked(Duration::from_secs(2)));
+        assert_eq!(throttle.attempt(other, now), Admission::Check, "per address");
+        let later = now + Duration::from_secs(2);
+        assert_eq!(throttle.attempt(ip, later), Admission::Check, "the lock ran out");
+        assert_eq!(throttle.attempt(ip, later + Duration::from_secs(1)), Admission::Locked(Duration::from_secs(3)));
+        throttle.succeeded(ip);
+        assert_eq!(throttle.attempt(ip, later + Duration::from_secs(1)), Admission::Check);
+    }
+
+    #[test]
+    fn ipv6_counts_by_its_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key("2001:db8:1:3::1".parse().unwrap()));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(address_key(mapped), "192.0.2.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn the_table_stays_bounded_whatever_addresses_come() {
+        let throttle = Throttle::default();
+        let now = Instant::now();
+        for i in 0..(MAX_ADDRESSES as u32 + 500) {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            throttle.attempt(ip, now + Duration::from_millis(u64::from(i)));
+        }
+        assert_eq!(throttle.len(), MAX_ADDRESSES);
+        throttle.sweep(now + FORGET_AFTER + Duration::from_secs(60));
+        assert_eq!(throttle.len(), 0);
+    }
+}

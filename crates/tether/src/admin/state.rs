@@ -1,0 +1,47 @@
+//! What every part of the dashboard shares ([`Shared`], behind the `Admin` handle's `Arc`): the
+//! password's digest, the login slowdown, the sessions, the server and hub it watches, the
+//! samples, and the open live sockets.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use tether_hub::Hub;
+use tether_tokio::{Conn, Registry, ServerStats};
+
+use super::login::{PasswordCheck, Throttle};
+use super::series::Series;
+use super::sessions::Sessions;
+use crate::log_throttle::LogThrottle;
+
+pub struct Shared {
+    pub password: PasswordCheck,
+    pub throttle: Throttle,
+    pub sessions: Sessions,
+    pub hub: Hub,
+    pub stats: ServerStats,
+    /// The main server's connections (the ones the tables list and Disconnect closes).
+    pub registry: Registry,
+    pub started: Instant,
+    /// Whether the dashboard is served over TLS: the cookie is then `Secure`.
+    pub secure: bool,
+    /// The largest `/admin/api/*` body.
+    pub body_limit: usize,
+    pub series: Mutex<Series>,
+    /// The open live sockets, by connection id (at most `socket::MAX_SOCKETS`).
+    pub sockets: Mutex<HashMap<String, Conn>>,
+    /// The warn lines about wrong passwords: one a second at most.
+    pub refusals: LogThrottle,
+    pub sampler_started: AtomicBool,
+}
+
+impl Shared {
+    pub fn lock_series(&self) -> MutexGuard<'_, Series> {
+        self.series.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn lock_sockets(&self) -> MutexGuard<'_, HashMap<String, Conn>> {
+        self.sockets.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
