@@ -2,9 +2,9 @@
 //! one [`Hub::stats`] per scrape and encodes them as const metrics.
 //!
 //! Nothing here runs on a message's path. The server counts in per-connection fields written by
-//! each connection's own task (tether-tokio's `ServerStats`), the hub in its own counters; this
-//! file only reads them when Prometheus asks, so `--metrics` costs the hot path nothing (the echo
-//! benchmark's figure, docs/benchmarks.md).
+//! each connection's own task (tether-tokio's `ServerStats`), the hub in its own counters, whether
+//! or not `--metrics` is on; this file only reads them when a page is built. The echo benchmark
+//! with metrics on and off: see docs/benchmarks.md, section "Metrics on and off".
 //!
 //! Labels are low-cardinality by construction: `route` is one of the server's routes (fixed at
 //! startup), `status` an HTTP status the server chose, `code` a close code with peer-chosen
@@ -131,7 +131,7 @@ pub(super) fn encode(readings: &Readings, mut encoder: DescriptorEncoder) -> fmt
     family(
         e,
         "tether_messages_sent",
-        "Messages queued to connections, by route (a broadcast counts once per connection)",
+        "Messages the protocol core encoded into a connection's output, by route (a broadcast counts once per connection; sends dropped at close are not counted)",
         None,
         MetricType::Counter,
         |f| routes.iter().try_for_each(|r| counter_sample(f, &[("route", r.path.as_str())], r.messages_sent)),

@@ -4,18 +4,21 @@
 //! The page is one prometheus-client [`Registry`] holding:
 //! - the families read at scrape time ([`collector`]): connections, messages, bytes, closes,
 //!   rejections, queues from tether-tokio's `ServerStats`, channels, subscriptions, publications
-//!   and history from the hub, build info and uptime. The hot path pays nothing for them;
-//! - `tether_publish_fanout_seconds`, a histogram the hub feeds through `Hub::on_fanout` once per
-//!   publish that reached a subscriber (a publish already takes locks and allocates; one more short
-//!   lock does not show);
+//!   and history from the hub, build info and uptime. The page adds nothing to a message's path
+//!   for them (the server and the hub keep those counts anyway);
+//! - `tether_publish_fanout_seconds` ([`histogram`]), which the hub feeds through `Hub::on_fanout`
+//!   once per publish that reached a subscriber: two relaxed atomic adds, no lock;
 //! - `tether_api_requests_total` ([`api_calls`]), counted by the server API as it answers.
 //!
-//! A scrape walks the open connections once (`ServerStats::snapshot`, `Hub::stats`): cheap at
-//! Prometheus's usual interval, but not something to let the world call in a loop, which is one
-//! more reason to serve it on the internal port.
+//! Building the page walks the open connections once (`ServerStats::snapshot`, `Hub::stats`),
+//! under the server's registry lock. So that whoever reaches `/metrics` cannot make the server do
+//! that in a loop, the encoded page is cached ([`PageCache`]): at most one build per
+//! [`PAGE_TTL`], every scrape in between gets the same bytes.
 
 mod api_calls;
+mod cache;
 mod collector;
+mod histogram;
 
 use std::sync::Arc;
 
@@ -25,7 +28,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 use tether_hub::Hub;
 use tether_tokio::ServerStats;
@@ -38,16 +40,17 @@ pub const PATH: &str = "/metrics";
 /// The content type of the OpenMetrics text format, as prometheus-client's docs give it.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The fan-out histogram's buckets: 50 µs doubling 15 times, up to about 0.82 s (then `+Inf`). A
-/// fan-out to a handful of local subscribers takes microseconds; tens of thousands, milliseconds.
-fn fanout_buckets() -> impl Iterator<Item = f64> {
-    exponential_buckets(50e-6, 2.0, 15)
-}
+use cache::PageCache;
+use histogram::FanoutHistogram;
+
+/// How long an encoded page is served again before a scrape builds a new one (Prometheus scrapes
+/// every 15 s or so: a page at most this old is as good as a new one).
+pub const PAGE_TTL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The metrics page of one server and its hub (a cheap handle).
 #[derive(Clone)]
 pub struct Metrics {
-    registry: Arc<Registry>,
+    page: Arc<PageCache>,
     calls: ApiCalls,
 }
 
@@ -57,25 +60,29 @@ impl Metrics {
     /// once per hub: a hub takes one fan-out observer.
     pub fn new(stats: ServerStats, hub: &Hub) -> Self {
         let mut registry = Registry::default();
-        let fanout = Histogram::new(fanout_buckets());
+        let fanout = FanoutHistogram::default();
         registry.register_with_unit(
             "tether_publish_fanout",
             "Time from a publish's start to its last subscriber's message queued, for publishes that reached a subscriber",
             Unit::Seconds,
             fanout.clone(),
         );
-        if !hub.on_fanout(move |elapsed| fanout.observe(elapsed.as_secs_f64())) {
+        if !hub.on_fanout(move |elapsed| fanout.observe(elapsed)) {
             tracing::warn!("the hub already has a fan-out observer: tether_publish_fanout_seconds stays empty");
         }
         let calls = ApiCalls::default();
         registry.register("tether_api_requests", "Server API calls answered, by method and status", calls.family());
         registry.register_collector(Box::new(collector::Sources::new(stats, hub.clone())));
-        Self { registry: Arc::new(registry), calls }
+        let page = PageCache::new(PAGE_TTL, move || {
+            let mut page = String::with_capacity(16 * 1024);
+            encode(&mut page, &registry).map(|()| page)
+        });
+        Self { page: Arc::new(page), calls }
     }
 
     /// `GET /metrics` (and HEAD); any other method gets 405.
     pub fn router(&self) -> Router {
-        Router::new().route(PATH, get(scrape)).with_state(Arc::clone(&self.registry))
+        Router::new().route(PATH, get(scrape)).with_state(Arc::clone(&self.page))
     }
 
     /// The counter of server API calls, for `api::ApiState::with_calls`.
@@ -84,10 +91,9 @@ impl Metrics {
     }
 }
 
-async fn scrape(State(registry): State<Arc<Registry>>) -> Response {
-    let mut page = String::with_capacity(16 * 1024);
-    match encode(&mut page, &registry) {
-        Ok(()) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], page).into_response(),
+async fn scrape(State(page): State<Arc<PageCache>>) -> Response {
+    match page.get().await {
+        Ok(page) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], page).into_response(),
         Err(std::fmt::Error) => {
             tracing::error!("encoding the metrics page failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the metrics\n").into_response()

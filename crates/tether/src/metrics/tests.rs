@@ -1,6 +1,8 @@
 //! The page's names, types and labels from fixed readings, without a server (the integration test
 //! `tests/metrics.rs` checks them against a real one, and with an independent parser).
 
+use std::time::Duration;
+
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use tether_tokio::{RouteStats, StatsSnapshot};
@@ -152,10 +154,106 @@ fn api_calls_are_counted_by_method_and_status() {
 }
 
 #[test]
-fn fanout_buckets_run_from_50_microseconds_to_under_a_second() {
-    let buckets: Vec<f64> = fanout_buckets().collect();
-    assert_eq!(buckets.len(), 15);
-    assert!((buckets[0] - 50e-6).abs() < 1e-12, "{buckets:?}");
-    assert!(buckets.windows(2).all(|pair| (pair[1] / pair[0] - 2.0).abs() < 1e-9), "{buckets:?}");
-    assert!((0.5..1.0).contains(&buckets[14]), "{buckets:?}");
+fn fanout_buckets_run_from_50_microseconds_doubling_to_under_a_second() {
+    let (_, _, buckets) = FanoutHistogram::default().read();
+    assert_eq!(buckets.len(), 16);
+    assert!((buckets[0].0 - 50e-6).abs() < 1e-12, "{buckets:?}");
+    assert!(buckets[..15].windows(2).all(|pair| (pair[1].0 / pair[0].0 - 2.0).abs() < 1e-9), "{buckets:?}");
+    assert!((0.5..1.0).contains(&buckets[14].0), "{buckets:?}");
+    assert_eq!(buckets[15].0, f64::INFINITY);
+}
+
+#[test]
+fn an_observation_lands_in_the_first_bucket_whose_bound_it_does_not_pass() {
+    use histogram::{bound_nanos, bucket_of, BUCKETS};
+    assert_eq!(bucket_of(0), 0);
+    assert_eq!(bucket_of(50_000), 0, "bounds are inclusive (le)");
+    assert_eq!(bucket_of(50_001), 1);
+    assert_eq!(bucket_of(100_000), 1);
+    assert_eq!(bucket_of(150_000), 2);
+    for index in 1..BUCKETS {
+        assert_eq!(bucket_of(bound_nanos(index)), index);
+        assert_eq!(bucket_of(bound_nanos(index - 1) + 1), index);
+    }
+    assert_eq!(bucket_of(bound_nanos(BUCKETS - 1)), BUCKETS - 1);
+    assert_eq!(bucket_of(bound_nanos(BUCKETS - 1) + 1), BUCKETS, "+Inf");
+    assert_eq!(bucket_of(u64::MAX), BUCKETS);
+
+    let histogram = FanoutHistogram::default();
+    for micros in [10, 50, 51, 700, 2_000_000] {
+        histogram.observe(Duration::from_micros(micros));
+    }
+    let (sum, count, buckets) = histogram.read();
+    assert_eq!(count, 5);
+    assert!((sum - 2.000_811).abs() < 1e-9, "{sum}");
+    let counts: Vec<u64> = buckets.iter().map(|(_, n)| *n).collect();
+    // 10 and 50 µs in le=50µs, 51 in le=100µs, 700 in le=800µs (50·2^4), 2 s in +Inf.
+    assert_eq!(counts, [2, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+}
+
+#[test]
+fn the_fanout_histogram_is_encoded_as_an_openmetrics_histogram() {
+    let histogram = FanoutHistogram::default();
+    histogram.observe(Duration::from_micros(30));
+    histogram.observe(Duration::from_micros(120));
+    histogram.observe(Duration::from_secs(3));
+    let mut registry = Registry::default();
+    registry.register_with_unit("tether_publish_fanout", "Fan-out time", Unit::Seconds, histogram);
+    let mut page = String::new();
+    encode_page(&mut page, &registry);
+    assert!(page.contains("# TYPE tether_publish_fanout_seconds histogram\n"), "{page}");
+    assert!(page.contains("# UNIT tether_publish_fanout_seconds seconds\n"), "{page}");
+    assert!(page.contains("\ntether_publish_fanout_seconds_count 3\n"), "{page}");
+    assert!(page.contains("\ntether_publish_fanout_seconds_sum 3.00015\n"), "{page}");
+    // Cumulative buckets: 1 up to 50 µs, 1 more by 200 µs, the 3 s only in +Inf.
+    assert!(page.contains("\ntether_publish_fanout_seconds_bucket{le=\"0.00005\"} 1\n"), "{page}");
+    assert!(page.contains("\ntether_publish_fanout_seconds_bucket{le=\"0.0001\"} 1\n"), "{page}");
+    assert!(page.contains("\ntether_publish_fanout_seconds_bucket{le=\"0.0002\"} 2\n"), "{page}");
+    assert!(page.contains("\ntether_publish_fanout_seconds_bucket{le=\"0.8192\"} 2\n"), "{page}");
+    assert!(page.contains("\ntether_publish_fanout_seconds_bucket{le=\"+Inf\"} 3\n"), "{page}");
+    assert_eq!(page.matches("tether_publish_fanout_seconds_bucket{").count(), 16, "{page}");
+}
+
+#[tokio::test]
+async fn a_page_is_built_at_most_once_per_ttl_and_concurrent_scrapes_share_a_build() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let builds = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&builds);
+    let cache = Arc::new(cache::PageCache::new(Duration::from_millis(300), move || {
+        let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+        // A slow build, so that the scrapes below arrive while it runs.
+        std::thread::sleep(Duration::from_millis(50));
+        Ok(format!("build {n}\n"))
+    }));
+    let scrapes: Vec<_> = (0..20)
+        .map(|_| {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move { cache.get().await.unwrap() })
+        })
+        .collect();
+    for scrape in scrapes {
+        assert_eq!(scrape.await.unwrap(), "build 1\n");
+    }
+    assert_eq!(builds.load(Ordering::SeqCst), 1, "one build for 20 scrapes at once");
+    assert_eq!(cache.get().await.unwrap(), "build 1\n", "still cached");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(cache.get().await.unwrap(), "build 2\n", "rebuilt once the TTL passed");
+    assert_eq!(builds.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_failed_build_is_not_cached() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let fail = Arc::new(AtomicBool::new(true));
+    let failing = Arc::clone(&fail);
+    let cache = cache::PageCache::new(Duration::from_secs(60), move || {
+        if failing.load(Ordering::SeqCst) {
+            Err(std::fmt::Error)
+        } else {
+            Ok("page\n".to_owned())
+        }
+    });
+    assert!(cache.get().await.is_err());
+    fail.store(false, Ordering::SeqCst);
+    assert_eq!(cache.get().await.unwrap(), "page\n");
 }
