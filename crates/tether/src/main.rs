@@ -75,15 +75,17 @@ fn main() -> ExitCode {
             return bench::main(args);
         }
     };
+    // Logging starts once the settings are read (the format is one of them): an error before that
+    // can only be the plain line.
+    let mut json_logs = false;
     let resolved = match settings.load().and_then(|settings| {
-        init_logging(settings.log_format.unwrap_or_default(), "info");
+        let format = settings.log_format.unwrap_or_default();
+        init_logging(format, "info");
+        json_logs = format == LogFormat::Json;
         settings.resolve()
     }) {
         Ok(resolved) => resolved,
-        Err(error) => {
-            eprintln!("tether: {error}");
-            return ExitCode::from(USAGE);
-        }
+        Err(error) => return fatal(&error, json_logs, ExitCode::from(USAGE)),
     };
     // One thread means tokio's current-thread scheduler: everything on the thread that started,
     // with no work-stealing queues and no cross-thread wake-ups.
@@ -99,11 +101,19 @@ fn main() -> ExitCode {
     let runtime = builder.enable_all().build().expect("tokio runtime");
     match runtime.block_on(serve::run(resolved)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("tether: {error}");
-            ExitCode::FAILURE
-        }
+        Err(error) => fatal(&error, json_logs, ExitCode::FAILURE),
     }
+}
+
+/// Reports the error that stops `tether serve` and returns `code`: the plain `tether: ERROR` line
+/// on stderr (for a person or a script), and with `--log-format json` one `error` JSON line after
+/// it too, so that a log collector, which reads only the JSON lines, sees why the server stopped.
+fn fatal(error: &str, json_logs: bool, code: ExitCode) -> ExitCode {
+    eprintln!("tether: {error}");
+    if json_logs {
+        tracing::error!("{error}");
+    }
+    code
 }
 
 /// Logs to stderr, filtered by `TETHER_LOG`. Colours only on a terminal (and not with NO_COLOR):

@@ -139,6 +139,10 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}:{}: {e}", resolved.host, resolved.port))?;
     let _ = handle.set(server.handle());
     let addr = server.local_addr().map_err(|e| e.to_string())?;
+    // The page has no authentication: on a reachable address, say so (`::ffff:127.0.0.1` is loopback too).
+    if metrics.is_some() && internal.is_none() && !resolved.host.to_canonical().is_loopback() {
+        tracing::warn!("/metrics is served without authentication on {addr}; use --internal-port behind a firewall");
+    }
     {
         let scheme = if tls { "wss" } else { "ws" };
         let mut stdout = std::io::stdout().lock();

@@ -181,12 +181,100 @@ fn text_logs_to_a_pipe_have_the_fields_and_no_colour_codes() {
     assert_eq!(code, Some(1000));
     drop(client);
     let close = logging.line("close", |line| line.contains(" close") && line.contains(&peer));
-    for field in ["id=", "route=", "peer=", "code=1000", "duration_ms="] {
+    // Strings are quoted (`user=""` when anonymous), addresses and numbers are not.
+    for field in ["id=\"", "user=\"\"", "route=\"/echo\"", &format!("peer={peer} "), "code=1000", "duration_ms="] {
         assert!(close.contains(field), "{field} in {close}");
     }
     let open = logging.line("open", |line| line.contains(" open") && line.contains(&peer));
-    assert!(open.contains("/echo"), "{open}");
+    for field in ["id=\"", "user=\"\"", "route=\"/echo\"", &format!("peer={peer} ")] {
+        assert!(open.contains(field), "{field} in {open}");
+    }
+    // The same connection: the open line's id is the close line's.
+    let id_of = |line: &str| line.split_whitespace().find(|word| word.starts_with("id=")).map(str::to_owned);
+    assert!(id_of(&open).is_some_and(|id| id.len() > "id=\"\"".len()), "{open}");
+    assert_eq!(id_of(&open), id_of(&close), "{open}\n{close}");
     for line in &logging.seen {
         assert!(!line.contains('\u{1b}'), "an escape code in piped logs: {line:?}");
     }
+}
+
+/// The startup line every `tether serve` logs once it listens.
+fn listening(line: &str) -> bool {
+    line.contains("listening")
+}
+
+/// The warning for `/metrics` on the main port of a reachable address.
+const UNAUTHENTICATED: &str = "/metrics is served without authentication on";
+
+#[test]
+fn metrics_on_a_public_main_port_are_warned_about_at_startup() {
+    let mut logging = Logging::start(&["--metrics", "--host", "0.0.0.0"]);
+    let port = logging.addr.rsplit_once(':').unwrap().1.to_owned();
+    let warning = logging.line("the warning", |line| line.contains(UNAUTHENTICATED));
+    assert!(warning.contains(" WARN "), "{warning}");
+    assert!(
+        warning.ends_with(&format!("{UNAUTHENTICATED} 0.0.0.0:{port}; use --internal-port behind a firewall")),
+        "{warning}"
+    );
+    // Not on a loopback address, nor when the page is on the internal port.
+    for quiet in [&["--metrics"][..], &["--metrics", "--host", "0.0.0.0", "--internal-port", "0"]] {
+        let mut logging = Logging::start(quiet);
+        logging.line("listening", listening);
+        assert!(!logging.seen.iter().any(|line| line.contains(UNAUTHENTICATED)), "{quiet:?}: {:?}", logging.seen);
+    }
+}
+
+/// `tether serve ARGS` (no `--port 0` of its own) run to its exit: its status and stderr lines.
+fn run_to_exit(args: &[&str]) -> (Option<i32>, Vec<String>) {
+    let output = std::process::Command::new(common::tether_bin())
+        .arg("serve")
+        .args(args)
+        .env("TETHER_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run tether");
+    let stderr = String::from_utf8_lossy(&output.stderr).lines().map(str::to_owned).collect();
+    (output.status.code(), stderr)
+}
+
+#[test]
+fn with_json_logs_a_fatal_error_is_a_json_line_too() {
+    // A port already taken: `cannot listen`, exit status 1.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (status, lines) = run_to_exit(&["--port", &port, "--log-format", "json"]);
+    assert_eq!(status, Some(1), "{lines:?}");
+    let plain = format!("tether: cannot listen on 127.0.0.1:{port}: ");
+    assert!(lines.iter().any(|line| line.starts_with(&plain)), "the plain line too: {lines:?}");
+    let last: Value = serde_json::from_str(lines.last().expect("a line")).unwrap_or_else(|e| panic!("{e}: {lines:?}"));
+    assert_eq!(last["level"], "ERROR", "{last}");
+    let message = last["fields"]["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with(&format!("cannot listen on 127.0.0.1:{port}: ")), "{last}");
+    // Every line but the plain one is JSON.
+    for line in lines.iter().filter(|line| !line.starts_with("tether: ")) {
+        assert!(serde_json::from_str::<Value>(line).is_ok(), "{line}");
+    }
+
+    // A setting refused after logging started (the internal port with nothing to serve): exit
+    // status 2, and the JSON line too.
+    let (status, lines) = run_to_exit(&["--port", "0", "--internal-port", "0", "--log-format", "json"]);
+    assert_eq!(status, Some(2), "{lines:?}");
+    assert!(lines.first().is_some_and(|line| line.starts_with("tether: --internal-port 0: ")), "{lines:?}");
+    let last: Value = serde_json::from_str(lines.last().unwrap()).unwrap_or_else(|e| panic!("{e}: {lines:?}"));
+    assert_eq!(last["level"], "ERROR", "{last}");
+
+    // In text mode, only the plain line.
+    let (status, lines) = run_to_exit(&["--port", &port]);
+    assert_eq!(status, Some(1), "{lines:?}");
+    assert!(lines.last().is_some_and(|line| line.starts_with(&plain)), "{lines:?}");
+    assert_eq!(lines.iter().filter(|line| line.contains("cannot listen")).count(), 1, "{lines:?}");
+
+    // A setting refused before logging starts (the flag's own range) is the plain line alone.
+    let (status, lines) = run_to_exit(&["--port", "0", "--ping-interval", "0.5", "--log-format", "json"]);
+    assert_eq!(status, Some(2), "{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("tether: --ping-interval 0.5: "), "{lines:?}");
+    drop(taken);
 }
