@@ -207,9 +207,10 @@ pub struct ServeSettings {
     /// [default: none].
     #[arg(long, value_name = "FILE")]
     pub api_key_file: Option<PathBuf>,
-    /// Serve `/api/*`, `/metrics` and `/admin` (each when it is on) only on this port, 1..=65535,
-    /// not --port; needs an API key, --metrics or an admin password. It binds --host: with --host
-    /// 0.0.0.0 it is public, so firewall it [default: they are on --port].
+    /// Serve `/api/*`, `/metrics` and `/admin` with `/admin/ws` (each when it is on) only on this
+    /// port, 0..=65535 (0 = any free port), not --port; needs an API key, --metrics or an admin
+    /// password. It binds --host: with --host 0.0.0.0 it is public, so firewall it [default: they
+    /// are on --port].
     #[arg(long, value_name = "PORT")]
     pub internal_port: Option<u16>,
     /// Admin dashboard password, 8..=1024 bytes: turns on `/admin` (a login form, then live
