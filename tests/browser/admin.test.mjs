@@ -3,13 +3,17 @@
 // submitted from the keyboard) opens the dashboard; the live connection count rises when 3 test
 // clients connect; search finds one by id and Disconnect closes it with 4000; the Publish box
 // reaches a subscriber. Screenshots of the dashboard at desktop size and at 375 px wide land in
-// reports/browser/admin-desktop.png and admin-phone.png.
+// reports/browser/admin-desktop.png and admin-phone.png. A second test: a page whose CSRF token
+// went stale (signed in again elsewhere) reloads itself; with too many dashboards open the page
+// says so (1013); a page whose session ended while its socket was down (the server restarted)
+// goes back to the login form instead of retrying for ever.
 //
 // Env: TETHER_BIN (default ../../target/debug/tether; skipped with ./fake-tether.mjs, which has no
 // dashboard), CHROMIUM (default /usr/bin/chromium).
 // Run with `node --test` in this folder, or scripts/browser-test.sh from anywhere.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import WebSocket from "ws";
@@ -186,5 +190,60 @@ test("admin dashboard: login, live count, search, disconnect, publish", { timeou
   } finally {
     for (const client of clients) client.ws.terminate();
     await context.close();
+  }
+});
+
+test("admin dashboard: a stale token reloads, 1013 is shown, an ended session returns to the login", { timeout: 120_000, skip: fake && "fake-tether.mjs has no dashboard" }, async () => {
+  let own = startServer(15_000, ["--admin-password", PASSWORD]);
+  const ownPort = await own.ready;
+  const ownBase = `http://127.0.0.1:${ownPort}`;
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  const sockets = [];
+  let restarted;
+  try {
+    await page.goto(`${ownBase}/admin`);
+    await page.getByLabel("Password").fill(PASSWORD);
+    await Promise.all([page.waitForNavigation(), page.click("#sign-in")]);
+    await page.locator('#status[data-state="open"]').waitFor();
+    assert.equal(await page.locator("#counters").getAttribute("aria-live"), null, "the counters are not read out every second");
+    await until(async () => (await page.locator("#announce").innerText()) === "Live updates connected.", "the announcement");
+    const token = await page.locator('meta[name="csrf-token"]').getAttribute("content");
+
+    // Signed in again elsewhere in this browser: a new session (the cookie is replaced), a new token.
+    const again = await context.request.post(`${ownBase}/admin/login`, { form: { password: PASSWORD }, maxRedirects: 0 });
+    assert.equal(again.status(), 303);
+    await Promise.all([page.waitForNavigation(), page.locator("#connections-search button[type=submit]").click()]);
+    await page.locator('#status[data-state="open"]').waitFor();
+    const fresh = await page.locator('meta[name="csrf-token"]').getAttribute("content");
+    assert.notEqual(fresh, token, "the reloaded page has the new session's token");
+
+    // 32 dashboards open elsewhere: this page's socket is one too many and says so.
+    const cookie = (await context.cookies()).find((c) => c.name === "tether_admin");
+    await page.goto("about:blank");
+    await new Promise((r) => setTimeout(r, 500)); // the page's socket has closed
+    for (let i = 0; i < 32; i++) {
+      const ws = new WebSocket(`ws://127.0.0.1:${ownPort}/admin/ws`, { headers: { Cookie: `tether_admin=${cookie.value}`, Origin: ownBase } });
+      sockets.push(ws);
+      await new Promise((r, reject) => { ws.once("open", r); ws.once("error", reject); });
+    }
+    await page.goto(`${ownBase}/admin`);
+    await page.locator("#error", { hasText: "Too many dashboards are open" }).waitFor();
+    for (const ws of sockets) ws.terminate();
+
+    // The server restarts (sessions are in memory): the socket's upgrade is refused (1006 to the
+    // page), the page asks the API, gets 401 and shows the login form.
+    await page.reload();
+    await page.locator('#status[data-state="open"]').waitFor();
+    await stopServer(own.child);
+    own = null;
+    restarted = spawn(tetherBin, ["serve", "--port", String(ownPort), "--admin-password", PASSWORD], { stdio: "ignore", env: { ...process.env, TETHER_LOG: "warn" } });
+    await page.getByLabel("Password").waitFor({ timeout: 20_000 });
+  } finally {
+    for (const ws of sockets) ws.terminate();
+    await context.close();
+    if (own) await stopServer(own.child);
+    if (restarted) await stopServer(restarted);
   }
 });

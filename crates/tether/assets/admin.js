@@ -52,6 +52,12 @@
       throw new Error("signed out");
     }
     const answer = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+    // A stale token (signed in again in another tab: a new session, a new token): reload the
+    // page, which carries the current one.
+    if (response.status === 403 && /X-CSRF-Token/.test(answer.error || "")) {
+      location.assign("/admin");
+      throw new Error("reloading");
+    }
     if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
     return answer;
   }
@@ -101,14 +107,28 @@
 
   let socket;
   let retry = 500;
+  // Screen readers hear only the changes between connected and closed (not every retry, and
+  // not the counters, which change every second).
+  let announced = "";
+  const TOO_MANY = "Too many dashboards are open (the server takes 32): live updates resume when one closes.";
   function setStatus(state) {
     $("status").dataset.state = state;
     $("status").textContent = state;
+    if (state !== "connecting" && state !== announced) {
+      announced = state;
+      $("announce").textContent = state === "open" ? "Live updates connected." : "Live updates disconnected.";
+    }
   }
   function connect() {
     setStatus("connecting");
+    let opened = false;
     socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/admin/ws`);
-    socket.onopen = () => { retry = 500; setStatus("open"); };
+    socket.onopen = () => {
+      opened = true;
+      retry = 500;
+      setStatus("open");
+      if ($("error").textContent === TOO_MANY) showError("");
+    };
     socket.onmessage = (event) => {
       const message = JSON.parse(event.data);
       if (message.type === "history") {
@@ -123,8 +143,16 @@
     socket.onclose = (event) => {
       setStatus("closed");
       if (event.code === 4001) { location.assign("/admin"); return; }
+      if (event.code === 1013) {
+        showError(TOO_MANY);
+        retry = 30_000;
+      } else if (!opened) {
+        // A refused upgrade reads as 1006 like a network error: ask the API, whose 401 sends an
+        // expired session to the login form.
+        call("session").catch(() => {});
+      }
       setTimeout(connect, retry);
-      retry = Math.min(retry * 2, 10_000);
+      retry = Math.min(retry * 2, event.code === 1013 ? 30_000 : 10_000);
     };
   }
 
@@ -194,7 +222,7 @@
       const answer = await call("history", { channel });
       $("peek-title").textContent = `History of ${channel} (newest ${answer.entries.length}, last offset ${answer.offset})`;
       const items = answer.entries.map((entry) =>
-        el("li", { value: entry.offset },
+        el("li", {},
           el("span", { class: "muted", textContent: `offset ${entry.offset}${entry.from ? ` from ${entry.from}` : " from the server"}` }),
           el("pre", { textContent: entry.data + (entry.truncated ? " …" : "") })));
       $("peek-list").replaceChildren(...(items.length ? items : [el("li", { textContent: "No history kept." })]));

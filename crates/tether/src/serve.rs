@@ -28,7 +28,7 @@ use std::time::Instant;
 use tether_hub::{Hub, TokenServer};
 use tether_tokio::{RouteOptions, Server, ServerConfig, ServerHandle};
 
-use crate::admin::{self, Admin};
+use crate::admin::{self, Admin, AdminOptions};
 use crate::api;
 use crate::auth::hub::{JwtVerifier, PublishProxy};
 use crate::auth::publish_proxy::PublishBackend;
@@ -61,10 +61,11 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     // `--metrics`: the page reads the server's and the hub's counters when it is scraped.
     let metrics = resolved.metrics.then(|| Metrics::new(server.stats(), &hub));
     // The admin dashboard, with a password only (plain HTTP on the internal port: its cookie is
-    // Secure only on a TLS main port).
+    // Secure on a TLS main port, or with `admin_secure_cookie` behind a TLS-terminating proxy).
     let admin = auth.admin_password.as_ref().map(|password| {
-        let secure = tls && auth.internal_port.is_none();
-        Admin::new(password, hub.clone(), server.stats(), server.registry(), started, secure)
+        let secure = (tls && auth.internal_port.is_none()) || auth.admin_secure_cookie;
+        let options = AdminOptions { secure, hosts: auth.admin_hosts.clone() };
+        Admin::new(password, hub.clone(), server.stats(), server.registry(), started, options)
     });
     // The server API, with a key only.
     let api = auth.api_key.as_ref().map(|key| {

@@ -1,8 +1,10 @@
 //! The admin dashboard (docs/admin.md) end to end: the real `tether serve --admin-password` on an
 //! ephemeral port, driven over raw HTTP/1.1 and WebSockets: the login (a wrong password refused
-//! and slowed, then the address locked out), the cookie's attributes, the session and CSRF checks
-//! of `/admin/api/*` and `/admin/ws`, paging and search over real connections, Disconnect, and
-//! the internal port.
+//! and slowed, then the address locked out; a trusted device still signs in; a 4 KiB body limit),
+//! the cookies' attributes (`Secure` over TLS or with `--admin-secure-cookie`, which also wants an
+//! `https` Origin), the `Host` check against DNS rebinding, the security headers on axum's own
+//! 405, the session and CSRF checks of `/admin/api/*` and `/admin/ws`, paging and search over real
+//! connections, Disconnect, a publish whose escapes double its body, and the internal port.
 
 mod common;
 
@@ -436,4 +438,170 @@ fn over_tls_the_cookie_is_secure_but_not_on_the_plain_internal_port() {
     assert_eq!(answer.status, 303);
     assert!(!answer.header("set-cookie").unwrap().contains("Secure"), "plain HTTP: the browser would drop it");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The `Set-Cookie` line of the cookie `name` in an answer (an answer may set two).
+fn set_cookie_named<'a>(answer: &'a HttpAnswer, name: &str) -> Option<&'a str> {
+    answer.head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        let value = value.trim();
+        (key.eq_ignore_ascii_case("set-cookie") && value.starts_with(&format!("{name}="))).then_some(value)
+    })
+}
+
+#[test]
+fn a_trusted_device_signs_in_while_its_address_is_locked_out() {
+    let served = start(&[]);
+    let first = login(&served.addr, PASSWORD, &[]);
+    assert_eq!(first.status, 303);
+    let device = set_cookie_named(&first, "tether_admin_device").expect("a device cookie");
+    let attributes: Vec<&str> = device.split("; ").collect();
+    assert_eq!(attributes[0].len(), "tether_admin_device=".len() + 64, "{device}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/admin", "Max-Age=2592000"] {
+        assert!(attributes.contains(&attribute), "{attribute} in {device}");
+    }
+    let device = attributes[0].to_owned();
+    // Someone sharing the address locks it out...
+    for i in 0..4 {
+        assert_eq!(login(&served.addr, &format!("wrong-{i}-guess"), &[]).status, 401);
+    }
+    assert_eq!(login(&served.addr, PASSWORD, &[]).status, 429, "locked without the device cookie");
+    // A forged device cookie is no exemption.
+    let forged = format!("tether_admin_device={}", "0".repeat(64));
+    assert_eq!(login(&served.addr, PASSWORD, &[("Cookie", &forged)]).status, 429);
+    // ...but the trusted browser still gets in (a wrong password from it still waits its second).
+    let started = Instant::now();
+    assert_eq!(login(&served.addr, "a-typo-here", &[("Cookie", &device)]).status, 401, "checked, not locked");
+    assert!(started.elapsed() >= Duration::from_millis(950));
+    let again = login(&served.addr, PASSWORD, &[("Cookie", &device)]);
+    assert_eq!(again.status, 303, "{again:?}");
+    assert!(set_cookie_named(&again, "tether_admin").is_some());
+    assert!(set_cookie_named(&again, "tether_admin_device").is_none(), "still trusted: no new device");
+}
+
+#[test]
+fn the_login_reads_at_most_4_kib() {
+    let served = start(&[]);
+    let body = format!("password={}", "p".repeat(64 * 1024));
+    let answer = http_request(
+        &served.addr,
+        "POST",
+        "/admin/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        body.as_bytes(),
+    );
+    assert_eq!(answer.status, 413, "{answer:?}");
+    assert_eq!(answer.header("x-frame-options"), Some("DENY"));
+}
+
+#[test]
+fn axums_own_answers_carry_the_security_headers() {
+    let served = start(&[]);
+    let answer = http_request(&served.addr, "GET", "/admin/login", &[], b"");
+    assert_eq!(answer.status, 405);
+    assert_eq!(answer.header("x-frame-options"), Some("DENY"), "{answer:?}");
+    assert!(answer.header("content-security-policy").is_some_and(|csp| csp.contains("frame-ancestors 'none'")));
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+}
+
+fn raw_get(served: &Served, path: &str, host: &str) -> String {
+    served.raw_head(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+}
+
+#[test]
+fn only_ip_addresses_localhost_and_admin_hosts_are_answered_against_dns_rebinding() {
+    let served = start(&["--admin-host", "admin.example"]);
+    let port = served.addr.rsplit_once(':').unwrap().1;
+    for host in [served.addr.clone(), format!("localhost:{port}"), format!("Admin.Example:{port}")] {
+        assert_eq!(status_of(&raw_get(&served, "/admin", &host)), "200", "{host}");
+    }
+    // evil.example rebound to this server's address: its page would pass the origin check.
+    let rebound = format!("evil.example:{port}");
+    let head = raw_get(&served, "/admin", &rebound);
+    assert_eq!(status_of(&head), "421", "{head}");
+    assert!(head.to_ascii_lowercase().contains("x-frame-options: deny"), "{head}");
+    let login = served.raw_head(
+        format!(
+            "POST /admin/login HTTP/1.1\r\nHost: {rebound}\r\nOrigin: http://{rebound}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\npassword={PASSWORD}",
+            PASSWORD.len() + 9
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status_of(&login), "421", "{login}");
+    let session = Session::sign_in(&served.addr);
+    let socket = served.raw_head(
+        upgrade(
+            "/admin/ws",
+            &format!("Sec-WebSocket-Version: 13\r\nCookie: {}\r\nOrigin: http://{rebound}\r\n", session.cookie),
+        )
+        .replace("Host: localhost", &format!("Host: {rebound}"))
+        .as_bytes(),
+    );
+    assert_eq!(status_of(&socket), "403", "{socket}");
+    let (status, stderr) = serve_refusal(&["--admin-password", PASSWORD, "--admin-host", "https://admin.example"]);
+    assert_eq!(status, Some(2));
+    assert!(stderr.contains("--admin-host https://admin.example: expected a host name"), "{stderr}");
+}
+
+#[tokio::test]
+async fn with_admin_secure_cookie_the_cookies_are_secure_and_only_an_https_origin_passes() {
+    let served = start(&["--admin-secure-cookie"]);
+    let plain = login(&served.addr, PASSWORD, &[("Origin", &format!("http://{}", served.addr))]);
+    assert_eq!(plain.status, 403, "a plain-http page is not the dashboard behind a TLS proxy");
+    let answer = login(&served.addr, PASSWORD, &[("Origin", &format!("https://{}", served.addr))]);
+    assert_eq!(answer.status, 303, "{answer:?}");
+    assert!(set_cookie_named(&answer, "tether_admin").unwrap().ends_with("; Secure"));
+    assert!(set_cookie_named(&answer, "tether_admin_device").unwrap().ends_with("; Secure"));
+    let session = Session::sign_in(&served.addr);
+    let http = session.call_with(
+        "connections",
+        &[("X-CSRF-Token", &session.csrf), ("Origin", &format!("http://{}", served.addr))],
+        &json!({}),
+    );
+    assert_eq!(http.status, 403);
+    let https = session.call_with(
+        "connections",
+        &[("X-CSRF-Token", &session.csrf), ("Origin", &format!("https://{}", served.addr))],
+        &json!({}),
+    );
+    assert_eq!(https.status, 200, "{https:?}");
+    let refused = ClientBuilder::new(&format!("ws://{}/admin/ws", served.addr))
+        .header("Cookie", &session.cookie)
+        .origin(&format!("http://{}", served.addr))
+        .connect()
+        .await;
+    assert!(refused.is_err(), "the socket wants an https origin too");
+    let (_ws, _) = ClientBuilder::new(&format!("ws://{}/admin/ws", served.addr))
+        .header("Cookie", &session.cookie)
+        .origin(&format!("https://{}", served.addr))
+        .connect()
+        .await
+        .expect("an https origin opens it");
+}
+
+#[test]
+fn a_json_publish_may_take_twice_its_data_in_escapes_and_the_hubs_limit_reaches_the_page() {
+    let served = start(&["--max-data-bytes", "1048576"]);
+    let session = Session::sign_in(&served.addr);
+    // `["","",...]`: two of every three bytes are quotes, each escaped as `\"` in the body.
+    let data = |bytes: usize| {
+        let mut data = String::from("[");
+        while data.len() + 4 <= bytes {
+            data.push_str("\"\",");
+        }
+        data.push_str("\"\"]");
+        while data.len() < bytes {
+            data.insert(1, ' ');
+        }
+        data
+    };
+    let fits = data(1_048_576);
+    assert_eq!(fits.len(), 1_048_576);
+    let body = json!({"channel": "news", "data": fits});
+    assert!(body.to_string().len() > 1_048_576 + 64 * 1024, "more than the old limit");
+    assert_eq!(session.ok("publish", body)["offset"], 1);
+    let over = session.call("publish", json!({"channel": "news", "data": data(1_048_577)}));
+    assert_eq!(over.status, 413, "{over:?}");
+    // The hub's refusal (the body itself was within the dashboard's limit).
+    assert_eq!(over.json()["error"], "larger than the limit of 1048576 bytes");
 }

@@ -6,6 +6,11 @@
 //! `Origin: null` on the login form's POST, which the origin check must refuse), and
 //! `Cache-Control: no-store` (the pages hold a CSRF token and live figures).
 //!
+//! Every request is first checked for its `Host` (an IP address, `localhost` or a name of
+//! `admin_hosts`; else 421, against DNS rebinding), and the headers are set by a layer over every
+//! route, so axum's own answers (405) get them too. `POST /admin/login` reads at most
+//! [`MAX_LOGIN_BODY`] (its own limit, checked before the body is buffered).
+//!
 //! `/admin/api/*` checks, in this order: a live session (401), POST (405), an `Origin` of this
 //! dashboard when one is sent (403), the session's CSRF token in `X-CSRF-Token` (403), the body
 //! size (413), the call (404), its arguments (400).
@@ -17,16 +22,18 @@ use std::time::Instant;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::csrf::{same_origin, token_matches, CSRF_HEADER};
+use super::csrf::{host_allowed, same_origin, token_matches, CSRF_HEADER, HOST_REFUSED};
+use super::devices;
 use super::login::{Admission, WRONG_PASSWORD_DELAY};
 use super::queries::{self, Refusal};
-use super::sessions::{clear_cookie, cookie_value, set_cookie, Current};
+use super::sessions::{self, clear_cookie, cookie_named, set_cookie, Current};
 use super::state::Shared;
 
 const ADMIN_HTML: &str = include_str!("../../assets/admin.html");
@@ -43,20 +50,32 @@ const MAX_LOGIN_BODY: usize = 4 * 1024;
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     let body_limit = shared.body_limit;
-    let not_found = || async { with_headers((StatusCode::NOT_FOUND, "not found\n").into_response()) };
+    let not_found = || async { (StatusCode::NOT_FOUND, "not found\n").into_response() };
     Router::new()
         .route("/admin", get(page))
-        .route("/admin/", get(|| async { with_headers(see_other("/admin")) }))
-        .route("/admin/login", post(login))
+        .route("/admin/", get(|| async { see_other("/admin") }))
+        // Its own limit (the inner layer wins): anonymous clients never get the API's.
+        .route("/admin/login", post(login).layer(DefaultBodyLimit::max(MAX_LOGIN_BODY)))
         .route("/admin/admin.js", get(|| async { asset("text/javascript; charset=utf-8", ADMIN_JS) }))
         .route("/admin/admin.css", get(|| async { asset("text/css; charset=utf-8", ADMIN_CSS) }))
-        .route("/admin/api/{*call}", any(api))
+        .route("/admin/api/{*call}", any(api).layer(DefaultBodyLimit::max(body_limit)))
         .route("/admin/{*rest}", any(not_found))
-        .layer(DefaultBodyLimit::max(body_limit))
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), check_host))
+        .route_layer(middleware::map_response(|response: Response| async move { with_headers(response) }))
         .with_state(shared)
 }
 
-/// The security headers every dashboard answer gets.
+/// Answers only the `Host`s the dashboard is for (see [`host_allowed`]): 421 for the others.
+async fn check_host(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let host = header_str(request.headers(), &header::HOST).or_else(|| request.uri().authority().map(|a| a.as_str()));
+    if !host_allowed(host, &shared.hosts) {
+        return (StatusCode::MISDIRECTED_REQUEST, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], HOST_REFUSED)
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// The security headers every dashboard answer gets (set by the router's layer).
 fn with_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
@@ -72,7 +91,7 @@ fn with_headers(mut response: Response) -> Response {
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
-    with_headers(([(header::CONTENT_TYPE, content_type)], body).into_response())
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 fn see_other(location: &'static str) -> Response {
@@ -109,33 +128,36 @@ fn escape(text: &str) -> String {
 
 fn login_page(status: StatusCode, error: &str) -> Response {
     let html = views().0.replace("{{error}}", &escape(error));
-    with_headers((status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
+    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+/// The value of the request's cookie `name`.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get_all(header::COOKIE).iter().filter_map(|value| value.to_str().ok()).find_map(|h| cookie_named(h, name))
 }
 
 /// The session of the request's cookie, if it is live.
 fn session(shared: &Shared, headers: &HeaderMap) -> Option<Current> {
-    let cookie =
-        headers.get_all(header::COOKIE).iter().filter_map(|value| value.to_str().ok()).find_map(cookie_value)?;
-    shared.sessions.find(cookie, Instant::now())
+    shared.sessions.find(cookie(headers, sessions::COOKIE)?, Instant::now())
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 
-fn from_this_origin(headers: &HeaderMap) -> bool {
+fn from_this_origin(shared: &Shared, headers: &HeaderMap) -> bool {
     // An Origin that is not valid text is not this page's.
     if headers.contains_key(header::ORIGIN) && header_str(headers, &header::ORIGIN).is_none() {
         return false;
     }
-    same_origin(header_str(headers, &header::ORIGIN), header_str(headers, &header::HOST))
+    same_origin(header_str(headers, &header::ORIGIN), header_str(headers, &header::HOST), shared.secure)
 }
 
 async fn page(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     match session(&shared, &headers) {
         Some(current) => {
             let html = views().1.replace("{{csrf}}", &current.csrf).replace("{{version}}", env!("CARGO_PKG_VERSION"));
-            with_headers(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
         }
         None => login_page(StatusCode::OK, ""),
     }
@@ -145,36 +167,58 @@ fn peer_ip(request: &Request) -> IpAddr {
     request.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip())
 }
 
+/// A 429 login form: `message` and when to try again.
+fn too_many(left: std::time::Duration, message: &str) -> Response {
+    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    let mut response = login_page(StatusCode::TOO_MANY_REQUESTS, &format!("{message}: try again in {secs} s."));
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response
+}
+
 async fn login(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    if !from_this_origin(request.headers()) {
+    if !from_this_origin(&shared, request.headers()) {
         return login_page(StatusCode::FORBIDDEN, "This form only signs in from the dashboard's own page.");
     }
     let ip = peer_ip(&request);
-    if let Admission::Locked(left) = shared.throttle.attempt(ip, Instant::now()) {
-        let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-        let mut response = login_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!("Too many wrong passwords from your address: try again in {secs} s."),
-        );
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        return response;
+    let now = Instant::now();
+    // A trusted device (it signed in before) is exempt from the lockout and the global budget:
+    // nobody sharing the operator's address, or with many addresses, can lock the operator out.
+    let device = cookie(request.headers(), devices::COOKIE).and_then(|id| shared.devices.attempt(id, now));
+    if device.is_none() {
+        match shared.throttle.attempt(ip, now) {
+            Admission::Check => {}
+            Admission::Locked(left) => return too_many(left, "Too many wrong passwords from your address"),
+            Admission::Busy(left) => return too_many(left, "Too many wrong passwords to this server"),
+        }
     }
+    // At most MAX_LOGIN_BODY (the route's limit): a longer body is refused before it is read.
     let body = match Bytes::from_request(request, &()).await {
         Ok(body) if body.len() <= MAX_LOGIN_BODY => body,
         _ => return login_page(StatusCode::PAYLOAD_TOO_LARGE, "That is not a password this server could have."),
     };
     let password = url::form_urlencoded::parse(&body).find(|(name, _)| name == "password").map(|(_, value)| value);
     if password.as_deref().is_some_and(|password| shared.password.matches(password.as_bytes())) {
-        shared.throttle.succeeded(ip);
+        let still_trusted = match &device {
+            Some(key) => shared.devices.succeeded(key),
+            None => {
+                shared.throttle.succeeded(ip);
+                false
+            }
+        };
         let (id, _) = shared.sessions.create(Instant::now());
-        tracing::info!(peer = %ip, "admin dashboard: signed in");
-        let mut response = with_headers(see_other("/admin"));
+        tracing::info!(peer = %ip, trusted_device = device.is_some(), "admin dashboard: signed in");
+        let mut response = see_other("/admin");
         let cookie = HeaderValue::from_str(&set_cookie(&id, shared.secure)).expect("hex digits and ASCII");
-        response.headers_mut().insert(header::SET_COOKIE, cookie);
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+        if !still_trusted {
+            let device = shared.devices.trust(Instant::now());
+            let cookie = HeaderValue::from_str(&devices::set_cookie(&device, shared.secure)).expect("ASCII");
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
         return response;
     }
     if let Some(suppressed) = shared.refusals.event(Instant::now()) {
-        tracing::warn!(peer = %ip, suppressed, "admin dashboard: a wrong password");
+        tracing::warn!(peer = %ip, suppressed, trusted_device = device.is_some(), "admin dashboard: a wrong password");
     }
     tokio::time::sleep(WRONG_PASSWORD_DELAY).await;
     login_page(StatusCode::UNAUTHORIZED, "Wrong password.")
@@ -182,7 +226,7 @@ async fn login(State(shared): State<Arc<Shared>>, request: Request) -> Response 
 
 fn json_answer(status: StatusCode, body: &impl Serialize) -> Response {
     let text = serde_json::to_string(body).expect("serializable");
-    with_headers((status, [(header::CONTENT_TYPE, "application/json")], text).into_response())
+    (status, [(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
 fn refusal(refusal: Refusal) -> Response {
@@ -209,7 +253,7 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     if request.method() != Method::POST {
         return refusal(Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "the dashboard's API takes POST"));
     }
-    if !from_this_origin(request.headers()) {
+    if !from_this_origin(&shared, request.headers()) {
         return refusal(Refusal::new(StatusCode::FORBIDDEN, "a request from another origin"));
     }
     let presented = request.headers().get(CSRF_HEADER).map(HeaderValue::as_bytes);
@@ -228,6 +272,8 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         "history" => answer(parse(&body).and_then(|query| queries::history(hub, &query))),
         "publish" => answer(parse(&body).and_then(|query| queries::publish(hub, &query))),
         "disconnect" => answer(parse(&body).and_then(|query| queries::disconnect(registry, &query))),
+        // Nothing but the session check (the page asks after its socket failed to reconnect).
+        "session" => json_answer(StatusCode::OK, &serde_json::json!({})),
         "logout" => {
             shared.sessions.remove(&current.key);
             let mut response = json_answer(StatusCode::OK, &serde_json::json!({}));

@@ -7,9 +7,10 @@
 //! own, a chart of the last five minutes, and tables of connections and channels searched and
 //! paged on the server, with Disconnect, a history peek and a Publish box.
 //!
-//! - `login.rs`: the constant-time password check and the per-address slowdown;
+//! - `login.rs`: the constant-time password check, the per-address slowdown, the global budget;
+//! - `devices.rs`: the trusted devices (browsers that signed in before), exempt from the lockout;
 //! - `sessions.rs`: the bounded session table and the cookie;
-//! - `csrf.rs`: the CSRF token and the `Origin` check;
+//! - `csrf.rs`: the CSRF token, the `Origin` check and the `Host` check (DNS rebinding);
 //! - `http.rs`: the page, the login and logout, `POST /admin/api/*`, the security headers;
 //! - `queries.rs`: what the tables and buttons ask of the registry and the hub;
 //! - `socket.rs`: the live socket [`SOCKET_PATH`] and its authorize hook;
@@ -18,6 +19,7 @@
 //! - `state.rs`: what they all share; `paths.rs`: the live socket's path.
 
 mod csrf;
+mod devices;
 mod http;
 mod login;
 mod paths;
@@ -45,6 +47,16 @@ use state::Shared;
 /// Room in an `/admin/api/*` body around a publish's data, as for the server API.
 const BODY_ROOM: usize = 64 * 1024;
 
+/// How the dashboard is served (from the settings).
+#[derive(Debug, Clone, Default)]
+pub struct AdminOptions {
+    /// Served over TLS, or `admin_secure_cookie` (a TLS-terminating proxy in front): the cookies
+    /// are `Secure` and only an `https` Origin passes the origin check.
+    pub secure: bool,
+    /// `admin_hosts`: the names the dashboard answers besides IP addresses and `localhost`.
+    pub hosts: Vec<String>,
+}
+
 /// The dashboard: a cheap handle on its shared state.
 #[derive(Clone)]
 pub struct Admin {
@@ -53,26 +65,30 @@ pub struct Admin {
 
 impl Admin {
     /// The dashboard for `password`, over the main server's `hub`, `stats` and `registry`.
-    /// `started` is when the server started (the uptime); `secure_cookie`: the dashboard is served
-    /// over TLS (the main port with TLS, not the plain-HTTP internal port).
+    /// `started` is when the server started (the uptime).
     pub fn new(
         password: &Secret,
         hub: Hub,
         stats: ServerStats,
         registry: Registry,
         started: Instant,
-        secure_cookie: bool,
+        options: AdminOptions,
     ) -> Self {
-        let body_limit = hub.config().max_data_bytes.saturating_add(BODY_ROOM);
+        // A JSON-mode publish carries the data as a JSON string inside the body, where escapes
+        // can double it: room for twice the data; the hub still enforces `max_data_bytes` and its
+        // refusal reaches the page.
+        let body_limit = hub.config().max_data_bytes.saturating_mul(2).saturating_add(BODY_ROOM);
         let shared = Shared {
             password: login::PasswordCheck::new(password.expose()),
             throttle: login::Throttle::default(),
             sessions: sessions::Sessions::default(),
+            devices: devices::Devices::default(),
             hub,
             stats,
             registry,
             started,
-            secure: secure_cookie,
+            secure: options.secure,
+            hosts: options.hosts,
             body_limit,
             series: Mutex::default(),
             sockets: Mutex::default(),

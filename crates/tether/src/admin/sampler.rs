@@ -40,6 +40,7 @@ fn tick(shared: &Shared) {
     let sample = shared.lock_series().record(now, SystemTime::now(), shared.started.elapsed(), totals, hub);
     shared.sessions.sweep(now);
     shared.throttle.sweep(now);
+    shared.devices.sweep(now);
     let message = PreparedMessage::text(serde_json::json!({ "type": "sample", "sample": sample }).to_string());
     let sockets: Vec<Conn> = shared.lock_sockets().values().cloned().collect();
     for conn in sockets {

@@ -133,7 +133,12 @@ pub fn clear_cookie(secure: bool) -> String {
 
 /// The session id in a `Cookie` header's value (`a=1; tether_admin=ID; b=2`), if any.
 pub fn cookie_value(header: &str) -> Option<&str> {
-    header.split(';').filter_map(|pair| pair.trim().split_once('=')).find(|(name, _)| *name == COOKIE).map(|(_, v)| v)
+    cookie_named(header, COOKIE)
+}
+
+/// The value of the cookie `name` in a `Cookie` header's value, if any.
+pub fn cookie_named<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').filter_map(|pair| pair.trim().split_once('=')).find(|(n, _)| *n == name).map(|(_, v)| v)
 }
 
 #[cfg(test)]

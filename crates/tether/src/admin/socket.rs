@@ -1,6 +1,6 @@
 //! The live socket `/admin/ws`: a Tether WebSocket route whose authorize hook admits only a
-//! signed-in dashboard (the session cookie, and an `Origin` equal to `Host`: another site's page
-//! cannot open it, whatever `--allowed-origin` allows elsewhere). On open it gets the samples
+//! signed-in dashboard (an allowed `Host`, the session cookie, and an `Origin` equal to `Host`:
+//! another site's page cannot open it, whatever `--allowed-origin` allows elsewhere). On open it gets the samples
 //! kept (`{"type":"history","samples":[...]}`), then one `{"type":"sample","sample":{...}}` a
 //! second from the sampler. It sends nothing the server listens to. When its session ends it is
 //! closed with [`SIGNED_OUT`].
@@ -12,7 +12,7 @@ use tether_proto::handshake::response::Response;
 use tether_tokio::server::AuthRequest;
 use tether_tokio::{CloseCode, Conn, Identity, Listener, Message};
 
-use super::csrf::same_origin;
+use super::csrf::{host_allowed, same_origin};
 use super::sessions::{cookie_value, SessionKey};
 use super::state::Shared;
 
@@ -31,15 +31,19 @@ pub struct AdminSocket {
     pub(super) shared: Arc<Shared>,
 }
 
-/// The route's authorize hook: 401 without a live session, 403 from another origin.
+/// The route's authorize hook: 403 for a `Host` the dashboard does not answer (DNS rebinding),
+/// 401 without a live session, 403 from another origin (or a plain-http one when https is required).
 pub(super) async fn authorize(shared: Arc<Shared>, request: AuthRequest) -> Result<Identity, Response> {
+    if !host_allowed(request.header("host"), &shared.hosts) {
+        return Err(Response::new(403).text(super::csrf::HOST_REFUSED));
+    }
     let session =
         request.header("cookie").and_then(cookie_value).and_then(|id| shared.sessions.find(id, Instant::now()));
     let Some(session) = session else {
         return Err(Response::new(401).text("sign in at /admin first\n"));
     };
     let origin = request.header("origin");
-    if origin.is_none() || !same_origin(origin, request.header("host")) {
+    if origin.is_none() || !same_origin(origin, request.header("host"), shared.secure) {
         return Err(Response::new(403).text("the dashboard's socket is for the dashboard's own page\n"));
     }
     Ok(Identity::anonymous().with_data(AdminSession(session.key)))

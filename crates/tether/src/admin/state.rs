@@ -10,6 +10,7 @@ use std::time::Instant;
 use tether_hub::Hub;
 use tether_tokio::{Conn, Registry, ServerStats};
 
+use super::devices::Devices;
 use super::login::{PasswordCheck, Throttle};
 use super::series::Series;
 use super::sessions::Sessions;
@@ -19,13 +20,18 @@ pub struct Shared {
     pub password: PasswordCheck,
     pub throttle: Throttle,
     pub sessions: Sessions,
+    /// The browsers that signed in before (exempt from the login lockout).
+    pub devices: Devices,
     pub hub: Hub,
     pub stats: ServerStats,
     /// The main server's connections (the ones the tables list and Disconnect closes).
     pub registry: Registry,
     pub started: Instant,
-    /// Whether the dashboard is served over TLS: the cookie is then `Secure`.
+    /// Whether the dashboard is served over TLS or with `admin_secure_cookie`: the cookies are
+    /// then `Secure` and only an `https` Origin is the dashboard's.
     pub secure: bool,
+    /// Host names the dashboard answers besides IP addresses and `localhost` (`admin_hosts`).
+    pub hosts: Vec<String>,
     /// The largest `/admin/api/*` body.
     pub body_limit: usize,
     pub series: Mutex<Series>,

@@ -2,6 +2,9 @@
 //! other secrets (one of the two forms, never the example's placeholder, a length range, never
 //! echoed: a refusal shows its length only), and read from its file at startup.
 //!
+//! `admin_secure_cookie` (a bool) and `admin_hosts` (host names, checked here) say how the
+//! dashboard is reached: through a TLS-terminating proxy, and at which names (docs/admin.md).
+//!
 //! 8 bytes at least: the dashboard slows every wrong guess down (`crate::admin`), but a shorter
 //! password is guessable even so. No control characters: it is typed into a form.
 
@@ -31,6 +34,18 @@ impl ServeSettings {
         if let Some(password) = &self.admin_password {
             check_admin_password(password.expose())
                 .map_err(|expected| invalid("admin_password", hidden(password.expose()), false, expected))?;
+        }
+        for host in &self.admin_hosts {
+            let name_like =
+                |label: &str| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if host.len() > 253 || !host.strip_suffix('.').unwrap_or(host).split('.').all(name_like) {
+                return Err(invalid(
+                    "admin_hosts",
+                    host.clone(),
+                    true,
+                    "a host name (letters, digits, - and .), without scheme or port",
+                ));
+            }
         }
         Ok(())
     }
@@ -83,6 +98,32 @@ mod tests {
     }
 
     #[test]
+    fn the_secure_cookie_and_the_host_names_from_flags_or_the_file() {
+        let auth = ServeSettings::default().resolve().unwrap().auth;
+        assert!(!auth.admin_secure_cookie && auth.admin_hosts.is_empty(), "off and none by default");
+        let file: ServeSettings =
+            toml::from_str("admin_secure_cookie = true\nadmin_hosts = [\"Admin.Example.com\"]").unwrap();
+        let auth = ServeSettings::default().over(file.clone()).resolve().unwrap().auth;
+        assert!(auth.admin_secure_cookie);
+        assert_eq!(auth.admin_hosts, ["admin.example.com"], "lower-cased");
+        let flags = ServeSettings { admin_hosts: vec!["other.example".into()], ..ServeSettings::default() };
+        assert_eq!(flags.over(file).resolve().unwrap().auth.admin_hosts, ["other.example"], "the flags win");
+        assert!(toml::from_str::<ServeSettings>("admin_secure_cookie = \"yes\"").is_err(), "a boolean only");
+        for bad in ["https://admin.example", "admin.example:8443", "", "a..b", "under_score.example"] {
+            let settings = ServeSettings { admin_hosts: vec![bad.into()], ..ServeSettings::default() };
+            assert_eq!(
+                refused(&settings),
+                format!("--admin-host {bad}: expected a host name (letters, digits, - and .), without scheme or port")
+            );
+        }
+        let ok = ServeSettings {
+            admin_hosts: vec!["admin.example.".into(), "localhost".into()],
+            ..ServeSettings::default()
+        };
+        assert_eq!(refused(&ok), "accepted");
+    }
+
+    #[test]
     fn off_by_default_and_read_from_its_file() {
         assert!(ServeSettings::default().resolve().unwrap().auth.admin_password.is_none());
         let path = std::env::temp_dir().join(format!("tether-admin-pw-{}", std::process::id()));
@@ -117,9 +158,15 @@ mod tests {
     fn documented_in_docs_limits_and_the_example() {
         let limits = include_str!("../../../../docs/limits.md");
         let example = include_str!("../../../../tether.example.toml");
-        for key in ["admin_password", "admin_password_file"] {
+        let readme = include_str!("../../../../README.md");
+        let admin = include_str!("../../../../docs/admin.md");
+        for key in ["admin_password", "admin_password_file", "admin_secure_cookie", "admin_hosts"] {
             assert!(limits.contains(&format!("`{key}`")), "docs/limits.md lacks {key}");
             assert!(example.contains(key), "tether.example.toml lacks {key}");
+            assert!(readme.contains(&format!("`{key}`")), "README.md lacks {key}");
+        }
+        for flag in ["--admin-secure-cookie", "--admin-host"] {
+            assert!(admin.contains(flag), "docs/admin.md lacks {flag}");
         }
     }
 }

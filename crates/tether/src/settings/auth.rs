@@ -45,6 +45,10 @@ pub struct AuthSettings {
     pub internal_port: Option<u16>,
     /// The admin dashboard's password; `None` = `/admin` is off (404).
     pub admin_password: Option<Secret>,
+    /// `admin_secure_cookie`: the dashboard's cookies are `Secure` even on plain HTTP.
+    pub admin_secure_cookie: bool,
+    /// `admin_hosts`: the names the dashboard answers besides IP addresses and `localhost`.
+    pub admin_hosts: Vec<String>,
     pub demo_tokens: bool,
     /// How long a demo token is valid.
     pub demo_token_lifetime: Duration,
@@ -262,6 +266,8 @@ impl ServeSettings {
             api_key,
             internal_port: self.internal_port,
             admin_password,
+            admin_secure_cookie: self.admin_secure_cookie,
+            admin_hosts: self.admin_hosts.iter().map(|host| host.to_ascii_lowercase()).collect(),
             demo_tokens: self.demo_tokens,
             demo_token_lifetime: self.demo_token_secs.map_or(DEFAULT_DEMO_TOKEN_LIFETIME, Duration::from_secs),
             namespaces,

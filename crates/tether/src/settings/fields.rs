@@ -222,6 +222,15 @@ pub struct ServeSettings {
     /// [default: none].
     #[arg(long, value_name = "FILE")]
     pub admin_password_file: Option<PathBuf>,
+    /// Mark the admin dashboard's cookies `Secure` and accept only an `https` Origin, as when it
+    /// is served over TLS: for a TLS-terminating reverse proxy in front of a plain-HTTP port
+    /// (docs/admin.md) [default: on when the dashboard is served over TLS].
+    #[arg(long)]
+    pub admin_secure_cookie: bool,
+    /// A host name the admin dashboard answers at (repeatable), besides IP addresses and
+    /// `localhost`; other `Host`s get 421 (against DNS rebinding) [default: none].
+    #[arg(long = "admin-host", value_name = "NAME")]
+    pub admin_hosts: Vec<String>,
     /// `GET /demo/token?user=NICK` signs short-lived tokens for any nickname (demos only: anyone
     /// gets a token), and `/tether` then needs a token. They are signed with a random secret of
     /// this process; refused with --token-hmac-secret(-file) [default: false].
@@ -335,6 +344,8 @@ impl ServeSettings {
             internal_port: self.internal_port.or(file.internal_port),
             admin_password: pair(&self.admin_password, &self.admin_password_file, &file.admin_password),
             admin_password_file: pair(&self.admin_password_file, &self.admin_password, &file.admin_password_file),
+            admin_secure_cookie: self.admin_secure_cookie || file.admin_secure_cookie,
+            admin_hosts: if self.admin_hosts.is_empty() { file.admin_hosts } else { self.admin_hosts },
             demo_tokens: self.demo_tokens || file.demo_tokens,
             demo_token_secs: self.demo_token_secs.or(file.demo_token_secs),
             direct_messages: self.direct_messages.or(file.direct_messages),

@@ -77,6 +77,7 @@ pub fn flag_of(key: &str) -> String {
     match key {
         "static" => "--static".into(),
         "allowed_origins" => "--allowed-origin".into(),
+        "admin_hosts" => "--admin-host".into(),
         other => format!("--{}", other.replace('_', "-")),
     }
 }
