@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::login::sha256;
 use crate::auth::random_hex;
+use crate::auth::secret_check::sha256;
 
 /// The cookie's name.
 pub const COOKIE: &str = "tether_admin_device";

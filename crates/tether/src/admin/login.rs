@@ -1,8 +1,5 @@
-//! The login: the password compared in constant time, and wrong passwords slowed down.
-//!
-//! Both the password and the attempt are hashed with SHA-256 and the digests compared with
-//! `subtle` (as the server API's key check does), so the comparison's time says nothing about
-//! how much of an attempt was right, nor about the password's length.
+//! The login: wrong passwords slowed down. The password itself is compared in constant time by
+//! `crate::auth::secret_check` (the server API's key check too).
 //!
 //! Slowing guesses: every wrong password is answered only after [`WRONG_PASSWORD_DELAY`], and
 //! each address gets [`FREE_FAILURES`] wrong passwords, after which each further one locks it
@@ -26,9 +23,6 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ring::digest::{digest, SHA256};
-use subtle::ConstantTimeEq as _;
-
 /// How long a wrong password waits for its answer.
 pub const WRONG_PASSWORD_DELAY: Duration = Duration::from_secs(1);
 /// Wrong passwords an address may send before it is locked out.
@@ -46,26 +40,6 @@ pub const GLOBAL_BUDGET: u32 = 30;
 pub const GLOBAL_WINDOW: Duration = Duration::from_secs(60);
 /// A full table of addresses is swept for a newcomer at most this often.
 const FULL_SWEEP_EVERY: Duration = Duration::from_secs(1);
-
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    digest(&SHA256, bytes).as_ref().try_into().expect("SHA-256 is 32 bytes")
-}
-
-/// The password's digest, never the password.
-pub struct PasswordCheck {
-    digest: [u8; 32],
-}
-
-impl PasswordCheck {
-    pub fn new(password: &str) -> Self {
-        Self { digest: sha256(password.as_bytes()) }
-    }
-
-    /// Whether `attempt` is the password, in time that does not depend on how much of it is right.
-    pub fn matches(&self, attempt: &[u8]) -> bool {
-        sha256(attempt).ct_eq(&self.digest).into()
-    }
-}
 
 /// What [`Throttle::attempt`] decided.
 #[derive(Debug, PartialEq, Eq)]
@@ -221,15 +195,6 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_the_exact_password_matches() {
-        let check = PasswordCheck::new("s3cret-pw");
-        assert!(check.matches(b"s3cret-pw"));
-        for wrong in [&b""[..], b"s3cret-p", b"s3cret-pw ", b"S3cret-pw"] {
-            assert!(!check.matches(wrong), "{wrong:?}");
-        }
-    }
 
     #[test]
     fn lockouts_double_after_the_free_failures_up_to_the_cap() {

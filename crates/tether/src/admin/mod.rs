@@ -40,6 +40,7 @@ use tether_tokio::{Registry, RouteOptions, ServerStats};
 pub use paths::SOCKET_PATH;
 pub use socket::AdminSocket;
 
+use crate::auth::secret_check::SecretCheck;
 use crate::auth::Secret;
 use crate::log_throttle::LogThrottle;
 use state::Shared;
@@ -79,7 +80,7 @@ impl Admin {
         // refusal reaches the page.
         let body_limit = hub.config().max_data_bytes.saturating_mul(2).saturating_add(BODY_ROOM);
         let shared = Shared {
-            password: login::PasswordCheck::new(password.expose()),
+            password: SecretCheck::new(password.expose()),
             throttle: login::Throttle::default(),
             sessions: sessions::Sessions::default(),
             devices: devices::Devices::default(),

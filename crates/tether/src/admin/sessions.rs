@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::login::sha256;
 use crate::auth::random_hex;
+use crate::auth::secret_check::sha256;
 
 /// Sessions open at once.
 pub const MAX_SESSIONS: usize = 64;

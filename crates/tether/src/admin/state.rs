@@ -11,13 +11,14 @@ use tether_hub::Hub;
 use tether_tokio::{Conn, Registry, ServerStats};
 
 use super::devices::Devices;
-use super::login::{PasswordCheck, Throttle};
+use super::login::Throttle;
 use super::series::Series;
 use super::sessions::Sessions;
+use crate::auth::secret_check::SecretCheck;
 use crate::log_throttle::LogThrottle;
 
 pub struct Shared {
-    pub password: PasswordCheck,
+    pub password: SecretCheck,
     pub throttle: Throttle,
     pub sessions: Sessions,
     /// The browsers that signed in before (exempt from the login lockout).

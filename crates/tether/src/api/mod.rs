@@ -15,12 +15,12 @@
 //! (each line counting the refusals it stood for), so that key guessing shows in the log without
 //! letting a guesser flood it. Neither the presented key nor the real one is ever logged.
 //!
-//! - `key.rs`: the constant-time key check (the key is a settings `Secret`, never printed).
+//! - the constant-time key check is `crate::auth::secret_check` (the key is a settings `Secret`,
+//!   never printed).
 //! - `methods.rs`: one function per method; `wire.rs`: the request and answer shapes;
 //!   `error.rs`: every refusal and its status.
 
 mod error;
-mod key;
 mod methods;
 mod wire;
 
@@ -36,10 +36,10 @@ use axum::routing::any;
 use axum::Router;
 use tether_hub::Hub;
 
+use crate::auth::secret_check::SecretCheck;
 use crate::log_throttle::LogThrottle;
 use crate::metrics::ApiCalls;
 use error::ApiError;
-use key::KeyCheck;
 
 /// Room in a request body for what surrounds `data` (the method's other fields, a broadcast's
 /// channel list), as on `/tether`.
@@ -52,7 +52,7 @@ pub const KEY_HEADER: &str = "x-api-key";
 #[derive(Clone)]
 pub struct ApiState {
     context: methods::Context,
-    key: KeyCheck,
+    key: SecretCheck,
     body_limit: usize,
     /// The warn lines about refused keys: one a second at most.
     refusals: Arc<LogThrottle>,
@@ -67,7 +67,7 @@ impl ApiState {
         let body_limit = hub.config().max_data_bytes.saturating_add(BODY_ROOM);
         Self {
             context: methods::Context { hub, started },
-            key: KeyCheck::new(key),
+            key: SecretCheck::new(key),
             body_limit,
             refusals: Arc::default(),
             calls: None,

@@ -21,6 +21,7 @@ pub mod http;
 pub mod hub;
 pub mod jwt;
 pub mod publish_proxy;
+pub mod secret_check;
 
 use std::fmt;
 

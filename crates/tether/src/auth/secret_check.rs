@@ -1,6 +1,6 @@
-//! The server API's key check, in constant time. The key itself is a `Secret` of the settings
-//! (`crate::auth::Secret`: checked, read from its file, never in `Debug` output or logs); the
-//! running API keeps only its digest.
+//! Checking a presented secret in constant time: the server API's key, the admin password. The
+//! secret itself is a `Secret` of the settings (`crate::auth::Secret`: checked, read from its
+//! file, never in `Debug` output or logs); the running server keeps only its digest.
 //!
 //! Both sides are hashed with SHA-256 before the comparison, so the comparison always runs over
 //! 32 bytes: comparing the raw strings would stop at a length mismatch and tell a timing attacker
@@ -11,22 +11,24 @@
 use ring::digest::{digest, SHA256};
 use subtle::ConstantTimeEq as _;
 
-fn sha256(bytes: &[u8]) -> [u8; 32] {
+/// SHA-256 of `bytes` (also the key under which a session or device id is stored: the table never
+/// holds the ids themselves).
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     digest(&SHA256, bytes).as_ref().try_into().expect("SHA-256 is 32 bytes")
 }
 
-/// What a request's `X-API-Key` is checked against: the key's digest only.
+/// What a presented secret (an `X-API-Key`, a password) is checked against: the digest only.
 #[derive(Clone)]
-pub struct KeyCheck {
+pub struct SecretCheck {
     digest: [u8; 32],
 }
 
-impl KeyCheck {
+impl SecretCheck {
     pub fn new(key: &str) -> Self {
         Self { digest: sha256(key.as_bytes()) }
     }
 
-    /// Whether `presented` is the key, in time that does not depend on how much of it is right.
+    /// Whether `presented` is the secret, in time that does not depend on how much of it is right.
     pub fn matches(&self, presented: &[u8]) -> bool {
         sha256(presented).ct_eq(&self.digest).into()
     }
@@ -38,7 +40,7 @@ mod tests {
 
     #[test]
     fn only_the_exact_key_matches() {
-        let check = KeyCheck::new("s3cret-s3cret-s3cret");
+        let check = SecretCheck::new("s3cret-s3cret-s3cret");
         assert!(check.matches(b"s3cret-s3cret-s3cret"));
         for wrong in [
             &b""[..],
