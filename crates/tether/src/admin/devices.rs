@@ -102,8 +102,7 @@ impl Devices {
 
 /// The `Set-Cookie` value that marks this browser as trusted.
 pub fn set_cookie(id: &str, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}={id}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}{secure}", TRUST_FOR.as_secs())
+    super::sessions::admin_cookie(COOKIE, id, TRUST_FOR.as_secs(), secure)
 }
 
 #[cfg(test)]

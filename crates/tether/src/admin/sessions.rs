@@ -121,14 +121,19 @@ impl Sessions {
 /// other site's page or link sends it), Path=/admin (no other page of the server gets it), Secure
 /// when the dashboard is served over TLS, and a Max-Age of the session's [`MAX_AGE`].
 pub fn set_cookie(id: &str, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}={id}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}{secure}", MAX_AGE.as_secs())
+    admin_cookie(COOKIE, id, MAX_AGE.as_secs(), secure)
 }
 
 /// The `Set-Cookie` value that removes it (logout).
 pub fn clear_cookie(secure: bool) -> String {
+    admin_cookie(COOKIE, "", 0, secure)
+}
+
+/// A `Set-Cookie` value with the attributes every dashboard cookie has (the session's and the
+/// trusted device's): one place for them, so the two cannot drift apart.
+pub fn admin_cookie(name: &str, value: &str, max_age_secs: u64, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+    format!("{name}={value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}")
 }
 
 /// The session id in a `Cookie` header's value (`a=1; tether_admin=ID; b=2`), if any.
