@@ -399,12 +399,7 @@ fn over_tls_the_cookie_is_secure_but_not_on_the_plain_internal_port() {
     use std::io::{Read as _, Write as _};
     use std::sync::Arc;
 
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let dir = std::env::temp_dir().join(format!("tether-admin-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let (certified, cert, key) = common::self_signed_cert("admin-tls");
     let tls_args = ["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
     let served = start(&tls_args);
     let mut roots = rustls::RootCertStore::empty();
@@ -437,7 +432,7 @@ fn over_tls_the_cookie_is_secure_but_not_on_the_plain_internal_port() {
     let answer = login(internal, PASSWORD, &[]);
     assert_eq!(answer.status, 303);
     assert!(!answer.header("set-cookie").unwrap().contains("Secure"), "plain HTTP: the browser would drop it");
-    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(cert.parent().unwrap()).unwrap();
 }
 
 /// The `Set-Cookie` line of the cookie `name` in an answer (an answer may set two).

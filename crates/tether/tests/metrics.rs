@@ -353,16 +353,7 @@ fn connections_messages_bytes_refusals_and_closes_move_by_exactly_what_happened(
 fn a_slow_consumer_moves_its_counter_and_the_1008_closes() {
     let served = Served::start(&["--metrics", "--max-queue-bytes", "65536", "--close-timeout", "2"]);
     let before = scrape(&served.addr);
-    let mut slow = served.open_with_small_receive_buffer("/echo");
-    slow.stream.set_write_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
-    let chunk = "x".repeat(16 * 1024);
-    for _ in 0..512 {
-        slow.conn.send_text(&chunk).unwrap();
-        let out = slow.conn.take_output();
-        if slow.stream.write_all(&out).is_err() {
-            break; // The server stopped reading us: TCP backpressure.
-        }
-    }
+    let mut slow = served.open_slow_consumer();
     // Reading at last, the client finds the server's Close after the echoes that fit (and answers it).
     let code = loop {
         match slow.next_event() {

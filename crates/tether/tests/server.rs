@@ -115,12 +115,7 @@ fn plain_http_is_served_on_the_same_port_and_can_upgrade_later() {
 
 #[test]
 fn wss_with_an_rcgen_certificate() {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let dir = std::env::temp_dir().join(format!("tether-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
-    std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
+    let (certified, cert_path, key_path) = common::self_signed_cert("tls");
     let served = Served::start(&["--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()]);
 
     let mut roots = rustls::RootCertStore::empty();
@@ -146,7 +141,7 @@ fn wss_with_an_rcgen_certificate() {
     let mut response = String::new();
     let _ = https.read_to_string(&mut response);
     assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("ok\n"), "{response}");
-    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(cert_path.parent().unwrap()).unwrap();
 }
 
 /// The one runtime behaviour kept end to end here: it shows `--max-queue-bytes` and
@@ -157,17 +152,8 @@ fn a_slow_consumer_is_closed_with_1008_while_others_keep_their_echoes() {
     let served = Served::start(&["--max-queue-bytes", "65536", "--close-timeout", "30"]);
     // A small receive buffer: with an autotuned one the kernel may hold all the echoes, and the
     // server would never have to queue them.
-    let mut slow = served.open_with_small_receive_buffer("/echo");
-    slow.stream.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
-    let chunk = "x".repeat(16 * 1024);
     // Send ~8 MiB without reading a byte: the echoes pile up on the server.
-    for _ in 0..512 {
-        slow.conn.send_text(&chunk).unwrap();
-        let out = slow.conn.take_output();
-        if slow.stream.write_all(&out).is_err() {
-            break; // The server stopped reading us: TCP backpressure.
-        }
-    }
+    let mut slow = served.open_slow_consumer();
     let mut other = served.open("/echo", ClientRequest::default());
     other.send_text("fine");
     assert_eq!(other.next_message(), Message::Text("fine".into()));

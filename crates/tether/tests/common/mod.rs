@@ -320,3 +320,35 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A self-signed certificate for `localhost`, written as PEM files into a temporary directory
+/// named after `tag` and this process: the certificate (for a client's roots) and the two paths
+/// for `--tls-cert` / `--tls-key`.
+pub fn self_signed_cert(tag: &str) -> (rcgen::CertifiedKey<rcgen::KeyPair>, std::path::PathBuf, std::path::PathBuf) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("tether-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    (certified, cert, key)
+}
+
+impl Served {
+    /// A client of `/echo` that sends ~8 MiB of 16 KiB echo requests without reading a byte,
+    /// until TCP stops taking them: the server's queue for it overflows (a slow consumer). Its
+    /// socket has a small receive buffer (see [`Served::open_with_small_receive_buffer`]).
+    pub fn open_slow_consumer(&self) -> Client<TcpStream> {
+        let mut slow = self.open_with_small_receive_buffer("/echo");
+        slow.stream.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        let chunk = "x".repeat(16 * 1024);
+        for _ in 0..512 {
+            slow.conn.send_text(&chunk).unwrap();
+            let out = slow.conn.take_output();
+            if slow.stream.write_all(&out).is_err() {
+                break; // The server stopped reading us: TCP backpressure.
+            }
+        }
+        slow
+    }
+}
