@@ -17,6 +17,10 @@ started=$(date +%s)
 
 step "toolchain"
 cargo --version
+# A CI build is built once: incremental state would only take disk, and disk ran out once.
+if [ "${CI:-}" = true ]; then
+  export CARGO_INCREMENTAL=0
+fi
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
     rustup component add "$component"
@@ -84,4 +88,4 @@ if [ "$server_status" -ne 0 ] || [ "$client_status" -ne 0 ]; then
   exit 1
 fi
 
-step "all checks passed in $(( $(date +%s) - started )) s"
+step "all checks passed in $(( $(date +%s) - started )) s; build directory: $(du -sh "${CARGO_TARGET_DIR:-$root/target}" 2>/dev/null | cut -f1)"
