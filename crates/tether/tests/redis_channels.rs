@@ -95,6 +95,10 @@ async fn subscribers_on_every_node_see_the_same_offsets_1_to_n_from_publishers_o
     // The offset lives in Redis, under the contract's key.
     let meta = meta_key(&cluster, "race");
     assert_eq!(cluster.redis.command(&["HGET", &meta, "offset"]), n.to_string(), "{meta}");
+    // And the history in a stream whose entry ids are the offsets (`<offset>-<seq>`).
+    let stream = meta.replacen(":meta:", ":stream:", 1);
+    let last = cluster.redis.command(&["XREVRANGE", &stream, "+", "-", "COUNT", "1"]);
+    assert!(last.starts_with(&format!("{n}-")), "the last entry of {stream} is offset {n}: {last:?}");
 }
 
 /// The channel's meta hash in Redis: `P:meta:{C}` (the contract's spelling; `P:meta:C` accepted
@@ -187,7 +191,7 @@ async fn recovering_on_one_node_while_another_publishes_misses_and_doubles_nothi
     let mut got = offsets(&ack["publications"]);
     let upto = ack["offset"].as_u64().unwrap();
     assert_eq!(got.last().copied(), Some(upto), "the ack's publications end at its offset: {ack}");
-    assert!(upto > 20 && upto < TOTAL, "subscribed while the publisher was at work (at {upto})");
+    assert!((20..TOTAL).contains(&upto), "subscribed while the publisher was at work (at {upto})");
     while got.last() != Some(&TOTAL) {
         let message = late.next().await;
         assert_eq!(message["type"], "message", "{message}");
