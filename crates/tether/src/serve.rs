@@ -35,7 +35,7 @@ use crate::auth::publish_proxy::PublishBackend;
 use crate::auth::{ConnectAuth, ConnectProxy, DemoTokens, ProxyClient};
 use crate::demo;
 use crate::metrics::Metrics;
-use crate::settings::{route_limits, AuthSettings, Resolved, QUESTION_LIMIT};
+use crate::settings::{default_node_name, route_limits, AuthSettings, Engine, Resolved, QUESTION_LIMIT};
 
 /// The sub-protocols of `/tether`, in the server's order of preference.
 const TOKEN_PROTOCOLS: [&str; 2] = ["tether.json", "json"];
@@ -53,6 +53,9 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     // The internal port's listener keeps the main one's limits (head size and time, connections).
     let internal_config = auth.internal_port.map(|_| resolved.server.clone());
     let server = Server::new(resolved.server);
+    if resolved.engine.redis.is_some() {
+        return Err("--redis: this build has no Redis engine yet".into());
+    }
     // The hub finds the recipients of direct messages among the server's connections.
     let hub = Hub::new(resolved.hub, server.registry());
     // A pooled client per proxy, each with its own bound on calls in flight: a flood of upgrades
@@ -140,6 +143,8 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}:{}: {e}", resolved.host, resolved.port))?;
     let _ = handle.set(server.handle());
     let addr = server.local_addr().map_err(|e| e.to_string())?;
+    let node_name = resolved.engine.node_name.clone().unwrap_or_else(|| default_node_name(addr.port()));
+    log_engine(&resolved.engine, &node_name);
     // The page has no authentication: on a reachable address, say so (`::ffff:127.0.0.1` is loopback too).
     if metrics.is_some() && internal.is_none() && !resolved.host.to_canonical().is_loopback() {
         tracing::warn!("/metrics is served without authentication on {addr}; use --internal-port behind a firewall");
@@ -242,6 +247,22 @@ fn log_auth(auth: &AuthSettings) {
             connect_proxy = auth.connect_proxy.as_ref().map(|url| url.to_string()),
             "clients of /tether are authorized before the upgrade"
         );
+    }
+}
+
+/// Says at startup which engine the hub runs on (never the Redis password: the URL is redacted).
+fn log_engine(engine: &Engine, node_name: &str) {
+    match &engine.redis {
+        None => tracing::info!(node = node_name, "engine: memory (this node alone)"),
+        Some(redis) => tracing::info!(
+            node = node_name,
+            url = redis.url.redacted(),
+            password_file = redis.password.is_some(),
+            ca_file = redis.ca_pem.is_some(),
+            prefix = engine.prefix,
+            presence_ttl_secs = engine.presence_ttl.as_secs(),
+            "engine: redis"
+        ),
     }
 }
 
