@@ -77,6 +77,7 @@
 mod channel;
 mod config;
 mod control;
+mod engine;
 mod error;
 mod expiry;
 mod history;
@@ -84,6 +85,8 @@ mod hooks;
 mod hub;
 mod ledger;
 mod policy;
+#[cfg(feature = "redis")]
+mod redis;
 mod session;
 mod sweep;
 #[cfg(test)]
@@ -94,7 +97,8 @@ mod wire;
 
 pub use channel::{validate_channel, Member, Publication};
 pub use config::HubConfig;
-pub use control::{ChannelSummary, HubStats, Published};
+pub use control::{Action, Affected, ChannelSummary, HubStats, Published, Target};
+pub use engine::{EngineStatus, NodeInfo};
 pub use error::HubError;
 pub use expiry::{TOKEN_EXPIRED, TOKEN_EXPIRED_REASON};
 pub use history::HistoryPage;
@@ -104,4 +108,6 @@ pub use hooks::{
 };
 pub use hub::Hub;
 pub use policy::{NamespacePolicy, Namespaces, PublishRule, SendRule, SubscribeRule};
+#[cfg(feature = "redis")]
+pub use redis::{redact, RedisOptions};
 pub use token::TokenServer;
