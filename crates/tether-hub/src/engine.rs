@@ -1,9 +1,6 @@
 //! Which engine holds a hub's channels, as the rest of the server sees it: [`EngineStatus`] for
-//! metrics, and the list of nodes ([`Hub::nodes`]) for the server API's `info`. The engines
+//! metrics, and [`NodeInfo`] for the server API's `info` (`cluster.rs` answers both). The engines
 //! themselves are `hub.rs` (memory) and `redis/`.
-
-use crate::error::HubError;
-use crate::hub::Hub;
 
 /// What the engine is doing, for metrics and the admin page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,24 +33,4 @@ pub struct NodeInfo {
     pub version: String,
     /// Whether it is the node answering.
     pub this: bool,
-}
-
-impl Hub {
-    /// The live nodes: this one alone on the memory engine (named `local`), every node that
-    /// beat in the last 10 s on the Redis engine (`Err(Unavailable)` while Redis is down).
-    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, HubError> {
-        #[cfg(feature = "redis")]
-        if let Some(engine) = self.redis() {
-            return self.redis_nodes(engine).await;
-        }
-        let stats = self.stats();
-        Ok(vec![NodeInfo {
-            name: "local".to_owned(),
-            connections: stats.connections,
-            users: stats.users,
-            uptime_secs: self.inner.started.elapsed().as_secs(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            this: true,
-        }])
-    }
 }

@@ -28,7 +28,6 @@ use crate::error::HubError;
 use crate::expiry::ExpiryIndex;
 use crate::ledger::Ledger;
 use crate::session::HubId;
-use crate::wire;
 
 /// Channels, and the server's connections they reach. Cheap to clone; every clone is the same hub.
 ///
@@ -64,16 +63,16 @@ pub(crate) struct HubInner {
     /// When the hub started (the node's uptime).
     pub(crate) started: std::time::Instant,
     /// Where offsets, history and presence live: here, or in Redis.
-    engine: Engine,
+    pub(crate) engine: Engine,
 }
 
 /// Where a hub's channels live.
-enum Engine {
+pub(crate) enum Engine {
     /// In this process: `channel.rs` holds offsets and history.
     Memory,
     /// In Redis, shared with the other nodes (`redis/`).
     #[cfg(feature = "redis")]
-    Redis(Arc<crate::redis::RedisEngine>),
+    Redis(Arc<crate::redis::engine::RedisEngine>),
 }
 
 /// What [`Hub::on_fanout`] calls.
@@ -105,53 +104,16 @@ impl Hub {
         Self::with_engine(config, connections, Engine::Memory)
     }
 
-    /// A hub whose channels live in Redis, shared by every node with the same Redis and prefix.
-    /// Starts the engine's tasks (so it needs a tokio runtime); a Redis that is down now is
-    /// retried with backoff meanwhile. `Err` only for options that can never work (a bad URL).
-    #[cfg(feature = "redis")]
-    pub fn with_redis(
-        config: HubConfig,
-        connections: Registry,
-        options: crate::redis::RedisOptions,
-    ) -> Result<Self, HubError> {
-        let engine = Arc::new(crate::redis::RedisEngine::new(options)?);
-        let hub = Self::with_engine(config, connections, Engine::Redis(Arc::clone(&engine)));
-        crate::redis::start(engine, Arc::downgrade(&hub.inner));
-        Ok(hub)
-    }
-
     /// The Redis engine, if the hub has one.
     #[cfg(feature = "redis")]
-    pub(crate) fn redis(&self) -> Option<&Arc<crate::redis::RedisEngine>> {
+    pub(crate) fn redis(&self) -> Option<&Arc<crate::redis::engine::RedisEngine>> {
         match &self.inner.engine {
             Engine::Redis(engine) => Some(engine),
             Engine::Memory => None,
         }
     }
 
-    /// Whether the channels live in Redis, and how that goes.
-    pub fn engine_status(&self) -> crate::EngineStatus {
-        match &self.inner.engine {
-            Engine::Memory => crate::EngineStatus::Memory,
-            #[cfg(feature = "redis")]
-            Engine::Redis(engine) => engine.status(),
-        }
-    }
-
-    /// Calls `observer` with the round trip of every publish script (Redis engine only; a
-    /// metrics histogram, say). Set once: a later call, or one on the memory engine, returns false.
-    pub fn on_redis_publish(&self, observer: impl Fn(Duration) + Send + Sync + 'static) -> bool {
-        match &self.inner.engine {
-            Engine::Memory => {
-                let _ = observer;
-                false
-            }
-            #[cfg(feature = "redis")]
-            Engine::Redis(engine) => engine.set_publish_observer(Box::new(observer)),
-        }
-    }
-
-    fn with_engine(config: HubConfig, connections: Registry, engine: Engine) -> Self {
+    pub(crate) fn with_engine(config: HubConfig, connections: Registry, engine: Engine) -> Self {
         Self {
             inner: Arc::new(HubInner {
                 config,
@@ -341,28 +303,6 @@ impl Hub {
                     self.forget_if_unused(&name);
                 }
             }
-        }
-    }
-
-    /// Sends `data` (JSON) to one connection as a `direct` message (`from` is null: the server).
-    /// On the Redis engine, the connection may be on any node.
-    pub async fn send_to(&self, connection_id: &str, data: &impl serde::Serialize) -> Result<(), HubError> {
-        let json = serde_json::value::to_raw_value(data).map_err(|e| HubError::BadRequest(e.to_string()))?;
-        self.send_raw(connection_id, &json, None).await
-    }
-
-    pub(crate) async fn send_raw(&self, to: &str, data: &RawValue, from: Option<&str>) -> Result<(), HubError> {
-        let text = serde_json::to_string(&wire::Direct { kind: "direct", from, data }).expect("serializable");
-        // Only a connection that speaks the token protocol to this hub: another route's client (an
-        // echo, a demo, another hub's) would get JSON it never asked for.
-        match self.connection(to) {
-            Some(conn) => conn.send_text(text).map_err(|_| HubError::NotFound(to.to_owned())),
-            #[cfg(feature = "redis")]
-            None if self.redis().is_some() => {
-                let engine = self.redis().expect("checked");
-                self.redis_send(engine, to, text).await
-            }
-            None => Err(HubError::NotFound(to.to_owned())),
         }
     }
 

@@ -75,8 +75,10 @@
 #![warn(missing_docs)]
 
 mod channel;
+mod cluster;
 mod config;
 mod control;
+mod direct;
 mod engine;
 mod error;
 mod expiry;

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use super::engine::{now_ms, RedisEngine};
 use super::envelope::{ActionWire, Command, FailedWire, Heartbeat, Op, Reply};
-use super::{now_ms, RedisEngine};
 use crate::control::{Action, Affected, Target};
 use crate::engine::NodeInfo;
 use crate::error::HubError;

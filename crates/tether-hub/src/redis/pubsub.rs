@@ -1,84 +1,20 @@
 //! The node's one pub/sub connection to Redis, multiplexed over every channel it has subscribers
-//! in, plus the control channel (commands to every node) and its own node channel (replies).
-//!
-//! A channel is subscribed in Redis while at least one local join holds it ([`PubSub::acquire`],
-//! [`PubSub::release`]); both go through one async lock, so a SUBSCRIBE is confirmed before any
-//! join that relies on it reads the history, and an UNSUBSCRIBE racing a new join cannot leave the
-//! node deaf to a channel it has subscribers in.
+//! in (`subscriptions.rs`), plus the control channel (commands to every node) and its own node
+//! channel (replies).
 //!
 //! The reader ([`run`]) reconnects with backoff (250 ms doubling to 5 s, with jitter) when the
 //! connection drops, subscribes again to everything wanted, and then fills in the publications a
 //! channel's subscribers missed meanwhile (`channels.rs`), before it reads new ones: live delivery
 //! goes on in order, and what Redis still holds is not lost to a reconnect.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use super::{RedisEngine, CALL_TIMEOUT};
-use crate::error::HubError;
+use super::engine::{RedisEngine, CALL_TIMEOUT};
 use crate::hub::HubInner;
-
-/// The live connection's subscribing half and what the node wants to hear.
-#[derive(Default)]
-pub(crate) struct PubSub {
-    state: tokio::sync::Mutex<State>,
-    up: AtomicBool,
-}
-
-#[derive(Default)]
-struct State {
-    /// `None` while disconnected.
-    sink: Option<redis::aio::PubSubSink>,
-    /// Local joins holding each channel's pub/sub channel.
-    wanted: HashMap<String, usize>,
-}
-
-impl PubSub {
-    pub(crate) fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
-    }
-
-    /// Holds `channel` once more, subscribing in Redis if it is the first hold. `Err(Unavailable)`
-    /// (and nothing held) while the connection is down.
-    pub(crate) async fn acquire(&self, engine: &RedisEngine, channel: &str) -> Result<(), HubError> {
-        let mut state = self.state.lock().await;
-        let State { sink, wanted } = &mut *state;
-        let Some(sink) = sink.as_mut() else {
-            return Err(HubError::Unavailable("the channel engine (Redis) is unavailable: reconnecting".into()));
-        };
-        let held = wanted.get(channel).copied().unwrap_or(0);
-        if held == 0 {
-            match tokio::time::timeout(CALL_TIMEOUT, sink.subscribe(channel)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => return Err(engine.failed("subscribe", &error.to_string(), true)),
-                Err(_) => return Err(engine.failed("subscribe", "no answer in time", true)),
-            }
-        }
-        wanted.insert(channel.to_owned(), held + 1);
-        Ok(())
-    }
-
-    /// Lets go of one hold of `channel`; the last one unsubscribes in Redis.
-    pub(crate) async fn release(&self, channel: &str) {
-        let mut state = self.state.lock().await;
-        let State { sink, wanted } = &mut *state;
-        let Some(held) = wanted.get_mut(channel) else { return };
-        *held -= 1;
-        if *held > 0 {
-            return;
-        }
-        wanted.remove(channel);
-        if let Some(sink) = sink.as_mut() {
-            // A failure leaves a subscription Redis forgets at the next reconnect; messages for a
-            // channel without local subscribers are dropped on arrival meanwhile.
-            let _ = tokio::time::timeout(CALL_TIMEOUT, sink.unsubscribe(channel)).await;
-        }
-    }
-}
 
 /// Reads the pub/sub connection for as long as the hub lives, reconnecting when it drops.
 pub(crate) async fn run(engine: Arc<RedisEngine>, hub: Weak<HubInner>) {
