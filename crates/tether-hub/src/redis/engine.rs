@@ -50,6 +50,36 @@ impl RedisOptions {
             prefix: "tether".to_owned(),
         }
     }
+
+    /// With this password (it overrides one in the URL).
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+
+    /// With these PEM root certificates for `rediss://`.
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// With this node name.
+    pub fn node_name(mut self, name: impl Into<String>) -> Self {
+        self.node_name = name.into();
+        self
+    }
+
+    /// With this presence TTL.
+    pub fn presence_ttl(mut self, ttl: Duration) -> Self {
+        self.presence_ttl = ttl;
+        self
+    }
+
+    /// With this key prefix.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
 }
 
 impl fmt::Debug for RedisOptions {
@@ -221,7 +251,7 @@ mod tests {
         assert_eq!(redact("redis://:s3cret@host:6379/0"), "redis://:***@host:6379/0");
         assert_eq!(redact("rediss://user:s3cret@host/1"), "rediss://user:***@host/1");
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
-        let options = RedisOptions { password: Some("hunter2".into()), ..RedisOptions::new("redis://:pw@h/0") };
+        let options = RedisOptions::new("redis://:pw@h/0").password("hunter2");
         let shown = format!("{options:?}");
         assert!(!shown.contains("hunter2") && !shown.contains(":pw@"), "{shown}");
     }
