@@ -36,6 +36,10 @@ impl Channel {
     /// The pending subscriber's read is done: queues its ack, then what arrived live after `top`
     /// (the offset the ack names) in `epoch`, and from now on it receives live.
     pub(crate) fn activate(&mut self, connection_id: &str, ack: String, top: u64, epoch: &str) -> Activation {
+        if self.dispatched == 0 && self.subscribers.values().all(|s| s.pending.as_ref().is_none_or(Vec::is_empty)) {
+            // Nothing arrived live yet: the channel's epoch is Redis's, from this read.
+            epoch.clone_into(&mut self.epoch);
+        }
         let same_epoch = epoch == self.epoch;
         let Some(subscriber) = self.subscribers.get_mut(connection_id) else { return Activation::Gone };
         let Some(waiting) = subscriber.pending.take() else { return Activation::Active };
@@ -104,8 +108,12 @@ impl Channel {
         }
     }
 
-    /// The last offset handed out live, and its epoch (where a refill after a reconnect starts).
-    pub(crate) fn dispatched(&self) -> (u64, &str) {
-        (self.dispatched, &self.epoch)
+    /// Where a refill after a pub/sub reconnect starts, and in which epoch: the last offset
+    /// handed out live, or, before any was, the oldest offset a subscriber's ack named. `None`
+    /// without subscribers receiving live.
+    pub(crate) fn refill_from(&self) -> Option<(u64, &str)> {
+        let live = self.subscribers.values().filter(|s| s.pending.is_none());
+        let from = if self.dispatched > 0 { Some(self.dispatched) } else { live.map(|s| s.skip_through).min() };
+        from.map(|from| (from, self.epoch.as_str()))
     }
 }

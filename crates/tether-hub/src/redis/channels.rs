@@ -216,25 +216,26 @@ impl Hub {
     }
 
     /// After the pub/sub connection came back: hands each channel's subscribers what was
-    /// published while it was down and Redis still holds, in order, before anything newer.
+    /// published while it was down and Redis still holds, in order, before anything newer (all
+    /// the new life holds, if the channel started again meanwhile: a Redis restart).
     pub(crate) async fn redis_fill_gaps(&self) {
+        const REFILL_BUDGET: usize = 4 << 20;
         let Some(engine) = self.redis() else { return };
         let handles: Vec<_> = self.inner.channels.lock().expect("not poisoned").values().cloned().collect();
         for handle in handles {
-            let (name, dispatched, epoch) = {
+            let (name, from, epoch) = {
                 let channel = handle.lock().expect("not poisoned");
-                let (dispatched, epoch) = channel.dispatched();
-                (channel.name().to_owned(), dispatched, epoch.to_owned())
+                let Some((from, epoch)) = channel.refill_from() else { continue };
+                (channel.name().to_owned(), from, epoch.to_owned())
             };
-            if dispatched == 0 {
-                continue;
-            }
-            const REFILL_BUDGET: usize = 4 << 20;
-            let Ok(read) = self.redis_read(engine, &name, Some(dispatched), None, false, REFILL_BUDGET).await else {
+            let Ok(mut read) = self.redis_read(engine, &name, Some(from), None, false, REFILL_BUDGET).await else {
                 return;
             };
             if read.epoch != epoch {
-                continue;
+                let Ok(again) = self.redis_read(engine, &name, Some(0), None, false, REFILL_BUDGET).await else {
+                    return;
+                };
+                read = again;
             }
             let mut channel = handle.lock().expect("not poisoned");
             for publication in read.publications {

@@ -236,6 +236,7 @@ pub(crate) async fn run(engine: Arc<RedisEngine>, hub: Weak<HubInner>) {
         if last_beat.is_none_or(|at| now - at >= HEARTBEAT) {
             last_beat = Some(now);
             let _ = engine.beat(&hub).await;
+            engine.pubsub.check().await;
         }
         if now - last_refresh >= refresh_every {
             last_refresh = now;

@@ -34,7 +34,12 @@ pub(crate) async fn run(engine: Arc<RedisEngine>, hub: Weak<HubInner>) {
                 if let Some(inner) = hub.upgrade() {
                     crate::hub::Hub { inner }.redis_fill_gaps().await;
                 }
-                while let Some(message) = stream.next().await {
+                loop {
+                    let message = tokio::select! {
+                        message = stream.next() => message,
+                        () = engine.pubsub.broken.notified() => None,
+                    };
+                    let Some(message) = message else { break };
                     let Some(inner) = hub.upgrade() else { return };
                     let hub = crate::hub::Hub { inner };
                     dispatch(&engine, &hub, &message);

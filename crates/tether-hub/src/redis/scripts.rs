@@ -62,7 +62,8 @@ if limit > 0 and offset - limit + 1 > low then low = offset - limit + 1 end
 local result = {offset, epoch, 0, 0}
 if since > offset then return result end
 if low > offset then
-  result[3] = 1
+  -- Nothing to read: complete only if nothing after `since` was left out by the size.
+  if since < 0 or low == since + 1 then result[3] = 1 end
   return result
 end
 local now = redis.call('TIME')

@@ -16,6 +16,9 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) struct PubSub {
     pub(crate) state: tokio::sync::Mutex<State>,
     pub(crate) up: AtomicBool,
+    /// Told when the connection stopped answering though it did not close (a Redis that hangs,
+    /// a network that drops packets): the reader then drops it and connects again.
+    pub(crate) broken: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -58,6 +61,18 @@ impl PubSub {
         }
         wanted.insert(channel.to_owned(), held + 1);
         Ok(())
+    }
+
+    /// Pings Redis over the pub/sub connection (the heartbeat does, every 2 s); when it does not
+    /// answer in time, the connection is given up and the reader told to connect again.
+    pub(crate) async fn check(&self) {
+        let mut state = self.state.lock().await;
+        let Some(sink) = state.sink.as_mut() else { return };
+        if !matches!(tokio::time::timeout(CONFIRM_TIMEOUT, sink.ping::<redis::Value>()).await, Ok(Ok(_))) {
+            state.sink = None;
+            self.up.store(false, Ordering::Relaxed);
+            self.broken.notify_one();
+        }
     }
 
     /// Lets go of one hold of `channel`; the last one unsubscribes in Redis.
