@@ -28,8 +28,16 @@ impl Redis {
     }
 
     fn start_on(port: u16) -> Self {
+        let redis = Self::spawn(port, &["--port", &port.to_string()]);
+        assert_eq!(redis.command("PING"), "+PONG\r\n");
+        redis
+    }
+
+    /// `redis-server` with these arguments (besides no persistence), once `port` accepts.
+    fn spawn(port: u16, args: &[&str]) -> Self {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(args)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/test.sh installs it)");
@@ -37,9 +45,7 @@ impl Redis {
         while TcpStream::connect(("127.0.0.1", port)).is_err_and(|_| Instant::now() < deadline) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let redis = Self { child, port };
-        assert_eq!(redis.command("PING"), "+PONG\r\n");
-        redis
+        Self { child, port }
     }
 
     fn url(&self) -> String {
@@ -68,18 +74,28 @@ impl Drop for Redis {
 }
 
 async fn node(redis: &Redis, prefix: &str, name: &str) -> (String, Hub) {
-    let server = Server::new(ServerConfig::default());
     let options = RedisOptions::new(redis.url()).node_name(name).prefix(prefix).presence_ttl(Duration::from_secs(2));
+    let (url, hub) = node_with(options);
+    let url = url.await;
+    wait_up(&hub).await;
+    (url, hub)
+}
+
+/// A node on `options`, not waiting for Redis (its URL comes when the server listens).
+fn node_with(options: RedisOptions) -> (impl std::future::Future<Output = String>, Hub) {
+    let server = Server::new(ServerConfig::default());
     let hub = Hub::with_redis(HubConfig::default(), server.registry(), options).unwrap();
     let token = TokenServer::new(hub.clone(), Duration::from_secs(30));
-    let server = server
-        .route_with("/tether", RouteOptions::protocols(["tether.json", "json"]), token)
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
-    let url = format!("ws://{}/tether", server.local_addr().unwrap());
-    tokio::spawn(server.run());
-    wait_up(&hub).await;
+    let url = async move {
+        let server = server
+            .route_with("/tether", RouteOptions::protocols(["tether.json", "json"]), token)
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let url = format!("ws://{}/tether", server.local_addr().unwrap());
+        tokio::spawn(server.run());
+        url
+    };
     (url, hub)
 }
 
@@ -214,4 +230,40 @@ async fn an_outage_answers_unavailable_and_publishing_resumes_after_it() {
     eprintln!("publishing resumed {:?} after Redis came back", started.elapsed());
     let message = client.event_of("message").await;
     assert_eq!(message["data"], 3, "the node subscribed again: live delivery works");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_with_a_private_ca_and_a_password_and_a_wrong_password_is_never_up() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("tether-hub-redis-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let port_text = port.to_string();
+    let _redis = Redis::spawn(
+        port,
+        &["--port", "0", "--tls-port", &port_text, "--tls-cert-file", cert, "--tls-key-file", key]
+            .into_iter()
+            .chain(["--tls-ca-cert-file", cert, "--tls-auth-clients", "no", "--requirepass", "s3cret"])
+            .collect::<Vec<_>>(),
+    );
+    let url = format!("rediss://localhost:{port}/0");
+    let options = RedisOptions::new(&url).password("s3cret").ca_pem(certified.cert.pem().into_bytes()).prefix("tls");
+    let (ws, hub) = node_with(options);
+    let ws = ws.await;
+    wait_up(&hub).await;
+    let mut client = Client::connect(&ws).await;
+    client.ack(json!({"type": "subscribe", "channel": "secure"})).await;
+    assert_eq!(client.ack(json!({"type": "publish", "channel": "secure", "data": 1})).await["offset"], 1);
+    assert_eq!(client.event_of("message").await["data"], 1);
+
+    let wrong = RedisOptions::new(&url).password("wrong").ca_pem(certified.cert.pem().into_bytes()).prefix("tls");
+    let (ws, hub) = node_with(wrong);
+    let mut client = Client::connect(&ws.await).await;
+    assert_eq!(client.error_code(json!({"type": "publish", "channel": "secure", "data": 2})).await, "unavailable");
+    assert!(matches!(hub.engine_status(), tether_hub::EngineStatus::Redis { up: false, errors } if errors > 0));
+    let _ = std::fs::remove_dir_all(&dir);
 }
