@@ -121,6 +121,8 @@ pub(crate) struct RedisEngine {
     pub(crate) pubsub: subscriptions::PubSub,
     pub(crate) commands_up: AtomicBool,
     pub(crate) errors: AtomicU64,
+    /// When a failure was last logged at `warn` (ms since the Unix epoch).
+    last_warning: AtomicU64,
     pub(crate) publish_observer: OnceLock<PublishObserver>,
     /// Commands sent to the other nodes, waiting for their replies.
     pub(crate) waiting: Mutex<HashMap<u64, tokio::sync::mpsc::UnboundedSender<envelope::Reply>>>,
@@ -163,6 +165,7 @@ impl RedisEngine {
             options,
             commands_up: AtomicBool::new(false),
             errors: AtomicU64::new(0),
+            last_warning: AtomicU64::new(0),
             publish_observer: OnceLock::new(),
             waiting: Mutex::default(),
             next_request: AtomicU64::new(1),
@@ -203,7 +206,9 @@ impl RedisEngine {
     ) -> Result<T, HubError> {
         match tokio::time::timeout(CALL_TIMEOUT, call).await {
             Ok(Ok(value)) => {
-                self.commands_up.store(true, Ordering::Relaxed);
+                if !self.commands_up.swap(true, Ordering::Relaxed) {
+                    tracing::info!(url = %redact(&self.options.url), "redis reachable");
+                }
                 Ok(value)
             }
             Ok(Err(error)) => Err(self.failed(what, &error.to_string(), error.is_io_error() || error.is_timeout())),
@@ -212,10 +217,16 @@ impl RedisEngine {
     }
 
     /// Counts a failed call; `down` when it says Redis cannot be reached (not a script error).
+    /// Logged at `warn` when Redis becomes unreachable and at most every 10 s otherwise (a wrong
+    /// password fails every call), else at `debug`.
     pub(crate) fn failed(&self, what: &str, why: &str, down: bool) -> HubError {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        if down && self.commands_up.swap(false, Ordering::Relaxed) {
-            tracing::warn!(what, error = why, "redis unreachable");
+        let now = now_ms();
+        let became_down = down && self.commands_up.swap(false, Ordering::Relaxed);
+        let quiet_since = self.last_warning.load(Ordering::Relaxed);
+        if became_down || now.saturating_sub(quiet_since) >= 10_000 {
+            self.last_warning.store(now, Ordering::Relaxed);
+            tracing::warn!(what, error = why, "redis call failed");
         } else {
             tracing::debug!(what, error = why, "redis call failed");
         }
