@@ -75,16 +75,16 @@ impl Drop for Redis {
 
 async fn node(redis: &Redis, prefix: &str, name: &str) -> (String, Hub) {
     let options = RedisOptions::new(redis.url()).node_name(name).prefix(prefix).presence_ttl(Duration::from_secs(2));
-    let (url, hub) = node_with(options);
+    let (url, hub) = node_with(options, HubConfig::default());
     let url = url.await;
     wait_up(&hub).await;
     (url, hub)
 }
 
 /// A node on `options`, not waiting for Redis (its URL comes when the server listens).
-fn node_with(options: RedisOptions) -> (impl std::future::Future<Output = String>, Hub) {
+fn node_with(options: RedisOptions, config: HubConfig) -> (impl std::future::Future<Output = String>, Hub) {
     let server = Server::new(ServerConfig::default());
-    let hub = Hub::with_redis(HubConfig::default(), server.registry(), options).unwrap();
+    let hub = Hub::with_redis(config, server.registry(), options).unwrap();
     let token = TokenServer::new(hub.clone(), Duration::from_secs(30));
     let url = async move {
         let server = server
@@ -252,7 +252,7 @@ async fn rediss_with_a_private_ca_and_a_password_and_a_wrong_password_is_never_u
     );
     let url = format!("rediss://localhost:{port}/0");
     let options = RedisOptions::new(&url).password("s3cret").ca_pem(certified.cert.pem().into_bytes()).prefix("tls");
-    let (ws, hub) = node_with(options);
+    let (ws, hub) = node_with(options, HubConfig::default());
     let ws = ws.await;
     wait_up(&hub).await;
     let mut client = Client::connect(&ws).await;
@@ -261,9 +261,32 @@ async fn rediss_with_a_private_ca_and_a_password_and_a_wrong_password_is_never_u
     assert_eq!(client.event_of("message").await["data"], 1);
 
     let wrong = RedisOptions::new(&url).password("wrong").ca_pem(certified.cert.pem().into_bytes()).prefix("tls");
-    let (ws, hub) = node_with(wrong);
+    let (ws, hub) = node_with(wrong, HubConfig::default());
     let mut client = Client::connect(&ws.await).await;
     assert_eq!(client.error_code(json!({"type": "publish", "channel": "secure", "data": 2})).await, "unavailable");
     assert!(matches!(hub.engine_status(), tether_hub::EngineStatus::Redis { up: false, errors } if errors > 0));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_history_nothing_is_recovered_and_a_small_history_recovers_only_what_it_holds() {
+    let redis = Redis::start();
+    for (size, recovered) in [(0, false), (2, false), (5, true)] {
+        let options = RedisOptions::new(redis.url()).prefix(format!("t5-{size}"));
+        let (url, hub) = node_with(options, HubConfig { history_size: size, ..HubConfig::default() });
+        let url = url.await;
+        wait_up(&hub).await;
+        let mut client = Client::connect(&url).await;
+        let epoch =
+            client.ack(json!({"type": "subscribe", "channel": "c"})).await["epoch"].as_str().unwrap().to_owned();
+        for i in 1..=3 {
+            assert_eq!(hub.publish("c", &i).await.unwrap(), i);
+        }
+        let mut other = Client::connect(&url).await;
+        let ack = other.ack(json!({"type": "subscribe", "channel": "c", "since": 0, "epoch": epoch})).await;
+        assert_eq!(ack["recovered"], recovered, "history_size {size}: {ack}");
+        assert_eq!(ack["offset"], 3);
+        let held = ack["publications"].as_array().map_or(0, Vec::len);
+        assert_eq!(held, if recovered { 3 } else { 0 }, "history_size {size}: {ack}");
+    }
 }
