@@ -107,18 +107,42 @@ fn redis_url(arg: &str) -> Result<RedisUrl, String> {
     Ok(RedisUrl::new(arg))
 }
 
-/// Whether `url` is one the engine can connect to: redis:// or rediss://, a host, a port that is
-/// not 0, a database number or nothing as the path, no query or fragment (redis-rs would read
-/// `#insecure` as "skip certificate checks").
+/// Whether `url` is one the engine can connect to (what redis-rs accepts, less what it should not
+/// be asked): redis:// or rediss://, a host that is not a wildcard address, a port that is not 0,
+/// a database number or nothing as the path, a user and password that decode to UTF-8, no query
+/// or fragment (redis-rs would read `#insecure` as "skip certificate checks").
 fn is_valid_redis_url(url: &str) -> bool {
     let Ok(parsed) = url::Url::parse(url.trim()) else { return false };
     let path = parsed.path().trim_start_matches('/');
     matches!(parsed.scheme(), "redis" | "rediss")
-        && parsed.host_str().is_some_and(|host| !host.is_empty())
+        && parsed.host_str().is_some_and(|host| !host.is_empty() && !matches!(host, "0.0.0.0" | "[::]"))
+        && is_utf8_when_decoded(parsed.username())
+        && parsed.password().is_none_or(is_utf8_when_decoded)
         && parsed.port() != Some(0)
         && (path.is_empty() || (path.len() <= 9 && path.bytes().all(|b| b.is_ascii_digit())))
         && parsed.query().is_none()
         && parsed.fragment().is_none()
+}
+
+/// Whether the percent-encoded `text` (a URL's user or password) decodes to UTF-8.
+fn is_utf8_when_decoded(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(decoded).is_ok()
 }
 
 /// A node name or key prefix: 1..=64 of `A-Z a-z 0-9 _ . : -`.
@@ -290,6 +314,7 @@ mod tests {
             "redis://:s3cret@10.0.0.1:6379/2",
             "redis://alice:s3cret@[::1]:6379",
             "redis://h:1/",
+            "redis://:p%40ss%C3%A9@h",
         ] {
             assert_eq!(refused(&with_url(good), &Source::Flag), "accepted", "{good}");
         }
@@ -300,6 +325,9 @@ mod tests {
             ("redis://", "redis://"),
             ("redis://h:0/0", "redis://h:0/0"),
             ("redis://h:99999", "redis://h:99999"),
+            ("redis://0.0.0.0:6379", "redis://0.0.0.0:6379"),
+            ("redis://[::]:6379", "redis://[::]:6379"),
+            ("redis://:%FF%FE@h", "redis://:***@h"),
             ("redis://h/zero", "redis://h/zero"),
             ("redis://h/0/1", "redis://h/0/1"),
             ("rediss://:pw@h/0#insecure", "rediss://:***@h/0?***"),
