@@ -185,3 +185,98 @@ fn the_engine_defaults_to_memory_and_the_node_to_its_host_and_port() {
         (Some("engine: memory (this node alone)"), Some("eu-1"))
     );
 }
+
+/// With `--redis` the settings reach the engine: two nodes on one Redis (which needs a password,
+/// given in the URL to one and as `--redis-password-file` to the other) see each other in `info`,
+/// the one without `--node-name` as HOSTNAME:PORT of the port it listens on (`--port 0`), and
+/// neither logs the password. Needs `redis-server` (scripts/test.sh installs it); skipped without.
+#[test]
+fn the_engine_settings_reach_redis_and_info_names_the_nodes() {
+    if std::process::Command::new("redis-server").arg("--version").output().is_err() {
+        eprintln!("skipped: no redis-server on PATH");
+        return;
+    }
+    /// Killed on drop, a failed assertion too.
+    struct Redis(std::process::Child);
+    impl Drop for Redis {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let redis = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--requirepass", "s3cret-redis-pw"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map(Redis)
+        .expect("start redis-server");
+    let dir = std::env::temp_dir().join(format!("tether-engine-redis-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let password = dir.join("password");
+    std::fs::write(&password, "s3cret-redis-pw\n").unwrap();
+    let key = "an-api-key-of-the-engine-test";
+    let prefix = format!("settings-{}", std::process::id());
+    let node = |extra: &[&str], log: &str| {
+        let log = std::fs::File::create(dir.join(log)).unwrap();
+        let args = [&["--api-key", key, "--redis-prefix", prefix.as_str()], extra].concat();
+        let mut child = common::serve_command(&args)
+            .env("TETHER_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start tether");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let addr = line.trim().rsplit_once("://").expect("listening line").1.to_owned();
+        Served { child, addr }
+    };
+    let with_url = format!("redis://:s3cret-redis-pw@127.0.0.1:{port}/0");
+    let a = node(&["--redis", &with_url], "a.log");
+    let with_file = format!("redis://127.0.0.1:{port}/0");
+    let b = node(
+        &["--redis", &with_file, "--redis-password-file", password.to_str().unwrap(), "--node-name", "b"],
+        "b.log",
+    );
+    let info = || {
+        let answer = common::http_request(&a.addr, "POST", "/api/info", &[("X-API-Key", key)], b"{}");
+        (answer.status, answer.json())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let nodes = loop {
+        let (status, body) = info();
+        let nodes = body["result"]["nodes"].as_array().cloned().unwrap_or_default();
+        if status == 200 && nodes.len() == 2 {
+            assert_eq!(body["result"]["engine"], "redis");
+            break nodes;
+        }
+        assert!(std::time::Instant::now() < deadline, "info never listed both nodes: {status} {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let hostname = hostname.trim();
+    let a_port = a.addr.rsplit_once(':').unwrap().1;
+    let mut names: Vec<(String, bool)> =
+        nodes.iter().map(|node| (node["name"].as_str().unwrap().to_owned(), node["this"] == true)).collect();
+    names.sort();
+    let a_name = names.iter().find(|(_, this)| *this).expect("the answering node").0.clone();
+    assert!(names.contains(&("b".to_owned(), false)), "{names:?}");
+    assert!(a_name.ends_with(&format!(":{a_port}")) && !a_name.ends_with(":0"), "{a_name}");
+    if hostname.len() <= 58 && hostname.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
+        assert_eq!(a_name, format!("{hostname}:{a_port}"));
+    }
+    for node in nodes {
+        for field in ["connections", "users", "uptime_secs"] {
+            assert!(node[field].is_u64(), "{field} in {node}");
+        }
+        assert_eq!(node["version"], env!("CARGO_PKG_VERSION"));
+    }
+    drop((a, b, redis));
+    for log in ["a.log", "b.log"] {
+        let text = std::fs::read_to_string(dir.join(log)).unwrap();
+        assert!(text.contains("engine: redis"), "{log}: {text}");
+        assert!(!text.contains("s3cret-redis-pw"), "{log} shows the password: {text}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
