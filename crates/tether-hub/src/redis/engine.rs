@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 
-use super::{envelope, presence, scripts, subscriptions};
+use super::{envelope, scripts, subscriptions, writes};
 use crate::engine::EngineStatus;
 use crate::error::HubError;
 
@@ -126,9 +126,9 @@ pub(crate) struct RedisEngine {
     last_warning: AtomicU64,
     pub(crate) publish_observer: OnceLock<PublishObserver>,
     /// The node's presence writes, in order (`presence.rs`).
-    pub(crate) presence: presence::PresenceWriter,
+    pub(crate) presence: writes::PresenceWriter,
     /// The writer's end of that queue, until [`super::start`] takes it.
-    pub(crate) presence_writes: Mutex<Option<tokio::sync::mpsc::Receiver<presence::Write>>>,
+    pub(crate) presence_writes: Mutex<Option<tokio::sync::mpsc::Receiver<writes::Write>>>,
     /// Commands sent to the other nodes, waiting for their replies.
     pub(crate) waiting: Mutex<HashMap<u64, tokio::sync::mpsc::UnboundedSender<envelope::Reply>>>,
     pub(crate) next_request: AtomicU64,
@@ -160,7 +160,7 @@ impl RedisEngine {
             .set_max_delay(Duration::from_secs(1));
         let commands =
             ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|e| bad(e.to_string()))?;
-        let (presence, presence_writes) = presence::PresenceWriter::new();
+        let (presence, presence_writes) = writes::PresenceWriter::new();
         Ok(Self {
             presence,
             presence_writes: Mutex::new(Some(presence_writes)),

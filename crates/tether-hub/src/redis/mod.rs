@@ -29,6 +29,7 @@ mod presence;
 mod pubsub;
 mod scripts;
 mod subscriptions;
+mod writes;
 
 pub(crate) use engine::RedisEngine;
 pub use engine::{redact, RedisOptions};

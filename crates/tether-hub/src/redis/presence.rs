@@ -17,14 +17,11 @@ use tether_tokio::Conn;
 
 use super::engine::RedisEngine;
 use super::envelope::ChannelEvent;
+use super::writes::Write;
 use crate::channel::{Channel, Member};
 use crate::error::HubError;
 use crate::hub::Hub;
 use crate::wire;
-
-/// Writes waiting for the writer: past this many (Redis far behind), more are dropped and
-/// counted as errors; a dropped keep-alive is made good by the next refresh.
-const QUEUE: usize = 65_536;
 
 /// A member as kept in the presence hash.
 #[derive(Serialize, Deserialize)]
@@ -33,27 +30,6 @@ struct MemberWire<'a> {
     user: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow, skip_serializing_if = "Option::is_none")]
     info: Option<&'a RawValue>,
-}
-
-/// One presence write, for the writer to make.
-pub(crate) enum Write {
-    /// Keep these members (id, member JSON) of the channel for another TTL.
-    Keep { channel: String, members: Vec<(String, String)> },
-    /// The member left.
-    Remove { channel: String, id: String },
-    /// A join or leave event for every node's subscribers.
-    Event { channel: String, payload: String },
-}
-
-/// The queue to the node's presence writer.
-pub(crate) struct PresenceWriter(tokio::sync::mpsc::Sender<Write>);
-
-impl PresenceWriter {
-    /// The queue, and the receiving end for [`run`].
-    pub(crate) fn new() -> (Self, tokio::sync::mpsc::Receiver<Write>) {
-        let (sender, receiver) = tokio::sync::mpsc::channel(QUEUE);
-        (Self(sender), receiver)
-    }
 }
 
 /// Makes the writes in order, for as long as the engine lives.
