@@ -80,7 +80,8 @@ async fn presence_lists_the_members_of_every_node_and_forgets_a_killed_nodes_wit
         ids(&node1.ok("presence", json!({"channel": "room"}))["members"]) == survivors
     });
     eprintln!("presence: a killed node's member disappeared {took:?} after SIGKILL (TTL {TTL_SECS} s)");
-    assert!(took <= Duration::from_millis(TTL_SECS * 1000 + 500), "within the TTL ({TTL_SECS} s): took {took:?}");
+    // The TTL, and a second for the polling and the calls themselves on a busy machine.
+    assert!(took <= Duration::from_secs(TTL_SECS + 1), "within the TTL ({TTL_SECS} s): took {took:?}");
     let members = ada.ack(json!({"type": "presence", "channel": "room"})).await["members"].clone();
     assert_eq!(ids(&members), survivors, "token protocol on node 1 too: {members}");
     tokio::time::sleep((killed + Duration::from_secs(2 * TTL_SECS + 1)).saturating_duration_since(Instant::now()))
