@@ -1,7 +1,8 @@
 //! Channels across `tether serve` nodes sharing one real Redis (issue 13): one order of offsets
 //! for every subscriber on every node whoever publishes where, recovery with `since` + `epoch`
-//! on another node than the one the client left (also while others keep publishing), and history
-//! that outlives a node restart because it lives in Redis.
+//! on another node than the one the client left (also while others keep publishing), history
+//! that outlives a node restart because it lives in Redis, and a node in a channel's Redis
+//! pub/sub only while it has subscribers to it.
 
 mod common;
 
@@ -226,4 +227,29 @@ async fn history_outlives_a_node_restart_with_the_same_epoch() {
     assert_eq!(offsets(&ack["publications"]), [3, 4, 5]);
     assert_eq!(node.ok("publish", json!({"channel": "log", "data": 6}))["offset"], 6, "offsets go on");
     assert_eq!(client.next().await["offset"], 6);
+}
+
+#[tokio::test]
+async fn a_node_listens_on_a_channels_redis_pubsub_only_while_it_has_subscribers_there() {
+    let cluster = Cluster::start("numsub", 2, &[]);
+    let pubsub = format!("{}:ch:{{room}}", cluster.prefix);
+    let listeners = || {
+        let reply = cluster.redis.command(&["PUBSUB", "NUMSUB", &pubsub]);
+        reply.lines().nth(1).expect("a count").parse::<u32>().unwrap()
+    };
+    assert_eq!(listeners(), 0);
+    let mut one = TokenClient::connect(&cluster.nodes[0]).await;
+    let mut one_too = TokenClient::connect(&cluster.nodes[0]).await;
+    let mut two = TokenClient::connect(&cluster.nodes[1]).await;
+    one.subscribe("room").await;
+    one_too.subscribe("room").await;
+    assert_eq!(listeners(), 1, "one pub/sub subscription per node, however many subscribers");
+    two.subscribe("room").await;
+    assert_eq!(listeners(), 2);
+    one.ack(json!({"type": "unsubscribe", "channel": "room"})).await;
+    assert_eq!(listeners(), 2, "node 1 still has a subscriber");
+    one_too.close().await;
+    common::wait_until("node 1 leaves the Redis channel", || listeners() == 1);
+    two.ack(json!({"type": "unsubscribe", "channel": "room"})).await;
+    common::wait_until("node 2 leaves the Redis channel", || listeners() == 0);
 }

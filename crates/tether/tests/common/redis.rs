@@ -217,14 +217,14 @@ impl Node {
             "--api-key", API_KEY, "--token-hmac-secret", SECRET, "--allow-anonymous"]
             .iter().map(|s| (*s).to_owned()).collect();
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let log = temp_dir("nodes").join(format!("{prefix}-{name}-{}.log", serial()));
+        let log = temp_dir(&format!("node-{}", serial())).join(format!("{name}.log"));
         let served = Self::spawn(&args, &log);
         Self { served, name: name.to_owned(), args, log }
     }
 
     fn spawn(args: &[String], log: &PathBuf) -> Served {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let stderr = File::create(log).unwrap();
+        let stderr = File::options().create(true).append(true).open(log).unwrap();
         let mut child = serve_command(&args).stdout(Stdio::piped()).stderr(stderr).spawn().expect("start tether");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
@@ -270,6 +270,18 @@ impl Node {
     /// The `result` of a server API call that must succeed.
     pub fn ok(&self, method: &str, body: Value) -> Value {
         api_ok(&self.served.addr, method, body)
+    }
+}
+
+impl Drop for Node {
+    /// Kills the node; its log is removed, unless the test is failing (then its path is printed).
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("{}'s log: {}", self.name, self.log.display());
+        } else if let Some(dir) = self.log.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
