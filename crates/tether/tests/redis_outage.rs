@@ -84,6 +84,20 @@ async fn until_a_message_arrives(client: &mut TokenClient, node: &Node, data: &s
     }
 }
 
+/// Sends `subscribe` every 100 ms until it is acked (the node's pub/sub connection reconnects on
+/// its own backoff, and `subscribe` answers `unavailable` until then); fails 10 s after `back`.
+async fn subscribe_once_up(client: &mut TokenClient, request: Value, back: Instant) -> Value {
+    loop {
+        let answer = client.request(request.clone()).await;
+        if answer["type"] == "ack" {
+            return answer;
+        }
+        assert_unavailable(&answer);
+        assert!(back.elapsed() < Duration::from_secs(10), "subscribe still unavailable 10 s after Redis came up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_down_publishing_is_unavailable_local_work_goes_on_and_it_resumes_within_10_s() {
     let mut cluster = Cluster::start("outage", 2, &["--metrics"]);
@@ -171,17 +185,36 @@ async fn a_node_started_while_redis_is_down_comes_up_and_publishes_once_redis_is
     // Its pub/sub connection has its own backoff: `subscribe` answers `unavailable` until it is
     // back, within the same 10 s.
     let mut subscriber = TokenClient::connect(&node).await;
-    loop {
-        let answer = subscriber.request(json!({"type": "subscribe", "channel": "news"})).await;
-        if answer["type"] == "ack" {
-            break;
-        }
-        assert_unavailable(&answer);
-        assert!(back.elapsed() < Duration::from_secs(10), "subscribe still unavailable 10 s after Redis came up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    subscribe_once_up(&mut subscriber, json!({"type": "subscribe", "channel": "news"}), back).await;
     eprintln!("redis outage: that node took subscriptions again {:?} after Redis came up", back.elapsed());
     node.ok("publish", json!({"channel": "news", "data": "delivered"}));
     assert_eq!(subscriber.next().await["data"], "delivered");
     assert!(node.log().to_lowercase().contains("redis"), "the outage is in the log:\n{}", node.log());
+}
+
+#[tokio::test]
+async fn after_a_redis_restart_the_channel_is_in_a_new_epoch_and_old_offsets_recover_nothing() {
+    let mut cluster = Cluster::start("new_epoch", 1, &[]);
+    let node = &cluster.nodes[0];
+    let before = node.ok("publish", json!({"channel": "news", "data": 1}))["epoch"].clone();
+    node.ok("publish", json!({"channel": "news", "data": 2}));
+    cluster.redis.restart(); // empty: nothing was saved
+    let back = Instant::now();
+    let node = &cluster.nodes[0];
+    publish_until_it_works(node, "other");
+    let after = node.ok("publish", json!({"channel": "news", "data": "new life"}));
+    assert_eq!(after["offset"], 1, "offsets start over: {after}");
+    assert_ne!(after["epoch"], before, "in a new epoch");
+    let mut client = TokenClient::connect(node).await;
+    let ack = subscribe_once_up(
+        &mut client,
+        json!({"type": "subscribe", "channel": "news", "since": 2, "epoch": before}),
+        back,
+    )
+    .await;
+    assert_eq!(
+        (&ack["recovered"], &ack["epoch"], &ack["offset"]),
+        (&json!(false), &after["epoch"], &json!(1)),
+        "{ack}"
+    );
 }
