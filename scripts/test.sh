@@ -3,8 +3,9 @@
 # Cargo.lock, unit + integration + property tests (interop included, against Python websockets in
 # a virtual environment, target/venv), the demo page in headless Chromium, a short run of every
 # fuzz target, and the complete Autobahn|Testsuite against `tether serve` and against Tether's
-# client. Installs what it needs (python3-venv, Debian's chromium, the npm packages of
-# tests/browser, cargo-fuzz, Autobahn's wstest) on first use. Fails loudly on the first error.
+# client. Installs what it needs (python3-venv, Debian's chromium and redis-server, the npm
+# packages of tests/browser, cargo-fuzz, Autobahn's wstest) on first use. Fails loudly on the
+# first error.
 #
 # Environment: FUZZ_SECONDS (default 30) per fuzz target; AUTOBAHN_CASES (default "*").
 set -euo pipefail
@@ -27,9 +28,15 @@ for component in rustfmt clippy; do
   fi
 done
 
-step "system packages for the tests (tmux for the terminal test of tether connect)"
+step "system packages for the tests (tmux for the terminal test of tether connect, redis-server for the multi-node tests)"
 if ! command -v tmux >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux
+fi
+# The redis_* tests start their own redis-server on a free loopback port (no persistence) and
+# stop it; the system service the package sets up is not used, so it is stopped if it started.
+if ! command -v redis-server >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+  service redis-server stop >/dev/null 2>&1 || true
 fi
 
 step "Python websockets, pyjwt and prometheus-client in a virtual environment under the build directory (the independent peers of the interop tests)"

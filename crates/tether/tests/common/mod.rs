@@ -2,6 +2,8 @@
 //! blocking sockets with a client built from the protocol core.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
