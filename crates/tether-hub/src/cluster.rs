@@ -50,6 +50,12 @@ impl Hub {
         }
     }
 
+    /// Names this node, as [`Hub::nodes`] shows it on the memory engine (`local` until named; a
+    /// Redis node has the name of its [`crate::RedisOptions`]). Set once: false after.
+    pub fn name_node(&self, name: &str) -> bool {
+        self.inner.node_name.set(name.to_owned()).is_ok()
+    }
+
     /// The live nodes: this one alone on the memory engine (named `local`), every node that
     /// beat in the last 10 s on the Redis engine (`Err(Unavailable)` while Redis is down).
     pub async fn nodes(&self) -> Result<Vec<NodeInfo>, HubError> {
@@ -57,14 +63,34 @@ impl Hub {
         if let Some(engine) = self.redis() {
             return self.redis_nodes(engine).await;
         }
+        Ok(vec![self.this_node()])
+    }
+
+    /// This node, from its own counts (what [`Hub::nodes`] lists for it).
+    pub fn this_node(&self) -> NodeInfo {
         let stats = self.stats();
-        Ok(vec![NodeInfo {
-            name: "local".to_owned(),
+        #[cfg(feature = "redis")]
+        let redis_name = self.redis().map(|engine| engine.options.node_name.as_str());
+        #[cfg(not(feature = "redis"))]
+        let redis_name = None;
+        let name = redis_name.or(self.inner.node_name.get().map(String::as_str)).unwrap_or("local");
+        NodeInfo {
+            name: name.to_owned(),
             connections: stats.connections,
             users: stats.users,
             uptime_secs: self.inner.started.elapsed().as_secs(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             this: true,
-        }])
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+impl Drop for crate::hub::HubInner {
+    fn drop(&mut self) {
+        // The engine's reader would otherwise wait on an idle connection for good.
+        if let Engine::Redis(engine) = &self.engine {
+            engine.pubsub.shut_down();
+        }
     }
 }

@@ -62,18 +62,10 @@ pub(crate) struct HubInner {
     fanout_observer: OnceLock<FanoutObserver>,
     /// When the hub started (the node's uptime).
     pub(crate) started: std::time::Instant,
+    /// The memory engine's node name ([`Hub::name_node`]).
+    pub(crate) node_name: OnceLock<String>,
     /// Where offsets, history and presence live: here, or in Redis.
     pub(crate) engine: Engine,
-}
-
-#[cfg(feature = "redis")]
-impl Drop for HubInner {
-    fn drop(&mut self) {
-        // The engine's reader would otherwise wait on an idle connection for good.
-        if let Engine::Redis(engine) = &self.engine {
-            engine.pubsub.shut_down();
-        }
-    }
 }
 
 /// Where a hub's channels live.
@@ -138,6 +130,7 @@ impl Hub {
                 publications: AtomicU64::new(0),
                 fanout_observer: OnceLock::new(),
                 started: std::time::Instant::now(),
+                node_name: OnceLock::new(),
                 engine,
             }),
         }

@@ -62,6 +62,7 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     // `--redis` it is one node of several, sharing channels through Redis.
     let (hub, port, node_name) =
         build_hub(resolved.hub, server.registry(), &resolved.engine, resolved.host, resolved.port)?;
+    let this_node = hub.clone();
     // A pooled client per proxy, each with its own bound on calls in flight: a flood of upgrades
     // against a slow backend must not starve signed-in users' publishes, nor the reverse.
     let token = token_server(&hub, ping_interval, auth, &ProxyClient::new());
@@ -147,7 +148,10 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}:{port}: {e}", resolved.host))?;
     let _ = handle.set(server.handle());
     let addr = server.local_addr().map_err(|e| e.to_string())?;
-    log_engine(&resolved.engine, &node_name.unwrap_or_else(|| default_node_name(addr.port())));
+    let node_name = node_name.unwrap_or_else(|| default_node_name(addr.port()));
+    // The memory engine's one node, as `info` lists it (a Redis node has its name already).
+    this_node.name_node(&node_name);
+    log_engine(&resolved.engine, &node_name);
     // The page has no authentication: on a reachable address, say so (`::ffff:127.0.0.1` is loopback too).
     if metrics.is_some() && internal.is_none() && !resolved.host.to_canonical().is_loopback() {
         tracing::warn!("/metrics is served without authentication on {addr}; use --internal-port behind a firewall");

@@ -267,7 +267,7 @@ fn the_engine_settings_reach_redis_and_info_names_the_nodes() {
         assert_eq!(a_name, format!("{hostname}:{a_port}"));
     }
     for node in nodes {
-        for field in ["connections", "users", "uptime_secs"] {
+        for field in ["connections", "users", "uptimeSecs"] {
             assert!(node[field].is_u64(), "{field} in {node}");
         }
         assert_eq!(node["version"], env!("CARGO_PKG_VERSION"));

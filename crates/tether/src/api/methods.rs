@@ -220,8 +220,13 @@ fn channels(hub: &Hub, args: wire::Channels) -> Result<String, ApiError> {
 /// `unavailable` while Redis cannot be reached), on the memory engine this one alone.
 async fn info(context: &Context, _: wire::Info) -> Result<String, ApiError> {
     let hub = &context.hub;
-    let nodes = hub.nodes().await?;
     let stats = hub.stats();
+    // While Redis is down, `info` still answers for this node (operators ask it then most).
+    let (nodes, engine_up) = match hub.nodes().await {
+        Ok(nodes) => (nodes, true),
+        Err(_) => (Vec::new(), false),
+    };
+    let nodes = if engine_up { nodes } else { vec![hub.this_node()] };
     let nodes = nodes
         .into_iter()
         .map(|node| wire::Node {
@@ -243,6 +248,7 @@ async fn info(context: &Context, _: wire::Info) -> Result<String, ApiError> {
             EngineStatus::Memory => "memory",
             _ => "redis",
         },
+        engine_up,
         nodes,
     })
 }

@@ -163,17 +163,19 @@ pub struct ServerInfo {
     pub channels: usize,
     pub version: &'static str,
     pub engine: &'static str,
+    /// Whether the engine answers now (false while Redis is down: `nodes` is then this one alone).
+    #[serde(rename = "engineUp")]
+    pub engine_up: bool,
     pub nodes: Vec<Node>,
 }
 
-/// A live node of `info` (from its heartbeat in Redis; on the memory engine, this one). Its keys
-/// are snake_case as the engine's contract names them (`uptime_secs`), unlike the older
-/// top-level `uptimeSecs`.
+/// A live node of `info` (from its heartbeat in Redis; on the memory engine, this one).
 #[derive(Serialize)]
 pub struct Node {
     pub name: String,
     pub connections: usize,
     pub users: usize,
+    #[serde(rename = "uptimeSecs")]
     pub uptime_secs: u64,
     pub version: String,
     /// The node that answered.
