@@ -112,6 +112,7 @@ async fn with_redis_down_publishing_is_unavailable_local_work_goes_on_and_it_res
     let mut echo = echo_client(&cluster.nodes[0]).await;
     echoes(&mut echo, "up").await;
     assert_eq!(redis_up(&cluster.nodes[0]).as_deref(), Some("1"));
+    assert_eq!(cluster.nodes[0].ok("info", json!({}))["engineUp"], true);
 
     cluster.redis.kill();
     let down = Instant::now();
@@ -126,6 +127,10 @@ async fn with_redis_down_publishing_is_unavailable_local_work_goes_on_and_it_res
     assert_503(&cluster.nodes[0].api("presence", json!({"channel": "news"})));
     let node1 = &cluster.nodes[0];
     common::wait_until("tether_redis_up is 0", || redis_up(node1).as_deref() == Some("0"));
+    // `info` still answers, for the operator who asks in an outage: this node alone, engine down.
+    let info = node1.ok("info", json!({}));
+    let names: Vec<&Value> = info["nodes"].as_array().expect("nodes").iter().map(|n| &n["name"]).collect();
+    assert_eq!((&info["engineUp"], names), (&json!(false), vec![&json!("node1")]), "{info}");
     let errors = metric(node1, "tether_redis_errors_total").expect("tether_redis_errors_total");
     assert!(errors.parse::<f64>().unwrap() >= 1.0, "the failed calls are counted: {errors}");
 
