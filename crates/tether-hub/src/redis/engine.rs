@@ -216,6 +216,8 @@ impl RedisEngine {
             Ok(Ok(value)) => {
                 if !self.commands_up.swap(true, Ordering::Relaxed) {
                     tracing::info!(url = %redact(&self.options.url), "redis reachable");
+                    // Redis is back: the pub/sub reader need not sit out the rest of its backoff.
+                    self.pubsub.reachable.notify_one();
                 }
                 Ok(value)
             }

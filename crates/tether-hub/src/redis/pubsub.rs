@@ -72,7 +72,10 @@ pub(crate) async fn run(engine: Arc<RedisEngine>, hub: Weak<HubInner>) {
                 }
             }
         }
-        tokio::time::sleep(jittered(backoff)).await;
+        tokio::select! {
+            () = tokio::time::sleep(jittered(backoff)) => {}
+            () = engine.pubsub.reachable.notified() => {}
+        }
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }

@@ -19,6 +19,8 @@ pub(crate) struct PubSub {
     /// Told when the connection stopped answering though it did not close (a Redis that hangs,
     /// a network that drops packets): the reader then drops it and connects again.
     pub(crate) broken: tokio::sync::Notify,
+    /// Told when the command connection reaches Redis again: the reader retries at once.
+    pub(crate) reachable: tokio::sync::Notify,
     /// Which connection `broken` is about (a wake-up stored for an older one is ignored).
     pub(crate) broken_generation: std::sync::atomic::AtomicU64,
 }
