@@ -270,9 +270,11 @@ now() { date +%s.%N; }
 
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >>"$RESULTS"; }
 
-# The value of a numeric KEY in the one-line JSON object FILE holds.
+# The value of a numeric KEY in the one-line JSON object FILE holds: its first occurrence, which is
+# the top-level one (tether bench writes nested objects, such as fanout's per-URL
+# `subscriber_urls`, after the top-level numbers).
 json_num() {
-    sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p" "$2" | head -n1
+    { grep -o "\"$1\"[[:space:]]*:[[:space:]]*-\{0,1\}[0-9][0-9.eE+-]*" "$2" || true; } | head -n1 | sed 's/.*:[[:space:]]*//'
 }
 
 # run_client SCENARIO SERVER ROUND TIMEOUT ARGS... -> JSON line in $WORK/last.json; 1 on failure.
