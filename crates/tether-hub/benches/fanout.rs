@@ -77,7 +77,7 @@ async fn main() {
     let payload = json!({"text": "tick", "n": 0});
     let started = Instant::now();
     for n in 0..messages {
-        hub.publish("bench", &json!({"text": payload["text"], "n": n})).unwrap();
+        hub.publish("bench", &json!({"text": payload["text"], "n": n})).await.unwrap();
         if n % 64 == 0 {
             tokio::task::yield_now().await;
         }

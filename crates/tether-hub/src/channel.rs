@@ -18,6 +18,11 @@ use crate::error::HubError;
 use crate::policy::NamespacePolicy;
 use crate::wire;
 
+#[cfg(feature = "redis")]
+mod live;
+#[cfg(feature = "redis")]
+pub(crate) use live::Activation;
+
 /// A connection in a channel's presence.
 #[derive(Debug, Clone)]
 pub struct Member {
@@ -81,6 +86,13 @@ struct Entry {
 struct Subscriber {
     conn: Conn,
     info: Option<Box<RawValue>>,
+    /// Redis engine: publications up to this offset reached the subscriber with its subscribe
+    /// ack (recovered, or before the offset the ack named); a copy arriving live is skipped.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    skip_through: u64,
+    /// Redis engine: the subscriber is reading the history; what arrives live meanwhile waits
+    /// here, to follow the ack ([`Channel::activate`]). `None` once it receives live.
+    pending: Option<Vec<(u64, PreparedMessage)>>,
 }
 
 pub(crate) struct Channel {
@@ -95,6 +107,10 @@ pub(crate) struct Channel {
     history_size: usize,
     history_ttl: Duration,
     join_leave: bool,
+    /// Redis engine: the last offset handed to this node's subscribers (from pub/sub, or filled
+    /// in after a reconnect), in `epoch`; a publication at or below it is a copy.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    dispatched: u64,
     /// Set when the hub removed the channel from its map. Whoever fetched the handle just before
     /// must fetch (or create) the channel again rather than use this dead one.
     pub(crate) forgotten: bool,
@@ -112,6 +128,7 @@ impl Channel {
             history_size: policy.history_size.unwrap_or(config.history_size),
             history_ttl: policy.history_ttl.unwrap_or(config.history_ttl),
             join_leave: policy.join_leave,
+            dispatched: 0,
             forgotten: false,
         }
     }
@@ -189,7 +206,7 @@ impl Channel {
 
     /// Hands the same frame to every subscriber's queue; returns how many got it.
     pub(crate) fn broadcast(&self, message: &PreparedMessage) -> usize {
-        self.subscribers.values().filter(|s| s.conn.send_prepared(message).is_ok()).count()
+        self.subscribers.values().filter(|s| s.pending.is_none() && s.conn.send_prepared(message).is_ok()).count()
     }
 
     /// Where the entries after `since` start in the history, if it still holds all of them.
@@ -245,7 +262,7 @@ impl Channel {
             let message = PreparedMessage::text(serde_json::to_string(&event).expect("serializable"));
             self.broadcast(&message);
         }
-        self.subscribers.insert(conn.id().to_owned(), Subscriber { conn: conn.clone(), info });
+        self.subscribers.insert(conn.id().to_owned(), Subscriber::new(conn, info, None));
     }
 
     /// Removes a subscriber; the others get a `leave` event (unless the namespace turned them
@@ -273,6 +290,12 @@ impl Channel {
             info: s.info.clone(),
         };
         self.subscribers.iter().map(member).collect()
+    }
+}
+
+impl Subscriber {
+    fn new(conn: &Conn, info: Option<Box<RawValue>>, pending: Option<Vec<(u64, PreparedMessage)>>) -> Self {
+        Self { conn: conn.clone(), info, skip_through: 0, pending }
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
 use serde_json::value::RawValue;
-use tether_tokio::Conn;
+use tether_tokio::{CloseCode, Conn};
 
 use crate::channel::validate_channel;
 use crate::error::HubError;
@@ -67,7 +67,112 @@ pub struct HubStats {
     pub history_bytes: usize,
 }
 
+/// Whom [`Hub::act`] acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every connection of this user, on every node.
+    User(String),
+    /// The connection with this id, wherever it is.
+    Connection(String),
+}
+
+/// What [`Hub::act`] does to each connection it reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Close it with this code (1000 or 3000..=4999) and reason.
+    Disconnect {
+        /// The close code.
+        code: u16,
+        /// The close reason (at most 123 bytes).
+        reason: String,
+    },
+    /// Subscribe it server-side: it gets `subscribed`.
+    Subscribe {
+        /// The channel.
+        channel: String,
+    },
+    /// Unsubscribe it server-side: it gets `unsubscribed`.
+    Unsubscribe {
+        /// The channel.
+        channel: String,
+    },
+}
+
+/// What [`Hub::act`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Affected {
+    /// Connections acted on.
+    pub connections: usize,
+    /// A user's connections the action failed on, with why (closed ones, and for
+    /// [`Action::Unsubscribe`] those not subscribed, are passed over, not listed).
+    pub failed: Vec<(String, HubError)>,
+    /// The target connection is on the node that answered.
+    pub(crate) found: bool,
+}
+
 impl Hub {
+    /// Acts on a connection or on every connection of a user, on every node. A connection that
+    /// no node holds is `Err(NotFound)`; the action's own error on it is the answer's. With the
+    /// Redis engine, the other nodes not being reachable is `Err(Unavailable)` (every action is
+    /// idempotent: ask again).
+    pub async fn act(&self, target: &Target, action: &Action) -> Result<Affected, HubError> {
+        if let Action::Subscribe { channel } | Action::Unsubscribe { channel } = action {
+            validate_channel(channel)?;
+        }
+        let mut done = self.act_locally(target, action).await;
+        if let Target::Connection(id) = target {
+            if done.found {
+                return match done.failed.pop() {
+                    Some((_, error)) => Err(error),
+                    None => Ok(Affected { connections: 1, ..Affected::default() }),
+                };
+            }
+            #[cfg(feature = "redis")]
+            if let Some(engine) = self.redis() {
+                let remote = self.redis_act(engine, target, action).await?;
+                if remote.found {
+                    return Ok(Affected { connections: 1, ..Affected::default() });
+                }
+            }
+            return Err(HubError::NotFound(id.clone()));
+        }
+        #[cfg(feature = "redis")]
+        if let Some(engine) = self.redis() {
+            let remote = self.redis_act(engine, target, action).await?;
+            done.connections += remote.connections;
+            done.failed.extend(remote.failed);
+        }
+        Ok(done)
+    }
+
+    /// [`Hub::act`] on this node's connections only.
+    pub(crate) async fn act_locally(&self, target: &Target, action: &Action) -> Affected {
+        let (connections, one) = match target {
+            Target::Connection(id) => (self.connection(id).into_iter().collect(), true),
+            Target::User(user) => (self.connections_of(user), false),
+        };
+        let mut done = Affected { found: one && !connections.is_empty(), ..Affected::default() };
+        for conn in connections {
+            let result = match action {
+                Action::Disconnect { code, reason } => {
+                    conn.close(CloseCode::from(*code), reason).map_err(|_| HubError::NotFound(conn.id().to_owned()))
+                }
+                Action::Subscribe { channel } => self.subscribe_as_server(&conn, channel).await,
+                Action::Unsubscribe { channel } => self.unsubscribe_as_server(&conn, channel).await,
+            };
+            match result {
+                Ok(()) => done.connections += 1,
+                // A user's connection that closed meanwhile, or was not subscribed: passed over.
+                Err(HubError::NotFound(_)) if !one => {}
+                Err(HubError::NotSubscribed(_)) if !one && matches!(action, Action::Unsubscribe { .. }) => {}
+                Err(error) => done.failed.push((conn.id().to_owned(), error)),
+            }
+        }
+        done
+    }
+
     /// Whether `conn` speaks the token protocol to this very hub (not an `/echo` client, nor one
     /// of another hub on the same server).
     pub(crate) fn is_ours(&self, conn: &Conn) -> bool {
@@ -95,44 +200,50 @@ impl Hub {
     }
 
     /// Publishes raw JSON from the server; returns the offset and the epoch it belongs to.
-    pub fn publish_json(&self, channel: &str, data: &RawValue) -> Result<Published, HubError> {
+    pub async fn publish_json(&self, channel: &str, data: &RawValue) -> Result<Published, HubError> {
         validate_channel(channel)?;
         let limit = self.config().max_data_bytes;
         if data.get().len() > limit {
             return Err(HubError::TooLarge(limit));
         }
-        let (offset, epoch) = self.publish_inner(channel, data, None, true)?;
+        let (offset, epoch) = self.publish_inner(channel, data, None, true).await?;
         Ok(Published { offset, epoch: epoch.unwrap_or_default() })
     }
 
-    /// Sends raw JSON to one connection as a `direct` message from the server.
-    pub fn send_json(&self, connection_id: &str, data: &RawValue) -> Result<(), HubError> {
+    /// Sends raw JSON to one connection, on any node, as a `direct` message from the server.
+    pub async fn send_json(&self, connection_id: &str, data: &RawValue) -> Result<(), HubError> {
         let limit = self.config().max_data_bytes;
         if data.get().len() > limit {
             return Err(HubError::TooLarge(limit));
         }
-        self.send_raw(connection_id, data, None)
+        self.send_raw(connection_id, data, None).await
     }
 
-    /// Subscribes a connection server-side: it gets
+    /// Subscribes a connection of this node server-side: it gets
     /// `{"type":"subscribed","channel":..,"offset":..,"epoch":..}` and then the channel's messages.
     /// `Err(NotFound)` when the connection is gone, `Err(LimitExceeded)` past its subscription limit.
-    pub fn subscribe_connection(&self, connection_id: &str, channel: &str) -> Result<(), HubError> {
+    /// [`Hub::act`] does the same on any node.
+    pub async fn subscribe_connection(&self, connection_id: &str, channel: &str) -> Result<(), HubError> {
         validate_channel(channel)?;
         let conn = self.connection(connection_id).ok_or_else(|| HubError::NotFound(connection_id.to_owned()))?;
-        self.subscribe_as_server(&conn, channel)
+        self.subscribe_as_server(&conn, channel).await
     }
 
-    /// Unsubscribes a connection server-side: it gets `{"type":"unsubscribed","channel":..}`.
-    /// `Err(NotSubscribed)` if it was not subscribed.
-    pub fn unsubscribe_connection(&self, connection_id: &str, channel: &str) -> Result<(), HubError> {
+    /// Unsubscribes a connection of this node server-side: it gets
+    /// `{"type":"unsubscribed","channel":..}`. `Err(NotSubscribed)` if it was not subscribed.
+    /// [`Hub::act`] does the same on any node.
+    pub async fn unsubscribe_connection(&self, connection_id: &str, channel: &str) -> Result<(), HubError> {
         validate_channel(channel)?;
         let conn = self.connection(connection_id).ok_or_else(|| HubError::NotFound(connection_id.to_owned()))?;
-        let session = conn.data::<Session>().ok_or_else(|| HubError::NotFound(connection_id.to_owned()))?;
+        self.unsubscribe_as_server(&conn, channel).await
+    }
+
+    async fn unsubscribe_as_server(&self, conn: &Conn, channel: &str) -> Result<(), HubError> {
+        let session = conn.data::<Session>().ok_or_else(|| HubError::NotFound(conn.id().to_owned()))?;
         if !session.subscriptions.lock().expect("not poisoned").remove(channel) {
             return Err(HubError::NotSubscribed(channel.to_owned()));
         }
-        self.leave(&conn, channel)?;
+        self.leave(conn, channel)?;
         let pushed = wire::Subscribed { kind: "unsubscribed", channel, offset: None, epoch: None };
         let _ = conn.send_text(serde_json::to_string(&pushed).expect("serializable"));
         Ok(())
@@ -140,7 +251,7 @@ impl Hub {
 
     /// Subscribes `conn` on the server's behalf (the API, a token's `channels`). Already
     /// subscribed: nothing changes (its presence info stays what it joined with).
-    pub(crate) fn subscribe_as_server(&self, conn: &Conn, channel: &str) -> Result<(), HubError> {
+    pub(crate) async fn subscribe_as_server(&self, conn: &Conn, channel: &str) -> Result<(), HubError> {
         let gone = || HubError::NotFound(conn.id().to_owned());
         let session = conn.data::<Session>().ok_or_else(gone)?;
         match session.reserve(channel, self.config().max_subscriptions)? {
@@ -149,10 +260,12 @@ impl Hub {
             Reserved::Ended => return Err(gone()),
         }
         let info = connection_info(conn);
-        let subscribed = self.subscribe(conn, channel, info.as_deref(), None, |offset, epoch, _| {
-            let pushed = wire::Subscribed { kind: "subscribed", channel, offset: Some(offset), epoch: Some(epoch) };
-            serde_json::to_string(&pushed).expect("serializable")
-        });
+        let subscribed = self
+            .subscribe(conn, channel, info.as_deref(), None, |offset, epoch, _| {
+                let pushed = wire::Subscribed { kind: "subscribed", channel, offset: Some(offset), epoch: Some(epoch) };
+                serde_json::to_string(&pushed).expect("serializable")
+            })
+            .await;
         let mut subscriptions = session.subscriptions.lock().expect("not poisoned");
         if subscribed.is_err() {
             subscriptions.remove(channel);

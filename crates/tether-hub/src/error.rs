@@ -30,6 +30,9 @@ pub enum HubError {
     LimitExceeded(usize),
     /// The hub holds [`crate::HubConfig::max_channels`] channels; this one would be one more.
     TooManyChannels(usize),
+    /// The channel engine (Redis) cannot be reached now: try again later. What a node can do
+    /// alone (echo, a message to one of its own connections) is never answered this.
+    Unavailable(String),
 }
 
 impl HubError {
@@ -44,6 +47,7 @@ impl HubError {
             Self::Refused { code, .. } => code,
             Self::TooLarge(_) => "too_large",
             Self::LimitExceeded(_) | Self::TooManyChannels(_) => "limit_exceeded",
+            Self::Unavailable(_) => "unavailable",
         }
     }
 }
@@ -59,8 +63,24 @@ impl fmt::Display for HubError {
             Self::TooLarge(limit) => write!(f, "larger than the limit of {limit} bytes"),
             Self::LimitExceeded(limit) => write!(f, "at most {limit} subscriptions per connection"),
             Self::TooManyChannels(limit) => write!(f, "at most {limit} channels on this server"),
+            Self::Unavailable(why) => f.write_str(why),
         }
     }
 }
 
 impl std::error::Error for HubError {}
+
+#[cfg(feature = "redis")]
+impl HubError {
+    /// The error another node reported with this code and message (a command run there).
+    pub(crate) fn from_wire(code: &str, message: &str, subject: &str) -> Self {
+        match code {
+            "not_found" => Self::NotFound(subject.to_owned()),
+            "not_subscribed" => Self::NotSubscribed(subject.to_owned()),
+            "bad_request" => Self::BadRequest(message.to_owned()),
+            "forbidden" => Self::Forbidden(message.to_owned()),
+            "unavailable" => Self::Unavailable(message.to_owned()),
+            _ => Self::Refused { code: code.to_owned(), message: message.to_owned() },
+        }
+    }
+}

@@ -25,7 +25,22 @@ impl Hub {
     /// forward from the last offset returned), without it the newest. A channel that does not
     /// exist is not created: the answer is offset 0, no publications, and a fresh epoch (what the
     /// channel would have).
-    pub fn history(&self, channel_name: &str, since: Option<u64>, limit: Option<usize>) -> HistoryPage {
+    ///
+    /// On the Redis engine the history is Redis's (`Err(Unavailable)` while it cannot be reached).
+    pub async fn history(
+        &self,
+        channel_name: &str,
+        since: Option<u64>,
+        limit: Option<usize>,
+    ) -> Result<HistoryPage, crate::HubError> {
+        #[cfg(feature = "redis")]
+        if let Some(engine) = self.redis() {
+            return self.redis_history(engine, channel_name, since, limit).await;
+        }
+        Ok(self.local_history(channel_name, since, limit))
+    }
+
+    fn local_history(&self, channel_name: &str, since: Option<u64>, limit: Option<usize>) -> HistoryPage {
         let config = &self.inner.config;
         let Some(handle) = self.existing_channel(channel_name) else {
             return HistoryPage { offset: 0, epoch: channel::new_epoch(), publications: Vec::new(), truncated: false };

@@ -28,7 +28,6 @@ use crate::error::HubError;
 use crate::expiry::ExpiryIndex;
 use crate::ledger::Ledger;
 use crate::session::HubId;
-use crate::wire;
 
 /// Channels, and the server's connections they reach. Cheap to clone; every clone is the same hub.
 ///
@@ -61,6 +60,19 @@ pub(crate) struct HubInner {
     pub(crate) publications: AtomicU64,
     /// Told how long each publish took to reach its subscribers ([`Hub::on_fanout`]).
     fanout_observer: OnceLock<FanoutObserver>,
+    /// When the hub started (the node's uptime).
+    pub(crate) started: std::time::Instant,
+    /// Where offsets, history and presence live: here, or in Redis.
+    pub(crate) engine: Engine,
+}
+
+/// Where a hub's channels live.
+pub(crate) enum Engine {
+    /// In this process: `channel.rs` holds offsets and history.
+    Memory,
+    /// In Redis, shared with the other nodes (`redis/`).
+    #[cfg(feature = "redis")]
+    Redis(Arc<crate::redis::engine::RedisEngine>),
 }
 
 /// What [`Hub::on_fanout`] calls.
@@ -87,8 +99,21 @@ impl HubInner {
 }
 
 impl Hub {
-    /// A hub with these settings.
+    /// A hub with these settings, its channels in this process.
     pub fn new(config: HubConfig, connections: Registry) -> Self {
+        Self::with_engine(config, connections, Engine::Memory)
+    }
+
+    /// The Redis engine, if the hub has one.
+    #[cfg(feature = "redis")]
+    pub(crate) fn redis(&self) -> Option<&Arc<crate::redis::engine::RedisEngine>> {
+        match &self.inner.engine {
+            Engine::Redis(engine) => Some(engine),
+            Engine::Memory => None,
+        }
+    }
+
+    pub(crate) fn with_engine(config: HubConfig, connections: Registry, engine: Engine) -> Self {
         Self {
             inner: Arc::new(HubInner {
                 config,
@@ -102,6 +127,8 @@ impl Hub {
                 expiries: ExpiryIndex::default(),
                 publications: AtomicU64::new(0),
                 fanout_observer: OnceLock::new(),
+                started: std::time::Instant::now(),
+                engine,
             }),
         }
     }
@@ -156,7 +183,7 @@ impl Hub {
 
     /// Runs `f` on the live channel `name` (created if new). A handle fetched just as the sweeper
     /// forgot the channel is dead: fetch again, so nothing is published into a forgotten channel.
-    fn with_channel<T>(
+    pub(crate) fn with_channel<T>(
         &self,
         name: &str,
         f: impl FnOnce(&Arc<Mutex<Channel>>, &mut Channel) -> T,
@@ -195,26 +222,37 @@ impl Hub {
 
     /// Publishes `data` (JSON) to a channel from the server; returns the offset.
     /// `Err(TooManyChannels)` for a new channel when the hub holds [`HubConfig::max_channels`].
-    pub fn publish(&self, channel: &str, data: &impl serde::Serialize) -> Result<u64, HubError> {
+    pub async fn publish(&self, channel: &str, data: &impl serde::Serialize) -> Result<u64, HubError> {
         validate_channel(channel)?;
         let json = serde_json::value::to_raw_value(data).map_err(|e| HubError::BadRequest(e.to_string()))?;
-        self.publish_raw(channel, &json, None)
+        self.publish_raw(channel, &json, None).await
     }
 
     /// Publishes raw JSON; `from` is the publishing connection, if any.
-    pub(crate) fn publish_raw(&self, channel: &str, data: &RawValue, from: Option<&str>) -> Result<u64, HubError> {
-        self.publish_inner(channel, data, from, false).map(|(offset, _)| offset)
+    pub(crate) async fn publish_raw(
+        &self,
+        channel: &str,
+        data: &RawValue,
+        from: Option<&str>,
+    ) -> Result<u64, HubError> {
+        self.publish_inner(channel, data, from, false).await.map(|(offset, _)| offset)
     }
 
     /// Publishes raw JSON; also returns the channel's epoch when `with_epoch` (a copy, made only
     /// for callers that answer with it).
-    pub(crate) fn publish_inner(
+    pub(crate) async fn publish_inner(
         &self,
         channel: &str,
         data: &RawValue,
         from: Option<&str>,
         with_epoch: bool,
     ) -> Result<(u64, Option<String>), HubError> {
+        #[cfg(feature = "redis")]
+        if let Some(engine) = self.redis() {
+            let (offset, epoch) = self.redis_publish(engine, channel, data, from).await?;
+            self.inner.publications.fetch_add(1, Ordering::Relaxed);
+            return Ok((offset, with_epoch.then_some(epoch)));
+        }
         let observer = self.inner.fanout_observer.get();
         let started = observer.map(|_| std::time::Instant::now());
         let mut delivered = 0;
@@ -268,30 +306,21 @@ impl Hub {
         }
     }
 
-    /// Sends `data` (JSON) to one connection as a `direct` message (`from` is null: the server).
-    pub fn send_to(&self, connection_id: &str, data: &impl serde::Serialize) -> Result<(), HubError> {
-        let json = serde_json::value::to_raw_value(data).map_err(|e| HubError::BadRequest(e.to_string()))?;
-        self.send_raw(connection_id, &json, None)
-    }
-
-    pub(crate) fn send_raw(&self, to: &str, data: &RawValue, from: Option<&str>) -> Result<(), HubError> {
-        // Only a connection that speaks the token protocol to this hub: another route's client (an
-        // echo, a demo, another hub's) would get JSON it never asked for.
-        let conn = self.connection(to).ok_or_else(|| HubError::NotFound(to.to_owned()))?;
-        let text = serde_json::to_string(&wire::Direct { kind: "direct", from, data }).expect("serializable");
-        conn.send_text(text).map_err(|_| HubError::NotFound(to.to_owned()))
-    }
-
-    /// The connections subscribed to a channel, with their presence info.
-    pub fn presence(&self, channel: &str) -> Vec<Member> {
-        self.existing_channel(channel).map(|c| c.lock().expect("not poisoned").members()).unwrap_or_default()
+    /// The connections subscribed to a channel, with their presence info (on every node, with
+    /// the Redis engine).
+    pub async fn presence(&self, channel: &str) -> Result<Vec<Member>, HubError> {
+        #[cfg(feature = "redis")]
+        if let Some(engine) = self.redis() {
+            return self.redis_presence(engine, channel).await;
+        }
+        Ok(self.existing_channel(channel).map(|c| c.lock().expect("not poisoned").members()).unwrap_or_default())
     }
 
     /// Subscribes and answers atomically: the ack (with recovered publications) is queued on the
     /// connection under the channel's lock, so every later message follows it, none is lost.
     /// `recovery` is `(since, epoch)`: recovered only if the epoch is the channel's and every
     /// publication after `since` is still held and fits in the reply.
-    pub(crate) fn subscribe(
+    pub(crate) async fn subscribe(
         &self,
         conn: &Conn,
         channel_name: &str,
@@ -299,6 +328,10 @@ impl Hub {
         recovery: Option<(u64, &str)>,
         ack: impl FnOnce(u64, &str, Option<Recovery>) -> String,
     ) -> Result<(), HubError> {
+        #[cfg(feature = "redis")]
+        if let Some(engine) = self.redis() {
+            return self.redis_subscribe(engine, conn, channel_name, info, recovery, ack).await;
+        }
         let config = &self.inner.config;
         self.with_channel(channel_name, |_, channel| {
             let freed = channel.prune(tokio::time::Instant::now());
@@ -325,6 +358,13 @@ impl Hub {
 
     /// Leaves a channel (others get `leave`). `Err(NotSubscribed)` if the connection was not in it.
     pub(crate) fn leave(&self, conn: &Conn, channel_name: &str) -> Result<(), HubError> {
+        #[cfg(feature = "redis")]
+        if let Some(engine) = self.redis() {
+            return match self.redis_leave(engine, conn, channel_name, true) {
+                true => Ok(()),
+                false => Err(HubError::NotSubscribed(channel_name.to_owned())),
+            };
+        }
         let Some(handle) = self.existing_channel(channel_name) else {
             return Err(HubError::NotSubscribed(channel_name.to_owned()));
         };

@@ -69,14 +69,32 @@
 //!   channels.
 //! - `channel.rs`: one channel ([`Member`], [`Publication`]); `ledger.rs`, `sweep.rs`, `trim.rs`:
 //!   the memory bounds.
+//! - `redis/` (cargo feature `redis`): the Redis engine, several nodes with one set of channels
+//!   (`Hub::with_redis`, `RedisOptions`): offsets, epochs, history and presence in Redis, one
+//!   pub/sub connection per node, commands to the other nodes; `channel/live.rs`: a channel's
+//!   side of it (live delivery in order, joins that wait for their history read). `cluster.rs`:
+//!   `Hub::with_redis`, [`Hub::engine_status`], [`Hub::nodes`]; `engine.rs`: their types;
+//!   `direct.rs`: direct messages, to this node or any.
+//!
+//! ## Engines
+//!
+//! [`Hub::new`] keeps everything in this process (`hub.rs`, `channel.rs`). `Hub::with_redis`
+//! keeps in Redis what every node must agree on: a publish is one Lua script that numbers the
+//! message, appends it to the channel's stream and publishes the frame, so every node sees the
+//! same offsets in the same order, and each node hands the one frame to its own subscribers as
+//! the memory engine does. The calls that may reach Redis are `async` and can fail with
+//! [`HubError::Unavailable`]; on the memory engine they never wait.
 // `deny`, not `forbid`: `trim` alone allows it, to call glibc's `malloc_trim` after a sweep freed
 // much history (see there why); the block is fenced with a SAFETY comment and tested.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod channel;
+mod cluster;
 mod config;
 mod control;
+mod direct;
+mod engine;
 mod error;
 mod expiry;
 mod history;
@@ -84,6 +102,8 @@ mod hooks;
 mod hub;
 mod ledger;
 mod policy;
+#[cfg(feature = "redis")]
+mod redis;
 mod session;
 mod sweep;
 #[cfg(test)]
@@ -94,7 +114,8 @@ mod wire;
 
 pub use channel::{validate_channel, Member, Publication};
 pub use config::HubConfig;
-pub use control::{ChannelSummary, HubStats, Published};
+pub use control::{Action, Affected, ChannelSummary, HubStats, Published, Target};
+pub use engine::{EngineStatus, NodeInfo};
 pub use error::HubError;
 pub use expiry::{TOKEN_EXPIRED, TOKEN_EXPIRED_REASON};
 pub use history::HistoryPage;
@@ -104,4 +125,6 @@ pub use hooks::{
 };
 pub use hub::Hub;
 pub use policy::{NamespacePolicy, Namespaces, PublishRule, SendRule, SubscribeRule};
+#[cfg(feature = "redis")]
+pub use redis::{redact, RedisOptions};
 pub use token::TokenServer;

@@ -16,7 +16,7 @@ fn cost_of(data: &serde_json::Value) -> usize {
 }
 
 fn offsets(hub: &Hub, channel: &str, since: Option<u64>) -> Vec<u64> {
-    hub.history(channel, since, None).publications.iter().map(|p| p.offset).collect()
+    ready(hub.history(channel, since, None)).unwrap().publications.iter().map(|p| p.offset).collect()
 }
 
 #[tokio::test(start_paused = true)]
@@ -28,10 +28,10 @@ async fn the_sweeper_drops_expired_history_and_forgets_unused_channels() {
     };
     let hub = Hub::new(config, Registry::default());
     for i in 0..3 {
-        hub.publish(&format!("c{i}"), &"x".repeat(100)).unwrap();
+        ready(hub.publish(&format!("c{i}"), &"x".repeat(100))).unwrap();
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
-    hub.publish("late", &1).unwrap();
+    ready(hub.publish("late", &1)).unwrap();
     assert_eq!(
         (hub.channel_count(), hub.history_bytes()),
         (4, 3 * cost_of(&json!("x".repeat(100))) + cost_of(&json!(1)))
@@ -50,9 +50,9 @@ async fn the_sweeper_ends_with_its_hub() {
     let metrics = tokio::runtime::Handle::current().metrics();
     let before = metrics.num_alive_tasks();
     let hub = Hub::new(HubConfig::default(), Registry::default());
-    hub.publish("a", &1).unwrap();
+    ready(hub.publish("a", &1)).unwrap();
     assert_eq!(metrics.num_alive_tasks(), before + 1, "the first use started the sweeper");
-    hub.publish("b", &1).unwrap();
+    ready(hub.publish("b", &1)).unwrap();
     assert_eq!(metrics.num_alive_tasks(), before + 1, "one sweeper per hub");
     drop(hub);
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -63,7 +63,7 @@ async fn the_sweeper_ends_with_its_hub() {
 fn a_hub_works_outside_a_runtime_and_can_be_swept_by_hand() {
     let hub =
         Hub::new(HubConfig { history_ttl: Duration::from_millis(1), ..HubConfig::default() }, Registry::default());
-    assert_eq!(hub.publish("a", &1), Ok(1));
+    assert_eq!(ready(hub.publish("a", &1)), Ok(1));
     assert_eq!(hub.channel_count(), 1);
     std::thread::sleep(Duration::from_millis(5));
     hub.sweep();
@@ -76,28 +76,28 @@ fn a_hub_works_outside_a_runtime_and_can_be_swept_by_hand() {
 #[test]
 fn a_channel_left_unused_without_expiring_is_forgotten_at_once() {
     let hub = Hub::new(HubConfig { history_size: 0, ..HubConfig::default() }, Registry::default());
-    hub.publish("no.history", &1).unwrap();
+    ready(hub.publish("no.history", &1)).unwrap();
     assert_eq!(hub.channel_count(), 0, "a publish without history and without subscribers");
 
     let hub =
         Hub::new(HubConfig { history_ttl: Duration::from_millis(1), ..HubConfig::default() }, Registry::default());
-    hub.publish("read", &1).unwrap();
+    ready(hub.publish("read", &1)).unwrap();
     std::thread::sleep(Duration::from_millis(5));
-    assert!(hub.history("read", None, None).publications.is_empty());
+    assert!(ready(hub.history("read", None, None)).unwrap().publications.is_empty());
     assert_eq!((hub.channel_count(), hub.history_bytes()), (0, 0), "a read that pruned the last entry");
 }
 
 #[test]
 fn channels_beyond_the_cap_are_refused_and_reads_create_none() {
     let hub = Hub::new(HubConfig { max_channels: 2, ..HubConfig::default() }, Registry::default());
-    hub.publish("a", &1).unwrap();
-    hub.publish("b", &1).unwrap();
-    let refused = hub.publish("c", &1).unwrap_err();
+    ready(hub.publish("a", &1)).unwrap();
+    ready(hub.publish("b", &1)).unwrap();
+    let refused = ready(hub.publish("c", &1)).unwrap_err();
     assert_eq!((refused.clone(), refused.code()), (HubError::TooManyChannels(2), "limit_exceeded"));
-    assert_eq!(hub.publish("a", &2), Ok(2), "existing channels go on");
-    let page = hub.history("unknown", None, None);
+    assert_eq!(ready(hub.publish("a", &2)), Ok(2), "existing channels go on");
+    let page = ready(hub.history("unknown", None, None)).unwrap();
     assert_eq!((page.offset, page.publications.len(), page.truncated), (0, 0, false));
-    assert!(hub.presence("unknown").is_empty());
+    assert!(ready(hub.presence("unknown")).unwrap().is_empty());
     assert_eq!(hub.channel_count(), 2);
 }
 
@@ -107,7 +107,7 @@ fn the_history_byte_budget_drops_the_oldest_entries_of_any_channel() {
     let hub = Hub::new(HubConfig { max_history_bytes: 3 * each, ..HubConfig::default() }, Registry::default());
     let big = json!("x".repeat(1000));
     for channel in ["a", "b", "a", "c", "b"] {
-        hub.publish(channel, &big).unwrap();
+        ready(hub.publish(channel, &big)).unwrap();
     }
     assert_eq!(hub.history_bytes(), 3 * each);
     // Published a1 b1 a2 c1 b2: a1 and b1 (the two oldest) went, wherever they were.
@@ -115,7 +115,7 @@ fn the_history_byte_budget_drops_the_oldest_entries_of_any_channel() {
         (offsets(&hub, "a", None), offsets(&hub, "b", None), offsets(&hub, "c", None)),
         (vec![2], vec![2], vec![1])
     );
-    hub.publish("d", &big).unwrap();
+    ready(hub.publish("d", &big)).unwrap();
     assert_eq!(offsets(&hub, "a", None), Vec::<u64>::new(), "a2 was the oldest");
     assert_eq!(hub.channel_count(), 3, "a, emptied by the budget, is forgotten at once");
 }
@@ -124,7 +124,7 @@ fn the_history_byte_budget_drops_the_oldest_entries_of_any_channel() {
 fn the_ledger_stays_near_the_live_history_when_channels_drop_entries_themselves() {
     let hub = Hub::new(HubConfig { history_size: 10, ..HubConfig::default() }, Registry::default());
     for i in 0..5000 {
-        hub.publish("hot", &i).unwrap();
+        ready(hub.publish("hot", &i)).unwrap();
     }
     assert_eq!(hub.inner.history_entries.load(std::sync::atomic::Ordering::Relaxed), 10);
     assert!(hub.inner.ledger.len() <= 2 * 10 + 1024 + 1, "{}", hub.inner.ledger.len());
@@ -138,30 +138,30 @@ fn a_history_answer_keeps_the_newest_without_since_and_the_oldest_with_it() {
     let config = HubConfig { max_history_reply_bytes: 320 + 3 * reply_cost, ..HubConfig::default() }; // 320: the envelope
     let hub = Hub::new(config, Registry::default());
     for _ in 0..10 {
-        hub.publish("h", &data).unwrap();
+        ready(hub.publish("h", &data)).unwrap();
     }
-    let page = hub.history("h", None, None);
+    let page = ready(hub.history("h", None, None)).unwrap();
     assert_eq!(
         (page.publications.iter().map(|p| p.offset).collect::<Vec<_>>(), page.truncated),
         (vec![8, 9, 10], true)
     );
-    let page = hub.history("h", Some(0), None);
+    let page = ready(hub.history("h", Some(0), None)).unwrap();
     assert_eq!((page.publications.iter().map(|p| p.offset).collect::<Vec<_>>(), page.truncated), (vec![1, 2, 3], true));
-    let page = hub.history("h", Some(7), None);
+    let page = ready(hub.history("h", Some(7), None)).unwrap();
     assert_eq!(
         (page.publications.iter().map(|p| p.offset).collect::<Vec<_>>(), page.truncated),
         (vec![8, 9, 10], false)
     );
-    let page = hub.history("h", Some(0), Some(2));
+    let page = ready(hub.history("h", Some(0), Some(2))).unwrap();
     assert_eq!((page.publications.iter().map(|p| p.offset).collect::<Vec<_>>(), page.truncated), (vec![9, 10], false));
 }
 
 #[test]
 fn a_publication_larger_than_the_reply_cap_is_still_returned_alone() {
     let hub = Hub::new(HubConfig { max_history_reply_bytes: 100, ..HubConfig::default() }, Registry::default());
-    hub.publish("h", &"x".repeat(1000)).unwrap();
-    hub.publish("h", &"x".repeat(1000)).unwrap();
-    let page = hub.history("h", Some(0), None);
+    ready(hub.publish("h", &"x".repeat(1000))).unwrap();
+    ready(hub.publish("h", &"x".repeat(1000))).unwrap();
+    let page = ready(hub.history("h", Some(0), None)).unwrap();
     assert_eq!((page.publications.len(), page.publications[0].offset, page.truncated), (1, 1, true), "paging goes on");
 }
 
@@ -177,14 +177,14 @@ fn concurrent_publishers_keep_the_byte_count_exact_and_within_the_budget() {
             let hub = hub.clone();
             scope.spawn(move || {
                 for i in 0..3000 {
-                    hub.publish(&format!("t{t}.{}", i % 50), &7).unwrap();
+                    ready(hub.publish(&format!("t{t}.{}", i % 50), &7)).unwrap();
                 }
             });
         }
     });
     let held: usize = (0..4)
         .flat_map(|t| (0..50).map(move |c| format!("t{t}.{c}")))
-        .map(|name| hub.history(&name, None, None).publications.len())
+        .map(|name| ready(hub.history(&name, None, None)).unwrap().publications.len())
         .sum();
     assert!(held <= 40, "{held}");
     assert_eq!(hub.history_bytes(), held * each, "the counter is what the channels hold");
@@ -199,4 +199,14 @@ fn epochs_are_eight_url_safe_characters_and_differ() {
     assert_eq!(a.epoch().len(), 8);
     assert!(a.epoch().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{}", a.epoch());
     assert_ne!(a.epoch(), b.epoch(), "48 random bits each");
+}
+
+/// The value of a hub call that cannot wait: the memory engine never does, so its async methods
+/// run to the end at the first poll, with or without a runtime.
+fn ready<T>(future: impl std::future::Future<Output = T>) -> T {
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(value) => value,
+        std::task::Poll::Pending => panic!("the memory engine never waits"),
+    }
 }

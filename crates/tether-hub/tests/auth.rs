@@ -263,7 +263,7 @@ async fn publish_rules_refuse_and_allow_as_documented() {
     // `news`: the server only.
     ada.ack(json!({"type": "subscribe", "channel": "news:today"})).await;
     assert_eq!(ada.error_code(json!({"type": "publish", "channel": "news:today", "data": 1})).await, "forbidden");
-    hub.publish("news:today", &"from the server").unwrap();
+    hub.publish("news:today", &"from the server").await.unwrap();
     assert_eq!(ada.event_of("message").await["data"], "from the server");
     // `room`: subscribers only; presence off.
     let publish = json!({"type": "publish", "channel": "room:1", "data": 1});
@@ -337,8 +337,8 @@ async fn join_leave_off_sends_no_events() {
 async fn a_namespace_has_its_own_history_size() {
     let (url, hub) = start().await;
     for i in 0..5 {
-        hub.publish("short:x", &i).unwrap();
-        hub.publish("long", &i).unwrap();
+        hub.publish("short:x", &i).await.unwrap();
+        hub.publish("long", &i).await.unwrap();
     }
     let mut client = Client::connect(&url).await;
     let short = client.ack(json!({"type": "history", "channel": "short:x"})).await;
@@ -375,7 +375,7 @@ async fn a_tokens_channels_are_subscribed_as_the_connection_opens() {
     assert_eq!(subscribed[0]["channel"], "news:today");
     assert_eq!(subscribed[1]["channel"], "personal#ada");
     assert!(subscribed[0]["epoch"].is_string() && subscribed[0]["offset"] == 0);
-    hub.publish("news:today", &"extra").unwrap();
+    hub.publish("news:today", &"extra").await.unwrap();
     assert_eq!(ada.event_of("message").await["data"], "extra");
     // The server subscribed it, so it may unsubscribe like from any channel.
     ada.ack(json!({"type": "unsubscribe", "channel": "news:today"})).await;
@@ -392,19 +392,19 @@ async fn server_side_subscribe_unsubscribe_and_disconnect_by_user() {
     assert_eq!((stats.connections, stats.users), (4, 2));
     assert_eq!(hub.connections_of("ada").len(), 2);
 
-    hub.subscribe_connection(&phone.id(), "alerts").unwrap();
+    hub.subscribe_connection(&phone.id(), "alerts").await.unwrap();
     let pushed = phone.event_of("subscribed").await;
     assert_eq!(pushed["channel"], "alerts");
-    hub.publish("alerts", &"fire").unwrap();
+    hub.publish("alerts", &"fire").await.unwrap();
     assert_eq!(phone.event_of("message").await["data"], "fire");
     assert_eq!(
         hub.channels(Some("al")).iter().map(|c| (c.name.as_str(), c.subscribers)).collect::<Vec<_>>(),
         [("alerts", 1)]
     );
-    hub.unsubscribe_connection(&phone.id(), "alerts").unwrap();
+    hub.unsubscribe_connection(&phone.id(), "alerts").await.unwrap();
     assert_eq!(phone.event_of("unsubscribed").await["channel"], "alerts");
-    assert_eq!(hub.unsubscribe_connection(&phone.id(), "alerts").unwrap_err().code(), "not_subscribed");
-    assert_eq!(hub.subscribe_connection("AAAAAAAAAAAAAAAA", "alerts").unwrap_err().code(), "not_found");
+    assert_eq!(hub.unsubscribe_connection(&phone.id(), "alerts").await.unwrap_err().code(), "not_subscribed");
+    assert_eq!(hub.subscribe_connection("AAAAAAAAAAAAAAAA", "alerts").await.unwrap_err().code(), "not_found");
 
     for conn in hub.connections_of("ada") {
         conn.close(tether_tokio::CloseCode(4000), "disconnected by server").unwrap();
@@ -418,15 +418,15 @@ async fn server_side_subscribe_unsubscribe_and_disconnect_by_user() {
 async fn server_publish_answers_with_offset_and_epoch() {
     let (url, hub) = start().await;
     let data = serde_json::value::to_raw_value(&json!({"n": 1})).unwrap();
-    let first = hub.publish_json("api:x", &data).unwrap();
-    let second = hub.publish_json("api:x", &data).unwrap();
+    let first = hub.publish_json("api:x", &data).await.unwrap();
+    let second = hub.publish_json("api:x", &data).await.unwrap();
     assert_eq!((first.offset, second.offset), (1, 2));
     assert_eq!(first.epoch, second.epoch);
     let mut client = Client::connect(&url).await;
     let history = client.ack(json!({"type": "history", "channel": "api:x"})).await;
     assert_eq!(history["epoch"], json!(first.epoch));
     let big = serde_json::value::to_raw_value(&"x".repeat(70 * 1024)).unwrap();
-    assert_eq!(hub.publish_json("api:x", &big).unwrap_err().code(), "too_large");
+    assert_eq!(hub.publish_json("api:x", &big).await.unwrap_err().code(), "too_large");
 }
 
 #[tokio::test]
@@ -531,11 +531,11 @@ async fn server_side_subscriptions_keep_to_the_subscription_limit_and_the_client
     let (url, hub) = start_with(HubConfig { max_subscriptions: 2, ..config() }).await;
     let mut client = Client::connect(&url).await;
     client.ack(json!({"type": "subscribe", "channel": "a", "info": {"nick": "mine"}})).await;
-    hub.subscribe_connection(&client.id(), "a").unwrap();
-    let members = hub.presence("a");
+    hub.subscribe_connection(&client.id(), "a").await.unwrap();
+    let members = hub.presence("a").await.unwrap();
     assert_eq!(members[0].info.as_ref().map(|i| i.get()), Some(r#"{"nick":"mine"}"#), "already in: unchanged");
-    hub.subscribe_connection(&client.id(), "b").unwrap();
-    assert_eq!(hub.subscribe_connection(&client.id(), "c").unwrap_err().code(), "limit_exceeded");
+    hub.subscribe_connection(&client.id(), "b").await.unwrap();
+    assert_eq!(hub.subscribe_connection(&client.id(), "c").await.unwrap_err().code(), "limit_exceeded");
     assert_eq!(client.event_of("subscribed").await["channel"], "b", "one push, for b only");
 }
 
@@ -548,13 +548,15 @@ async fn a_server_side_subscribe_racing_the_connections_end_leaves_nobody_behind
         let channel = format!("race{round}");
         let subscriber = {
             let (hub, id, channel) = (hub.clone(), id.clone(), channel.clone());
+            let runtime = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || {
                 let deadline = std::time::Instant::now() + Duration::from_secs(2);
                 while std::time::Instant::now() < deadline {
-                    if hub.subscribe_connection(&id, &channel).is_err() && hub.connection(&id).is_none() {
+                    let subscribed = runtime.block_on(hub.subscribe_connection(&id, &channel));
+                    if subscribed.is_err() && hub.connection(&id).is_none() {
                         return;
                     }
-                    let _ = hub.unsubscribe_connection(&id, &channel);
+                    let _ = runtime.block_on(hub.unsubscribe_connection(&id, &channel));
                 }
             })
         };
@@ -562,10 +564,13 @@ async fn a_server_side_subscribe_racing_the_connections_end_leaves_nobody_behind
         drop(client);
         subscriber.await.unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !hub.presence(&channel).is_empty() && tokio::time::Instant::now() < deadline {
+        while !hub.presence(&channel).await.unwrap().is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(hub.presence(&channel).is_empty(), "round {round}: a closed connection is still in {channel}");
+        assert!(
+            hub.presence(&channel).await.unwrap().is_empty(),
+            "round {round}: a closed connection is still in {channel}"
+        );
     }
 }
 
@@ -578,18 +583,18 @@ async fn stats_count_subscriptions_publications_and_history_and_fanout_is_observ
     assert!(!hub.on_fanout(|_| {}), "set once");
     let mut ada = as_user(&url, "ada").await;
     let mut bob = as_user(&url, "bob").await;
-    hub.subscribe_connection(&ada.id(), "news").unwrap();
-    hub.subscribe_connection(&ada.id(), "sport").unwrap();
-    hub.subscribe_connection(&bob.id(), "news").unwrap();
+    hub.subscribe_connection(&ada.id(), "news").await.unwrap();
+    hub.subscribe_connection(&ada.id(), "sport").await.unwrap();
+    hub.subscribe_connection(&bob.id(), "news").await.unwrap();
     ada.event_of("subscribed").await;
     bob.event_of("subscribed").await;
     let before = hub.stats();
     assert_eq!((before.subscriptions, before.channels, before.publications), (3, 2, 0));
 
-    hub.publish("news", &"one").unwrap();
-    hub.publish("news", &"two").unwrap();
+    hub.publish("news", &"one").await.unwrap();
+    hub.publish("news", &"two").await.unwrap();
     // Nobody listens to "empty": a publication, kept in history, but no fan-out to time.
-    hub.publish("empty", &"three").unwrap();
+    hub.publish("empty", &"three").await.unwrap();
     assert_eq!(bob.event_of("message").await["data"], "one");
     let after = hub.stats();
     assert_eq!(after.publications, 3);
@@ -599,5 +604,5 @@ async fn stats_count_subscriptions_publications_and_history_and_fanout_is_observ
 
     let news = hub.channels(Some("news")).pop().unwrap();
     assert_eq!((news.subscribers, news.last_offset, news.history_size), (2, 2, 2));
-    assert_eq!(news.epoch, hub.history("news", None, None).epoch);
+    assert_eq!(news.epoch, hub.history("news", None, None).await.unwrap().epoch);
 }

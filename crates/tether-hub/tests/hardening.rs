@@ -168,7 +168,7 @@ async fn since_without_epoch_is_refused_and_an_old_epoch_is_not_recovered() {
     let old_epoch = old["epoch"].clone();
     tokio::time::sleep(Duration::from_millis(600)).await; // Expired and swept: forgotten.
     for data in ["new 1", "new 2", "new 3"] {
-        hub.publish("life", &data).unwrap();
+        hub.publish("life", &data).await.unwrap();
     }
     assert_eq!(c.error_code(json!({"type": "subscribe", "channel": "life", "since": 1})).await, "bad_request");
     let ack = c.ack(json!({"type": "subscribe", "channel": "life", "since": 1, "epoch": old_epoch})).await;

@@ -74,7 +74,7 @@ async fn direct_messages() {
     let mut bob = Client::connect(&url).await;
     ada.ack(json!({"type": "send", "to": bob.id(), "data": {"psst": true}})).await;
     assert_eq!(bob.event().await, json!({"type": "direct", "from": ada.id(), "data": {"psst": true}}));
-    hub.send_to(&bob.id(), &json!("from the server")).unwrap();
+    hub.send_to(&bob.id(), &json!("from the server")).await.unwrap();
     assert_eq!(bob.event().await, json!({"type": "direct", "from": null, "data": "from the server"}));
     assert_eq!(ada.error_code(json!({"type": "send", "to": "nobody", "data": 1})).await, "not_found");
 }
@@ -123,7 +123,7 @@ async fn the_hub_reaches_connections_through_the_servers_registry_and_only_token
 
     // The echo client is in the registry but speaks no token protocol: not a recipient.
     assert_eq!(ada.error_code(json!({"type": "send", "to": echo_id, "data": 1})).await, "not_found");
-    assert!(matches!(hub.send_to(&echo_id, &json!(1)), Err(HubError::NotFound(_))));
+    assert!(matches!(hub.send_to(&echo_id, &json!(1)).await, Err(HubError::NotFound(_))));
     echo.send(&Message::Text("still an echo".into())).await.unwrap();
     assert_eq!(echo.recv().await.unwrap().unwrap(), Message::Text("still an echo".into()));
 
@@ -135,7 +135,7 @@ async fn the_hub_reaches_connections_through_the_servers_registry_and_only_token
         assert!(tokio::time::Instant::now() < deadline, "the closed connection stayed registered");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(matches!(hub.send_to(&ada_id, &json!(1)), Err(HubError::NotFound(_))));
+    assert!(matches!(hub.send_to(&ada_id, &json!(1)).await, Err(HubError::NotFound(_))));
 }
 
 #[tokio::test]
@@ -154,9 +154,9 @@ async fn a_hub_reaches_its_own_connections_not_another_hubs_on_the_same_server()
     let mut bob = Client::connect(&format!("ws://{addr}/red")).await;
     let mut cyd = Client::connect(&format!("ws://{addr}/blue")).await;
 
-    assert!(matches!(red.send_to(&cyd.id(), &json!(1)), Err(HubError::NotFound(_))));
+    assert!(matches!(red.send_to(&cyd.id(), &json!(1)).await, Err(HubError::NotFound(_))));
     assert_eq!(ada.error_code(json!({"type": "send", "to": cyd.id(), "data": 1})).await, "not_found");
-    blue.send_to(&cyd.id(), &json!("blue")).unwrap();
+    blue.send_to(&cyd.id(), &json!("blue")).await.unwrap();
     assert_eq!(cyd.event().await, json!({"type": "direct", "from": null, "data": "blue"}));
     ada.ack(json!({"type": "send", "to": bob.id(), "data": "red"})).await;
     assert_eq!(bob.event().await, json!({"type": "direct", "from": ada.id(), "data": "red"}));
@@ -282,7 +282,7 @@ async fn recovery_after_a_disconnect() {
     for data in ["two", "three"] {
         writer.ack(json!({"type": "publish", "channel": "feed", "data": data})).await;
     }
-    hub.publish("feed", &"four, from the server").unwrap();
+    hub.publish("feed", &"four, from the server").await.unwrap();
 
     // ...and comes back: what was published meanwhile arrives in the ack, then live messages follow.
     let mut reader = Client::connect(&url).await;
@@ -333,10 +333,10 @@ async fn plain_json_sub_protocol_and_the_rust_api() {
     assert_eq!(read_json(&mut ws).await["subProtocol"], "json");
     let mut c = Client::connect(&url).await;
     c.ack(json!({"type": "subscribe", "channel": "news", "info": {"nick": "ada"}})).await;
-    assert_eq!(hub.publish("news", &json!({"headline": "tether ships"})).unwrap(), 1);
+    assert_eq!(hub.publish("news", &json!({"headline": "tether ships"})).await.unwrap(), 1);
     let message = c.event_of("message").await;
     assert_eq!((message["data"]["headline"].clone(), message["from"].clone()), (json!("tether ships"), Value::Null));
-    let members = hub.presence("news");
+    let members = hub.presence("news").await.unwrap();
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].connection_id, c.id());
     assert_eq!(members[0].info.as_ref().unwrap().get(), r#"{"nick":"ada"}"#);

@@ -131,10 +131,10 @@ impl TokenServer {
             "subscribe" => self.subscribe(conn, id, &request).await,
             "unsubscribe" => self.unsubscribe(conn, id, &request),
             "publish" => self.publish(conn, id, &request).await,
-            "presence" => self.presence(conn, id, &request),
-            "history" => self.history(conn, id, &request),
+            "presence" => self.presence(conn, id, &request).await,
+            "history" => self.history(conn, id, &request).await,
             "refresh" => self.refresh(conn, id, &request),
-            _ => self.send(conn, id, &request),
+            _ => self.send(conn, id, &request).await,
         };
         match result {
             Ok(Some(ack)) => {
@@ -146,12 +146,14 @@ impl TokenServer {
     }
 
     /// The subscriptions the server makes as the connection opens ([`InitialChannels`]).
-    fn subscribe_initial(&self, conn: &Conn) {
+    async fn subscribe_initial(&self, conn: &Conn) {
         // Taken, not read: the list is not kept for the connection's whole life.
         let Some(initial) = conn.take_data::<InitialChannels>() else { return };
         for channel in &initial.0 {
-            let subscribed =
-                crate::channel::validate_channel(channel).and_then(|()| self.hub.subscribe_as_server(conn, channel));
+            let subscribed = match crate::channel::validate_channel(channel) {
+                Ok(()) => self.hub.subscribe_as_server(conn, channel).await,
+                Err(error) => Err(error),
+            };
             if let Err(error) = subscribed {
                 tracing::warn!(connection = conn.id(), %channel, %error, "initial subscription skipped");
             }
@@ -190,7 +192,7 @@ impl Listener for TokenServer {
             }
             self.hub.inner.expiries.track(conn, at);
         }
-        self.subscribe_initial(conn);
+        self.subscribe_initial(conn).await;
     }
 
     async fn message(&self, conn: &Conn, message: Message) {

@@ -105,18 +105,21 @@ impl TokenServer {
         // A connection that carries info from its token shows that, not what it claims here.
         let own_info = connection_info(conn);
         let info = own_info.as_deref().or(request.info);
-        let subscribed = self.hub.subscribe(conn, channel, info, recovery, |offset, epoch, recovery| {
-            let mut ack = Ack::new(id);
-            ack.channel = Some(channel);
-            ack.offset = Some(offset);
-            ack.epoch = Some(epoch);
-            if let Some(recovery) = &recovery {
-                ack.recovered = Some(recovery.recovered);
-                ack.truncated = recovery.truncated.then_some(true);
-                ack.publications = Some(publications_out(&recovery.publications));
-            }
-            ack.to_json()
-        });
+        let subscribed = self
+            .hub
+            .subscribe(conn, channel, info, recovery, |offset, epoch, recovery| {
+                let mut ack = Ack::new(id);
+                ack.channel = Some(channel);
+                ack.offset = Some(offset);
+                ack.epoch = Some(epoch);
+                if let Some(recovery) = &recovery {
+                    ack.recovered = Some(recovery.recovered);
+                    ack.truncated = recovery.truncated.then_some(true);
+                    ack.publications = Some(publications_out(&recovery.publications));
+                }
+                ack.to_json()
+            })
+            .await;
         if let Err(error) = subscribed {
             if added {
                 session.subscriptions.lock().expect("not poisoned").remove(channel);
@@ -158,14 +161,19 @@ impl TokenServer {
             }
             None => data,
         };
-        let offset = self.hub.publish_raw(channel, data, Some(conn.id()))?;
+        let offset = self.hub.publish_raw(channel, data, Some(conn.id())).await?;
         let mut ack = Ack::new(id);
         ack.channel = Some(channel);
         ack.offset = Some(offset);
         Ok(Some(ack.to_json()))
     }
 
-    pub(super) fn presence(&self, conn: &Conn, id: u64, request: &Request<'_>) -> Result<Option<String>, Failure> {
+    pub(super) async fn presence(
+        &self,
+        conn: &Conn,
+        id: u64,
+        request: &Request<'_>,
+    ) -> Result<Option<String>, Failure> {
         let channel = Self::channel(request)?;
         if !Self::session(conn).is_subscribed(channel) {
             return Err(HubError::NotSubscribed(channel.to_owned()).into());
@@ -173,18 +181,18 @@ impl TokenServer {
         if !self.hub.config().namespaces.policy_for(channel).presence {
             return Err(HubError::Forbidden(format!("presence is off for {channel}")).into());
         }
-        let members = self.hub.presence(channel);
+        let members = self.hub.presence(channel).await?;
         let mut ack = Ack::new(id);
         ack.channel = Some(channel);
         ack.members = Some(members.iter().map(member_out).collect());
         Ok(Some(ack.to_json()))
     }
 
-    pub(super) fn history(&self, conn: &Conn, id: u64, request: &Request<'_>) -> Result<Option<String>, Failure> {
+    pub(super) async fn history(&self, conn: &Conn, id: u64, request: &Request<'_>) -> Result<Option<String>, Failure> {
         let channel = Self::channel(request)?;
         let policy = self.hub.config().namespaces.policy_for(channel);
         policy::may_read(policy, conn.user(), channel, Self::session(conn).is_subscribed(channel))?;
-        let page = self.hub.history(channel, request.since, request.limit);
+        let page = self.hub.history(channel, request.since, request.limit).await?;
         let mut ack = Ack::new(id);
         ack.channel = Some(channel);
         ack.offset = Some(page.offset);
@@ -194,12 +202,12 @@ impl TokenServer {
         Ok(Some(ack.to_json()))
     }
 
-    pub(super) fn send(&self, conn: &Conn, id: u64, request: &Request<'_>) -> Result<Option<String>, Failure> {
+    pub(super) async fn send(&self, conn: &Conn, id: u64, request: &Request<'_>) -> Result<Option<String>, Failure> {
         let to = request.to.as_deref().ok_or_else(|| bad_request("missing \"to\""))?;
         policy::may_send(self.hub.config().direct_messages, conn.user())?;
         let data = self.data(request)?;
         self.rate_limit(conn)?;
-        self.hub.send_raw(to, data, Some(conn.id()))?;
+        self.hub.send_raw(to, data, Some(conn.id())).await?;
         Ok(Some(Ack::new(id).to_json()))
     }
 

@@ -269,8 +269,14 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     match call.as_str() {
         "connections" => answer(parse(&body).and_then(|query| queries::connections(registry, &query))),
         "channels" => answer(parse(&body).and_then(|query| queries::channels(hub, &query))),
-        "history" => answer(parse(&body).and_then(|query| queries::history(hub, &query))),
-        "publish" => answer(parse(&body).and_then(|query| queries::publish(hub, &query))),
+        "history" => match parse(&body) {
+            Ok(query) => answer(queries::history(hub, &query).await),
+            Err(refusal) => answer::<queries::Peek>(Err(refusal)),
+        },
+        "publish" => match parse(&body) {
+            Ok(query) => answer(queries::publish(hub, &query).await),
+            Err(refusal) => answer::<queries::Published>(Err(refusal)),
+        },
         "disconnect" => answer(parse(&body).and_then(|query| queries::disconnect(registry, &query))),
         // Nothing but the session check (the page asks after its socket failed to reconnect).
         "session" => json_answer(StatusCode::OK, &serde_json::json!({})),

@@ -48,6 +48,7 @@ impl From<HubError> for Refusal {
         let status = match error {
             HubError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             HubError::NotFound(_) => StatusCode::NOT_FOUND,
+            HubError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         };
         Self::new(status, error.to_string())
@@ -192,9 +193,9 @@ pub struct PeekEntry {
 }
 
 /// The channel's newest [`PEEK`] history entries.
-pub fn history(hub: &Hub, query: &ChannelQuery) -> Result<Peek, Refusal> {
+pub async fn history(hub: &Hub, query: &ChannelQuery) -> Result<Peek, Refusal> {
     validate_channel(&query.channel)?;
-    let page = hub.history(&query.channel, None, Some(PEEK));
+    let page = hub.history(&query.channel, None, Some(PEEK)).await?;
     let entries = page
         .publications
         .iter()
@@ -232,7 +233,7 @@ pub struct Published {
 
 /// Publishes the box's content to the channel, as the server (no namespace policy applies; the
 /// hub's limits do).
-pub fn publish(hub: &Hub, query: &PublishQuery) -> Result<Published, Refusal> {
+pub async fn publish(hub: &Hub, query: &PublishQuery) -> Result<Published, Refusal> {
     let data: Box<RawValue> = if query.text {
         serde_json::value::to_raw_value(&query.data).map_err(|error| Refusal::bad_request(error.to_string()))?
     } else {
@@ -240,7 +241,7 @@ pub fn publish(hub: &Hub, query: &PublishQuery) -> Result<Published, Refusal> {
             Refusal::bad_request(format!("not JSON ({error}); tick \"send as text\" to send it as a string"))
         })?
     };
-    let published = hub.publish_json(&query.channel, &data)?;
+    let published = hub.publish_json(&query.channel, &data).await?;
     Ok(Published { offset: published.offset, epoch: published.epoch })
 }
 
@@ -291,15 +292,15 @@ mod tests {
     async fn publish_takes_json_or_text() {
         let hub = Hub::new(tether_hub::HubConfig::default(), Registry::default());
         let json = PublishQuery { channel: "news".into(), data: r#"{"a":1}"#.into(), text: false };
-        assert_eq!(publish(&hub, &json).unwrap().offset, 1);
+        assert_eq!(publish(&hub, &json).await.unwrap().offset, 1);
         let text = PublishQuery { channel: "news".into(), data: "hello".into(), text: true };
-        assert_eq!(publish(&hub, &text).unwrap().offset, 2);
+        assert_eq!(publish(&hub, &text).await.unwrap().offset, 2);
         let bad = PublishQuery { channel: "news".into(), data: "hello".into(), text: false };
-        assert_eq!(publish(&hub, &bad).unwrap_err().status, StatusCode::BAD_REQUEST);
-        let peek = history(&hub, &ChannelQuery { channel: "news".into() }).unwrap();
+        assert_eq!(publish(&hub, &bad).await.unwrap_err().status, StatusCode::BAD_REQUEST);
+        let peek = history(&hub, &ChannelQuery { channel: "news".into() }).await.unwrap();
         let shown: Vec<&str> = peek.entries.iter().map(|entry| entry.data.as_str()).collect();
         assert_eq!(shown, [r#""hello""#, r#"{"a":1}"#], "newest first");
         let bad_name = ChannelQuery { channel: "no spaces".into() };
-        assert_eq!(history(&hub, &bad_name).unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(history(&hub, &bad_name).await.unwrap_err().status, StatusCode::BAD_REQUEST);
     }
 }

@@ -5,9 +5,8 @@
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tether_hub::{validate_channel, Hub, HubError};
+use tether_hub::{validate_channel, Action, Affected, Hub, HubError, Target};
 use tether_proto::close::MAX_REASON_BYTES;
-use tether_tokio::{CloseCode, Conn};
 
 use super::error::ApiError;
 use super::wire;
@@ -44,17 +43,17 @@ pub struct Context {
 }
 
 /// Runs `method` (one of [`METHODS`]) on `body`; the answer's JSON text.
-pub fn call(context: &Context, method: &str, body: &[u8]) -> Result<String, ApiError> {
+pub async fn call(context: &Context, method: &str, body: &[u8]) -> Result<String, ApiError> {
     let hub = &context.hub;
     match method {
-        "publish" => publish(hub, parse(body)?),
-        "broadcast" => broadcast(hub, parse(body)?),
-        "send" => send(hub, parse(body)?),
-        "disconnect" => disconnect(hub, parse(body)?),
-        "subscribe" => subscribe(hub, parse(body)?),
-        "unsubscribe" => unsubscribe(hub, parse(body)?),
-        "presence" => presence(hub, parse(body)?),
-        "history" => history(hub, parse(body)?),
+        "publish" => publish(hub, parse(body)?).await,
+        "broadcast" => broadcast(hub, parse(body)?).await,
+        "send" => send(hub, parse(body)?).await,
+        "disconnect" => disconnect(hub, parse(body)?).await,
+        "subscribe" => subscribe(hub, parse(body)?).await,
+        "unsubscribe" => unsubscribe(hub, parse(body)?).await,
+        "presence" => presence(hub, parse(body)?).await,
+        "history" => history(hub, parse(body)?).await,
         "channels" => channels(hub, parse(body)?),
         "info" => info(context, parse(body)?),
         other => {
@@ -73,8 +72,8 @@ fn answer(result: impl Serialize) -> Result<String, ApiError> {
     Ok(serde_json::to_string(&wire::Answer { result }).expect("serializable"))
 }
 
-fn publish(hub: &Hub, args: wire::Publish) -> Result<String, ApiError> {
-    let published = hub.publish_json(&args.channel, &args.data)?;
+async fn publish(hub: &Hub, args: wire::Publish) -> Result<String, ApiError> {
+    let published = hub.publish_json(&args.channel, &args.data).await?;
     answer(wire::Published { offset: published.offset, epoch: &published.epoch })
 }
 
@@ -82,7 +81,7 @@ fn publish(hub: &Hub, args: wire::Publish) -> Result<String, ApiError> {
 /// gets its own entry, in the order given. A `data` too large for every channel is refused whole,
 /// and so are more than [`MAX_BROADCAST_CHANNELS`] channels and a channel named twice (which
 /// would publish the same data twice, surely not what the caller meant).
-fn broadcast(hub: &Hub, args: wire::Broadcast) -> Result<String, ApiError> {
+async fn broadcast(hub: &Hub, args: wire::Broadcast) -> Result<String, ApiError> {
     if args.channels.is_empty() {
         return Err(ApiError::bad_request("`channels` is empty"));
     }
@@ -101,47 +100,36 @@ fn broadcast(hub: &Hub, args: wire::Broadcast) -> Result<String, ApiError> {
     if args.data.get().len() > limit {
         return Err(HubError::TooLarge(limit).into());
     }
-    let responses = args
-        .channels
-        .iter()
-        .map(|channel| match hub.publish_json(channel, &args.data) {
+    let mut responses = Vec::with_capacity(args.channels.len());
+    for channel in &args.channels {
+        responses.push(match hub.publish_json(channel, &args.data).await {
             Ok(published) => {
                 wire::BroadcastResponse::Published { channel, offset: published.offset, epoch: published.epoch }
             }
             Err(error) => wire::BroadcastResponse::Failed { channel, error: ApiError::from(error).body() },
-        })
-        .collect();
+        });
+    }
     answer(wire::Responses { responses })
 }
 
-fn send(hub: &Hub, args: wire::Send) -> Result<String, ApiError> {
-    hub.send_json(&args.connection, &args.data)?;
+async fn send(hub: &Hub, args: wire::Send) -> Result<String, ApiError> {
+    hub.send_json(&args.connection, &args.data).await?;
     answer(serde_json::json!({}))
 }
 
-/// Whom a call acts on.
-enum Target<'a> {
-    User(&'a str),
-    Connection(&'a str),
-}
-
-fn target<'a>(user: &'a Option<String>, connection: &'a Option<String>) -> Result<Target<'a>, ApiError> {
+/// Whom a call acts on: a connection or a user's connections, on any node.
+fn target(user: &Option<String>, connection: &Option<String>) -> Result<Target, ApiError> {
     match (user.as_deref(), connection.as_deref()) {
         (Some(""), None) | (None, Some("")) => Err(ApiError::bad_request("`user` or `connection` is empty")),
-        (Some(user), None) => Ok(Target::User(user)),
-        (None, Some(connection)) => Ok(Target::Connection(connection)),
+        (Some(user), None) => Ok(Target::User(user.to_owned())),
+        (None, Some(connection)) => Ok(Target::Connection(connection.to_owned())),
         _ => Err(ApiError::bad_request("give exactly one of `user` and `connection`")),
     }
 }
 
-/// The open connection `id`, or 410.
-fn open_connection(hub: &Hub, id: &str) -> Result<Conn, ApiError> {
-    hub.connection(id).ok_or_else(|| HubError::NotFound(id.to_owned()).into())
-}
-
 /// Closes the connection, or every connection of the user (one user may have several tabs
-/// open). A user with no connection is not an error: 0 were closed.
-fn disconnect(hub: &Hub, args: wire::Disconnect) -> Result<String, ApiError> {
+/// open), on whichever nodes they are. A user with no connection is not an error: 0 were closed.
+async fn disconnect(hub: &Hub, args: wire::Disconnect) -> Result<String, ApiError> {
     let code = args.code.unwrap_or(DISCONNECT_CODE);
     // 1000 (a normal close) or an application's range; the others are the protocol's or reserved.
     if code != 1000 && !(3000..=4999).contains(&code) {
@@ -154,72 +142,42 @@ fn disconnect(hub: &Hub, args: wire::Disconnect) -> Result<String, ApiError> {
             reason.len()
         )));
     }
-    let code = CloseCode::from(code);
-    let closed = match target(&args.user, &args.connection)? {
-        Target::Connection(id) => {
-            // Already closing counts as gone: the caller's view of it is out of date either way.
-            open_connection(hub, id)?.close(code, reason).map_err(|_| ApiError::from(HubError::NotFound(id.into())))?;
-            1
-        }
-        Target::User(user) => hub.connections_of(user).iter().filter(|conn| conn.close(code, reason).is_ok()).count(),
-    };
-    answer(wire::Affected { connections: closed, failed: Vec::new() })
+    let target = target(&args.user, &args.connection)?;
+    // Already closing counts as gone: the caller's view of it is out of date either way.
+    let done = hub.act(&target, &Action::Disconnect { code, reason: reason.to_owned() }).await?;
+    affected(done)
 }
 
 /// Subscribes the connection, or every connection of the user, server-side: each gets
 /// `subscribed` and then the channel's messages.
-fn subscribe(hub: &Hub, args: wire::Subscription) -> Result<String, ApiError> {
+async fn subscribe(hub: &Hub, args: wire::Subscription) -> Result<String, ApiError> {
     validate_channel(&args.channel)?;
-    for_each_target(hub, &args, |id| hub.subscribe_connection(id, &args.channel), |_| false)
+    let target = target(&args.user, &args.connection)?;
+    affected(hub.act(&target, &Action::Subscribe { channel: args.channel }).await?)
 }
 
 /// Unsubscribes the connection, or every connection of the user that is subscribed: each gets
 /// `unsubscribed`. A user's connections that were not subscribed are not counted; one
 /// connection that was not is 409 `not_subscribed`.
-fn unsubscribe(hub: &Hub, args: wire::Subscription) -> Result<String, ApiError> {
+async fn unsubscribe(hub: &Hub, args: wire::Subscription) -> Result<String, ApiError> {
     validate_channel(&args.channel)?;
-    let not_subscribed = |error: &HubError| matches!(error, HubError::NotSubscribed(_));
-    for_each_target(hub, &args, |id| hub.unsubscribe_connection(id, &args.channel), not_subscribed)
+    let target = target(&args.user, &args.connection)?;
+    affected(hub.act(&target, &Action::Unsubscribe { channel: args.channel }).await?)
 }
 
-/// Runs `act` on the connection (its error is the answer's) or on each of the user's
-/// connections: those it succeeded on are counted, those that closed meanwhile or that `skip`
-/// excuses are passed over, and the others are listed under `failed` with their error.
-fn for_each_target(
-    hub: &Hub,
-    args: &wire::Subscription,
-    act: impl Fn(&str) -> Result<(), HubError>,
-    skip: impl Fn(&HubError) -> bool,
-) -> Result<String, ApiError> {
-    match target(&args.user, &args.connection)? {
-        Target::Connection(id) => {
-            act(id)?;
-            answer(wire::Affected { connections: 1, failed: Vec::new() })
-        }
-        Target::User(user) => {
-            let mut done = 0;
-            let mut failed = Vec::new();
-            for conn in hub.connections_of(user) {
-                match act(conn.id()) {
-                    Ok(()) => done += 1,
-                    Err(HubError::NotFound(_)) => {}
-                    Err(error) if skip(&error) => {}
-                    Err(error) => {
-                        failed.push(wire::Failure {
-                            connection: conn.id().to_owned(),
-                            error: ApiError::from(error).body(),
-                        });
-                    }
-                }
-            }
-            answer(wire::Affected { connections: done, failed })
-        }
-    }
+/// The connections acted on, and those of a user it failed on with their error.
+fn affected(done: Affected) -> Result<String, ApiError> {
+    let failed = done
+        .failed
+        .into_iter()
+        .map(|(connection, error)| wire::Failure { connection, error: ApiError::from(error).body() })
+        .collect();
+    answer(wire::Affected { connections: done.connections, failed })
 }
 
-fn presence(hub: &Hub, args: wire::Presence) -> Result<String, ApiError> {
+async fn presence(hub: &Hub, args: wire::Presence) -> Result<String, ApiError> {
     validate_channel(&args.channel)?;
-    let members = hub.presence(&args.channel);
+    let members = hub.presence(&args.channel).await?;
     let members = members
         .iter()
         .map(|member| wire::Member {
@@ -234,9 +192,9 @@ fn presence(hub: &Hub, args: wire::Presence) -> Result<String, ApiError> {
 /// The channel's history. With `epoch`, the answer is only given while the channel is still in
 /// that epoch: offsets of another epoch (the channel was forgotten and started again) do not
 /// name the same messages, so `since` would silently skip or repeat some (409 `epoch_mismatch`).
-fn history(hub: &Hub, args: wire::History) -> Result<String, ApiError> {
+async fn history(hub: &Hub, args: wire::History) -> Result<String, ApiError> {
     validate_channel(&args.channel)?;
-    let page = hub.history(&args.channel, args.since, args.limit);
+    let page = hub.history(&args.channel, args.since, args.limit).await?;
     if let Some(epoch) = args.epoch.as_deref().filter(|epoch| *epoch != page.epoch) {
         return Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,

@@ -141,5 +141,5 @@ async fn answer(api: &ApiState, method: &str, request: Request) -> Result<String
             ApiError::new(status, "bad_request", rejection.body_text())
         }
     })?;
-    methods::call(&api.context, method, &body)
+    methods::call(&api.context, method, &body).await
 }
