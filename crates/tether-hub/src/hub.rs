@@ -66,6 +66,16 @@ pub(crate) struct HubInner {
     pub(crate) engine: Engine,
 }
 
+#[cfg(feature = "redis")]
+impl Drop for HubInner {
+    fn drop(&mut self) {
+        // The engine's reader would otherwise wait on an idle connection for good.
+        if let Engine::Redis(engine) = &self.engine {
+            engine.pubsub.shut_down();
+        }
+    }
+}
+
 /// Where a hub's channels live.
 pub(crate) enum Engine {
     /// In this process: `channel.rs` holds offsets and history.

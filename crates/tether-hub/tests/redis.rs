@@ -290,3 +290,27 @@ async fn without_history_nothing_is_recovered_and_a_small_history_recovers_only_
         assert_eq!(held, if recovered { 3 } else { 0 }, "history_size {size}: {ack}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_and_a_server_subscribing_one_connection_at_once_are_both_answered_and_nothing_leaks() {
+    let redis = Redis::start();
+    let (url, hub) = node(&redis, "t6", "a").await;
+    let subscribers = || redis.command("PUBSUB NUMSUB t6:ch:{room}");
+    for round in 0..10 {
+        let mut client = Client::connect(&url).await;
+        let (target, action) = (Target::Connection(client.id()), Action::Subscribe { channel: "room".into() });
+        let server_side = hub.act(&target, &action);
+        let (ack, done) = tokio::join!(client.ack(json!({"type": "subscribe", "channel": "room"})), server_side);
+        assert_eq!(ack["channel"], "room", "round {round}");
+        assert_eq!(done.unwrap().connections, 1, "round {round}");
+        let ack = client.ack(json!({"type": "presence", "channel": "room"})).await;
+        assert_eq!(ack["members"].as_array().unwrap().len(), 1, "the joiner sees itself at once: {ack}");
+        assert!(subscribers().ends_with(":1\r\n"), "round {round}: {}", subscribers());
+        client.ack(json!({"type": "unsubscribe", "channel": "room"})).await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !subscribers().ends_with(":0\r\n") {
+            assert!(Instant::now() < deadline, "round {round}: the node stayed subscribed: {}", subscribers());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}

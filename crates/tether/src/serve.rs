@@ -8,6 +8,9 @@
 //! `--metrics` the Prometheus page ([`crate::metrics`]) answers on `/metrics`, and with an admin
 //! password the dashboard ([`crate::admin`]) on `/admin` and `/admin/ws`, likewise on the internal
 //! port when there is one.
+//! With `--redis` the hub runs on the Redis engine (`Hub::with_redis`): this node is one of
+//! several sharing channels, history, presence and the server API; which engine, and the node's
+//! name, are logged at startup (the URL with its password hidden).
 //! SIGINT or SIGTERM shut it down gracefully: stop accepting, close every connection with 1001,
 //! wait up to the drain timeout.
 //!
@@ -25,8 +28,10 @@ use std::io::Write as _;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use tether_hub::{Hub, TokenServer};
-use tether_tokio::{RouteOptions, Server, ServerConfig, ServerHandle};
+use std::net::IpAddr;
+
+use tether_hub::{Hub, HubConfig, RedisOptions, TokenServer};
+use tether_tokio::{Registry, RouteOptions, Server, ServerConfig, ServerHandle};
 
 use crate::admin::{self, Admin, AdminOptions};
 use crate::api;
@@ -35,7 +40,7 @@ use crate::auth::publish_proxy::PublishBackend;
 use crate::auth::{ConnectAuth, ConnectProxy, DemoTokens, ProxyClient};
 use crate::demo;
 use crate::metrics::Metrics;
-use crate::settings::{route_limits, AuthSettings, Resolved, QUESTION_LIMIT};
+use crate::settings::{default_node_name, route_limits, AuthSettings, Engine, Resolved, QUESTION_LIMIT};
 
 /// The sub-protocols of `/tether`, in the server's order of preference.
 const TOKEN_PROTOCOLS: [&str; 2] = ["tether.json", "json"];
@@ -53,8 +58,10 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     // The internal port's listener keeps the main one's limits (head size and time, connections).
     let internal_config = auth.internal_port.map(|_| resolved.server.clone());
     let server = Server::new(resolved.server);
-    // The hub finds the recipients of direct messages among the server's connections.
-    let hub = Hub::new(resolved.hub, server.registry());
+    // The hub finds the recipients of direct messages among the server's connections; with
+    // `--redis` it is one node of several, sharing channels through Redis.
+    let (hub, port, node_name) =
+        build_hub(resolved.hub, server.registry(), &resolved.engine, resolved.host, resolved.port)?;
     // A pooled client per proxy, each with its own bound on calls in flight: a flood of upgrades
     // against a slow backend must not starve signed-in users' publishes, nor the reverse.
     let token = token_server(&hub, ping_interval, auth, &ProxyClient::new());
@@ -135,11 +142,12 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     };
     let server = server
         .http(http)
-        .bind((resolved.host, resolved.port))
+        .bind((resolved.host, port))
         .await
-        .map_err(|e| format!("cannot listen on {}:{}: {e}", resolved.host, resolved.port))?;
+        .map_err(|e| format!("cannot listen on {}:{port}: {e}", resolved.host))?;
     let _ = handle.set(server.handle());
     let addr = server.local_addr().map_err(|e| e.to_string())?;
+    log_engine(&resolved.engine, &node_name.unwrap_or_else(|| default_node_name(addr.port())));
     // The page has no authentication: on a reachable address, say so (`::ffff:127.0.0.1` is loopback too).
     if metrics.is_some() && internal.is_none() && !resolved.host.to_canonical().is_loopback() {
         tracing::warn!("/metrics is served without authentication on {addr}; use --internal-port behind a firewall");
@@ -176,6 +184,44 @@ pub async fn run(resolved: Resolved) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The hub on the engine the settings ask for, the port to listen on, and this node's name when
+/// it is known before the server is bound: always on the Redis engine, which announces it to the
+/// other nodes from the start. There, with `--port 0` and no `--node-name`, a free port is picked
+/// here so that the default name `HOSTNAME:PORT` carries the port the node listens on.
+fn build_hub(
+    config: HubConfig,
+    registry: Registry,
+    engine: &Engine,
+    host: IpAddr,
+    port: u16,
+) -> Result<(Hub, u16, Option<String>), String> {
+    let Some(redis) = &engine.redis else { return Ok((Hub::new(config, registry), port, engine.node_name.clone())) };
+    let (port, node_name) = match &engine.node_name {
+        Some(name) => (port, name.clone()),
+        None if port == 0 => {
+            let port = std::net::TcpListener::bind((host, 0))
+                .and_then(|listener| listener.local_addr())
+                .map_err(|e| format!("cannot listen on {host}:0: {e}"))?
+                .port();
+            (port, default_node_name(port))
+        }
+        None => (port, default_node_name(port)),
+    };
+    let mut options = RedisOptions::new(redis.url.expose())
+        .node_name(node_name.clone())
+        .presence_ttl(engine.presence_ttl)
+        .prefix(engine.prefix.clone());
+    if let Some(password) = &redis.password {
+        options = options.password(password.expose());
+    }
+    if let Some(pem) = &redis.ca_pem {
+        options = options.ca_pem(pem.clone());
+    }
+    let hub = Hub::with_redis(config, registry, options)
+        .map_err(|error| format!("--redis {}: {error}", redis.url.redacted()))?;
+    Ok((hub, port, Some(node_name)))
 }
 
 /// The token protocol on `hub`, verifying `refresh` and subscription tokens with the server's
@@ -242,6 +288,22 @@ fn log_auth(auth: &AuthSettings) {
             connect_proxy = auth.connect_proxy.as_ref().map(|url| url.to_string()),
             "clients of /tether are authorized before the upgrade"
         );
+    }
+}
+
+/// Says at startup which engine the hub runs on (never the Redis password: the URL is redacted).
+fn log_engine(engine: &Engine, node_name: &str) {
+    match &engine.redis {
+        None => tracing::info!(node = node_name, "engine: memory (this node alone)"),
+        Some(redis) => tracing::info!(
+            node = node_name,
+            url = redis.url.redacted(),
+            password_file = redis.password.is_some(),
+            ca_file = redis.ca_pem.is_some(),
+            prefix = engine.prefix,
+            presence_ttl_secs = engine.presence_ttl.as_secs(),
+            "engine: redis"
+        ),
     }
 }
 

@@ -23,26 +23,36 @@ pub(crate) enum Activation {
 }
 
 impl Channel {
-    pub(crate) fn has(&self, connection_id: &str) -> bool {
-        self.subscribers.contains_key(connection_id)
-    }
-
     /// Adds a subscriber that waits for its history read ([`Channel::activate`]); live
     /// publications meanwhile are kept for it. Nobody is told (the join event goes through Redis).
-    pub(crate) fn join_pending(&mut self, conn: &Conn, info: Option<Box<RawValue>>) {
+    /// False (and nothing changed) if the connection is in the channel already.
+    pub(crate) fn join_pending(&mut self, conn: &Conn, info: Option<Box<RawValue>>) -> bool {
+        if self.subscribers.contains_key(conn.id()) {
+            return false;
+        }
         self.subscribers.insert(conn.id().to_owned(), Subscriber::new(conn, info, Some(Vec::new())));
+        true
     }
 
     /// The pending subscriber's read is done: queues its ack, then what arrived live after `top`
     /// (the offset the ack names) in `epoch`, and from now on it receives live.
     pub(crate) fn activate(&mut self, connection_id: &str, ack: String, top: u64, epoch: &str) -> Activation {
-        if self.dispatched == 0 && self.subscribers.values().all(|s| s.pending.as_ref().is_none_or(Vec::is_empty)) {
-            // Nothing arrived live yet: the channel's epoch is Redis's, from this read.
+        let nothing_live = self.subscribers.values().all(|s| s.pending.as_ref().is_none_or(Vec::is_empty));
+        if self.dispatched == 0 && nothing_live && epoch != self.epoch {
+            // Nothing arrived live yet: the channel's epoch is Redis's, from this read. If it
+            // changed (the channel started again in Redis while quiet), the others' acks named
+            // offsets of the old life: they skip nothing of the new one.
             epoch.clone_into(&mut self.epoch);
+            self.subscribers.values_mut().for_each(|s| s.skip_through = 0);
         }
         let same_epoch = epoch == self.epoch;
         let Some(subscriber) = self.subscribers.get_mut(connection_id) else { return Activation::Gone };
-        let Some(waiting) = subscriber.pending.take() else { return Activation::Active };
+        let Some(waiting) = subscriber.pending.take() else {
+            // Joined by a subscribe that ran at the same time (a client's and a server-side one):
+            // this one is answered too.
+            let _ = subscriber.conn.send_text(ack);
+            return Activation::Active;
+        };
         if waiting.len() >= MAX_PENDING {
             self.subscribers.remove(connection_id);
             return Activation::Overflowed;
@@ -115,5 +125,16 @@ impl Channel {
         let live = self.subscribers.values().filter(|s| s.pending.is_none());
         let from = if self.dispatched > 0 { Some(self.dispatched) } else { live.map(|s| s.skip_through).min() };
         from.map(|from| (from, self.epoch.as_str()))
+    }
+
+    /// The members receiving live (not those still reading their history), for presence.
+    pub(crate) fn live_members(&self) -> Vec<crate::channel::Member> {
+        let live = self.subscribers.iter().filter(|(_, s)| s.pending.is_none());
+        live.map(|(id, s)| crate::channel::Member {
+            connection_id: id.clone(),
+            user: s.conn.user().map(str::to_owned),
+            info: s.info.clone(),
+        })
+        .collect()
     }
 }

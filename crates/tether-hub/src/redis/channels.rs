@@ -26,7 +26,7 @@ use crate::wire;
 /// The channel's meta hash (offset, epoch) outlives its history by this much at least, so a
 /// client that comes back after the history expired still learns that its offsets are of the
 /// same life of the channel.
-const META_TTL_MIN: Duration = Duration::from_secs(3600);
+pub(crate) const META_TTL_MIN: Duration = Duration::from_secs(3600);
 
 /// A read of a channel's offset, epoch and history.
 pub(crate) struct Read {
@@ -83,7 +83,9 @@ impl Hub {
 
     /// Reads the offset, epoch and history: after `since` (all held when `None`), the newest
     /// `limit` at most, within `budget` bytes (oldest first with `since`, else the newest).
-    /// `create`: a subscribe, which keeps the channel's epoch from now on.
+    /// `create`: a subscribe, which keeps the channel's epoch from now on; `entries`: false for
+    /// the offset and epoch only.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn redis_read(
         &self,
         engine: &RedisEngine,
@@ -91,6 +93,7 @@ impl Hub {
         since: Option<u64>,
         limit: Option<usize>,
         create: bool,
+        entries: bool,
         budget: usize,
     ) -> Result<Read, HubError> {
         let (history_size, history_ttl) = self.history_settings(channel);
@@ -100,14 +103,15 @@ impl Hub {
             .key(engine.channel_key("meta", channel))
             .key(engine.channel_key("stream", channel))
             .arg(since.map_or(-1, |since| since.min(i64::MAX as u64) as i64))
-            .arg(limit.unwrap_or(0))
+            .arg(limit.map_or(-1, |limit| limit.min(i64::MAX as usize) as i64))
             .arg(history_size)
             .arg(history_ttl.as_millis() as u64)
             .arg(new_epoch())
             .arg(history_ttl.max(META_TTL_MIN).as_secs())
             .arg(u8::from(create))
             .arg(budget)
-            .arg(u8::from(oldest_first));
+            .arg(u8::from(oldest_first))
+            .arg(u8::from(entries));
         let mut connection = engine.connection();
         let values: Vec<redis::Value> = engine.call("history read", invocation.invoke_async(&mut connection)).await?;
         let parsed = parse_read(values, oldest_first);
@@ -125,18 +129,25 @@ impl Hub {
         ack: impl FnOnce(u64, &str, Option<Recovery>) -> String,
     ) -> Result<(), HubError> {
         let pubsub_channel = engine.channel_key("ch", channel_name);
-        let again = self.existing_channel(channel_name).is_some_and(|c| c.lock().expect("not poisoned").has(conn.id()));
-        if !again {
-            engine.pubsub.acquire(&pubsub_channel).await.map_err(|refused| engine.refused(&refused))?;
-            let joined =
-                self.with_channel(channel_name, |_, channel| channel.join_pending(conn, info.map(ToOwned::to_owned)));
-            if let Err(error) = joined {
+        // Held before the connection is in the channel, so the node hears every publication
+        // the read below does not return.
+        engine.pubsub.acquire(&pubsub_channel).await.map_err(|refused| engine.refused(&refused))?;
+        let joined =
+            self.with_channel(channel_name, |_, channel| channel.join_pending(conn, info.map(ToOwned::to_owned)));
+        let again = match joined {
+            Ok(inserted) => !inserted,
+            Err(error) => {
                 engine.pubsub.release(&pubsub_channel).await;
                 return Err(error);
             }
+        };
+        if again {
+            // In the channel already (one hold per member): only the answer and the info change.
+            engine.pubsub.release(&pubsub_channel).await;
         }
         let since = recovery.map(|(since, _)| since);
-        let read = self.redis_read(engine, channel_name, since, None, true, reply_budget(self.config())).await;
+        let budget = reply_budget(self.config());
+        let read = self.redis_read(engine, channel_name, since, None, true, since.is_some(), budget).await;
         let read = match read {
             Ok(read) => read,
             Err(error) => {
@@ -154,27 +165,29 @@ impl Hub {
                 let mut channel = handle.lock().expect("not poisoned");
                 if again {
                     channel.set_info(conn.id(), info.map(ToOwned::to_owned));
+                    self.redis_update_member(engine, channel_name, conn, info);
                     let _ = conn.send_text(text);
                     Activation::Active
                 } else {
-                    channel.activate(conn.id(), text, read.offset, &read.epoch)
+                    let activation = channel.activate(conn.id(), text, read.offset, &read.epoch);
+                    if activation == Activation::Active {
+                        // Under the channel's lock: its leave, later, is queued after this.
+                        self.redis_announce(engine, &channel, conn, info, "join");
+                    }
+                    activation
                 }
             }
         };
         match activation {
-            Activation::Active => {}
+            Activation::Active => Ok(()),
             // Its `closed` left the channel (and let go of the node's subscription): nobody to answer.
-            Activation::Gone => return Ok(()),
+            Activation::Gone => Ok(()),
             Activation::Overflowed => {
                 self.forget_if_unused(channel_name);
                 engine.pubsub.release(&pubsub_channel).await;
-                return Err(HubError::Unavailable("the channel was too busy to join in time; try again".into()));
+                Err(HubError::Unavailable("the channel was too busy to join in time; try again".into()))
             }
         }
-        if !again {
-            self.redis_announce(engine, conn, channel_name, info, "join");
-        }
-        Ok(())
     }
 
     /// Takes `conn` out of the channel on this node; Redis learns it in the background (its
@@ -187,12 +200,16 @@ impl Hub {
         announce: bool,
     ) -> bool {
         let Some(handle) = self.existing_channel(channel_name) else { return false };
-        let left = handle.lock().expect("not poisoned").leave_quietly(conn.id());
+        let left = {
+            let mut channel = handle.lock().expect("not poisoned");
+            let left = channel.leave_quietly(conn.id());
+            if left && announce {
+                self.redis_announce(engine, &channel, conn, None, "leave");
+            }
+            left
+        };
         self.forget_if_unused(channel_name);
         if left {
-            if announce {
-                self.redis_announce(engine, conn, channel_name, None, "leave");
-            }
             let (engine, pubsub_channel) = (Arc::clone(engine), engine.channel_key("ch", channel_name));
             tokio::spawn(async move { engine.pubsub.release(&pubsub_channel).await });
         }
@@ -228,12 +245,13 @@ impl Hub {
                 let Some((from, epoch)) = channel.refill_from() else { continue };
                 (channel.name().to_owned(), from, epoch.to_owned())
             };
-            let Ok(mut read) = self.redis_read(engine, &name, Some(from), None, false, REFILL_BUDGET).await else {
-                return;
+            let Ok(mut read) = self.redis_read(engine, &name, Some(from), None, false, true, REFILL_BUDGET).await
+            else {
+                continue;
             };
             if read.epoch != epoch {
-                let Ok(again) = self.redis_read(engine, &name, Some(0), None, false, REFILL_BUDGET).await else {
-                    return;
+                let Ok(again) = self.redis_read(engine, &name, Some(0), None, false, true, REFILL_BUDGET).await else {
+                    continue;
                 };
                 read = again;
             }
@@ -250,6 +268,8 @@ impl Hub {
                 channel.dispatch(publication.offset, &read.epoch, &message);
             }
         }
+        // A restarted Redis lost the presence entries: put this node's back now, not in 20 s.
+        self.redis_refresh_presence(engine).await;
     }
 
     pub(crate) async fn redis_history(
@@ -259,7 +279,7 @@ impl Hub {
         since: Option<u64>,
         limit: Option<usize>,
     ) -> Result<HistoryPage, HubError> {
-        let read = self.redis_read(engine, channel, since, limit, false, reply_budget(self.config())).await?;
+        let read = self.redis_read(engine, channel, since, limit, false, true, reply_budget(self.config())).await?;
         Ok(HistoryPage {
             offset: read.offset,
             epoch: read.epoch,

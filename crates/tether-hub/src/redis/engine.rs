@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 
-use super::{envelope, scripts, subscriptions};
+use super::{envelope, scripts, subscriptions, writes};
 use crate::engine::EngineStatus;
 use crate::error::HubError;
 
@@ -97,7 +97,8 @@ impl fmt::Debug for RedisOptions {
 /// The URL with any password replaced by `***`.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    match rest.split_once('@') {
+    // The last `@` ends the userinfo, as URL parsers read it (a password may hold an `@`).
+    match rest.rsplit_once('@') {
         Some((userinfo, host)) if userinfo.contains(':') => {
             let user = userinfo.split(':').next().unwrap_or_default();
             format!("{scheme}://{user}:***@{host}")
@@ -124,6 +125,10 @@ pub(crate) struct RedisEngine {
     /// When a failure was last logged at `warn` (ms since the Unix epoch).
     last_warning: AtomicU64,
     pub(crate) publish_observer: OnceLock<PublishObserver>,
+    /// The node's presence writes, in order (`presence.rs`).
+    pub(crate) presence: writes::PresenceWriter,
+    /// The writer's end of that queue, until [`super::start`] takes it.
+    pub(crate) presence_writes: Mutex<Option<tokio::sync::mpsc::Receiver<writes::Write>>>,
     /// Commands sent to the other nodes, waiting for their replies.
     pub(crate) waiting: Mutex<HashMap<u64, tokio::sync::mpsc::UnboundedSender<envelope::Reply>>>,
     pub(crate) next_request: AtomicU64,
@@ -155,7 +160,10 @@ impl RedisEngine {
             .set_max_delay(Duration::from_secs(1));
         let commands =
             ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|e| bad(e.to_string()))?;
+        let (presence, presence_writes) = writes::PresenceWriter::new();
         Ok(Self {
+            presence,
+            presence_writes: Mutex::new(Some(presence_writes)),
             client,
             commands,
             scripts: scripts::Scripts::new(),
@@ -239,7 +247,7 @@ impl RedisEngine {
             subscriptions::Refused::Down => {
                 HubError::Unavailable("the channel engine (Redis) is unavailable: reconnecting".into())
             }
-            subscriptions::Refused::Failed(why) => self.failed("subscribe", why, true),
+            subscriptions::Refused::Failed(why) => self.failed("subscribe", why, false),
         }
     }
 
@@ -262,6 +270,7 @@ mod tests {
         assert_eq!(redact("redis://:s3cret@host:6379/0"), "redis://:***@host:6379/0");
         assert_eq!(redact("rediss://user:s3cret@host/1"), "rediss://user:***@host/1");
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+        assert_eq!(redact("redis://u:p@ss@host/0"), "redis://u:***@host/0");
         let options = RedisOptions::new("redis://:pw@h/0").password("hunter2");
         let shown = format!("{options:?}");
         assert!(!shown.contains("hunter2") && !shown.contains(":pw@"), "{shown}");

@@ -29,12 +29,17 @@ mod presence;
 mod pubsub;
 mod scripts;
 mod subscriptions;
+mod writes;
 
 pub(crate) use engine::RedisEngine;
 pub use engine::{redact, RedisOptions};
 
-/// Starts the engine's tasks: the pub/sub reader, and the heartbeat that also keeps presence.
+/// Starts the engine's tasks: the pub/sub reader, the presence writer, and the heartbeat that
+/// also keeps presence alive.
 pub(crate) fn start(engine: std::sync::Arc<RedisEngine>, hub: std::sync::Weak<crate::hub::HubInner>) {
     tokio::spawn(pubsub::run(std::sync::Arc::clone(&engine), hub.clone()));
+    if let Some(writes) = engine.presence_writes.lock().expect("not poisoned").take() {
+        tokio::spawn(presence::run(std::sync::Arc::clone(&engine), writes));
+    }
     tokio::spawn(nodes::run(engine, hub));
 }

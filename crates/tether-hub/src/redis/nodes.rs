@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::engine::{now_ms, RedisEngine};
+use super::engine::RedisEngine;
 use super::envelope::{ActionWire, Command, FailedWire, Heartbeat, Op, Reply};
 use crate::control::{Action, Affected, Target};
 use crate::engine::NodeInfo;
@@ -21,47 +21,45 @@ pub(crate) const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A node whose last heartbeat is older than this is not listed (and is forgotten).
 const NODE_TTL: Duration = Duration::from_secs(10);
 /// How long a node waits for the others' replies to a command.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longer than a server-side subscribe takes at worst (a SUBSCRIBE and a read, 2 s each).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl RedisEngine {
     pub(crate) fn node_channel(&self, node_id: &str) -> String {
         self.key(&format!("node:{node_id}"))
     }
 
-    /// Publishes `op` to every other node and gathers their replies.
-    async fn ask_others(&self, op: Op) -> Result<Vec<Reply>, HubError> {
+    /// Publishes `op` to every other node and gathers their replies; `.1` is false when some
+    /// node did not answer in time.
+    async fn ask_others(&self, op: Op) -> Result<(Vec<Reply>, bool), HubError> {
+        if !self.pubsub.is_up() {
+            // The replies would come on this node's pub/sub connection.
+            return Err(HubError::Unavailable("the channel engine (Redis) is unavailable: reconnecting".into()));
+        }
         let req = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (sender, mut replies) = tokio::sync::mpsc::unbounded_channel();
         self.waiting.lock().expect("not poisoned").insert(req, sender);
+        // Removes the entry however this ends, a caller that gave up waiting included.
+        let _waiting = Waiting { engine: self, req };
         let command = serde_json::to_string(&Command { node: self.node_id.clone(), req, op }).expect("serializable");
         let mut connection = self.connection();
-        let published: Result<usize, HubError> = self
+        let receivers: usize = self
             .call("command", redis::cmd("PUBLISH").arg(self.key("control")).arg(command).query_async(&mut connection))
-            .await;
-        let result = match published {
-            // Every node that received it, this one included (it skips its own).
-            Ok(receivers) => {
-                let mut gathered = Vec::new();
-                let deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
-                while gathered.len() + 1 < receivers {
-                    match tokio::time::timeout_at(deadline, replies.recv()).await {
-                        Ok(Some(reply)) => gathered.push(reply),
-                        _ => {
-                            tracing::warn!(
-                                answered = gathered.len(),
-                                asked = receivers.saturating_sub(1),
-                                "some nodes did not answer a command in time"
-                            );
-                            break;
-                        }
-                    }
+            .await?;
+        // Every node that received it, this one included (it skips its own).
+        let asked = receivers.saturating_sub(1);
+        let mut gathered = Vec::with_capacity(asked);
+        let deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
+        while gathered.len() < asked {
+            match tokio::time::timeout_at(deadline, replies.recv()).await {
+                Ok(Some(reply)) => gathered.push(reply),
+                _ => {
+                    tracing::warn!(answered = gathered.len(), asked, "some nodes did not answer a command in time");
+                    return Ok((gathered, false));
                 }
-                Ok(gathered)
             }
-            Err(error) => Err(error),
-        };
-        self.waiting.lock().expect("not poisoned").remove(&req);
-        result
+        }
+        Ok((gathered, true))
     }
 
     /// A reply on this node's channel, for the command waiting for it.
@@ -72,7 +70,8 @@ impl RedisEngine {
         }
     }
 
-    /// Beats once: this node's heartbeat into the nodes hash, and its time into the seen set.
+    /// Beats once: this node's heartbeat into the nodes hash and its time (Redis's) into the
+    /// seen set, forgetting nodes that stopped.
     async fn beat(&self, hub: &Hub) -> Result<(), HubError> {
         let stats = hub.stats();
         let heartbeat = Heartbeat {
@@ -82,11 +81,17 @@ impl RedisEngine {
             uptime_secs: self.started.elapsed().as_secs(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         };
-        let mut pipe = redis::pipe();
-        pipe.hset(self.key("nodes"), &self.node_id, serde_json::to_string(&heartbeat).expect("serializable")).ignore();
-        pipe.zadd(self.key("nodes-seen"), &self.node_id, now_ms()).ignore();
+        let heartbeat = serde_json::to_string(&heartbeat).expect("serializable");
+        let mut invocation = self.scripts.nodes.prepare_invoke();
+        invocation
+            .key(self.key("nodes"))
+            .key(self.key("nodes-seen"))
+            .arg(NODE_TTL.as_millis() as u64)
+            .arg(&self.node_id)
+            .arg(heartbeat);
         let mut connection = self.connection();
-        self.call("heartbeat", pipe.query_async::<()>(&mut connection)).await
+        let _: Vec<(String, String)> = self.call("heartbeat", invocation.invoke_async(&mut connection)).await?;
+        Ok(())
     }
 }
 
@@ -94,10 +99,7 @@ impl Hub {
     /// The live nodes, from their heartbeats.
     pub(crate) async fn redis_nodes(&self, engine: &RedisEngine) -> Result<Vec<NodeInfo>, HubError> {
         let mut invocation = engine.scripts.nodes.prepare_invoke();
-        invocation
-            .key(engine.key("nodes"))
-            .key(engine.key("nodes-seen"))
-            .arg(now_ms().saturating_sub(NODE_TTL.as_millis() as u64));
+        invocation.key(engine.key("nodes")).key(engine.key("nodes-seen")).arg(NODE_TTL.as_millis() as u64);
         let mut connection = engine.connection();
         let pairs: Vec<(String, String)> = engine.call("nodes", invocation.invoke_async(&mut connection)).await?;
         let mut nodes: Vec<NodeInfo> = pairs
@@ -120,11 +122,13 @@ impl Hub {
 
     /// Sends a `direct` frame to a connection on another node. `Err(NotFound)` if none has it.
     pub(crate) async fn redis_send(&self, engine: &RedisEngine, to: &str, text: String) -> Result<(), HubError> {
-        let replies = engine.ask_others(Op::Send { to: to.to_owned(), text }).await?;
+        let (replies, all) = engine.ask_others(Op::Send { to: to.to_owned(), text }).await?;
         if replies.iter().any(|reply| reply.found) {
             Ok(())
-        } else {
+        } else if all {
             Err(HubError::NotFound(to.to_owned()))
+        } else {
+            Err(HubError::Unavailable("some nodes did not answer in time".into()))
         }
     }
 
@@ -144,7 +148,11 @@ impl Hub {
             Action::Subscribe { channel } => ActionWire::Subscribe { channel: channel.clone() },
             Action::Unsubscribe { channel } => ActionWire::Unsubscribe { channel: channel.clone() },
         };
-        let replies = engine.ask_others(Op::Act { user, connection, action: action_wire }).await?;
+        let (replies, all) = engine.ask_others(Op::Act { user, connection, action: action_wire }).await?;
+        let settled = matches!(target, Target::Connection(_)) && replies.iter().any(|reply| reply.found);
+        if !all && !settled {
+            return Err(HubError::Unavailable("some nodes did not answer in time".into()));
+        }
         let mut affected = Affected::default();
         for reply in replies {
             if let Target::Connection(id) = target {
@@ -152,13 +160,17 @@ impl Hub {
                     continue;
                 }
                 if let Some(failed) = reply.failed.first() {
-                    return Err(HubError::from_wire(&failed.code, &failed.message, subject(id, action)));
+                    return Err(HubError::from_wire(&failed.code, &failed.message, subject(id, action, &failed.code)));
                 }
                 affected.found = true;
             }
             affected.connections += reply.connections;
             affected.failed.extend(reply.failed.into_iter().map(|failed| {
-                let error = HubError::from_wire(&failed.code, &failed.message, subject(&failed.connection, action));
+                let error = HubError::from_wire(
+                    &failed.code,
+                    &failed.message,
+                    subject(&failed.connection, action, &failed.code),
+                );
                 (failed.connection, error)
             }));
         }
@@ -213,11 +225,24 @@ impl Hub {
     }
 }
 
-/// What a remote error names: the channel for a subscription error, else the connection.
-fn subject<'a>(connection: &'a str, action: &'a Action) -> &'a str {
+/// What a remote error names: the connection for `not_found`, else the channel of a
+/// subscription error.
+fn subject<'a>(connection: &'a str, action: &'a Action, code: &str) -> &'a str {
     match action {
-        Action::Unsubscribe { channel } | Action::Subscribe { channel } => channel,
-        Action::Disconnect { .. } => connection,
+        Action::Unsubscribe { channel } | Action::Subscribe { channel } if code != "not_found" => channel,
+        _ => connection,
+    }
+}
+
+/// An entry of the `waiting` map, removed when dropped.
+struct Waiting<'a> {
+    engine: &'a RedisEngine,
+    req: u64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.engine.waiting.lock().expect("not poisoned").remove(&self.req);
     }
 }
 

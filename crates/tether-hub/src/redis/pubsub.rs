@@ -25,7 +25,7 @@ pub(crate) async fn run(engine: Arc<RedisEngine>, hub: Weak<HubInner>) {
             return;
         }
         match connect(&engine).await {
-            Ok(mut stream) => {
+            Ok((mut stream, generation)) => {
                 backoff = Duration::from_millis(250);
                 if logged_down {
                     tracing::info!("redis pub/sub connected again");
@@ -37,7 +37,15 @@ pub(crate) async fn run(engine: Arc<RedisEngine>, hub: Weak<HubInner>) {
                 loop {
                     let message = tokio::select! {
                         message = stream.next() => message,
-                        () = engine.pubsub.broken.notified() => None,
+                        () = engine.pubsub.broken.notified() => {
+                            if engine.pubsub.is_broken(u64::MAX) {
+                                return;
+                            }
+                            if !engine.pubsub.is_broken(generation) {
+                                continue; // About a connection before this one.
+                            }
+                            None
+                        }
                     };
                     let Some(message) = message else { break };
                     let Some(inner) = hub.upgrade() else { return };
@@ -45,7 +53,12 @@ pub(crate) async fn run(engine: Arc<RedisEngine>, hub: Weak<HubInner>) {
                     dispatch(&engine, &hub, &message);
                 }
                 engine.pubsub.up.store(false, Ordering::Relaxed);
-                engine.pubsub.state.lock().await.sink = None;
+                {
+                    let mut state = engine.pubsub.state.lock().await;
+                    if state.generation == generation {
+                        state.sink = None;
+                    }
+                }
                 engine.errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("redis pub/sub connection lost; reconnecting");
                 logged_down = true;
@@ -65,7 +78,7 @@ pub(crate) async fn run(engine: Arc<RedisEngine>, hub: Weak<HubInner>) {
 }
 
 /// A fresh pub/sub connection subscribed to everything wanted; its sink is left in the state.
-async fn connect(engine: &RedisEngine) -> Result<redis::aio::PubSubStream, String> {
+async fn connect(engine: &RedisEngine) -> Result<(redis::aio::PubSubStream, u64), String> {
     let pubsub = tokio::time::timeout(CALL_TIMEOUT, engine.client.get_async_pubsub())
         .await
         .map_err(|_| "no answer in time".to_owned())?
@@ -81,7 +94,8 @@ async fn connect(engine: &RedisEngine) -> Result<redis::aio::PubSubStream, Strin
             .map_err(|error| error.to_string())?;
     }
     state.sink = Some(sink);
-    Ok(stream)
+    state.generation += 1;
+    Ok((stream, state.generation))
 }
 
 fn dispatch(engine: &RedisEngine, hub: &crate::hub::Hub, message: &redis::Msg) {

@@ -41,7 +41,8 @@ impl ApiError {
 
 /// What a hub refusal means for the caller of the API. The hub's codes are kept; the status says
 /// whose fault it is: 400 the arguments, 403 a hook's refusal, 409 the state the request found,
-/// 410 a connection that is not open, 413 the size.
+/// 410 a connection that is not open, 413 the size, 503 the channel engine (Redis) or a hook's
+/// backend that cannot be reached now (ask again).
 impl From<HubError> for ApiError {
     fn from(error: HubError) -> Self {
         let status = match &error {
@@ -53,6 +54,7 @@ impl From<HubError> for ApiError {
             HubError::NotFound(_) => StatusCode::GONE,
             HubError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             HubError::Forbidden(_) | HubError::Refused { .. } => StatusCode::FORBIDDEN,
+            HubError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             // A variant added to the hub later: the request, not the server, until it is mapped.
             _ => StatusCode::BAD_REQUEST,
         };
@@ -98,6 +100,7 @@ mod tests {
             (HubError::TooLarge(10), 413, "too_large"),
             (HubError::Forbidden("no".into()), 403, "forbidden"),
             (HubError::Refused { code: "banned".into(), message: "no".into() }, 403, "banned"),
+            (HubError::Unavailable("redis is down".into()), 503, "unavailable"),
         ];
         for (hub, status, code) in cases {
             let api = ApiError::from(hub);

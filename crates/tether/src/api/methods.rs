@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tether_hub::{validate_channel, Action, Affected, Hub, HubError, Target};
+use tether_hub::{validate_channel, Action, Affected, EngineStatus, Hub, HubError, Target};
 use tether_proto::close::MAX_REASON_BYTES;
 
 use super::error::ApiError;
@@ -55,7 +55,7 @@ pub async fn call(context: &Context, method: &str, body: &[u8]) -> Result<String
         "presence" => presence(hub, parse(body)?).await,
         "history" => history(hub, parse(body)?).await,
         "channels" => channels(hub, parse(body)?),
-        "info" => info(context, parse(body)?),
+        "info" => info(context, parse(body)?).await,
         other => {
             Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, "unknown_method", format!("no method {other:?}")))
         }
@@ -216,13 +216,33 @@ fn channels(hub: &Hub, args: wire::Channels) -> Result<String, ApiError> {
     answer(wire::ChannelList { channels })
 }
 
-fn info(context: &Context, _: wire::Info) -> Result<String, ApiError> {
-    let stats = context.hub.stats();
+/// This node's counts, and every live node: on the Redis engine from their heartbeats (503
+/// `unavailable` while Redis cannot be reached), on the memory engine this one alone.
+async fn info(context: &Context, _: wire::Info) -> Result<String, ApiError> {
+    let hub = &context.hub;
+    let nodes = hub.nodes().await?;
+    let stats = hub.stats();
+    let nodes = nodes
+        .into_iter()
+        .map(|node| wire::Node {
+            name: node.name,
+            connections: node.connections,
+            users: node.users,
+            uptime_secs: node.uptime_secs,
+            version: node.version,
+            this: node.this,
+        })
+        .collect();
     answer(wire::ServerInfo {
         uptime_secs: context.started.elapsed().as_secs(),
         connections: stats.connections,
         users: stats.users,
         channels: stats.channels,
         version: env!("CARGO_PKG_VERSION"),
+        engine: match hub.engine_status() {
+            EngineStatus::Memory => "memory",
+            _ => "redis",
+        },
+        nodes,
     })
 }

@@ -153,6 +153,7 @@ pub struct ChannelEntry<'a> {
     pub subscribers: usize,
 }
 
+/// `info`: this node's counts, the engine (`memory` or `redis`) and every live node.
 #[derive(Serialize)]
 pub struct ServerInfo {
     #[serde(rename = "uptimeSecs")]
@@ -161,4 +162,20 @@ pub struct ServerInfo {
     pub users: usize,
     pub channels: usize,
     pub version: &'static str,
+    pub engine: &'static str,
+    pub nodes: Vec<Node>,
+}
+
+/// A live node of `info` (from its heartbeat in Redis; on the memory engine, this one). Its keys
+/// are snake_case as the engine's contract names them (`uptime_secs`), unlike the older
+/// top-level `uptimeSecs`.
+#[derive(Serialize)]
+pub struct Node {
+    pub name: String,
+    pub connections: usize,
+    pub users: usize,
+    pub uptime_secs: u64,
+    pub version: String,
+    /// The node that answered.
+    pub this: bool,
 }

@@ -20,7 +20,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
-use tether_hub::Hub;
+use tether_hub::{EngineStatus, Hub};
 use tether_tokio::{ServerStats, StatsSnapshot};
 
 /// What the hub reports at one scrape (the fields of `HubStats` the page shows).
@@ -34,11 +34,23 @@ pub(super) struct HubReadings {
     pub history_bytes: u64,
 }
 
+/// What the Redis engine reports at one scrape; the page has no Redis families on the memory
+/// engine.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RedisReadings {
+    /// Both of the node's Redis connections (commands, pub/sub) work now.
+    pub up: bool,
+    /// Redis calls that failed or timed out since the start.
+    pub errors: u64,
+}
+
 /// Everything one scrape reads, taken once so that the page is one consistent look.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Readings {
     pub server: StatsSnapshot,
     pub hub: HubReadings,
+    /// `None` on the memory engine.
+    pub redis: Option<RedisReadings>,
     /// Seconds since the metrics were set up (at startup).
     pub uptime_seconds: f64,
 }
@@ -67,6 +79,10 @@ impl Sources {
                 users: count(hub.users),
                 history_entries: count(hub.history_entries),
                 history_bytes: count(hub.history_bytes),
+            },
+            redis: match self.hub.engine_status() {
+                EngineStatus::Redis { up, errors } => Some(RedisReadings { up, errors }),
+                _ => None,
             },
             uptime_seconds: self.started.elapsed().as_secs_f64(),
         }
@@ -188,6 +204,21 @@ pub(super) fn encode(readings: &Readings, mut encoder: DescriptorEncoder) -> fmt
     )?;
     gauge(e, "tether_history_entries", "Messages held in channel histories", None, hub.history_entries)?;
     gauge(e, "tether_history", "Bytes held in channel histories", Some(&Unit::Bytes), hub.history_bytes)?;
+    if let Some(redis) = &readings.redis {
+        gauge(
+            e,
+            "tether_redis_up",
+            "1 while both of this node's Redis connections (commands and pub/sub) work, else 0",
+            None,
+            u64::from(redis.up),
+        )?;
+        counter(
+            e,
+            "tether_redis_errors",
+            "Redis calls that failed or timed out since the server started",
+            redis.errors,
+        )?;
+    }
     gauge(e, "tether_uptime", "Seconds since the server started", Some(&Unit::Seconds), readings.uptime_seconds)?;
     family(e, "tether_build_info", "The running build; always 1", None, MetricType::Gauge, |f| {
         gauge_sample(f, &[("version", env!("CARGO_PKG_VERSION"))], 1u64)

@@ -1,5 +1,7 @@
 //! `tether_publish_fanout_seconds`: a histogram the hub feeds once per publish that reached a
-//! subscriber (`Hub::on_fanout`), lock-free.
+//! subscriber (`Hub::on_fanout`), lock-free. `tether_redis_publish_seconds` (the publish script's
+//! round trip, `Hub::on_redis_publish`) is one too: a Redis round trip on a LAN is 100 µs to a few
+//! ms, inside the same buckets; a call that times out lands in `+Inf`.
 //!
 //! prometheus-client's own `Histogram` takes a mutex in every `observe`, which every publish would
 //! then contend on. Here the buckets are fixed, so each is an [`AtomicU64`]: an observation is one

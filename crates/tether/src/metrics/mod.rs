@@ -8,6 +8,10 @@
 //!   for them (the server and the hub keep those counts anyway);
 //! - `tether_publish_fanout_seconds` ([`histogram`]), which the hub feeds through `Hub::on_fanout`
 //!   once per publish that reached a subscriber: two relaxed atomic adds, no lock;
+//! - on the Redis engine, `tether_redis_publish_seconds` (the same histogram type), fed through
+//!   `Hub::on_redis_publish` with each publish script's round trip, and `tether_redis_up` and
+//!   `tether_redis_errors_total` read at scrape time from `Hub::engine_status`. None of the three
+//!   is on the page on the memory engine;
 //! - `tether_api_requests_total` ([`api_calls`]), counted by the server API as it answers.
 //!
 //! Building the page walks the open connections once (`ServerStats::snapshot`, `Hub::stats`),
@@ -56,8 +60,9 @@ pub struct Metrics {
 
 impl Metrics {
     /// The page's families over `stats` and `hub`: the collector read at scrape time, the fan-out
-    /// histogram (set as the hub's `on_fanout` observer), the API calls and build info. Call it
-    /// once per hub: a hub takes one fan-out observer.
+    /// histogram (set as the hub's `on_fanout` observer), on the Redis engine the publish round
+    /// trip histogram (its `on_redis_publish` observer), the API calls and build info. Call it
+    /// once per hub: a hub takes one observer of each.
     pub fn new(stats: ServerStats, hub: &Hub) -> Self {
         let mut registry = Registry::default();
         let fanout = FanoutHistogram::default();
@@ -69,6 +74,18 @@ impl Metrics {
         );
         if !hub.on_fanout(move |elapsed| fanout.observe(elapsed)) {
             tracing::warn!("the hub already has a fan-out observer: tether_publish_fanout_seconds stays empty");
+        }
+        let redis_publish = FanoutHistogram::default();
+        let observer = redis_publish.clone();
+        if hub.on_redis_publish(move |elapsed| observer.observe(elapsed)) {
+            registry.register_with_unit(
+                "tether_redis_publish",
+                "Round trip of each publish script to Redis (offset, history and pub/sub in one call)",
+                Unit::Seconds,
+                redis_publish,
+            );
+        } else if hub.engine_status() != tether_hub::EngineStatus::Memory {
+            tracing::warn!("the hub already has a Redis publish observer: tether_redis_publish_seconds is not served");
         }
         let calls = ApiCalls::default();
         registry.register("tether_api_requests", "Server API calls answered, by method and status", calls.family());

@@ -7,7 +7,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use tether_tokio::{RouteStats, StatsSnapshot};
 
-use super::collector::{encode, HubReadings, Readings};
+use super::collector::{encode, HubReadings, Readings, RedisReadings};
 use super::*;
 
 #[derive(Debug)]
@@ -49,7 +49,7 @@ fn readings() -> Readings {
         history_entries: 10,
         history_bytes: 512,
     };
-    Readings { server, hub, uptime_seconds: 1.5 }
+    Readings { server, hub, redis: None, uptime_seconds: 1.5 }
 }
 
 fn page_of(readings: Readings) -> String {
@@ -129,6 +129,19 @@ fn counters_are_typed_as_counters_and_units_are_declared() {
     let types = page.lines().filter(|line| line.starts_with("# TYPE ")).count();
     assert_eq!(helps, types, "{page}");
     assert!(page.lines().filter(|line| line.starts_with("# HELP ")).all(|line| line.ends_with('.')), "{page}");
+}
+
+#[test]
+fn the_redis_families_are_there_on_the_redis_engine_only() {
+    let memory = page_of(readings());
+    assert!(!memory.contains("tether_redis"), "{memory}");
+    for (up, value) in [(true, 1), (false, 0)] {
+        let page = page_of(Readings { redis: Some(RedisReadings { up, errors: 7 }), ..readings() });
+        assert!(page.contains("\n# TYPE tether_redis_up gauge\n"), "{page}");
+        assert!(page.contains(&format!("\ntether_redis_up {value}\n")), "{page}");
+        assert!(page.contains("\n# TYPE tether_redis_errors counter\n"), "{page}");
+        assert!(page.contains("\ntether_redis_errors_total 7\n"), "{page}");
+    }
 }
 
 #[test]

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use tether_hub::SendRule;
 
+use super::engine::EngineSettings;
 use super::namespaces::NamespaceSettings;
 use crate::auth::Secret;
 
@@ -250,6 +251,9 @@ pub struct ServeSettings {
     /// TOML only: `[namespaces.NAME]` channel policies (docs/limits.md, "Namespaces").
     #[arg(skip)]
     pub namespaces: BTreeMap<String, NamespaceSettings>,
+    /// The engine: `[engine]` in the TOML file, flags `--redis` and the others at the top level.
+    #[command(flatten)]
+    pub engine: EngineSettings,
 }
 
 /// `--direct-messages`: the hub's rule, by the name the TOML file uses too.
@@ -351,6 +355,7 @@ impl ServeSettings {
             direct_messages: self.direct_messages.or(file.direct_messages),
             metrics: self.metrics || file.metrics,
             namespaces: file.namespaces,
+            engine: self.engine.over(file.engine),
         }
     }
 

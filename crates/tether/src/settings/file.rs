@@ -25,7 +25,8 @@ impl ServeSettings {
 }
 
 /// The keys whose values are secrets.
-const SECRET_KEYS: [&str; 3] = ["token_hmac_secret", "api_key", "admin_password"];
+/// (A Redis URL may hold a password.)
+const SECRET_KEYS: [&str; 4] = ["token_hmac_secret", "api_key", "admin_password", "redis"];
 
 /// A TOML error on one line: `FILE: key = value: what is wrong`, with the range when the key has
 /// one (toml's own message spans several lines and shows the file's text).

@@ -14,10 +14,11 @@
 //! line goes over the file; [`ranges`] the table of ranges and the checks; [`file`] reading the
 //! TOML file and its one-line errors; [`resolve`] the defaults and what the server is given;
 //! [`auth`] the checks and defaults of the auth settings; [`namespaces`] the `[namespaces.NAME]`
-//! tables; [`admin`] the admin dashboard's password.
+//! tables; [`admin`] the admin dashboard's password; [`engine`] the `[engine]` table (Redis).
 
 mod admin;
 mod auth;
+mod engine;
 mod fields;
 mod file;
 mod namespaces;
@@ -25,6 +26,7 @@ mod ranges;
 mod resolve;
 
 pub use auth::AuthSettings;
+pub use engine::{default_node_name, Engine};
 pub use fields::{LogFormat, ServeSettings};
 pub use ranges::range_of;
 pub use resolve::{route_limits, Resolved, QUESTION_LIMIT};

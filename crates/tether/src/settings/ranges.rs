@@ -67,13 +67,17 @@ pub const AUTH_RANGES: &[Range] = &[
     range("history_ttl_secs", 1.0, 604_800.0, "whole seconds 1..=604800"),
 ];
 
+/// The ranges of the `[engine]` table (documented in docs/limits.md, "Engine").
+pub const ENGINE_RANGES: &[Range] = &[range("presence_ttl_secs", 1.0, 3600.0, "whole seconds 1..=3600")];
+
 /// The range of the setting with this TOML key.
 pub fn range_of(key: &str) -> Option<&'static Range> {
-    RANGES.iter().chain(AUTH_RANGES).find(|range| range.key == key)
+    RANGES.iter().chain(AUTH_RANGES).chain(ENGINE_RANGES).find(|range| range.key == key)
 }
 
-/// The command-line flag of a TOML key.
+/// The command-line flag of a TOML key (`engine.KEY`: the `[engine]` table's flags are `--KEY`).
 pub fn flag_of(key: &str) -> String {
+    let key = key.strip_prefix("engine.").unwrap_or(key);
     match key {
         "static" => "--static".into(),
         "allowed_origins" => "--allowed-origin".into(),
@@ -192,6 +196,14 @@ impl ServeSettings {
             check(key, value, |&v| v)?;
         }
         self.validate_auth()?;
+        let engine = |refused: Invalid| Invalid { key: format!("engine.{}", refused.key), ..refused };
+        check("presence_ttl_secs", self.engine.presence_ttl_secs, |&v| v as f64).map_err(engine)?;
+        self.engine.check().map_err(|refused| Invalid {
+            key: refused.key.into(),
+            value: refused.value,
+            quoted: true,
+            expected: refused.expected.into(),
+        })?;
         if let Some(dir) = &self.static_dir {
             if !dir.is_dir() {
                 return Err(Invalid {

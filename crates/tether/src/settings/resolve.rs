@@ -9,6 +9,7 @@ use tether_hub::HubConfig;
 use tether_tokio::{OriginPolicy, ServerConfig};
 
 use super::auth::AuthSettings;
+use super::engine::Engine;
 use super::fields::ServeSettings;
 
 /// Room for the token protocol's envelope (type, id, channel, ...) around a `data` of
@@ -44,6 +45,8 @@ pub struct Resolved {
     pub auth: AuthSettings,
     /// Serve `GET /metrics` (on the internal port when there is one).
     pub metrics: bool,
+    /// The in-memory engine or Redis, the node's name and presence expiry.
+    pub engine: Engine,
 }
 
 impl ServeSettings {
@@ -115,6 +118,7 @@ impl ServeSettings {
             route_limits(hub.max_data_bytes.saturating_add(ENVELOPE_ROOM), &server);
         let port = self.port.unwrap_or(8787);
         let auth = self.resolve_auth(port)?;
+        let engine = self.engine.resolve()?;
         let hub = HubConfig {
             namespaces: super::namespaces::hub_namespaces(&auth.namespaces),
             // A publish proxy answers within its own timeout; the hub's bound on hooks stays above it.
@@ -134,6 +138,7 @@ impl ServeSettings {
             demos,
             server,
             metrics: self.metrics,
+            engine,
         })
     }
 }
