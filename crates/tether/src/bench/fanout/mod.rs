@@ -164,7 +164,9 @@ pub async fn run(args: FanoutArgs, ui: Ui) -> Result<Outcome, String> {
     });
     let publishing = publishers::start(opened, &plan);
     let cpu = show_progress(&shared, start, end, &ui).await;
-    let published = publishers::collect(publishing, end + drain + Duration::from_secs(1)).await;
+    // A publisher gives up at `give_up` and then has up to 2 s for its closing handshake: wait for
+    // that too, so a publisher that fell behind still reports what it sent and what was acked.
+    let published = publishers::collect(publishing, end + drain + Duration::from_secs(3)).await;
     let connect_failed = subscribers.connect_failed;
     let received = subscribers::drain(subscribers, &shared, published.totals.acked, end, drain).await;
 
