@@ -20,12 +20,23 @@
 #                         messages published per second, publisher connections sharing that rate
 #   FANOUT_MAX_RATE [3000]   fan-out capacity: messages offered per second (above what one core
 #                         delivers to FANOUT_SUBSCRIBERS), to measure the deliveries/s achieved
-#   SCENARIOS [echo16 echo1k echo1m idle fanout fanoutmax]   which scenarios to run
+#   SCENARIOS [echo16 echo1k echo1m idle fanout fanoutmax, and fanout-redis when redis-server is
+#                         on PATH]   which scenarios to run
+#   fanout-redis: the fan-out through Redis: a redis-server of its own on a free loopback port
+#                         (--save '' --appendonly no), REDIS_NODES tether serve --redis nodes, the
+#                         publisher on node 1 and the FANOUT_SUBSCRIBERS subscribers spread over
+#                         all nodes; each round also runs the one-node in-memory fan-out (the
+#                         `fanout` scenario, same rate, payload and count) for the comparison.
+#                         Skipped, with a log line, without redis-server or a tether with --redis.
+#   REDIS_NODES [2]       fanout-redis: tether serve nodes
+#   REDIS_SERVER [redis-server]   fanout-redis: the Redis server binary
+#   REDIS_CPU [$SERVER_CPU]   fanout-redis: core for taskset of redis-server (the nodes share
+#                         SERVER_CPU: the server side gets the one core the single node gets)
 #   SERVERS [tether tether-metrics tungstenite fastwebsockets node]   which servers to run (node
 #                         only if installed); `tether-metrics` is tether serve --metrics with
 #                         /metrics scraped once a second during the run (echo and idle scenarios)
 #   SERVER_CPU [0], CLIENT_CPU [1]   cores for taskset
-#   TETHER [target/release/tether]   the server binary (`tether serve`)
+#   TETHER [$CARGO_TARGET_DIR/release/tether, else target/release/tether]   the server binary
 #   TETHER_BENCH [$TETHER]   the load generator binary (`tether bench ...`)
 #   SKIP_BUILD [0]        1: use what is already built
 set -euo pipefail
@@ -52,11 +63,18 @@ FANOUT_SUBSCRIBERS=${FANOUT_SUBSCRIBERS:-1000}
 FANOUT_RATE=${FANOUT_RATE:-200}
 FANOUT_PUBLISHERS=${FANOUT_PUBLISHERS:-1}
 FANOUT_MAX_RATE=${FANOUT_MAX_RATE:-3000}
-SCENARIOS=${SCENARIOS:-echo16 echo1k echo1m idle fanout fanoutmax}
+REDIS_SERVER=${REDIS_SERVER:-redis-server}
+REDIS_NODES=${REDIS_NODES:-2}
+if [[ -z "${SCENARIOS:-}" ]]; then
+    SCENARIOS="echo16 echo1k echo1m idle fanout fanoutmax"
+    # Through Redis only where there is a Redis to run (not on every user's machine).
+    if command -v "$REDIS_SERVER" >/dev/null; then SCENARIOS+=" fanout-redis"; fi
+fi
 SERVERS=${SERVERS:-tether tether-metrics tungstenite fastwebsockets node}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
-TETHER=${TETHER:-$ROOT/target/release/tether}
+REDIS_CPU=${REDIS_CPU:-$SERVER_CPU}
+TETHER=${TETHER:-${CARGO_TARGET_DIR:-$ROOT/target}/release/tether}
 TETHER_BENCH=${TETHER_BENCH:-$TETHER}
 PEERS=$ROOT/bench/peers/target/release
 SKIP_BUILD=${SKIP_BUILD:-0}
@@ -68,6 +86,10 @@ RESULTS=$WORK/results.tsv # scenario server round key value
 : >"$RESULTS"
 SERVER_PID=""
 SERVER_URL=""
+REDIS_PID=""
+REDIS_PORT=""
+NODE_PIDS=() # fanout-redis: the nodes running besides SERVER_PID
+NOTES=()     # lines for the report (scenarios skipped and why)
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -80,6 +102,10 @@ cleanup() {
     if [[ -n "${CLIENT_PID:-}" ]] && kill -0 "$CLIENT_PID" 2>/dev/null; then
         kill -KILL "$CLIENT_PID" 2>/dev/null || true
     fi
+    local pid
+    for pid in "${NODE_PIDS[@]}" "$REDIS_PID"; do
+        [[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null || true
+    done
     [[ -n "${SCRAPER_PID:-}" ]] && kill "$SCRAPER_PID" 2>/dev/null || true
     rm -rf "$WORK"
     exit "$status"
@@ -100,9 +126,11 @@ log "fd limit $(ulimit -n)"
 
 PIN_SERVER=()
 PIN_CLIENT=()
+PIN_REDIS=()
 if command -v taskset >/dev/null && [[ $(nproc) -ge 2 ]]; then
     PIN_SERVER=(taskset -c "$SERVER_CPU")
     PIN_CLIENT=(taskset -c "$CLIENT_CPU")
+    PIN_REDIS=(taskset -c "$REDIS_CPU")
 else
     log "WARNING: no taskset or fewer than 2 cores: server and load generator are not pinned"
 fi
@@ -160,10 +188,30 @@ for s in $SERVERS; do
     esac
 done
 
+# fanout-redis needs a Redis server and a tether serve with --redis; without either it is left
+# out, saying so (the other scenarios run as usual).
+if [[ " $SCENARIOS " == *" fanout-redis "* ]]; then
+    why=""
+    if ! command -v "$REDIS_SERVER" >/dev/null; then
+        why="$REDIS_SERVER is not on PATH (Debian: apt-get install redis-server)"
+    elif ! "$TETHER" serve --help 2>/dev/null | grep -q -- '--redis'; then
+        why="this tether serve has no --redis"
+    elif ! [[ $REDIS_NODES =~ ^[0-9]+$ ]] || ((REDIS_NODES < 1 || REDIS_NODES > 16)); then
+        echo "run.sh: REDIS_NODES must be 1 to 16, not $REDIS_NODES" >&2
+        exit 2
+    fi
+    if [[ -n "$why" ]]; then
+        log "skipping fanout-redis: $why"
+        NOTES+=("fanout-redis was skipped: $why.")
+        SCENARIOS=$(echo " $SCENARIOS " | sed 's/ fanout-redis / /g; s/^ *//; s/ *$//')
+    fi
+fi
+
 server_label() {
     case "$1" in
         tether) echo "Tether" ;;
         tether-metrics) echo "Tether, metrics on (scraped 1/s)" ;;
+        tether-redis) echo "Tether, $REDIS_NODES nodes on Redis" ;;
         tungstenite) echo "tokio-tungstenite" ;;
         fastwebsockets) echo "fastwebsockets" ;;
         node) echo "Node ws" ;;
@@ -174,7 +222,8 @@ server_label() {
 # Servers: start pinned, wait for `listening on ws://...`, stop.
 
 start_server() { # NAME [EXTRA TETHER FLAGS...] -> SERVER_PID, SERVER_URL (with the echo path)
-    local name=$1 path=/ slog=$WORK/server-$1.log
+    # NODE_TAG (fanout-redis) keeps the logs of several nodes apart.
+    local name=$1 path=/ slog=$WORK/server-$1${NODE_TAG:-}.log
     shift
     local cmd
     case "$name" in
@@ -246,15 +295,85 @@ stop_scraper() {
 stop_server() {
     stop_scraper
     [[ -n "$SERVER_PID" ]] || return 0
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    stop_pid "$SERVER_PID"
+    SERVER_PID=""
+}
+
+stop_pid() { # PID: SIGTERM, then SIGKILL after 3 s
+    kill -TERM "$1" 2>/dev/null || true
     local i
     for ((i = 0; i < 30; i++)); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
+        kill -0 "$1" 2>/dev/null || break
         sleep 0.1
     done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------------------------------------
+# Redis (fanout-redis): a server of its own per run, on a free loopback port, nothing saved.
+
+# A loopback TCP port nothing answers on (at most 50 tries); 1 if none was found.
+free_port() {
+    local i port
+    for ((i = 0; i < 50; i++)); do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# redis_cmd PORT WORDS...: sends an inline command, prints the first line of the reply ("" when
+# Redis does not answer within 2 s). Plain bash over /dev/tcp: no redis-cli needed.
+redis_cmd() {
+    local port=$1 line=""
+    shift
+    { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 0
+    printf '%s\r\n' "$*" >&3
+    read -r -t 2 line <&3 || true
+    exec 3<&-
+    printf '%s' "${line%$'\r'}"
+}
+
+start_redis() { # -> REDIS_PID, REDIS_PORT; 1 when it would not start (5 ports tried)
+    local try port i rlog=$WORK/redis.log
+    for ((try = 0; try < 5; try++)); do
+        port=$(free_port) || break
+        : >"$rlog"
+        "${PIN_REDIS[@]}" "$REDIS_SERVER" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+            --dir "$WORK" --logfile '' >"$rlog" 2>&1 &
+        REDIS_PID=$!
+        for ((i = 0; i < 50; i++)); do
+            if [[ $(redis_cmd "$port" PING) == "+PONG" ]]; then
+                REDIS_PORT=$port
+                return 0
+            fi
+            kill -0 "$REDIS_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        stop_pid "$REDIS_PID"
+        REDIS_PID=""
+    done
+    log "ERROR: $REDIS_SERVER did not start; its output:"
+    cat "$rlog" >&2
+    return 1
+}
+
+stop_redis() {
+    [[ -n "$REDIS_PID" ]] || return 0
+    stop_pid "$REDIS_PID"
+    REDIS_PID=""
+    REDIS_PORT=""
+}
+
+stop_nodes() { # the fanout-redis nodes, and Redis after them
+    local pid
+    for pid in "${NODE_PIDS[@]}"; do stop_pid "$pid"; done
+    NODE_PIDS=()
+    stop_redis
 }
 
 # CPU seconds (user + system, all threads) a process has used so far.
@@ -270,9 +389,11 @@ now() { date +%s.%N; }
 
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >>"$RESULTS"; }
 
-# The value of a numeric KEY in the one-line JSON object FILE holds.
+# The value of a numeric KEY in the one-line JSON object FILE holds: its first occurrence, which is
+# the top-level one (tether bench writes nested objects, such as fanout's per-URL
+# `subscriber_urls`, after the top-level numbers).
 json_num() {
-    sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p" "$2" | head -n1
+    { grep -o "\"$1\"[[:space:]]*:[[:space:]]*-\{0,1\}[0-9][0-9.eE+-]*" "$2" || true; } | head -n1 | sed 's/.*:[[:space:]]*//'
 }
 
 # run_client SCENARIO SERVER ROUND TIMEOUT ARGS... -> JSON line in $WORK/last.json; 1 on failure.
@@ -385,9 +506,79 @@ run_fanout() { # SCENARIO SERVER ROUND RATE
         done
         record "$scenario" "$server" "$round" server_cpu_percent \
             "$(awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f", 100 * (b - a) / (e - s) }')"
-        log "$scenario round $round: $(json_num deliveries_per_sec "$WORK/last.json") deliveries/s, p99 $(json_num p99_us "$WORK/last.json") µs"
+        log "$scenario $(server_label "$server") round $round: $(json_num deliveries_per_sec "$WORK/last.json") deliveries/s, p99 $(json_num p99_us "$WORK/last.json") µs"
     fi
     stop_server
+}
+
+# fanout-redis, one round: the one-node in-memory fan-out and the nodes on Redis, back to back (the
+# order alternates from round to round), same rate, payload and subscriber count.
+run_fanout_redis() { # SCENARIO SERVER ROUND
+    local scenario=$1 round=$3
+    if ((round % 2)); then
+        run_fanout "$scenario" tether "$round" "$FANOUT_RATE"
+        run_fanout_cluster "$scenario" tether-redis "$round"
+    else
+        run_fanout_cluster "$scenario" tether-redis "$round"
+        run_fanout "$scenario" tether "$round" "$FANOUT_RATE"
+    fi
+}
+
+# A fresh redis-server and REDIS_NODES nodes on it (`--redis`, pinned to SERVER_CPU together), the
+# publisher on node 1, the subscribers round-robin over every node (`--subscriber-url`).
+run_fanout_cluster() { # SCENARIO SERVER ROUND
+    local scenario=$1 server=$2 round=$3
+    start_redis || { record "$scenario" "$server" "$round" failed 1; return 0; }
+    local redis_url=redis://127.0.0.1:$REDIS_PORT/0 urls=() n pid
+    for ((n = 1; n <= REDIS_NODES; n++)); do
+        if ! NODE_TAG=-node$n start_server tether "${FANOUT_SERVER_FLAGS[@]}" --redis "$redis_url" --node-name "bench-$n"; then
+            stop_nodes
+            record "$scenario" "$server" "$round" failed 1
+            return 0
+        fi
+        NODE_PIDS+=("$SERVER_PID")
+        SERVER_PID=""
+        urls+=("${SERVER_URL%/echo}/tether")
+    done
+    # Every node heartbeats into the `tether:nodes` hash once it has reached Redis (every 2 s):
+    # wait for all of them, at most 15 s, so the run does not start on a node still connecting.
+    local seen=""
+    for ((n = 0; n < 150; n++)); do
+        seen=$(redis_cmd "$REDIS_PORT" HLEN tether:nodes)
+        [[ $seen == ":$REDIS_NODES" ]] && break
+        sleep 0.1
+    done
+    [[ $seen == ":$REDIS_NODES" ]] || log "WARNING: $scenario round $round: Redis lists ${seen#:} of $REDIS_NODES nodes after 15 s; running anyway"
+    local cpu0=0 rcpu0 t0 cpu1=0 rcpu1 t1 list
+    for pid in "${NODE_PIDS[@]}"; do cpu0=$(awk -v a="$cpu0" -v b="$(cpu_seconds "$pid")" 'BEGIN { print a + b }'); done
+    rcpu0=$(cpu_seconds "$REDIS_PID")
+    t0=$(now)
+    list=$(IFS=,; echo "${urls[*]}")
+    if run_client "$scenario" "$server" "$round" $((DURATION + 120)) fanout "${urls[0]}" --subscriber-url "$list" \
+        --subscribers "$FANOUT_SUBSCRIBERS" --rate "$FANOUT_RATE" --publishers "$FANOUT_PUBLISHERS" \
+        --duration "$DURATION"; then
+        for pid in "${NODE_PIDS[@]}"; do cpu1=$(awk -v a="$cpu1" -v b="$(cpu_seconds "$pid")" 'BEGIN { print a + b }'); done
+        rcpu1=$(cpu_seconds "$REDIS_PID")
+        t1=$(now)
+        local key
+        for key in deliveries_per_sec p50_us p90_us p99_us p999_us max_us errors client_cpu_percent; do
+            record "$scenario" "$server" "$round" "$key" "$(json_num "$key" "$WORK/last.json")"
+        done
+        record "$scenario" "$server" "$round" server_cpu_percent \
+            "$(awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f", 100 * (b - a) / (e - s) }')"
+        record "$scenario" "$server" "$round" redis_cpu_percent \
+            "$(awk -v a="$rcpu0" -v b="$rcpu1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f", 100 * (b - a) / (e - s) }')"
+        # What each node's subscribers got: the report's `subscriber_urls`, one object per node.
+        sed 's/.*"subscriber_urls":\[//; s/\]}[[:space:]]*$//; s/},{/}\n{/g' "$WORK/last.json" >"$WORK/groups.txt"
+        for ((n = 1; n <= REDIS_NODES; n++)); do
+            sed -n "${n}p" "$WORK/groups.txt" >"$WORK/group.json"
+            for key in subscribers deliveries missing p50_us p99_us; do
+                record "$scenario" "$server" "$round" "node${n}_$key" "$(json_num "$key" "$WORK/group.json")"
+            done
+        done
+        log "$scenario $(server_label "$server") round $round: $(json_num deliveries_per_sec "$WORK/last.json") deliveries/s, p99 $(json_num p99_us "$WORK/last.json") µs, errors $(json_num errors "$WORK/last.json"), client CPU $(json_num client_cpu_percent "$WORK/last.json")%"
+    fi
+    stop_nodes
 }
 
 scenario_title() {
@@ -397,6 +588,7 @@ scenario_title() {
         echo1m) echo "Echo, 1 MiB binary, 4 connections × 1 in flight" ;;
         idle) echo "Idle memory, $(printf "%'d" "$IDLE_CONNECTIONS" 2>/dev/null || echo "$IDLE_CONNECTIONS") connections: server RSS growth per connection" ;;
         fanout) echo "Fan-out (Tether only), $FANOUT_PUBLISHERS publisher(s) → $FANOUT_SUBSCRIBERS subscribers, $FANOUT_RATE messages/s in all" ;;
+        fanout-redis) echo "Fan-out through Redis (Tether only), $FANOUT_PUBLISHERS publisher(s) on node 1 → $FANOUT_SUBSCRIBERS subscribers spread over $REDIS_NODES nodes, $FANOUT_RATE messages/s in all, next to one node in memory" ;;
         fanoutmax) echo "Fan-out capacity (Tether only), $FANOUT_PUBLISHERS publisher(s) → $FANOUT_SUBSCRIBERS subscribers, $FANOUT_MAX_RATE messages/s offered ($((${FANOUT_MAX_RATE%.*} * FANOUT_SUBSCRIBERS)) deliveries/s): deliveries/s is what arrived, first publish to last delivery" ;;
     esac
 }
@@ -409,6 +601,7 @@ run_scenario() { # SCENARIO SERVER ROUND
         idle) run_idle "$@" ;;
         fanout) [[ $2 == tether ]] && run_fanout "$@" "$FANOUT_RATE" ;;
         fanoutmax) [[ $2 == tether ]] && run_fanout "$@" "$FANOUT_MAX_RATE" ;;
+        fanout-redis) [[ $2 == tether ]] && run_fanout_redis "$@" ;;
         *) echo "run.sh: unknown scenario: $1" >&2; exit 2 ;;
     esac
 }
@@ -518,6 +711,19 @@ table() {
                 echo "| server | deliveries/s | p50 µs | p99 µs | p99.9 µs | errors | server CPU | load gen CPU | runs |"
                 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
                 echo "| Tether | $(cell rate "$scenario" tether deliveries_per_sec) | $(cell int "$scenario" tether p50_us) | $(cell int "$scenario" tether p99_us) | $(cell int "$scenario" tether p999_us) | $(cell int "$scenario" tether errors) | $(cell pct "$scenario" tether server_cpu_percent) | $(cell pct "$scenario" tether client_cpu_percent) | $(runs_cell "$scenario" tether) |" ;;
+            fanout-redis)
+                echo "| setup | deliveries/s | p50 µs | p99 µs | p99.9 µs | errors | server CPU (all nodes) | Redis CPU | load gen CPU | runs |"
+                echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                echo "| 1 node, in memory | $(cell rate "$scenario" tether deliveries_per_sec) | $(cell int "$scenario" tether p50_us) | $(cell int "$scenario" tether p99_us) | $(cell int "$scenario" tether p999_us) | $(cell int "$scenario" tether errors) | $(cell pct "$scenario" tether server_cpu_percent) | - | $(cell pct "$scenario" tether client_cpu_percent) | $(runs_cell "$scenario" tether) |"
+                echo "| $REDIS_NODES nodes on Redis | $(cell rate "$scenario" tether-redis deliveries_per_sec) | $(cell int "$scenario" tether-redis p50_us) | $(cell int "$scenario" tether-redis p99_us) | $(cell int "$scenario" tether-redis p999_us) | $(cell int "$scenario" tether-redis errors) | $(cell pct "$scenario" tether-redis server_cpu_percent) | $(cell pct "$scenario" tether-redis redis_cpu_percent) | $(cell pct "$scenario" tether-redis client_cpu_percent) | $(runs_cell "$scenario" tether-redis) |"
+                local n what
+                for ((n = 1; n <= REDIS_NODES; n++)); do
+                    what="subscribers on node $n"
+                    ((n == 1)) && what="$what (the publisher's)"
+                    echo "| … $(cell int "$scenario" tether-redis "node${n}_subscribers") $what, $(cell int "$scenario" tether-redis "node${n}_missing") missing | | $(cell int "$scenario" tether-redis "node${n}_p50_us") | $(cell int "$scenario" tether-redis "node${n}_p99_us") | | | | | | |"
+                done
+                echo
+                echo "Redis ÷ memory: p50 $(ratio "$(median "$scenario" tether-redis p50_us)" "$(median "$scenario" tether p50_us)"), p99 $(ratio "$(median "$scenario" tether-redis p99_us)" "$(median "$scenario" tether p99_us)"), deliveries/s $(ratio "$(median "$scenario" tether-redis deliveries_per_sec)" "$(median "$scenario" tether deliveries_per_sec)"). $(if [[ ${#PIN_SERVER[@]} == 0 ]]; then echo "Nothing was pinned."; elif [[ $REDIS_CPU == "$SERVER_CPU" ]]; then echo "The $REDIS_NODES nodes and Redis share core $SERVER_CPU, the one core the single node has."; else echo "The $REDIS_NODES nodes share core $SERVER_CPU, Redis runs on core $REDIS_CPU."; fi)" ;;
         esac
     done
 }
@@ -545,6 +751,7 @@ REPORT=$WORK/report.md
     echo "time (100% = its one core); load gen CPU is what \`tether bench\` reports for itself."
     echo
     machine_description
+    for note in "${NOTES[@]}"; do echo "- $note"; done
     table
 } >"$REPORT"
 

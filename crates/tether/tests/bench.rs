@@ -170,6 +170,8 @@ fn fanout_delivers_every_message_to_every_subscriber() {
     let report = bench_json(&["fanout", &url, "--subscribers", "20", "--rate", "200", "--duration", "1"]);
     assert_eq!(report["mode"], "fanout", "{report}");
     assert_eq!(num(&report, "subscribers"), 20.0, "{report}");
+    assert_eq!(report["subscriber_urls"][0]["url"], url.as_str(), "without --subscriber-url, URL: {report}");
+    assert_eq!(num(&report["subscriber_urls"][0], "subscribers"), 20.0, "{report}");
     assert_eq!(num(&report, "errors"), 0.0, "{report}");
     let published = num(&report, "published");
     assert!((180.0..=200.0).contains(&published), "{report}");
@@ -183,6 +185,79 @@ fn fanout_delivers_every_message_to_every_subscriber() {
     assert!((num(&report, "deliveries_per_sec") - rate).abs() <= rate * 0.01 + 0.1, "{report}");
     let percentiles: Vec<f64> = ["p50_us", "p90_us", "p99_us", "max_us"].iter().map(|key| num(&report, key)).collect();
     assert!(percentiles[0] > 0.0 && percentiles.windows(2).all(|w| w[0] <= w[1]), "{report}");
+}
+
+#[test]
+fn fanout_spreads_subscribers_over_subscriber_urls() {
+    // One server under two entries: the bench keeps each entry's subscribers apart, so a cluster's
+    // nodes (bench/run.sh's fanout-redis) are measured the same way. The publishers stay on URL.
+    let served = Served::start(&[]);
+    let url = format!("ws://{}/tether", served.addr);
+    let both = format!("{url},{url}");
+    let report = bench_json(&[
+        "fanout",
+        &url,
+        "--subscribers",
+        "21",
+        "--rate",
+        "100",
+        "--duration",
+        "1",
+        "--subscriber-url",
+        &both,
+    ]);
+    assert_eq!(num(&report, "errors"), 0.0, "{report}");
+    assert_eq!(num(&report, "subscribers"), 21.0, "{report}");
+    let published = num(&report, "published");
+    assert!((90.0..=100.0).contains(&published), "{report}");
+    let groups = report["subscriber_urls"].as_array().unwrap_or_else(|| panic!("no subscriber_urls: {report}"));
+    assert_eq!(groups.len(), 2, "{report}");
+    for (group, subscribers) in groups.iter().zip([11.0, 10.0]) {
+        assert_eq!(group["url"], url.as_str(), "{report}");
+        assert_eq!(num(group, "subscribers"), subscribers, "round-robin: {report}");
+        assert_eq!(num(group, "deliveries"), published * subscribers, "{report}");
+        assert_eq!(num(group, "missing"), 0.0, "{report}");
+        assert!(num(group, "p50_us") > 0.0 && num(group, "p50_us") <= num(group, "p99_us"), "{report}");
+    }
+    assert_eq!(num(&report, "deliveries"), published * 21.0, "{report}");
+    // The overall percentiles cover both groups.
+    let max = groups.iter().map(|g| num(g, "max_us")).fold(0.0, f64::max);
+    assert_eq!(num(&report, "max_us"), max, "{report}");
+}
+
+#[test]
+fn fanout_counts_subscribers_that_cannot_reach_their_url() {
+    let served = Served::start(&[]);
+    let url = format!("ws://{}/tether", served.addr);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = format!("ws://127.0.0.1:{port}/tether");
+    let report = bench_json(&[
+        "fanout",
+        &url,
+        "-n",
+        "6",
+        "-r",
+        "50",
+        "-d",
+        "0.5",
+        "--connect-timeout",
+        "2",
+        "--subscriber-url",
+        &url,
+        "--subscriber-url",
+        &dead,
+    ]);
+    assert_eq!(num(&report, "subscribers"), 3.0, "{report}");
+    assert_eq!(num(&report, "connect_failed"), 3.0, "{report}");
+    let groups = report["subscriber_urls"].as_array().unwrap();
+    assert_eq!(num(&groups[1], "subscribers"), 0.0, "{report}");
+    assert_eq!(num(&groups[1], "deliveries"), 0.0, "{report}");
+    assert_eq!(num(&groups[0], "deliveries"), num(&report, "published") * 3.0, "{report}");
+    // Nothing on any subscriber URL at all is a failure, naming the URLs.
+    let (ok, _, stderr) =
+        bench(&["fanout", &url, "-n", "2", "-d", "0.5", "--connect-timeout", "2", "--subscriber-url", &dead]);
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("no subscriber could subscribe") && stderr.contains(&dead), "{stderr}");
 }
 
 #[test]

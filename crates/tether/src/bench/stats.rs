@@ -40,11 +40,16 @@ impl Latencies {
 
     /// Percentiles over every shard.
     pub fn summary(&self) -> Summary {
-        let mut all = histogram();
-        for shard in &self.shards {
-            all.add(&*shard.lock().expect("not poisoned")).expect("same bounds");
+        Self::summary_of(std::slice::from_ref(self))
+    }
+
+    /// Percentiles over every shard of every one of `all` (several groups of connections as one).
+    pub fn summary_of(all: &[Latencies]) -> Summary {
+        let mut merged = histogram();
+        for shard in all.iter().flat_map(|latencies| &latencies.shards) {
+            merged.add(&*shard.lock().expect("not poisoned")).expect("same bounds");
         }
-        Summary::of(&all)
+        Summary::of(&merged)
     }
 }
 

@@ -8,6 +8,11 @@
 //! send time in microseconds since the start of the run (`{"t":...}`), and count the acks. Every
 //! subscriber must then receive every acknowledged message; the drain timeout bounds the wait.
 //!
+//! With `--subscriber-url` (repeatable), the subscribers go to those endpoints instead, spread
+//! round-robin, while the publishers stay on URL: several nodes sharing channels (through Redis,
+//! `docs/scaling.md`) measured from one process and one clock, with what each URL's subscribers
+//! received reported apart.
+//!
 //! The server limits publishes per connection (Tether: 50/s with bursts of 100 by default), so the
 //! rate is spread over enough publisher connections to stay at 40/s each unless `--publishers`
 //! says otherwise; `rate_limited` answers are counted as errors.
@@ -54,14 +59,25 @@ pub(super) const LONG_ABOUT: &str = "Fan-out over the token protocol (docs/proto
     after the drain timeout, subscribers that failed or were closed), and the generator's CPU use.\n\n\
     The URL is the token-protocol endpoint, e.g. ws://127.0.0.1:8787/tether; the sub-protocol \
     tether.json is offered unless --protocol is given.\n\n\
-    Example: tether bench fanout ws://127.0.0.1:8787/tether -n 1000 -r 200 -d 5";
+    --subscriber-url (repeatable, or comma-separated) puts the subscribers on those endpoints \
+    instead of URL, spread round-robin (subscriber k on URL k mod n), while the publishers stay on \
+    URL: e.g. two nodes sharing channels through Redis. The report then also gives each URL's \
+    subscribers, deliveries and latency.\n\n\
+    Example: tether bench fanout ws://127.0.0.1:8787/tether -n 1000 -r 200 -d 5\n\
+    Two nodes: tether bench fanout ws://127.0.0.1:8787/tether -n 1000 -r 200 \
+    --subscriber-url ws://127.0.0.1:8787/tether --subscriber-url ws://127.0.0.1:8788/tether";
 
 /// `tether bench fanout` arguments.
 #[derive(Debug, Args)]
 pub struct FanoutArgs {
-    /// The token-protocol endpoint, ws:// or wss:// (e.g. ws://127.0.0.1:8787/tether).
+    /// The token-protocol endpoint, ws:// or wss:// (e.g. ws://127.0.0.1:8787/tether): the
+    /// publishers', and the subscribers' unless --subscriber-url is given.
     #[arg(value_parser = ws_url)]
     url: String,
+    /// Put the subscribers on this endpoint instead of URL (repeatable, or comma-separated):
+    /// spread round-robin over all of them; the publishers stay on URL.
+    #[arg(long = "subscriber-url", value_name = "URL", value_delimiter = ',', value_parser = ws_url)]
+    subscriber_urls: Vec<String>,
     /// Subscriber connections.
     #[arg(long, short = 'n', value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     subscribers: u32,
@@ -106,15 +122,25 @@ pub async fn run(args: FanoutArgs, ui: Ui) -> Result<Outcome, String> {
     if let Some(warning) = stats::raise_file_limit((subscriber_count + publisher_count) as u64 + 64) {
         ui.line(&warning);
     }
-    let target = Arc::new(Target::resolve(&args.url, options).await?);
+    let sub_urls = if args.subscriber_urls.is_empty() { vec![args.url.clone()] } else { args.subscriber_urls.clone() };
+    let target = Arc::new(Target::resolve(&args.url, options.clone()).await?);
+    let mut sub_targets = Vec::with_capacity(sub_urls.len());
+    for url in &sub_urls {
+        let same = *url == args.url;
+        sub_targets.push(if same {
+            Arc::clone(&target)
+        } else {
+            Arc::new(Target::resolve(url, options.clone()).await?)
+        });
+    }
     let connect_timeout = Duration::from_secs_f64(common.connect_timeout);
-    let shared = Arc::new(Shared::new(usize::from(common.threads)));
+    let shared = Arc::new(Shared::new(usize::from(common.threads), sub_urls.len()));
 
-    let mut subscribers = subscribers::ramp(&target, &shared, &args.channel, subscriber_count, common, &ui).await;
+    let mut subscribers = subscribers::ramp(&sub_targets, &shared, &args.channel, subscriber_count, common, &ui).await;
     let acks = subscribers::wait_for_acks(&mut subscribers, connect_timeout).await;
     if acks.subscribed == 0 {
         let why = acks.first_error.or(subscribers.first_error).unwrap_or_default();
-        return Err(format!("no subscriber could subscribe at {}: {why}", args.url));
+        return Err(format!("no subscriber could subscribe at {}: {why}", sub_urls.join(", ")));
     }
     if let Some(error) = &acks.first_error {
         ui.line(&format!("{} subscribers failed to subscribe; the first: {error}", acks.failed));
@@ -138,12 +164,25 @@ pub async fn run(args: FanoutArgs, ui: Ui) -> Result<Outcome, String> {
     });
     let publishing = publishers::start(opened, &plan);
     let cpu = show_progress(&shared, start, end, &ui).await;
-    let published = publishers::collect(publishing, end + drain + Duration::from_secs(1)).await;
+    // A publisher gives up at `give_up` and then has up to 2 s for its closing handshake: wait for
+    // that too, so a publisher that fell behind still reports what it sent and what was acked.
+    let published = publishers::collect(publishing, end + drain + Duration::from_secs(3)).await;
     let connect_failed = subscribers.connect_failed;
     let received = subscribers::drain(subscribers, &shared, published.totals.acked, end, drain).await;
 
+    let groups = sub_urls
+        .iter()
+        .enumerate()
+        .map(|(group, url)| report::Group {
+            url,
+            subscribed: acks.per_group.get(group).copied().unwrap_or(0),
+            received: received.per_group.get(group).copied().unwrap_or_default(),
+            latency: shared.latencies[group].summary(),
+        })
+        .collect();
     Ok(Report {
         url: &args.url,
+        groups,
         rate: args.rate,
         duration: args.duration,
         connect_failed,
@@ -151,7 +190,7 @@ pub async fn run(args: FanoutArgs, ui: Ui) -> Result<Outcome, String> {
         publishers: publisher_count,
         published,
         received,
-        latency: shared.latencies.summary(),
+        latency: stats::Latencies::summary_of(&shared.latencies),
         cpu,
         first_publish_us: shared.first_publish_us.load(Ordering::Relaxed),
     }

@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn the_plan_spreads_messages_evenly() {
-        let shared = Arc::new(Shared::new(1));
+        let shared = Arc::new(Shared::new(1, 1));
         let plan = Plan {
             shared,
             channel: String::new(),

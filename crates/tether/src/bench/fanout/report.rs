@@ -5,13 +5,24 @@
 use serde_json::json;
 
 use super::publishers::Published;
-use super::subscribers::{Acks, Received};
+use super::subscribers::{Acks, GroupReceived, Received};
 use crate::bench::common::Outcome;
 use crate::bench::stats::{self, Summary};
 
+/// The subscribers of one subscriber URL (`--subscriber-url`; URL itself without it).
+pub(super) struct Group<'a> {
+    pub url: &'a str,
+    pub subscribed: usize,
+    pub received: GroupReceived,
+    pub latency: Summary,
+}
+
 /// Everything the report is made of.
 pub(super) struct Report<'a> {
+    /// The publishers' URL.
     pub url: &'a str,
+    /// The subscribers, per URL, in the order given.
+    pub groups: Vec<Group<'a>>,
     /// The asked-for total rate and seconds of publishing.
     pub rate: f64,
     pub duration: f64,
@@ -66,6 +77,18 @@ impl Report<'_> {
             delivered.deliveries,
             latency.line(),
         );
+        if self.groups.len() > 1 {
+            for group in &self.groups {
+                human.push_str(&format!(
+                    "  subscribers on {}: {}, {} deliveries ({} missing), latency {}\n",
+                    group.url,
+                    group.subscribed,
+                    group.received.deliveries,
+                    group.received.missing,
+                    group.latency.line()
+                ));
+            }
+        }
         for (what, detail) in [
             ("publish error", &sent.first_error),
             ("publisher failure", &sent.failure),
@@ -75,6 +98,23 @@ impl Report<'_> {
                 human.push_str(&format!("  first {what}: {detail}\n"));
             }
         }
+        let groups: Vec<_> = self
+            .groups
+            .iter()
+            .map(|group| {
+                json!({
+                    "url": group.url,
+                    "subscribers": group.subscribed,
+                    "deliveries": group.received.deliveries,
+                    "missing": group.received.missing,
+                    "p50_us": group.latency.p50,
+                    "p90_us": group.latency.p90,
+                    "p99_us": group.latency.p99,
+                    "p999_us": group.latency.p999,
+                    "max_us": group.latency.max,
+                })
+            })
+            .collect();
         let json = json!({
             "mode": "fanout",
             "url": url,
@@ -99,6 +139,7 @@ impl Report<'_> {
             "missing": delivered.missing,
             "errors": errors,
             "client_cpu_percent": cpu,
+            "subscriber_urls": groups,
         });
         Outcome { human, json, connected: true }
     }

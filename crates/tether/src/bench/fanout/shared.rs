@@ -28,12 +28,14 @@ pub(super) struct Shared {
     pub acked: AtomicU64,
     /// When the first message went out, in microseconds since `origin`; `u64::MAX` until then.
     pub first_publish_us: AtomicU64,
-    pub latencies: Latencies,
+    /// Publish-to-delivery latencies, one set per subscriber URL (`--subscriber-url`), in order.
+    pub latencies: Vec<Latencies>,
 }
 
 impl Shared {
     /// Nothing known yet: `expected`, the deadline and the first publish at their "not yet" values.
-    pub(super) fn new(latency_shards: usize) -> Self {
+    /// `groups` is the number of subscriber URLs, each with its own latencies.
+    pub(super) fn new(latency_shards: usize, groups: usize) -> Self {
         Self {
             origin: Instant::now(),
             expected: AtomicU64::new(u64::MAX),
@@ -42,7 +44,7 @@ impl Shared {
             delivered: AtomicU64::new(0),
             acked: AtomicU64::new(0),
             first_publish_us: AtomicU64::new(u64::MAX),
-            latencies: Latencies::new(latency_shards),
+            latencies: (0..groups.max(1)).map(|_| Latencies::new(latency_shards)).collect(),
         }
     }
 }

@@ -1,6 +1,10 @@
 //! The subscribers of a fan-out: opened in a ramp, each subscribes and reports whether the ack
 //! came, then reads everything until it has every acknowledged message or the drain deadline
 //! passes, measuring publish-to-delivery latency from the send time in each message.
+//!
+//! Subscribers may be spread over several endpoints (`--subscriber-url`, e.g. the nodes of a
+//! cluster sharing channels through Redis): subscriber `k` of `n` URLs goes to URL `k % n`, and
+//! what each group received is kept apart as well as added up.
 
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
@@ -22,6 +26,8 @@ use crate::bench::stats::SAMPLE_BATCH;
 
 #[derive(Debug, Default)]
 pub(super) struct SubStats {
+    /// The subscriber URL this one used (its index in `--subscriber-url`).
+    pub group: usize,
     pub deliveries: u64,
     /// When the last delivery was read, in microseconds since `origin` (0 if none).
     pub last_delivery_us: u64,
@@ -34,7 +40,9 @@ pub(super) struct SubStats {
 /// The subscribers once ramped up: their tasks, and the channel on which each reports its ack.
 pub(super) struct Subscribers {
     tasks: JoinSet<SubStats>,
-    ready: mpsc::UnboundedReceiver<Result<(), String>>,
+    ready: mpsc::UnboundedReceiver<(usize, Result<(), String>)>,
+    /// Subscriber URLs.
+    groups: usize,
     /// Connections opened, and those that could not be.
     pub opened: usize,
     pub connect_failed: usize,
@@ -46,6 +54,8 @@ pub(super) struct Subscribers {
 #[derive(Debug, Default)]
 pub(super) struct Acks {
     pub subscribed: usize,
+    /// Subscribed, per subscriber URL.
+    pub per_group: Vec<usize>,
     pub failed: usize,
     pub first_error: Option<String>,
 }
@@ -54,14 +64,29 @@ pub(super) struct Acks {
 #[derive(Debug, Default)]
 pub(super) struct Received {
     pub totals: SubStats,
+    /// Deliveries and missing deliveries per subscriber URL.
+    pub per_group: Vec<GroupReceived>,
     /// Subscribers that failed (or never finished) after subscribing.
     pub failures: u64,
     pub first_failure: Option<String>,
 }
 
-/// Opens `count` subscribers on `channel`; each subscribes as soon as it is open.
+/// What the subscribers of one URL received.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct GroupReceived {
+    pub deliveries: u64,
+    pub missing: u64,
+}
+
+/// How many of `count` subscribers go to URL `group` of `groups` (round-robin: `k % groups`).
+pub(super) fn share(count: usize, groups: usize, group: usize) -> usize {
+    count / groups + usize::from(group < count % groups)
+}
+
+/// Opens `count` subscribers on `channel`, spread round-robin over `targets` (one ramp per
+/// target, in order); each subscribes as soon as it is open.
 pub(super) async fn ramp(
-    target: &Arc<Target>,
+    targets: &[Arc<Target>],
     shared: &Arc<Shared>,
     channel: &str,
     count: usize,
@@ -71,36 +96,53 @@ pub(super) async fn ramp(
     let request = format!(r#"{{"type":"subscribe","id":1,"channel":{}}}"#, json!(channel));
     let timeout = Duration::from_secs_f64(common.connect_timeout);
     let (ready_tx, ready) = mpsc::unbounded_channel();
-    let mut tasks = JoinSet::new();
-    let ramp = net::open_many(target, count, 0, common.ramp as usize, ui, "subscribers", |index, opened| {
-        let job = Subscriber {
-            shared: Arc::clone(shared),
-            ready: ready_tx.clone(),
-            request: request.clone(),
-            timeout,
-            index,
-        };
-        let net::Opened { stream, conn, leftover, .. } = opened;
-        match stream {
-            Stream::Plain(io) => tasks.spawn(job.run(io, conn, leftover)),
-            Stream::Tls(io) => tasks.spawn(job.run(*io, conn, leftover)),
-        };
-    })
-    .await;
-    if let Some(error) = &ramp.first_error {
-        ui.line(&format!("{} subscribers could not connect; the first: {error}", ramp.failed));
+    let groups = targets.len().max(1);
+    let mut subscribers =
+        Subscribers { tasks: JoinSet::new(), ready, groups, opened: 0, connect_failed: 0, first_error: None };
+    let mut first = 0;
+    for (group, target) in targets.iter().enumerate() {
+        let tasks = &mut subscribers.tasks;
+        let count = share(count, groups, group);
+        let ramp = net::open_many(target, count, first, common.ramp as usize, ui, "subscribers", |index, opened| {
+            let job = Subscriber {
+                shared: Arc::clone(shared),
+                ready: ready_tx.clone(),
+                request: request.clone(),
+                timeout,
+                index,
+                group,
+            };
+            let net::Opened { stream, conn, leftover, .. } = opened;
+            match stream {
+                Stream::Plain(io) => tasks.spawn(job.run(io, conn, leftover)),
+                Stream::Tls(io) => tasks.spawn(job.run(*io, conn, leftover)),
+            };
+        })
+        .await;
+        first += count;
+        if let Some(error) = &ramp.first_error {
+            ui.line(&format!("{} subscribers could not connect; the first: {error}", ramp.failed));
+        }
+        subscribers.opened += ramp.opened;
+        subscribers.connect_failed += ramp.failed;
+        if subscribers.first_error.is_none() {
+            subscribers.first_error = ramp.first_error;
+        }
     }
-    Subscribers { tasks, ready, opened: ramp.opened, connect_failed: ramp.failed, first_error: ramp.first_error }
+    subscribers
 }
 
 /// Waits for every opened subscriber's ack (or refusal), at most the connect timeout and a second;
 /// the ones still silent then count as failed.
 pub(super) async fn wait_for_acks(subscribers: &mut Subscribers, connect_timeout: Duration) -> Acks {
-    let mut acks = Acks::default();
+    let mut acks = Acks { per_group: vec![0; subscribers.groups], ..Acks::default() };
     let waited = tokio::time::timeout(connect_timeout + Duration::from_secs(1), async {
-        while let Some(result) = subscribers.ready.recv().await {
+        while let Some((group, result)) = subscribers.ready.recv().await {
             match result {
-                Ok(()) => acks.subscribed += 1,
+                Ok(()) => {
+                    acks.subscribed += 1;
+                    acks.per_group[group] += 1;
+                }
                 Err(error) => {
                     acks.failed += 1;
                     acks.first_error.get_or_insert(error);
@@ -128,11 +170,16 @@ pub(super) async fn drain(
     shared.deadline_nanos.store(give_up.duration_since(shared.origin).as_nanos() as u64, Ordering::Relaxed);
     shared.expected.store(expected, Ordering::Release);
     shared.publishing_done.notify_waiters();
-    let mut received = Received::default();
+    let mut received =
+        Received { per_group: vec![GroupReceived::default(); subscribers.groups], ..Received::default() };
     let tasks = &mut subscribers.tasks;
     let joined = tokio::time::timeout_at((give_up + Duration::from_secs(2)).into(), async {
         while let Some(result) = tasks.join_next().await {
             let stats = result.unwrap_or_else(|e| SubStats { failure: Some(e.to_string()), ..SubStats::default() });
+            if let Some(group) = received.per_group.get_mut(stats.group) {
+                group.deliveries += stats.deliveries;
+                group.missing += stats.missing;
+            }
             let totals = &mut received.totals;
             totals.deliveries += stats.deliveries;
             totals.last_delivery_us = totals.last_delivery_us.max(stats.last_delivery_us);
@@ -155,10 +202,12 @@ pub(super) async fn drain(
 /// One subscriber's job.
 struct Subscriber {
     shared: Arc<Shared>,
-    ready: mpsc::UnboundedSender<Result<(), String>>,
+    ready: mpsc::UnboundedSender<(usize, Result<(), String>)>,
     request: String,
     timeout: Duration,
     index: usize,
+    /// Which subscriber URL.
+    group: usize,
 }
 
 impl Subscriber {
@@ -174,13 +223,14 @@ impl Subscriber {
         let mut out = Output::default();
         let subscribed = self.subscribe(&mut io, &mut conn, &mut out, &mut rbuf).await;
         let failed = subscribed.is_err();
-        let _ = self.ready.send(subscribed.clone());
+        let _ = self.ready.send((self.group, subscribed.clone()));
         if failed {
             let _ = net::close(&mut io, &mut conn, &mut out, &mut rbuf, Instant::now() + Duration::from_secs(1)).await;
             // Counted as `subscribe_failed`, not as a failure here.
-            return SubStats::default();
+            return SubStats { group: self.group, ..SubStats::default() };
         }
-        let mut stats = SubStats::default();
+        let mut stats = SubStats { group: self.group, ..SubStats::default() };
+        let latencies = &self.shared.latencies[self.group];
         let mut samples = Vec::with_capacity(SAMPLE_BATCH);
         let mut deadline = std::pin::pin!(tokio::time::sleep(Duration::from_secs(86_400)));
         let mut publishing = true;
@@ -222,7 +272,7 @@ impl Subscriber {
                         delivered += 1;
                         samples.push(now_us.saturating_sub(t) * 1000);
                         if samples.len() == SAMPLE_BATCH {
-                            self.shared.latencies.record(self.index, &mut samples);
+                            latencies.record(self.index, &mut samples);
                         }
                     }
                     Parsed::Malformed => stats.malformed += 1,
@@ -242,7 +292,7 @@ impl Subscriber {
                 break;
             }
         }
-        self.shared.latencies.record(self.index, &mut samples);
+        latencies.record(self.index, &mut samples);
         let expected = self.shared.expected.load(Ordering::Acquire);
         if expected != u64::MAX {
             stats.missing = expected.saturating_sub(stats.deliveries);
@@ -325,6 +375,14 @@ fn sent_at(text: &[u8]) -> Parsed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subscribers_are_shared_round_robin() {
+        assert_eq!((0..2).map(|g| share(1000, 2, g)).collect::<Vec<_>>(), [500, 500]);
+        assert_eq!((0..3).map(|g| share(10, 3, g)).collect::<Vec<_>>(), [4, 3, 3]);
+        assert_eq!((0..3).map(|g| share(2, 3, g)).collect::<Vec<_>>(), [1, 1, 0]);
+        assert_eq!(share(7, 1, 0), 7);
+    }
 
     #[test]
     fn reads_send_times() {
