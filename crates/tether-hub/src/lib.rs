@@ -102,6 +102,7 @@ mod hooks;
 mod hub;
 mod ledger;
 mod policy;
+mod publish;
 #[cfg(feature = "redis")]
 mod redis;
 mod session;

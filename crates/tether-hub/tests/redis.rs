@@ -23,8 +23,7 @@ struct Redis {
 
 impl Redis {
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Self::start_on(port)
+        Self::start_on(free_port())
     }
 
     fn start_on(port: u16) -> Self {
@@ -64,6 +63,20 @@ impl Redis {
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port below Linux's ephemeral range (32768..): a port from that range may be
+/// taken as the source port of another test's connection between a kill and a restart, and a
+/// connect to a port nobody listens on can even connect to itself.
+fn free_port() -> u16 {
+    loop {
+        let mut random = [0u8; 2];
+        getrandom::fill(&mut random).unwrap();
+        let port = 20_000 + u16::from_le_bytes(random) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
     }
 }
 
@@ -240,7 +253,7 @@ async fn rediss_with_a_private_ca_and_a_password_and_a_wrong_password_is_never_u
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert, certified.cert.pem()).unwrap();
     std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
     let port_text = port.to_string();
     let _redis = Redis::spawn(

@@ -129,6 +129,10 @@ pub(crate) struct RedisEngine {
     pub(crate) presence: writes::PresenceWriter,
     /// The writer's end of that queue, until [`super::start`] takes it.
     pub(crate) presence_writes: Mutex<Option<tokio::sync::mpsc::Receiver<writes::Write>>>,
+    /// Clients' publishes, in order (`publisher.rs`).
+    pub(crate) publishes: writes::PublishQueue,
+    /// The publisher's end of that queue, until [`super::start`] takes it.
+    pub(crate) publish_jobs: Mutex<Option<tokio::sync::mpsc::Receiver<writes::PublishJob>>>,
     /// Commands sent to the other nodes, waiting for their replies.
     pub(crate) waiting: Mutex<HashMap<u64, tokio::sync::mpsc::UnboundedSender<envelope::Reply>>>,
     pub(crate) next_request: AtomicU64,
@@ -161,7 +165,10 @@ impl RedisEngine {
         let commands =
             ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|e| bad(e.to_string()))?;
         let (presence, presence_writes) = writes::PresenceWriter::new();
+        let (publishes, publish_jobs) = writes::PublishQueue::new();
         Ok(Self {
+            publishes,
+            publish_jobs: Mutex::new(Some(publish_jobs)),
             presence,
             presence_writes: Mutex::new(Some(presence_writes)),
             client,

@@ -13,6 +13,8 @@
 //! - `channels.rs`: publish, subscribe (a history read joined to the live stream without a
 //!   message missed or doubled), leave and history, on the hub; `presence.rs`: presence entries
 //!   with an expiry, and join and leave events.
+//! - `publisher.rs`: clients' publishes pipelined in order (a connection's next request is read
+//!   while its publish's script runs).
 //! - `nodes.rs`: heartbeats, the list of live nodes, and commands to every node (a direct
 //!   message to a connection elsewhere, a disconnect or subscribe of a user's connections).
 //! - `envelope.rs`: what travels between nodes; `scripts.rs`: the Lua scripts.
@@ -26,6 +28,7 @@ pub(crate) mod engine;
 mod envelope;
 mod nodes;
 mod presence;
+mod publisher;
 mod pubsub;
 mod scripts;
 mod subscriptions;
@@ -40,6 +43,9 @@ pub(crate) fn start(engine: std::sync::Arc<RedisEngine>, hub: std::sync::Weak<cr
     tokio::spawn(pubsub::run(std::sync::Arc::clone(&engine), hub.clone()));
     if let Some(writes) = engine.presence_writes.lock().expect("not poisoned").take() {
         tokio::spawn(presence::run(std::sync::Arc::clone(&engine), writes));
+    }
+    if let Some(jobs) = engine.publish_jobs.lock().expect("not poisoned").take() {
+        tokio::spawn(publisher::run(std::sync::Arc::clone(&engine), hub.clone(), jobs));
     }
     tokio::spawn(nodes::run(engine, hub));
 }

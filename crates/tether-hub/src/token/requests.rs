@@ -161,11 +161,22 @@ impl TokenServer {
             }
             None => data,
         };
-        let offset = self.hub.publish_raw(channel, data, Some(conn.id())).await?;
-        let mut ack = Ack::new(id);
-        ack.channel = Some(channel);
-        ack.offset = Some(offset);
-        Ok(Some(ack.to_json()))
+        // Answered when the publish is done, which on the Redis engine is after this returns:
+        // the connection's next request is read meanwhile (acks carry the request's id).
+        let (answer_to, channel_name) = (conn.clone(), channel.to_owned());
+        self.hub.publish_queued(channel, data, Some(conn.id()), move |published| match published {
+            Ok(offset) => {
+                let mut ack = Ack::new(id);
+                ack.channel = Some(&channel_name);
+                ack.offset = Some(offset);
+                let _ = answer_to.send_text(ack.to_json());
+            }
+            Err(error) => {
+                let Failure(code, message) = Failure::from(error);
+                Self::error(&answer_to, Some(id), &code, &message);
+            }
+        });
+        Ok(None)
     }
 
     pub(super) async fn presence(
