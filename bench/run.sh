@@ -396,6 +396,17 @@ json_num() {
     { grep -o "\"$1\"[[:space:]]*:[[:space:]]*-\{0,1\}[0-9][0-9.eE+-]*" "$2" || true; } | head -n1 | sed 's/.*:[[:space:]]*//'
 }
 
+# Records a fan-out run's figures from $WORK/last.json, and the server's CPU (seconds cpu0 to
+# cpu1 over the wall times t0 to t1, as a percentage of one core).
+record_fanout() {
+    local scenario=$1 server=$2 round=$3 cpu0=$4 cpu1=$5 t0=$6 t1=$7 key
+    for key in deliveries_per_sec p50_us p90_us p99_us p999_us max_us errors client_cpu_percent; do
+        record "$scenario" "$server" "$round" "$key" "$(json_num "$key" "$WORK/last.json")"
+    done
+    record "$scenario" "$server" "$round" server_cpu_percent \
+        "$(awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f", 100 * (b - a) / (e - s) }')"
+}
+
 # run_client SCENARIO SERVER ROUND TIMEOUT ARGS... -> JSON line in $WORK/last.json; 1 on failure.
 run_client() {
     local scenario=$1 server=$2 round=$3 limit=$4
@@ -500,12 +511,7 @@ run_fanout() { # SCENARIO SERVER ROUND RATE
         --duration "$DURATION"; then
         cpu1=$(cpu_seconds "$SERVER_PID")
         t1=$(now)
-        local key
-        for key in deliveries_per_sec p50_us p90_us p99_us p999_us max_us errors client_cpu_percent; do
-            record "$scenario" "$server" "$round" "$key" "$(json_num "$key" "$WORK/last.json")"
-        done
-        record "$scenario" "$server" "$round" server_cpu_percent \
-            "$(awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f", 100 * (b - a) / (e - s) }')"
+        record_fanout "$scenario" "$server" "$round" "$cpu0" "$cpu1" "$t0" "$t1"
         log "$scenario $(server_label "$server") round $round: $(json_num deliveries_per_sec "$WORK/last.json") deliveries/s, p99 $(json_num p99_us "$WORK/last.json") µs"
     fi
     stop_server
@@ -560,12 +566,8 @@ run_fanout_cluster() { # SCENARIO SERVER ROUND
         for pid in "${NODE_PIDS[@]}"; do cpu1=$(awk -v a="$cpu1" -v b="$(cpu_seconds "$pid")" 'BEGIN { print a + b }'); done
         rcpu1=$(cpu_seconds "$REDIS_PID")
         t1=$(now)
+        record_fanout "$scenario" "$server" "$round" "$cpu0" "$cpu1" "$t0" "$t1"
         local key
-        for key in deliveries_per_sec p50_us p90_us p99_us p999_us max_us errors client_cpu_percent; do
-            record "$scenario" "$server" "$round" "$key" "$(json_num "$key" "$WORK/last.json")"
-        done
-        record "$scenario" "$server" "$round" server_cpu_percent \
-            "$(awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f", 100 * (b - a) / (e - s) }')"
         record "$scenario" "$server" "$round" redis_cpu_percent \
             "$(awk -v a="$rcpu0" -v b="$rcpu1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f", 100 * (b - a) / (e - s) }')"
         # What each node's subscribers got: the report's `subscriber_urls`, one object per node.

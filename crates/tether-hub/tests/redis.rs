@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::Client;
 use serde_json::json;
-use tether_hub::{Action, Hub, HubConfig, RedisOptions, Target, TokenServer};
-use tether_tokio::{RouteOptions, Server, ServerConfig};
+use tether_hub::{Action, Hub, HubConfig, RedisOptions, Target};
+use tether_tokio::{Server, ServerConfig};
 
 /// A `redis-server` of the test's own, killed on drop.
 struct Redis {
@@ -98,17 +98,8 @@ async fn node(redis: &Redis, prefix: &str, name: &str) -> (String, Hub) {
 fn node_with(options: RedisOptions, config: HubConfig) -> (impl std::future::Future<Output = String>, Hub) {
     let server = Server::new(ServerConfig::default());
     let hub = Hub::with_redis(config, server.registry(), options).unwrap();
-    let token = TokenServer::new(hub.clone(), Duration::from_secs(30));
-    let url = async move {
-        let server = server
-            .route_with("/tether", RouteOptions::protocols(["tether.json", "json"]), token)
-            .bind("127.0.0.1:0")
-            .await
-            .unwrap();
-        let url = format!("ws://{}/tether", server.local_addr().unwrap());
-        tokio::spawn(server.run());
-        url
-    };
+    let serving = hub.clone();
+    let url = async move { common::serve(server, &serving).await };
     (url, hub)
 }
 

@@ -53,14 +53,7 @@ fn out_of_range_toml_values_are_refused_naming_the_file_and_the_key() {
         ("publish_rate = nan\n", "publish_rate = NaN: expected a rate per second 0.001..=1000000"),
         ("static = \"/nonexistent\"\n", "static = \"/nonexistent\": expected an existing directory"),
     ];
-    for (i, (text, message)) in cases.iter().enumerate() {
-        let path = dir.join(format!("bad{i}.toml"));
-        std::fs::write(&path, text).unwrap();
-        let (status, stderr) = serve_refusal(&["--config", path.to_str().unwrap()]);
-        assert_eq!(status, Some(2), "{text}: {stderr}");
-        assert_eq!(stderr, format!("tether: {}: {message}\n", path.display()), "{text}");
-    }
-    std::fs::remove_dir_all(dir).unwrap();
+    assert_files_refused(&dir, "bad", &cases);
 }
 
 /// 0 turns the two timers off: a connection is neither pinged nor closed for being quiet. (Before,
@@ -135,14 +128,7 @@ fn bad_engine_settings_are_refused_on_one_line_and_hide_the_password() {
             "presence_ttl_secs = \"60\": expected whole seconds 1..=3600".into(),
         ),
     ];
-    for (i, (text, message)) in files.iter().enumerate() {
-        let path = dir.join(format!("engine{i}.toml"));
-        std::fs::write(&path, text).unwrap();
-        let (status, stderr) = serve_refusal(&["--config", path.to_str().unwrap()]);
-        assert_eq!(status, Some(2), "{text}: {stderr}");
-        assert_eq!(stderr, format!("tether: {}: {message}\n", path.display()), "{text}");
-    }
-    std::fs::remove_dir_all(dir).unwrap();
+    assert_files_refused(&dir, "engine", &files);
 }
 
 /// Without `--redis` the node runs the in-memory engine, named HOSTNAME:PORT after the port it
@@ -277,6 +263,20 @@ fn the_engine_settings_reach_redis_and_info_names_the_nodes() {
         let text = std::fs::read_to_string(dir.join(log)).unwrap();
         assert!(text.contains("engine: redis"), "{log}: {text}");
         assert!(!text.contains("s3cret-redis-pw"), "{log} shows the password: {text}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Each config file `text` (written in `dir`, removed after) makes `tether serve` exit 2 with
+/// the one line `tether: FILE: message`.
+fn assert_files_refused<T: AsRef<str>, M: std::fmt::Display>(dir: &std::path::Path, stem: &str, cases: &[(T, M)]) {
+    for (i, (text, message)) in cases.iter().enumerate() {
+        let text = text.as_ref();
+        let path = dir.join(format!("{stem}{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let (status, stderr) = serve_refusal(&["--config", path.to_str().unwrap()]);
+        assert_eq!(status, Some(2), "{text}: {stderr}");
+        assert_eq!(stderr, format!("tether: {}: {message}\n", path.display()), "{text}");
     }
     std::fs::remove_dir_all(dir).unwrap();
 }

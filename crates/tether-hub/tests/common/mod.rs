@@ -14,6 +14,11 @@ use tether_tokio::{ClientBuilder, Message, RouteOptions, Server, ServerConfig, T
 pub async fn start(config: HubConfig) -> (String, Hub) {
     let server = Server::new(ServerConfig::default());
     let hub = Hub::new(config, server.registry());
+    (serve(server, &hub).await, hub)
+}
+
+/// Serves the token protocol of `hub` on `/tether` on an ephemeral port; its URL.
+pub async fn serve(server: Server, hub: &Hub) -> String {
     let token = TokenServer::new(hub.clone(), Duration::from_secs(30));
     let server = server
         .route_with("/tether", RouteOptions::protocols(["tether.json", "json"]), token)
@@ -22,7 +27,7 @@ pub async fn start(config: HubConfig) -> (String, Hub) {
         .unwrap();
     let url = format!("ws://{}/tether", server.local_addr().unwrap());
     tokio::spawn(server.run());
-    (url, hub)
+    url
 }
 
 /// A protocol client: requests get ids; events that arrive meanwhile are kept in order.
