@@ -222,11 +222,21 @@ test("admin dashboard: a stale token reloads, 1013 is shown, an ended session re
     // 32 dashboards open elsewhere: this page's socket is one too many and says so.
     const cookie = (await context.cookies()).find((c) => c.name === "tether_admin");
     await page.goto("about:blank");
-    await new Promise((r) => setTimeout(r, 500)); // the page's socket has closed
-    for (let i = 0; i < 32; i++) {
+    // Until the server has seen the page's own socket close (a navigation does not wait for
+    // it), one of these is refused: open them until 32 of our own are held, so the page's next
+    // socket is one too many whenever its old one went.
+    const accepted = async () => {
       const ws = new WebSocket(`ws://127.0.0.1:${ownPort}/admin/ws`, { headers: { Cookie: `tether_admin=${cookie.value}`, Origin: ownBase } });
-      sockets.push(ws);
       await new Promise((r, reject) => { ws.once("open", r); ws.once("error", reject); });
+      const refused = await new Promise((r) => { ws.once("close", () => r(true)); setTimeout(() => r(false), 300); });
+      return refused ? null : ws;
+    };
+    const holding = Date.now() + 20_000;
+    while (sockets.length < 32) {
+      assert.ok(Date.now() < holding, `only ${sockets.length} dashboard sockets held`);
+      const ws = await accepted();
+      if (ws) sockets.push(ws);
+      else await new Promise((r) => setTimeout(r, 200));
     }
     await page.goto(`${ownBase}/admin`);
     await page.locator("#error", { hasText: "Too many dashboards are open" }).waitFor();
