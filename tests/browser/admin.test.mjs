@@ -224,12 +224,16 @@ test("admin dashboard: a stale token reloads, 1013 is shown, an ended session re
     await page.goto("about:blank");
     // Until the server has seen the page's own socket close (a navigation does not wait for
     // it), one of these is refused: open them until 32 of our own are held, so the page's next
-    // socket is one too many whenever its old one went.
+    // socket is one too many whenever its old one went. Held = the server sent it the chart's
+    // history (what an accepted socket gets first); refused = closed (1013) without it.
     const accepted = async () => {
       const ws = new WebSocket(`ws://127.0.0.1:${ownPort}/admin/ws`, { headers: { Cookie: `tether_admin=${cookie.value}`, Origin: ownBase } });
-      await new Promise((r, reject) => { ws.once("open", r); ws.once("error", reject); });
-      const refused = await new Promise((r) => { ws.once("close", () => r(true)); setTimeout(() => r(false), 300); });
-      return refused ? null : ws;
+      const held = await new Promise((r, reject) => {
+        ws.once("message", () => r(true));
+        ws.once("close", () => r(false));
+        ws.once("error", reject);
+      });
+      return held ? ws : null;
     };
     const holding = Date.now() + 20_000;
     while (sockets.length < 32) {
